@@ -1,0 +1,315 @@
+"""Shared fixtures: real meltemi server processes on free ports, raw sockets.
+
+A server is started as `python -m meltemi APP --bind 127.0.0.1:0 ...`; the port
+the kernel picked is read from the master's "Listening at http://HOST:PORT"
+line, so there is no race on a pre-chosen free port.  When the server stops,
+every worker prints its debug counters (MELTEMI_DEBUG_COUNTERS=1) and the
+fixture asserts that they balance: each connection, request and buffer that
+was opened was also closed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parent
+LISTEN_RE = re.compile(r"Listening at (?:http://(\[[^\]]+\]|[^:\s]+):(\d+)|unix:(\S+))")
+COUNTERS_RE = re.compile(r"meltemi-counters pid=(\d+) (.*)")
+
+
+class Server:
+    """A meltemi master process and what it printed."""
+
+    def __init__(self, args: list[str], env: dict | None = None, cwd: Path | None = None, timeout: float = 30.0):
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), full_env.get("PYTHONPATH", "")])
+        full_env["MELTEMI_DEBUG_COUNTERS"] = "1"
+        full_env["PYTHONUNBUFFERED"] = "1"
+        if env:
+            full_env.update(env)
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "meltemi", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            cwd=str(cwd or ROOT),
+            text=True,
+            errors="replace",
+        )
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.unix_path: str | None = None
+        self.addresses: list[tuple[str, int]] = []
+        match = self.wait_for(LISTEN_RE, timeout)
+        if match is None:
+            self.kill()
+            raise RuntimeError("meltemi did not start:\n" + self.output)
+        if match.group(3):
+            self.unix_path = match.group(3)
+        else:
+            self.host = match.group(1).strip("[]")
+            self.port = int(match.group(2))
+        self.stopped = False
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_for(self, pattern: re.Pattern | str, timeout: float = 10.0, start: int = 0):
+        """Waits until a printed line (from index `start` on) matches; returns the match or None."""
+        if isinstance(pattern, str):
+            pattern = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            index = start
+            while True:
+                while index < len(self.lines):
+                    found = pattern.search(self.lines[index])
+                    index += 1
+                    if found:
+                        return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and index >= len(self.lines)):
+                    if self.proc.poll() is not None:
+                        self._reader.join(1)
+                        while index < len(self.lines):
+                            found = pattern.search(self.lines[index])
+                            index += 1
+                            if found:
+                                return found
+                    return None
+                self._cond.wait(min(remaining, 0.2))
+
+    def connect(self, timeout: float = 10.0) -> socket.socket:
+        if self.unix_path:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(self.unix_path)
+            return sock
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Graceful stop (SIGTERM); returns the exit code."""
+        if not self.stopped:
+            self.stopped = True
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError("meltemi did not stop within %ss:\n%s" % (timeout, self.output)) from None
+            self._reader.join(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        self.stopped = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+
+    def counters(self) -> list[dict[str, int]]:
+        result = []
+        for line in self.lines:
+            found = COUNTERS_RE.search(line)
+            if found:
+                values = dict(item.split("=") for item in found.group(2).split())
+                result.append({k: int(v) for k, v in values.items()} | {"pid": int(found.group(1))})
+        return result
+
+    def assert_balanced(self) -> None:
+        """Every worker that exited cleanly reported counters that balance."""
+        reports = self.counters()
+        assert reports, "no worker printed its counters:\n" + self.output
+        for report in reports:
+            assert report["connections_opened"] == report["connections_closed"], report
+            assert report["requests_started"] == report["requests_finished"], report
+            assert report["buffers_acquired"] == report["buffers_released"], report
+
+
+@pytest.fixture
+def start_server():
+    """Factory: start_server("apps:hello", "--threads", "2") -> Server.
+
+    Stops every server at the end of the test, checks its exit code and that
+    its counters balance (unless the test already stopped or killed it).
+    """
+    servers: list[Server] = []
+
+    def start(app: str, *args: str, bind: str | None = "127.0.0.1:0", workers: int | None = 1, **kwargs) -> Server:
+        argv = [app]
+        if bind:
+            argv += ["--bind", bind]
+        if workers is not None:
+            argv += ["--workers", str(workers)]
+        argv += list(args)
+        server = Server(argv, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if not server.stopped:
+            code = server.stop()
+            assert code == 0, f"meltemi exited with {code}:\n{server.output}"
+            server.assert_balanced()
+
+
+def recv_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Reads until the peer closes the connection (or the timeout passes)."""
+    sock.settimeout(timeout)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+class RawResponse:
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, version: str):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.version = version
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def header_list(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+    def __repr__(self) -> str:
+        return f"<RawResponse {self.status} {self.headers!r} {self.body[:200]!r}>"
+
+
+class ResponseReader:
+    """Parses HTTP/1.1 responses off a raw socket, strictly, one at a time."""
+
+    def __init__(self, sock: socket.socket, timeout: float = 10.0):
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.buffer = b""
+        self.eof = False
+
+    def _fill(self) -> bool:
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buffer += data
+        return True
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            if not self._fill():
+                raise EOFError("connection closed before %r; have %r" % (marker, self.buffer[:500]))
+        line, self.buffer = self.buffer.split(marker, 1)
+        return line
+
+    def _read_exact(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            if not self._fill():
+                raise EOFError("connection closed %d bytes before the end of the body" % (n - len(self.buffer)))
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def read_response(self, method: str = "GET") -> RawResponse:
+        head = self._read_until(b"\r\n\r\n").decode("latin-1")
+        status_line, *header_lines = head.split("\r\n")
+        version, status, *reason = status_line.split(" ", 2)
+        headers = []
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            assert name and name == name.strip(), f"bad header line {line!r}"
+            headers.append((name, value.strip()))
+        response = RawResponse(int(status), reason[0] if reason else "", headers, b"", version)
+        if method == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200:
+            return response
+        te = response.header("transfer-encoding")
+        length = response.header("content-length")
+        if te is not None:
+            assert te.lower() == "chunked", te
+            body = []
+            while True:
+                size = int(self._read_until(b"\r\n").split(b";")[0], 16)
+                if size == 0:
+                    while self._read_until(b"\r\n"):
+                        pass
+                    break
+                body.append(self._read_exact(size))
+                assert self._read_exact(2) == b"\r\n"
+            response.body = b"".join(body)
+        elif length is not None:
+            response.body = self._read_exact(int(length))
+        else:
+            while self._fill():
+                pass
+            response.body, self.buffer = self.buffer, b""
+        return response
+
+    def closed(self, timeout: float = 5.0) -> bool:
+        """True when the server closes the connection with nothing more to say."""
+        if self.buffer:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            return not self._fill()
+        except socket.timeout:
+            return False
+
+
+def send_split(sock: socket.socket, data: bytes, at: int) -> None:
+    """Sends `data` in two writes, split at byte `at`, with a pause between."""
+    sock.sendall(data[:at])
+    time.sleep(0.002)
+    sock.sendall(data[at:])
