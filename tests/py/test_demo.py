@@ -1,0 +1,360 @@
+"""End to end: the demo Django project (examples/demo) served by meltemi, driven by a real HTTP client.
+
+Each test starts `python -m meltemi demo.wsgi:application` from examples/demo
+through the shared `start_server` fixture.  The database, media and collected
+static files live in a temporary directory made (and migrated) once per module,
+so the developer's examples/demo/db.sqlite3 is never touched.
+
+Most tests run the demo with DEBUG off, as in production: the 404 and 500
+pages are then the project's own templates/404.html and templates/500.html,
+and static files come from `collectstatic`'s output.  The DEBUG-on variants
+check Django's technical 500 page and static files served by the finders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import ROOT, ResponseReader, recv_all
+
+DEMO = ROOT / "examples" / "demo"
+APP = "demo.wsgi:application"
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "test-admin-password-8151"
+SAMPLE = "downloads/meltemi-sample.bin"
+CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """Runs examples/demo/manage.py with the test environment; fails the test with its output if it fails."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), full_env.get("PYTHONPATH", "")])
+    full_env.update(env)
+    proc = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=DEMO, env=full_env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, f"manage.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_env(tmp_path_factory) -> dict[str, str]:
+    """A migrated temporary database with a superuser, a media root and collected static files."""
+    base = tmp_path_factory.mktemp("demo")
+    env = {
+        "DEMO_DB_PATH": str(base / "db.sqlite3"),
+        "DEMO_MEDIA_ROOT": str(base / "media"),
+        "DEMO_STATIC_ROOT": str(base / "static"),
+        "DEMO_SECRET_KEY": "meltemi-test-" + uuid.uuid4().hex * 2,
+        "DEMO_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "DEMO_DEBUG": "0",
+    }
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput")
+    manage(env, "ensure_superuser", "--username", ADMIN_USER)
+    return env
+
+
+@pytest.fixture
+def run_demo(start_server, demo_env):
+    """Factory: run_demo(debug=False) -> a meltemi Server serving the demo."""
+
+    def run(debug: bool = False):
+        return start_server(APP, cwd=DEMO, env=demo_env | {"DEMO_DEBUG": "1" if debug else "0"})
+
+    return run
+
+
+@pytest.fixture
+def demo(run_demo):
+    return run_demo()
+
+
+def csrf_token(response: requests.Response) -> str:
+    found = CSRF_RE.search(response.text)
+    assert found, f"no CSRF token in {response.url}:\n{response.text[:2000]}"
+    return found.group(1)
+
+
+def unique_title(prefix: str) -> str:
+    return f"{prefix} {uuid.uuid4().hex[:12]}"
+
+
+def test_admin_login_and_add_object(demo):
+    client = requests.Session()
+    login_url = demo.url + "/admin/login/?next=/admin/"
+    page = client.get(login_url)
+    assert page.status_code == 200
+    assert "csrftoken" in client.cookies
+
+    response = client.post(
+        login_url,
+        data={
+            "csrfmiddlewaretoken": csrf_token(page),
+            "username": ADMIN_USER,
+            "password": ADMIN_PASSWORD,
+            "next": "/admin/",
+        },
+        allow_redirects=False,
+    )
+    assert response.status_code == 302, response.text[:2000]
+    assert response.headers["Location"] == "/admin/"
+    assert "sessionid" in client.cookies
+
+    index = client.get(demo.url + "/admin/")
+    assert index.status_code == 200
+    assert "Site administration" in index.text
+    assert "/admin/notes/note/" in index.text
+
+    # Logging in rotates the CSRF token: take the one the add form carries now.
+    add_url = demo.url + "/admin/notes/note/add/"
+    form = client.get(add_url)
+    assert form.status_code == 200
+    title = unique_title("from the admin")
+    response = client.post(
+        add_url,
+        data={"csrfmiddlewaretoken": csrf_token(form), "title": title, "body": "added in the admin", "_save": "Save"},
+        allow_redirects=False,
+    )
+    assert response.status_code == 302, response.text[:2000]
+    assert response.headers["Location"] == "/admin/notes/note/"
+
+    changelist = client.get(demo.url + "/admin/notes/note/")
+    assert changelist.status_code == 200
+    assert title in changelist.text
+    assert title in client.get(demo.url + "/").text
+
+
+def test_admin_rejects_a_wrong_password(demo):
+    client = requests.Session()
+    login_url = demo.url + "/admin/login/?next=/admin/"
+    page = client.get(login_url)
+    response = client.post(
+        login_url,
+        data={"csrfmiddlewaretoken": csrf_token(page), "username": ADMIN_USER, "password": "wrong", "next": "/admin/"},
+        allow_redirects=False,
+    )
+    assert response.status_code == 200
+    assert "Please enter the correct username and password" in response.text
+    assert "sessionid" not in client.cookies
+
+
+def test_home_form_creates_a_note_and_redirects(demo):
+    client = requests.Session()
+    page = client.get(demo.url + "/")
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+
+    title = unique_title("from the home page")
+    body = "first line\nsecond line, ünïcödé"
+    response = client.post(
+        demo.url + "/",
+        data={"csrfmiddlewaretoken": csrf_token(page), "title": title, "body": body},
+        allow_redirects=False,
+    )
+    assert response.status_code == 302, response.text[:2000]
+    assert response.headers["Location"] == "/"
+
+    listing = client.get(demo.url + "/")
+    assert title in listing.text
+    assert "second line, ünïcödé" in listing.text
+
+
+def test_home_form_without_csrf_token_is_forbidden(demo):
+    title = unique_title("no token")
+    response = requests.post(demo.url + "/", data={"title": title}, allow_redirects=False)
+    assert response.status_code == 403
+    assert title not in requests.get(demo.url + "/").text
+
+
+@pytest.mark.parametrize(
+    "size",
+    [1000, 3 * 1024 * 1024 + 17],
+    ids=["in-memory", "temporary-file"],  # Django spools uploads above 2.5 MB to a temporary file
+)
+def test_upload(demo, demo_env, size):
+    client = requests.Session()
+    page = client.get(demo.url + "/upload/")
+    assert page.status_code == 200
+    payload = os.urandom(size)
+
+    response = client.post(
+        demo.url + "/upload/",
+        data={"csrfmiddlewaretoken": csrf_token(page)},
+        files={"file": ("payload.bin", payload, "application/octet-stream")},
+    )
+    assert response.status_code == 200, response.text[:2000]
+    assert f'<dd id="size">{size}</dd>' in response.text
+    assert f'<dd id="sha256">{hashlib.sha256(payload).hexdigest()}</dd>' in response.text
+
+    saved = re.search(r'<dd id="url"><a href="/media/(uploads/[^"]+)">', response.text)
+    assert saved, response.text[:2000]
+    assert (Path(demo_env["DEMO_MEDIA_ROOT"]) / saved.group(1)).read_bytes() == payload
+    served = client.get(demo.url + "/media/" + saved.group(1))
+    assert served.status_code == 200
+    assert served.content == payload
+
+
+def test_streaming_response_is_chunked(demo):
+    response = requests.get(demo.url + "/stream/", stream=True)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in response.headers
+    expected = "".join(f"line {i:05d} of 00100\n" for i in range(1, 101))
+    assert response.content.decode() == expected
+
+
+def test_streaming_response_is_sent_as_it_is_produced(demo):
+    # 4 lines, 0.4 s apart: the first line must arrive long before the last one is produced.
+    with demo.connect() as sock:
+        started = time.monotonic()
+        request = f"GET /stream/?n=4&delay_ms=400 HTTP/1.1\r\nHost: {demo.host}\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode())
+        received = b""
+        while b"line 00001" not in received:
+            data = sock.recv(65536)
+            assert data, f"connection closed before the first line: {received!r}"
+            received += data
+        first_at = time.monotonic() - started
+        received += recv_all(sock)
+        total = time.monotonic() - started
+    assert total >= 1.2
+    assert first_at < 0.8, f"first line after {first_at:.2f}s: the streamed response was buffered"
+    for i in range(1, 5):
+        assert f"line {i:05d} of 00004\n".encode() in received
+
+
+def test_download(demo, demo_env):
+    response = requests.get(demo.url + "/download/")
+    expected = (Path(demo_env["DEMO_MEDIA_ROOT"]) / SAMPLE).read_bytes()
+    assert len(expected) == 256 * 1024
+    assert response.status_code == 200
+    assert response.content == expected
+    assert response.headers["Content-Length"] == str(len(expected))
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="meltemi-sample.bin"'
+    assert "Transfer-Encoding" not in response.headers
+
+
+def test_session_counter(demo):
+    client = requests.Session()
+    visits = [client.get(demo.url + "/session/").json()["visits"] for _ in range(3)]
+    assert visits == [1, 2, 3]
+    assert "sessionid" in client.cookies
+    assert requests.get(demo.url + "/session/").json() == {"visits": 1}
+    assert client.get(demo.url + "/session/").json() == {"visits": 4}
+
+
+def test_hello_views(demo):
+    response = requests.get(demo.url + "/hello/")
+    assert response.status_code == 200
+    assert response.content == b"Hello, World!"
+    assert response.headers["Content-Type"] == "text/plain"
+    assert response.headers["Content-Length"] == "13"
+
+    page = requests.get(demo.url + "/hello/template/")
+    assert page.status_code == 200
+    assert "<h1>Hello, World!</h1>" in page.text
+    assert "Session visits: 0." in page.text
+
+
+def test_not_found_page(demo):
+    response = requests.get(demo.url + "/no/such/page/")
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert '<h1 id="error">404 — page not found</h1>' in response.text
+    assert "/no/such/page/" in response.text
+
+
+def test_server_error_page_with_debug_off(demo):
+    client = requests.Session()
+    response = client.get(demo.url + "/boom/")
+    assert response.status_code == 500
+    assert '<h1 id="error">500 — server error</h1>' in response.text
+    assert "deliberate error" not in response.text
+    # The worker survives and goes on serving, on the same connection too.
+    assert client.get(demo.url + "/hello/").content == b"Hello, World!"
+    assert demo.wait_for("RuntimeError: boom: a deliberate error", timeout=5), demo.output
+
+
+def test_server_error_page_with_debug_on(run_demo):
+    server = run_demo(debug=True)
+    response = requests.get(server.url + "/boom/")
+    assert response.status_code == 500
+    # Django's technical 500 page.
+    assert "RuntimeError" in response.text
+    assert "boom: a deliberate error from the demo" in response.text
+    assert "Traceback" in response.text
+
+
+STATIC_FILES = [
+    ("notes/style.css", "text/css", DEMO / "notes/static/notes/style.css"),
+    ("notes/logo.svg", "image/svg+xml", DEMO / "notes/static/notes/logo.svg"),
+    ("admin/css/base.css", "text/css", None),  # collected from django.contrib.admin
+]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["collected", "finders"])
+@pytest.mark.parametrize(("path", "content_type", "source"), STATIC_FILES, ids=[f[0] for f in STATIC_FILES])
+def test_static_files(run_demo, demo_env, debug, path, content_type, source):
+    server = run_demo(debug=debug)
+    response = requests.get(f"{server.url}/static/{path}")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].split(";")[0] == content_type
+    expected = (source or Path(demo_env["DEMO_STATIC_ROOT"]) / path).read_bytes()
+    assert response.content == expected
+    assert response.headers["Content-Length"] == str(len(expected))
+
+
+def test_head_sends_headers_only(demo):
+    with demo.connect() as sock:
+        reader = ResponseReader(sock)
+        host = f"Host: {demo.host}:{demo.port}\r\n"
+        # HEAD then GET on one connection: a body sent after the HEAD response would be read as the GET's status line.
+        sock.sendall(b"HEAD /hello/ HTTP/1.1\r\n" + host.encode() + b"\r\n")
+        head = reader.read_response("HEAD")
+        sock.sendall(b"GET /hello/ HTTP/1.1\r\n" + host.encode() + b"\r\n")
+        get = reader.read_response("GET")
+        sock.sendall(b"HEAD / HTTP/1.1\r\n" + host.encode() + b"Connection: close\r\n\r\n")
+        home = reader.read_response("HEAD")
+        leftover = reader.buffer + recv_all(sock, timeout=5)
+
+    assert head.status == 200
+    assert head.header("Content-Type") == "text/plain"
+    assert head.header("Content-Length") in (None, "13")
+    assert get.status == 200
+    assert get.body == b"Hello, World!"
+    assert home.status == 200
+    assert home.header("Content-Type") == "text/html; charset=utf-8"
+    assert leftover == b"", f"bytes after the last HEAD response: {leftover[:200]!r}"
+
+
+def test_blocking_view_does_not_stall_the_worker(demo):
+    slow_result = {}
+
+    def call_slow():
+        response = requests.get(demo.url + "/slow/?ms=2000", timeout=20)
+        slow_result["status"], slow_result["body"] = response.status_code, response.text
+
+    thread = threading.Thread(target=call_slow)
+    started = time.monotonic()
+    thread.start()
+    time.sleep(0.3)  # let the slow request reach its view
+    response = requests.get(demo.url + "/hello/", timeout=20)
+    fast_done = time.monotonic() - started
+    thread.join(20)
+
+    assert response.content == b"Hello, World!"
+    assert slow_result == {"status": 200, "body": "slept 2000 ms\n"}
+    assert fast_done < 1.5, f"/hello/ took {fast_done:.2f}s while /slow/ blocked its worker"
