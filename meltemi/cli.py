@@ -1,0 +1,120 @@
+"""The `meltemi` command: `meltemi module:application [options]`.
+
+Exit codes: 0 after a clean stop; 1 when the server cannot start (an address
+cannot be bound); 2 for a usage or configuration error; 3 when the
+application cannot be loaded.  Each failure prints one line starting with
+`meltemi: error:` (an application that fails to import also gets its
+traceback, printed above that line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from . import __version__, config, log
+from .worker import BOOT_ERROR, AppLoader, BootError
+
+USAGE_ERROR = 2
+START_ERROR = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse would print the whole usage first; one line says it better.
+        log.fatal(f"{message} (see '{self.prog} --help')")
+        sys.exit(USAGE_ERROR)
+
+
+def build_parser(prog: str = "meltemi") -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description="Serve a WSGI application (a Django project's wsgi.py, for one) with meltemi.",
+        epilog=f"Every option can also be set with an environment variable ({config.ENV_PREFIX}WORKERS=4) or in "
+        f'the Django setting {config.DJANGO_SETTING} ({{"WORKERS": 4}}), read when DJANGO_SETTINGS_MODULE is set; '
+        "the command line wins, then the environment, then the setting. See docs/config.md.",
+    )
+    parser.add_argument(
+        "app",
+        nargs="?",
+        metavar="APP",
+        help="the WSGI application: 'module:attribute' (default attribute: application), "
+        "or 'module:factory()' to call a factory",
+    )
+    parser.add_argument("--version", action="version", version=f"meltemi {__version__}")
+    config.add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parses the command line and serves; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if not args.app:
+        log.fatal("missing the application to serve, e.g. 'meltemi myproject.wsgi:application'")
+        return USAGE_ERROR
+    try:
+        loader = AppLoader.from_spec(args.app)
+    except ValueError:
+        log.fatal(f"APP: expected 'module' or 'module:attribute', got {args.app!r}")
+        return USAGE_ERROR
+    # Like `python -m`, find the application's modules in the current
+    # directory, also when started through the `meltemi` script.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        settings = django_setting(os.environ)
+        resolved = config.resolve(config.cli_values(args), os.environ, settings)
+    except config.ConfigError as exc:
+        log.fatal(str(exc))
+        return USAGE_ERROR
+    except BootError as exc:
+        exc.report()
+        return BOOT_ERROR
+    return serve(resolved, loader)
+
+
+def django_setting(environ: Mapping[str, str]) -> Mapping[str, Any] | None:
+    """settings.MELTEMI when DJANGO_SETTINGS_MODULE names the settings, else None.
+
+    Only the settings module is imported (not the project's apps), so this is
+    cheap and safe before the workers fork.
+    """
+    module = environ.get("DJANGO_SETTINGS_MODULE")
+    if not module:
+        return None
+    try:
+        from django.conf import settings
+    except ImportError:
+        return None
+    try:
+        return config.django_setting(settings)
+    except config.ConfigError:
+        raise
+    except Exception as exc:
+        raise BootError(f"cannot read the Django settings {module!r}: {type(exc).__name__}: {exc}", exc) from exc
+
+
+def serve(resolved: config.Config, loader: AppLoader) -> int:
+    """Runs the master until it stops; returns the exit code. Shared by `runmeltemi`."""
+    from .master import BindError, Master
+
+    log.setup(resolved.log_level)
+    app = None
+    if resolved.preload:
+        try:
+            app = loader.load()
+        except BootError as exc:
+            exc.report()
+            return BOOT_ERROR
+    try:
+        return Master(resolved, loader, app).run()
+    except BindError as exc:
+        log.fatal(str(exc))
+        return START_ERROR

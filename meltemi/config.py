@@ -1,0 +1,654 @@
+"""meltemi's configuration: one declaration per option.
+
+Every option is declared once, in `OPTIONS`.  That declaration gives its
+command-line flag (`--max-requests`), its environment variable
+(`MELTEMI_MAX_REQUESTS`), its key in the Django setting `MELTEMI`
+(`MELTEMI = {"MAX_REQUESTS": 1000}`) and its entry in docs/config.md, which
+scripts/gen_config_docs.py writes from this module.
+
+A value is taken from the first of these places that sets it:
+command line > environment > Django setting > default.
+
+Every bad value ends in a `ConfigError` whose text is one line naming where
+the value came from, what was expected and what was given, e.g.
+"--workers: expected a positive integer or 'auto', got 'x'".
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "MELTEMI_"
+DJANGO_SETTING = "MELTEMI"
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot be used; str() is one line for the user."""
+
+
+# --- value types --------------------------------------------------------------
+#
+# A type turns text (from the command line or the environment) or a Python
+# value (from Django settings) into the value meltemi uses, or raises
+# ValueError; `resolve` turns that into a ConfigError that names the source.
+
+
+class ValueType:
+    expected = "a value"
+    metavar = "VALUE"
+
+    def parse(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def coerce(self, value: Any) -> Any:
+        """Accepts a value from Django settings: text, or a native Python value."""
+        if isinstance(value, str):
+            return self.parse(value)
+        raise ValueError
+
+    def show(self, value: Any) -> str:
+        """The value as a user would write it (for the docs)."""
+        return str(value)
+
+
+class Integer(ValueType):
+    metavar = "N"
+
+    def __init__(self, minimum: int = 0):
+        self.minimum = minimum
+        self.expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        if minimum == 0:
+            self.expected = "a non-negative integer"
+
+    def parse(self, text: str) -> int:
+        text = text.strip()
+        if not re.fullmatch(r"[+]?\d+", text):
+            raise ValueError
+        return self.check(int(text))
+
+    def coerce(self, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return self.check(value)
+        return super().coerce(value)
+
+    def check(self, value: int) -> int:
+        if value < self.minimum:
+            raise ValueError
+        return value
+
+
+class Workers(Integer):
+    expected = "a positive integer or 'auto'"
+
+    def __init__(self):
+        super().__init__(minimum=1)
+        self.expected = Workers.expected
+        self.metavar = "N|auto"
+
+    def parse(self, text: str) -> int:
+        if text.strip().lower() == "auto":
+            return os.cpu_count() or 1
+        return super().parse(text)
+
+
+class Seconds(ValueType):
+    metavar = "SECONDS"
+
+    def __init__(self, allow_zero: bool = False):
+        self.allow_zero = allow_zero
+        self.expected = "a number of seconds >= 0" if allow_zero else "a number of seconds > 0"
+
+    def parse(self, text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError from None
+        return self.check(value)
+
+    def coerce(self, value: Any) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return self.check(float(value))
+        return super().coerce(value)
+
+    def check(self, value: float) -> float:
+        if not math.isfinite(value) or value < 0 or (value == 0 and not self.allow_zero):
+            raise ValueError
+        return value
+
+    def show(self, value: float) -> str:
+        return f"{value:g}"
+
+
+class Size(ValueType):
+    """A size in bytes, with an optional binary suffix: 16384, 64K, 100M, 1G."""
+
+    expected = "a size in bytes such as 16384, 64K or 100M"
+    metavar = "BYTES"
+    UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+    def __init__(self, minimum: int = 1):
+        self.minimum = minimum
+
+    def parse(self, text: str) -> int:
+        found = re.fullmatch(r"(\d+)\s*([KMG]?)(?:I?B)?", text.strip().upper())
+        if not found:
+            raise ValueError
+        return self.check(int(found.group(1)) * self.UNITS[found.group(2)])
+
+    def coerce(self, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return self.check(value)
+        return super().coerce(value)
+
+    def check(self, value: int) -> int:
+        if value < self.minimum:
+            raise ValueError
+        return value
+
+    def show(self, value: int) -> str:
+        for suffix in ("G", "M", "K"):
+            unit = self.UNITS[suffix]
+            if value >= unit and value % unit == 0:
+                return f"{value // unit}{suffix}"
+        return str(value)
+
+
+class Choice(ValueType):
+    def __init__(self, *choices: str):
+        self.choices = choices
+        self.expected = "one of " + ", ".join(choices)
+        self.metavar = "{" + ",".join(choices) + "}"
+
+    def parse(self, text: str) -> str:
+        value = text.strip().lower()
+        if value not in self.choices:
+            raise ValueError
+        return value
+
+
+class Flag(ValueType):
+    expected = "a boolean (true/false, yes/no, on/off, 1/0)"
+    TRUE = {"1", "true", "yes", "on"}
+    FALSE = {"0", "false", "no", "off"}
+
+    def parse(self, text: str) -> bool:
+        value = text.strip().lower()
+        if value in self.TRUE:
+            return True
+        if value in self.FALSE:
+            return False
+        raise ValueError
+
+    def coerce(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        return super().coerce(value)
+
+    def show(self, value: bool) -> str:
+        return "on" if value else "off"
+
+
+@dataclass(frozen=True)
+class Address:
+    """One address to listen on: TCP (host, port) or a Unix socket path."""
+
+    host: str = ""
+    port: int = 0
+    path: str = ""
+
+    @property
+    def is_unix(self) -> bool:
+        return bool(self.path)
+
+    def __str__(self) -> str:
+        if self.path:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class Bind(ValueType):
+    expected = "HOST:PORT, [IPV6]:PORT or unix:PATH"
+    metavar = "ADDRESS"
+
+    def parse(self, text: str) -> Address:
+        text = text.strip()
+        if text.startswith("unix:"):
+            path = text[len("unix:") :]
+            if not path:
+                raise ValueError
+            return Address(path=path)
+        found = re.fullmatch(r"\[([0-9A-Fa-f:.%\w]+)\]:(\d+)|([^\s:\[\]/]+):(\d+)", text)
+        if not found:
+            raise ValueError
+        host = found.group(1) or found.group(3)
+        port = int(found.group(2) or found.group(4))
+        if port > 65535:
+            raise ValueError
+        return Address(host=host, port=port)
+
+    def show(self, value: Address) -> str:
+        return str(value)
+
+
+class AccessLog(ValueType):
+    """Where the access log goes: None (off), "-" (standard error) or a file path."""
+
+    expected = "'-' (standard error), a file path, or 'off'"
+    metavar = "FILE"
+
+    def parse(self, text: str) -> str | None:
+        text = text.strip()
+        if not text:
+            raise ValueError
+        if text.lower() in Flag.FALSE:
+            return None
+        return text
+
+    def coerce(self, value: Any) -> str | None:
+        # In settings, True and False read naturally: True logs to stderr.
+        if value is None or value is False:
+            return None
+        if value is True:
+            return "-"
+        return super().coerce(value)
+
+    def show(self, value: str | None) -> str:
+        return "off" if value is None else value
+
+
+# --- the declarations -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    type: ValueType
+    default: Any
+    help: str
+    section: str
+    short: str | None = None
+    # Repeatable: the command line and the environment give a list, which
+    # replaces (not extends) the list from a lower-precedence source.
+    multiple: bool = False
+    # Passed to meltemi._core.Worker as a keyword argument of the same name.
+    core: bool = False
+    flags: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self):
+        flag = "--" + self.name.replace("_", "-")
+        object.__setattr__(self, "flags", (self.short, flag) if self.short else (flag,))
+
+    @property
+    def flag(self) -> str:
+        return self.flags[-1]
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def setting(self) -> str:
+        return self.name.upper()
+
+    def show_default(self) -> str:
+        if self.multiple:
+            return " ".join(self.type.show(item) for item in self.default)
+        return self.type.show(self.default)
+
+
+SERVER = "Server socket"
+PROCESSES = "Processes and threads"
+LIMITS = "Request limits"
+TIMEOUTS = "Timeouts"
+LOGGING = "Logging"
+SECTIONS = (SERVER, PROCESSES, TIMEOUTS, LIMITS, LOGGING)
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "bind",
+        Bind(),
+        (Address("127.0.0.1", 8000),),
+        "Address to listen on: `HOST:PORT`, `[IPV6]:PORT` or `unix:PATH`. Repeat the flag to listen on several "
+        "addresses; in the environment, separate them with commas or spaces. Port 0 picks a free port. A stale "
+        "Unix socket file is replaced; the new one gets mode 0660.",
+        SERVER,
+        short="-b",
+        multiple=True,
+    ),
+    Option(
+        "backlog",
+        Integer(minimum=1),
+        2048,
+        "Length of each listening socket's queue of connections not yet accepted (capped by the kernel's "
+        "`net.core.somaxconn`).",
+        SERVER,
+    ),
+    Option(
+        "url_scheme",
+        Choice("http", "https"),
+        "http",
+        "The `wsgi.url_scheme` given to the application. Set `https` when a proxy in front of meltemi "
+        "terminates TLS and only that proxy can reach meltemi.",
+        SERVER,
+        core=True,
+    ),
+    Option(
+        "workers",
+        Workers(),
+        1,
+        "Number of worker processes; `auto` is one per CPU core (`os.cpu_count()`). Each worker has its own "
+        "listening socket (SO_REUSEPORT), so the kernel spreads new connections evenly over the workers.",
+        PROCESSES,
+        short="-w",
+    ),
+    Option(
+        "threads",
+        Integer(minimum=1),
+        4,
+        "Python threads per worker that run the application. A view that blocks (database, `time.sleep`) holds "
+        "one thread; the worker's other connections go on being served by the others.",
+        PROCESSES,
+        core=True,
+    ),
+    Option(
+        "max_requests",
+        Integer(minimum=0),
+        0,
+        "Replace a worker once it has handled this many requests (0: never). The replacement is started and "
+        "ready before the old worker stops accepting, so no request fails. A bound on slow memory leaks.",
+        PROCESSES,
+    ),
+    Option(
+        "max_requests_jitter",
+        Integer(minimum=0),
+        0,
+        "Add a random number between 0 and this to each worker's `max_requests`, so that workers started "
+        "together are not all replaced at the same moment.",
+        PROCESSES,
+    ),
+    Option(
+        "preload",
+        Flag(),
+        False,
+        "Import the application in the master process before forking the workers: workers boot faster and "
+        "share memory, but a reload (SIGHUP) then keeps the code the master imported.",
+        PROCESSES,
+    ),
+    Option(
+        "graceful_timeout",
+        Seconds(allow_zero=True),
+        30.0,
+        "On SIGTERM, SIGINT, SIGHUP or worker recycling, how long a worker may take to finish the requests it "
+        "has in flight after it stops accepting. Workers still busy after that are killed.",
+        TIMEOUTS,
+    ),
+    Option(
+        "head_timeout",
+        Seconds(),
+        10.0,
+        "Time a client has to send a request's line and headers, from its first byte; then 408 and close (slowloris).",
+        TIMEOUTS,
+        core=True,
+    ),
+    Option(
+        "body_timeout",
+        Seconds(),
+        30.0,
+        "Longest pause allowed while a request body is being received; then the connection is closed.",
+        TIMEOUTS,
+        core=True,
+    ),
+    Option(
+        "keepalive_timeout",
+        Seconds(),
+        5.0,
+        "How long an idle keep-alive connection is kept open waiting for the next request.",
+        TIMEOUTS,
+        core=True,
+    ),
+    Option(
+        "write_timeout",
+        Seconds(),
+        30.0,
+        "Longest time a client may leave a response unread (socket full) before the connection is closed.",
+        TIMEOUTS,
+        core=True,
+    ),
+    Option(
+        "max_request_line",
+        Size(minimum=16),
+        8190,
+        "Longest request line (method, target, version) in bytes; longer ones get 414.",
+        LIMITS,
+        core=True,
+    ),
+    Option(
+        "max_head_size",
+        Size(minimum=64),
+        16384,
+        "Largest request head (request line and all headers) in bytes; larger ones get 431.",
+        LIMITS,
+        core=True,
+    ),
+    Option(
+        "max_headers",
+        Integer(minimum=1),
+        100,
+        "Most header fields in a request; more get 431.",
+        LIMITS,
+        core=True,
+    ),
+    Option(
+        "max_body_size",
+        Size(minimum=0),
+        100 << 20,
+        "Largest request body in bytes; a larger Content-Length (or chunked body) gets 413 without being read. "
+        "Django applies its own, smaller limits on top (DATA_UPLOAD_MAX_MEMORY_SIZE) to what it keeps in memory.",
+        LIMITS,
+        core=True,
+    ),
+    Option(
+        "max_connections",
+        Integer(minimum=1),
+        10000,
+        "Most open client connections per worker; beyond it a worker stops accepting until some close.",
+        LIMITS,
+        core=True,
+    ),
+    Option(
+        "access_log",
+        AccessLog(),
+        None,
+        "Write an access log in Common Log Format: `-` for standard error, or a file path (appended to). "
+        "`off` turns it off again (to override the environment or the Django setting).",
+        LOGGING,
+    ),
+    Option(
+        "log_level",
+        Choice("debug", "info", "warning", "error"),
+        "info",
+        "Level of meltemi's own log (workers starting and stopping, errors raised by the application).",
+        LOGGING,
+    ),
+)
+
+BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+
+
+# --- resolving ----------------------------------------------------------------
+
+
+class Config:
+    """The resolved configuration: `config.workers`, and `config.source("workers")`."""
+
+    def __init__(self, values: dict[str, Any], sources: dict[str, str]):
+        self._values = values
+        self._sources = sources
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def source(self, name: str) -> str:
+        """Where the value came from: 'default', or the flag, variable or setting that set it."""
+        return self._sources[name]
+
+    def replace(self, **changes: Any) -> Config:
+        values = dict(self._values)
+        sources = dict(self._sources)
+        for name, value in changes.items():
+            if name not in BY_NAME:
+                raise AttributeError(name)
+            values[name] = value
+            sources[name] = "override"
+        return Config(values, sources)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"Config({self._values!r})"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one flag per option. Unset flags stay None, so `resolve` can tell them apart."""
+    groups = {section: parser.add_argument_group(section) for section in SECTIONS}
+    for option in OPTIONS:
+        group = groups[option.section]
+        # The help text of --help is the first sentence of the documented help.
+        short_help = option.help.split(". ")[0].rstrip(".").replace("`", "") + f" (default: {option.show_default()})"
+        short_help = short_help.replace("%", "%%")
+        dest = "meltemi_" + option.name
+        if isinstance(option.type, Flag):
+            group.add_argument(
+                *option.flags, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=short_help
+            )
+        else:
+            group.add_argument(
+                *option.flags,
+                dest=dest,
+                metavar=option.type.metavar,
+                action="append" if option.multiple else "store",
+                default=None,
+                help=short_help,
+            )
+
+
+def cli_values(namespace: argparse.Namespace | Mapping[str, Any]) -> dict[str, Any]:
+    """The raw values given on the command line (as parsed by `add_arguments`), by option name."""
+    items = vars(namespace) if isinstance(namespace, argparse.Namespace) else namespace
+    given = {}
+    for option in OPTIONS:
+        value = items.get("meltemi_" + option.name)
+        if value is not None:
+            given[option.name] = value
+    return given
+
+
+def _fail(source: str, option: Option, shown: Any) -> ConfigError:
+    return ConfigError(f"{source}: expected {option.type.expected}, got {shown!r}")
+
+
+def _from_text(option: Option, source: str, text: str) -> Any:
+    try:
+        return option.type.parse(text)
+    except ValueError:
+        raise _fail(source, option, text) from None
+
+
+def _from_cli(option: Option, raw: Any) -> Any:
+    if isinstance(raw, bool):  # --preload / --no-preload
+        return raw
+    if option.multiple:
+        return tuple(_from_text(option, option.flag, item) for item in raw)
+    return _from_text(option, option.flag, raw)
+
+
+def _from_env(option: Option, text: str) -> Any:
+    if option.multiple:
+        items = [item for item in re.split(r"[,\s]+", text) if item]
+        return tuple(_from_text(option, option.env, item) for item in items)
+    return _from_text(option, option.env, text)
+
+
+def _from_setting(option: Option, value: Any) -> Any:
+    source = f"settings.{DJANGO_SETTING}[{option.setting!r}]"
+    items = [value] if option.multiple and isinstance(value, str) else value
+    try:
+        if option.multiple:
+            if not isinstance(items, list | tuple) or not items:
+                raise ValueError
+            return tuple(option.type.coerce(item) for item in items)
+        return option.type.coerce(value)
+    except ValueError:
+        raise _fail(source, option, value) from None
+
+
+def resolve(
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    django: Mapping[str, Any] | None = None,
+) -> Config:
+    """Builds the configuration: command line > environment > Django setting > default.
+
+    `cli` holds raw command-line values by option name (see `cli_values`),
+    `environ` the environment (default os.environ; empty variables count as
+    unset), `django` the Django setting `MELTEMI` (keys this module does not
+    know are left to the other parts of meltemi that read that setting).
+    Raises ConfigError.
+    """
+    cli = cli or {}
+    environ = os.environ if environ is None else environ
+    if django is not None and not isinstance(django, Mapping):
+        raise ConfigError(f"settings.{DJANGO_SETTING}: expected a dict, got {type(django).__name__}")
+    django = django or {}
+    for name in cli:
+        if name not in BY_NAME:
+            raise ConfigError(f"unknown option {name!r}")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        if option.name in cli:
+            values[option.name] = _from_cli(option, cli[option.name])
+            sources[option.name] = option.flag
+        elif environ.get(option.env, "").strip():
+            values[option.name] = _from_env(option, environ[option.env])
+            sources[option.name] = option.env
+        elif option.setting in django:
+            values[option.name] = _from_setting(option, django[option.setting])
+            sources[option.name] = f"settings.{DJANGO_SETTING}"
+        else:
+            values[option.name] = option.default
+            sources[option.name] = "default"
+    return Config(values, sources)
+
+
+def worker_options(config: Config) -> dict[str, Any]:
+    """Keyword arguments for meltemi._core.Worker (without the log callables)."""
+    options = {option.name: getattr(config, option.name) for option in OPTIONS if option.core}
+    # Several processes serve the same application: tells WSGI applications
+    # (wsgi.multiprocess) that process-local state is not shared.
+    options["multiprocess"] = config.workers > 1
+    return options
+
+
+def option_table() -> list[Option]:
+    """The options, in documentation order."""
+    return sorted(OPTIONS, key=lambda option: SECTIONS.index(option.section))
+
+
+def django_setting(settings: Any) -> Mapping[str, Any] | None:
+    """The `MELTEMI` dict of a configured `django.conf.settings`, or None."""
+    value = getattr(settings, DJANGO_SETTING, None)
+    if value is not None and not isinstance(value, Mapping):
+        raise ConfigError(f"settings.{DJANGO_SETTING}: expected a dict, got {type(value).__name__}")
+    return value

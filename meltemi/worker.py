@@ -1,0 +1,301 @@
+"""A worker process: loads the application and serves it with meltemi._core.Worker.
+
+The master forks one worker per slot and runs `run` in the child; `run`
+returns the process's exit code.  The worker tells the master how it is doing
+by writing one byte on its status pipe:
+
+    b"R"  ready: the application is loaded and the worker accepts connections;
+    b"M"  it has handled max_requests requests and would like to be replaced.
+
+Signals: SIGTERM and SIGINT drain gracefully (stop accepting, finish what is
+in flight, close idle connections, at most graceful_timeout seconds); SIGQUIT
+exits at once.  A worker whose master died drains and exits too.
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import importlib
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import log
+from .config import Config, worker_options
+
+# Exit code of a worker that could not load the application: the master stops
+# instead of restarting it forever.
+BOOT_ERROR = 3
+
+# How often the main thread wakes up to look at max-requests and at its parent.
+POLL_INTERVAL = 0.25
+
+_logger = logging.getLogger("meltemi.worker")
+
+
+class BootError(Exception):
+    """The application cannot be loaded. str() is one line; `cause`, if set, has the traceback."""
+
+    def __init__(self, message: str, cause: BaseException | None = None):
+        super().__init__(message)
+        self.cause = cause
+
+    def report(self) -> None:
+        """Prints the traceback (if any), then the one-line explanation."""
+        if self.cause is not None:
+            traceback.print_exception(self.cause, file=sys.stderr)
+        log.fatal(str(self))
+
+
+class AppLoader:
+    """Knows how to load the WSGI application; `load()` raises BootError."""
+
+    def __init__(self, name: str, load: Callable[[], Any]):
+        self.name = name
+        self._load = load
+
+    def load(self) -> Any:
+        try:
+            app = self._load()
+        except BootError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise BootError(f"cannot import {self.name!r}: {_reason(exc)}", exc) from exc
+        if not callable(app):
+            raise BootError(f"cannot import {self.name!r}: {type(app).__name__} object is not a WSGI callable")
+        return app
+
+    @classmethod
+    def from_spec(cls, spec: str) -> AppLoader:
+        """`module`, `module:attribute`, `module:obj.attr` or `module:factory(args)`.
+
+        The default attribute is `application` (what Django's wsgi.py defines).
+        Raises ValueError when the text cannot be such a name.
+        """
+        module_name, _, expression = spec.partition(":")
+        expression = expression or "application"
+        if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
+            raise ValueError(spec)
+        try:
+            tree = ast.parse(expression, mode="eval").body
+        except SyntaxError:
+            raise ValueError(spec) from None
+        call_args: tuple = ()
+        call_kwargs: dict = {}
+        is_call = isinstance(tree, ast.Call)
+        if is_call:
+            try:
+                call_args = tuple(ast.literal_eval(arg) for arg in tree.args)
+                call_kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in tree.keywords if kw.arg}
+            except ValueError:
+                raise ValueError(spec) from None
+            tree = tree.func
+        attributes = _dotted(tree)
+        if attributes is None:
+            raise ValueError(spec)
+
+        def load() -> Any:
+            module = importlib.import_module(module_name)
+            obj: Any = module
+            for index, attribute in enumerate(attributes):
+                try:
+                    obj = getattr(obj, attribute)
+                except AttributeError:
+                    where = ".".join([module_name, *attributes[:index]])
+                    raise BootError(f"cannot import {spec!r}: {where!r} has no attribute {attribute!r}") from None
+            if is_call:
+                obj = obj(*call_args, **call_kwargs)
+            return obj
+
+        return cls(spec, load)
+
+
+def _dotted(node: ast.expr) -> list[str] | None:
+    """['a', 'b'] for `a.b`; None for anything that is not a dotted name."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else [*base, node.attr]
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"{exc.msg} ({exc.filename}, line {exc.lineno})"
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) raised while importing"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class Listener:
+    """A bound, listening, non-blocking socket and the names WSGI reports for it."""
+
+    sock: Any  # socket.socket
+    server_name: str
+    server_port: str
+    label: str  # "http://127.0.0.1:8000" or "unix:/run/app.sock"
+
+    def core_tuple(self) -> tuple[int, str, str]:
+        return (self.sock.fileno(), self.server_name, self.server_port)
+
+
+def build(app: Any, listeners: list[Listener], config: Config) -> Any:
+    """A started-to-be _core.Worker for `app` on `listeners`."""
+    from . import _core  # imported here: the CLI and the master work without it loaded
+
+    return _core.Worker(
+        app,
+        [listener.core_tuple() for listener in listeners],
+        **worker_options(config),
+        access_log=log.access_logger(config.access_log),
+        error_log=log.application_error,
+    )
+
+
+def _start_threads(core: Any, count: int) -> list[threading.Thread]:
+    threads = []
+    for index in range(count):
+        # Daemon threads: a worker that has to exit before its drain finished
+        # (graceful timeout) must not be held back by a thread inside a view.
+        thread = threading.Thread(target=core.handle_requests, name=f"meltemi-handler-{index}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def _die_with_parent() -> None:
+    """Asks Linux to send us SIGTERM when the master dies (PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the periodic getppid() check covers it
+
+
+def run(
+    config: Config,
+    loader: AppLoader,
+    listeners: list[Listener],
+    status_fd: int,
+    master_pid: int,
+    app: Any = None,
+) -> int:
+    """The body of a worker process (after fork); returns its exit code."""
+    _die_with_parent()
+    # Until the worker can drain, a stop signal just ends the process: nothing
+    # is in flight yet. SIGHUP is the master's business (it reloads).
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if os.getppid() != master_pid:
+        return 0
+
+    if app is None:
+        try:
+            app = loader.load()
+        except BootError as exc:
+            exc.report()
+            return BOOT_ERROR
+    try:
+        core = build(app, listeners, config)
+        core.start()
+    except Exception:
+        _logger.exception("Cannot start the server for %s", loader.name)
+        return BOOT_ERROR
+
+    stopping = threading.Event()
+
+    def on_stop(signum: int, frame: Any) -> None:
+        stopping.set()
+        core.shutdown()
+
+    def on_quit(signum: int, frame: Any) -> None:
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGQUIT, on_quit)
+
+    threads = _start_threads(core, config.threads)
+    _notify(status_fd, b"R")
+
+    limit = 0
+    if config.max_requests:
+        limit = config.max_requests + random.randint(0, config.max_requests_jitter)
+    asked_to_be_replaced = False
+    deadline = None
+    drained = False
+    while True:
+        if core.join(POLL_INTERVAL):
+            drained = True
+            break
+        if stopping.is_set():
+            if deadline is None:
+                deadline = time.monotonic() + config.graceful_timeout
+            elif time.monotonic() >= deadline:
+                _logger.warning("Graceful timeout (%gs) reached; exiting with work in flight", config.graceful_timeout)
+                break
+            continue
+        if limit and not asked_to_be_replaced and core.requests_handled >= limit:
+            asked_to_be_replaced = True
+            _logger.info("Handled %d requests (max-requests %d); asking to be replaced", core.requests_handled, limit)
+            _notify(status_fd, b"M")
+        if os.getppid() != master_pid:
+            _logger.warning("The master (pid %d) is gone; stopping", master_pid)
+            on_stop(signal.SIGTERM, None)
+
+    if drained:
+        for thread in threads:
+            thread.join(1.0)
+    if os.environ.get("MELTEMI_DEBUG_COUNTERS") == "1":
+        stats = core.stats()
+        fields = " ".join(f"{name}={stats[name]}" for name in COUNTERS)
+        sys.stderr.write(f"meltemi-counters pid={os.getpid()} {fields}\n")
+        sys.stderr.flush()
+    return 0
+
+
+COUNTERS = (
+    "connections_opened",
+    "connections_closed",
+    "requests_started",
+    "requests_finished",
+    "buffers_acquired",
+    "buffers_released",
+)
+
+
+def _notify(fd: int, message: bytes) -> None:
+    try:
+        os.write(fd, message)
+    except OSError:
+        pass  # the master is gone; the getppid() check stops this worker
+
+
+def serve_in_process(config: Config, loader: AppLoader, listeners: list[Listener]) -> None:
+    """Serves in the calling process and thread, forever: for `runmeltemi --dev`.
+
+    Django's autoreloader runs this in a thread of a child process it kills and
+    restarts on each code change, so there is no master, no fork and no signal
+    handling here.  Raises BootError when the application cannot be loaded.
+    """
+    app = loader.load()
+    core = build(app, listeners, config)
+    core.start()
+    _start_threads(core, config.threads)
+    while not core.join(None):
+        pass
