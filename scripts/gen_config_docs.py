@@ -61,23 +61,23 @@ with one worker and the access log on) and `--skip-checks` (no system checks on 
 
 ## Signals
 
-| signal | effect on the master |
-|---|---|
-| `SIGTERM`, `SIGINT` | graceful stop: workers stop accepting, finish what is in flight (up to `graceful-timeout`), then exit; the master exits 0 |
-| `SIGINT` a second time, `SIGQUIT` | immediate stop |
-| `SIGHUP` | replace every worker: a new worker is started for each slot and, once it accepts connections, the old one drains. No request fails. With `preload`, the new workers keep the code the master imported |
+- `SIGTERM`, `SIGINT`: graceful stop. Workers stop accepting, finish what is in flight (up to
+  `graceful-timeout`), then exit; the master exits 0.
+- `SIGINT` a second time, `SIGQUIT`: immediate stop.
+- `SIGHUP`: replace every worker. A new worker is started for each slot and, once it accepts connections, the
+  old one drains: no request fails. With `preload`, the new workers keep the code the master imported.
 
 A worker that dies is replaced (with a growing delay if it keeps dying at start). A worker that reaches
 `max-requests` is replaced the same way as on `SIGHUP`. Workers stop by themselves when the master dies.
 
 ## Exit codes
 
-| code | meaning |
-|---|---|
-| 0 | stopped by a signal, after the workers drained |
-| 1 | cannot start: an address cannot be bound (`meltemi: error: cannot bind 127.0.0.1:8000: address already in use`) |
-| 2 | usage or configuration error |
-| 3 | the application cannot be loaded (its traceback and `meltemi: error: cannot import ...` are printed), in the master with `preload` or in a worker; the master then stops its workers rather than restarting them |
+- 0: stopped by a signal, after the workers drained.
+- 1: cannot start: an address cannot be bound
+  (`meltemi: error: cannot bind 127.0.0.1:8000: address already in use`).
+- 2: usage or configuration error.
+- 3: the application cannot be loaded, in the master (`preload`) or in a worker. Its traceback and
+  `meltemi: error: cannot import ...` are printed, and the master stops its workers rather than restarting them.
 """
 
 
@@ -99,9 +99,8 @@ def render() -> str:
     lines = [HEADER, "", INTRO]
     lines += ["## Summary", "", "| option | default | environment | Django setting key |", "|---|---|---|---|"]
     for option in config.option_table():
-        lines.append(
-            f"| [`{option.flag}`](#{anchor(option)}) | `{option.show_default()}` | `{option.env}` | `{option.setting}` |"
-        )
+        link = f"[`{option.flag}`](#{anchor(option)})"
+        lines.append(f"| {link} | `{option.show_default()}` | `{option.env}` | `{option.setting}` |")
     lines.append("")
     for section in config.SECTIONS:
         lines += [f"## {section}", ""]
