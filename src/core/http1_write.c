@@ -1,0 +1,152 @@
+#include "http1_write.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+
+const char *mt_http1_reason(int status) {
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* tchar of RFC 9110 5.6.2, as a 256-entry table. */
+static const unsigned char token_chars[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,
+    ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+bool mt_http1_token_valid(const char *s, size_t n) {
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!token_chars[(unsigned char)s[i]])
+            return false;
+    return true;
+}
+
+bool mt_http1_value_valid(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+int mt_http1_write_raw(mt_buf_t *out, const char *text, size_t n) { return mt_buf_append(out, text, n); }
+
+int mt_http1_write_status(mt_buf_t *out, const char *status, size_t n, int *code) {
+    if (n < 4 || status[3] != ' ')
+        return -EINVAL;
+    for (int i = 0; i < 3; i++)
+        if (status[i] < '0' || status[i] > '9')
+            return -EINVAL;
+    if (status[0] == '0' || !mt_http1_value_valid(status + 4, n - 4))
+        return -EINVAL;
+    int rc = mt_buf_reserve(out, n + 11);
+    if (rc < 0)
+        return rc;
+    memcpy(out->data + out->len, "HTTP/1.1 ", 9);
+    memcpy(out->data + out->len + 9, status, n);
+    memcpy(out->data + out->len + 9 + n, "\r\n", 2);
+    out->len += n + 11;
+    *code = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
+    return 0;
+}
+
+int mt_http1_write_field(mt_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen) {
+    if (!mt_http1_token_valid(name, nlen) || !mt_http1_value_valid(value, vlen))
+        return -EINVAL;
+    int rc = mt_buf_reserve(out, nlen + vlen + 4);
+    if (rc < 0)
+        return rc;
+    char *p = out->data + out->len;
+    memcpy(p, name, nlen);
+    p += nlen;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value, vlen);
+    p += vlen;
+    *p++ = '\r';
+    *p++ = '\n';
+    out->len = (size_t)(p - out->data);
+    return 0;
+}
+
+int mt_http1_write_date(mt_buf_t *out) {
+    int rc = mt_buf_reserve(out, 6 + MT_HTTP_DATE_LEN + 2);
+    if (rc < 0)
+        return rc;
+    char *p = out->data + out->len;
+    memcpy(p, "Date: ", 6);
+    memcpy(p + 6, mt_clock_http_date(), MT_HTTP_DATE_LEN);
+    memcpy(p + 6 + MT_HTTP_DATE_LEN, "\r\n", 2);
+    out->len += 6 + MT_HTTP_DATE_LEN + 2;
+    return 0;
+}
+
+int mt_http1_write_content_length(mt_buf_t *out, unsigned long long n) {
+    char line[48];
+    int len = snprintf(line, sizeof line, "Content-Length: %llu\r\n", n);
+    return mt_buf_append(out, line, (size_t)len);
+}
+
+size_t mt_http1_chunk_size_line(char *line, size_t size) {
+    static const char digits[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = digits[size & 15];
+        size >>= 4;
+    } while (size);
+    for (size_t i = 0; i < n; i++)
+        line[i] = tmp[n - 1 - i];
+    line[n] = '\r';
+    line[n + 1] = '\n';
+    return n + 2;
+}
+
+int mt_http1_write_error(mt_buf_t *out, int status, const char *detail, bool close) {
+    char body[256];
+    const char *reason = mt_http1_reason(status);
+    int blen = snprintf(body, sizeof body, "%d %s%s%s\n", status, reason, detail ? ": " : "", detail ? detail : "");
+    if (blen < 0 || (size_t)blen >= sizeof body)
+        blen = (int)strlen(body);
+    char head[256];
+    int hlen = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, reason);
+    int rc = mt_buf_append(out, head, (size_t)hlen);
+    if (rc == 0)
+        rc = mt_http1_write_date(out);
+    if (rc == 0) {
+        hlen = snprintf(head, sizeof head, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n",
+                        blen, close ? "Connection: close\r\n" : "");
+        rc = mt_buf_append(out, head, (size_t)hlen);
+    }
+    if (rc == 0)
+        rc = mt_buf_append(out, body, (size_t)blen);
+    return rc;
+}

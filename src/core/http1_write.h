@@ -1,0 +1,48 @@
+/* HTTP/1.1 response serialization: status line, validated header fields, the
+ * Date header, chunk framing and the server's own error responses. */
+#ifndef MT_HTTP1_WRITE_H
+#define MT_HTTP1_WRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+/* The reason phrase of a status code the server answers itself, or "Unknown". */
+const char *mt_http1_reason(int status);
+
+/* True if s[0, n) is a non-empty RFC 9110 token (a valid field name). */
+bool mt_http1_token_valid(const char *s, size_t n);
+
+/* True if s[0, n) may be a field value or reason phrase: no CR, LF, NUL or
+ * other control characters (HTAB allowed). */
+bool mt_http1_value_valid(const char *s, size_t n);
+
+/* Appends "HTTP/1.1 " + status + CRLF, where status is a WSGI status string
+ * ("200 OK": three digits, a space, a reason phrase). Sets *code. Returns 0,
+ * -EINVAL for a malformed status, -ENOMEM. */
+int mt_http1_write_status(mt_buf_t *out, const char *status, size_t n, int *code);
+
+/* Appends "name: value" + CRLF after validating both. Returns 0, -EINVAL or
+ * -ENOMEM; on failure nothing is appended. */
+int mt_http1_write_field(mt_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen);
+
+/* Appends "Date: <cached IMF-fixdate>" + CRLF. Returns 0 or -ENOMEM. */
+int mt_http1_write_date(mt_buf_t *out);
+
+/* Appends "Content-Length: n" + CRLF. Returns 0 or -ENOMEM. */
+int mt_http1_write_content_length(mt_buf_t *out, unsigned long long n);
+
+/* Appends a literal. Returns 0 or -ENOMEM. */
+int mt_http1_write_raw(mt_buf_t *out, const char *text, size_t n);
+
+/* Writes the size line of a chunk ("1a2b\r\n") into line (>= 20 bytes);
+ * returns its length. */
+size_t mt_http1_chunk_size_line(char *line, size_t size);
+
+/* Appends a complete error response of the server's own: status line, Date,
+ * text/plain body naming the problem, and "Connection: close" when `close`.
+ * Returns 0 or -ENOMEM. */
+int mt_http1_write_error(mt_buf_t *out, int status, const char *detail, bool close);
+
+#endif

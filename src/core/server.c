@@ -1,0 +1,424 @@
+#include "server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "common.h"
+#include "http1_write.h"
+#include "sock.h"
+
+#define SWEEP_INTERVAL_MS 250
+#define ACCEPT_BATCH 64
+#define DRAIN_IDLE_GRACE_MS 1000
+
+static const char busy_response[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                    "Content-Length: 20\r\nConnection: close\r\n\r\n503 server is full.\n";
+
+/* ---- connection life (I/O thread) ---- */
+
+static void set_deadline(mt_conn_t *c, int timeout_ms) {
+    atomic_store_explicit(&c->deadline_ms, mt_clock_now_ms() + timeout_ms, memory_order_relaxed);
+}
+
+/* Hands the connection to epoll for one readiness event. Whoever calls this
+ * gives up ownership: from here on the I/O thread may take it. */
+static void rearm(mt_server_t *s, mt_conn_t *c, int state) {
+    atomic_store_explicit(&c->state, state, memory_order_release);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        /* Cannot happen for a valid fd; make the sweep close it. */
+        atomic_store(&c->deadline_ms, 0);
+    }
+}
+
+static mt_conn_t *conn_create(mt_server_t *s, int fd, int listener, const mt_peer_t *peer) {
+    mt_conn_t *c = s->free_conns;
+    if (c)
+        s->free_conns = c->next;
+    else {
+        c = malloc(sizeof *c + sizeof(mt_header_t) * s->config.limits.max_headers);
+        if (c == NULL)
+            return NULL;
+    }
+    c->kind = MT_KIND_CONN;
+    c->server = s;
+    c->fd = fd;
+    c->listener = listener;
+    c->peer = *peer;
+    atomic_init(&c->state, MT_CONN_IDLE);
+    atomic_init(&c->deadline_ms, 0);
+    mt_buf_init(&c->rbuf);
+    mt_buf_init(&c->body);
+    c->rpos = 0;
+    c->body_pos = 0;
+    c->head_consumed = false;
+    c->continue_sent = false;
+    c->requests = 0;
+    mt_http1_init(&c->req, &s->config.limits, c->headers, &c->body);
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    MT_COUNT(connections_opened);
+    return c;
+}
+
+static void conn_close(mt_server_t *s, mt_conn_t *c) {
+    close(c->fd); /* also removes it from epoll: the fd is never duplicated */
+    mt_buf_dispose(&c->rbuf);
+    mt_buf_dispose(&c->body);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    c->next = s->free_conns;
+    s->free_conns = c;
+    MT_COUNT(connections_closed);
+}
+
+/* Sends what is in `out` without blocking (best effort: the server's own
+ * answers are small), then lingers: shut down for writing and discard input
+ * until the client closes, so a pending request body does not turn our close
+ * into a reset that destroys the answer. */
+static void answer_and_linger(mt_server_t *s, mt_conn_t *c, const char *out, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(c->fd, out, n);
+        if (w <= 0)
+            break;
+        out += w;
+        n -= (size_t)w;
+    }
+    shutdown(c->fd, SHUT_WR);
+    mt_buf_dispose(&c->body);
+    set_deadline(c, s->config.linger_ms);
+    rearm(s, c, MT_CONN_LINGER);
+}
+
+static void answer_error(mt_server_t *s, mt_conn_t *c, int status, const char *reason) {
+    mt_buf_t out;
+    mt_buf_init(&out);
+    if (mt_http1_write_error(&out, status, reason, true) == 0)
+        answer_and_linger(s, c, out.data, out.len);
+    else
+        answer_and_linger(s, c, NULL, 0);
+    mt_buf_dispose(&out);
+}
+
+static void dispatch(mt_server_t *s, mt_conn_t *c) {
+    atomic_store_explicit(&c->state, MT_CONN_ACTIVE, memory_order_relaxed);
+    MT_COUNT(requests_started);
+    mt_queue_push(&s->queue, &c->qitem);
+}
+
+/* Parses what rbuf holds past rpos. Returns 1 when a request head is
+ * complete, 0 when more input is needed, -1 after answering an error. */
+static int parse_input(mt_server_t *s, mt_conn_t *c) {
+    size_t stop;
+    mt_parse_result_t r = mt_http1_parse(&c->req, c->rbuf.data, c->rpos, c->rbuf.len, &stop);
+    c->rpos = stop;
+    if (r == MT_PARSE_ERROR) {
+        answer_error(s, c, c->req.error_status, c->req.error_reason);
+        return -1;
+    }
+    return c->req.head_complete ? 1 : 0;
+}
+
+static void on_readable(mt_server_t *s, mt_conn_t *c) {
+    int state = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (state == MT_CONN_LINGER) {
+        char scratch[16384];
+        for (int i = 0; i < 16; i++) {
+            ssize_t n = read(c->fd, scratch, sizeof scratch);
+            if (n > 0)
+                continue;
+            if (n < 0 && errno == EAGAIN) {
+                rearm(s, c, MT_CONN_LINGER);
+                return;
+            }
+            break;
+        }
+        conn_close(s, c);
+        return;
+    }
+    /* Keep room for a whole head: it must stay contiguous for the parser's spans. */
+    size_t room = c->rbuf.cap - c->rbuf.len;
+    if (room < 2048 && mt_buf_reserve(&c->rbuf, room == 0 && c->rbuf.cap == 0 ? MT_BUF_BLOCK : c->rbuf.cap) < 0) {
+        answer_error(s, c, 503, "out of memory");
+        return;
+    }
+    ssize_t n = read(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            rearm(s, c, state);
+        else
+            conn_close(s, c); /* closed or reset by the client between requests */
+        return;
+    }
+    c->rbuf.len += (size_t)n;
+    if (state == MT_CONN_IDLE) {
+        state = MT_CONN_HEAD;
+        set_deadline(c, s->config.head_timeout_ms);
+    }
+    int r = parse_input(s, c);
+    if (r > 0)
+        dispatch(s, c);
+    else if (r == 0)
+        rearm(s, c, state);
+}
+
+static void accept_batch(mt_server_t *s, mt_listener_t *l) {
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        mt_peer_t peer;
+        int fd = mt_sock_accept(l->fd, &peer);
+        if (fd < 0) {
+            if (fd == -EMFILE || fd == -ENFILE)
+                s->spare_fd = mt_sock_refuse_with_spare(l->fd, s->spare_fd, busy_response, sizeof busy_response - 1);
+            else if (fd == -ECONNABORTED || fd == -EINTR)
+                continue;
+            return;
+        }
+        if (s->nconns >= s->config.max_connections) {
+            ssize_t ignored = write(fd, busy_response, sizeof busy_response - 1);
+            (void)ignored;
+            close(fd);
+            continue;
+        }
+        mt_conn_t *c = conn_create(s, fd, l->index, &peer);
+        if (c == NULL) {
+            close(fd);
+            continue;
+        }
+        /* A client that connects and says nothing is dropped at the head timeout. */
+        set_deadline(c, s->config.head_timeout_ms);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+            conn_close(s, c);
+    }
+}
+
+/* Closes or answers connections whose deadline passed. A connection that a
+ * handler is handing back may be seen here between its state store and its
+ * epoll_ctl: the sweep therefore never closes a descriptor itself, it shuts
+ * the socket down, and epoll reports it to on_readable, which closes it. */
+static void sweep(mt_server_t *s, int64_t now) {
+    s->last_sweep_ms = now;
+    for (mt_conn_t *c = s->conns; c; c = c->next) {
+        int state = atomic_load_explicit(&c->state, memory_order_acquire);
+        if (state == MT_CONN_ACTIVE || atomic_load_explicit(&c->deadline_ms, memory_order_relaxed) > now)
+            continue;
+        if (state == MT_CONN_HEAD) {
+            mt_buf_t out;
+            mt_buf_init(&out);
+            if (mt_http1_write_error(&out, 408, "the request head did not arrive in time", true) == 0) {
+                ssize_t ignored = write(c->fd, out.data, out.len);
+                (void)ignored;
+            }
+            mt_buf_dispose(&out);
+        }
+        shutdown(c->fd, SHUT_RDWR);
+        atomic_store_explicit(&c->deadline_ms, INT64_MAX, memory_order_relaxed);
+    }
+}
+
+static void begin_drain(mt_server_t *s) {
+    if (atomic_load(&s->draining))
+        return;
+    atomic_store(&s->draining, true);
+    for (int i = 0; i < s->nlisteners; i++)
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listeners[i].fd, NULL);
+    /* Idle keep-alive connections get a short grace: a client in the middle
+     * of a steady load sends its next request at once and gets it answered
+     * (with "Connection: close"), instead of racing our close. */
+    int64_t grace = mt_clock_now_ms() + MT_MIN(DRAIN_IDLE_GRACE_MS, s->config.keepalive_timeout_ms);
+    for (mt_conn_t *c = s->conns; c; c = c->next)
+        if (atomic_load(&c->state) == MT_CONN_IDLE && atomic_load(&c->deadline_ms) > grace)
+            atomic_store(&c->deadline_ms, grace);
+}
+
+static void *io_main(void *arg) {
+    mt_server_t *s = arg;
+    struct epoll_event events[256];
+    for (;;) {
+        int n = epoll_wait(s->epfd, events, MT_ARRAY_SIZE(events), SWEEP_INTERVAL_MS);
+        for (int i = 0; i < n; i++) {
+            uint8_t kind = *(uint8_t *)events[i].data.ptr;
+            if (kind == MT_KIND_CONN)
+                on_readable(s, events[i].data.ptr);
+            else if (kind == MT_KIND_LISTENER)
+                accept_batch(s, events[i].data.ptr);
+            else {
+                uint64_t value;
+                ssize_t ignored = read(s->wake_fd, &value, sizeof value);
+                (void)ignored;
+                if (atomic_load(&s->shutdown_requested))
+                    begin_drain(s);
+            }
+        }
+        int64_t now = mt_clock_now_ms();
+        if (now - s->last_sweep_ms >= SWEEP_INTERVAL_MS)
+            sweep(s, now);
+        if (atomic_load(&s->draining) && s->nconns == 0)
+            break;
+    }
+    mt_queue_close(&s->queue);
+    atomic_store(&s->io_done, true);
+    return NULL;
+}
+
+/* ---- public API ---- */
+
+int mt_server_init(mt_server_t *s, const mt_server_config_t *config, const int *listen_fds, int nlisteners) {
+    memset(s, 0, sizeof *s);
+    s->config = *config;
+    s->epfd = -1;
+    s->wake_fd = -1;
+    s->spare_fd = -1;
+    int rc = mt_queue_init(&s->queue);
+    if (rc < 0)
+        return rc;
+    s->listeners = calloc((size_t)MT_MAX(nlisteners, 1), sizeof *s->listeners);
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->spare_fd = mt_sock_spare_open();
+    if (s->listeners == NULL || s->epfd < 0 || s->wake_fd < 0) {
+        rc = s->listeners == NULL ? -ENOMEM : -errno;
+        goto error;
+    }
+    s->wake_kind = MT_KIND_WAKE;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wake_kind};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {
+        rc = -errno;
+        goto error;
+    }
+    for (int i = 0; i < nlisteners; i++) {
+        mt_listener_t *l = &s->listeners[i];
+        l->kind = MT_KIND_LISTENER;
+        l->fd = listen_fds[i];
+        l->index = i;
+        /* EPOLLEXCLUSIVE: a socket shared by several workers (a Unix socket)
+         * wakes one of them per connection, not all. */
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, l->fd, &lev) < 0) {
+            rc = -errno;
+            goto error;
+        }
+    }
+    s->nlisteners = nlisteners;
+    s->last_sweep_ms = mt_clock_now_ms();
+    return 0;
+error:
+    mt_server_dispose(s);
+    return rc;
+}
+
+int mt_server_start(mt_server_t *s) {
+    int rc = pthread_create(&s->io_thread, NULL, io_main, s);
+    if (rc)
+        return -rc;
+    s->io_started = true;
+    return 0;
+}
+
+void mt_server_shutdown(mt_server_t *s) {
+    atomic_store(&s->shutdown_requested, true);
+    uint64_t one = 1;
+    ssize_t ignored = write(s->wake_fd, &one, sizeof one);
+    (void)ignored;
+}
+
+bool mt_server_draining(const mt_server_t *s) {
+    return atomic_load_explicit(&((mt_server_t *)s)->shutdown_requested, memory_order_relaxed);
+}
+
+mt_conn_t *mt_server_next(mt_server_t *s) {
+    mt_queue_item_t *item = mt_queue_pop(&s->queue);
+    return item ? mt_conn_from_item(item) : NULL;
+}
+
+mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive) {
+    MT_COUNT(requests_finished);
+    atomic_fetch_add_explicit(&s->requests_handled, 1, memory_order_relaxed);
+    c->requests++;
+    if (!keep_alive || mt_server_draining(s)) {
+        answer_and_linger(s, c, NULL, 0);
+        return NULL;
+    }
+    /* Keep the bytes the client pipelined after this request, at offset 0. */
+    mt_buf_consume(&c->rbuf, c->rpos);
+    c->rpos = 0;
+    c->body_pos = 0;
+    c->body.len = 0;
+    c->head_consumed = false;
+    c->continue_sent = false;
+    mt_http1_next(&c->req, 0);
+    if (c->rbuf.len > 0) {
+        int r = parse_input(s, c);
+        if (r < 0)
+            return NULL;
+        if (r > 0) {
+            MT_COUNT(requests_started);
+            return c;
+        }
+        set_deadline(c, s->config.head_timeout_ms);
+        rearm(s, c, MT_CONN_HEAD);
+        return NULL;
+    }
+    /* Idle: give the blocks back to the pool while the client thinks. */
+    mt_buf_dispose(&c->rbuf);
+    mt_buf_dispose(&c->body);
+    set_deadline(c, s->config.keepalive_timeout_ms);
+    rearm(s, c, MT_CONN_IDLE);
+    return NULL;
+}
+
+int mt_server_join(mt_server_t *s, int timeout_ms) {
+    if (!s->io_started)
+        return 0;
+    if (timeout_ms < 0) {
+        pthread_join(s->io_thread, NULL);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_timedjoin_np(s->io_thread, NULL, &ts) != 0)
+            return -ETIMEDOUT;
+    }
+    s->io_started = false;
+    return 0;
+}
+
+void mt_server_dispose(mt_server_t *s) {
+    while (s->conns)
+        conn_close(s, s->conns);
+    while (s->free_conns) {
+        mt_conn_t *next = s->free_conns->next;
+        free(s->free_conns);
+        s->free_conns = next;
+    }
+    if (s->epfd >= 0)
+        close(s->epfd);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
+    free(s->listeners);
+    s->listeners = NULL;
+    s->epfd = s->wake_fd = s->spare_fd = -1;
+    mt_queue_dispose(&s->queue);
+}

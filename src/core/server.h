@@ -1,0 +1,96 @@
+/* A worker's HTTP server: the I/O thread (epoll, accept, head parsing,
+ * timeouts, errors answered in C) and the hand-off of parsed requests to
+ * handler threads.
+ *
+ * Threads: mt_server_start() spawns the I/O thread, which never runs Python.
+ * Handler threads call mt_server_next() to take a connection with a complete
+ * request head, answer it with the conn.h functions, and give it back with
+ * mt_server_finish(). mt_server_shutdown() may be called from any thread or a
+ * signal handler. */
+#ifndef MT_SERVER_H
+#define MT_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "http1.h"
+#include "queue.h"
+
+typedef struct mt_server_config {
+    mt_limits_t limits;
+    int head_timeout_ms;      /* from the first byte of a head to its end */
+    int body_timeout_ms;      /* between two reads of the body */
+    int keepalive_timeout_ms; /* idle time between requests */
+    int write_timeout_ms;     /* between two writes that made progress */
+    int linger_ms;            /* discarding input after the answer before a close */
+    uint32_t max_connections;
+} mt_server_config_t;
+
+#define MT_KIND_LISTENER 2
+#define MT_KIND_WAKE 3
+
+typedef struct mt_listener {
+    uint8_t kind;
+    int fd;
+    int index;
+} mt_listener_t;
+
+typedef struct mt_server {
+    mt_server_config_t config;
+    int epfd;
+    int wake_fd; /* eventfd: shutdown requests */
+    uint8_t wake_kind;
+    int spare_fd;
+    mt_listener_t *listeners;
+    int nlisteners;
+    mt_queue_t queue;
+    mt_conn_t *conns;      /* open connections (I/O thread only) */
+    mt_conn_t *free_conns; /* recycled connection structs (I/O thread only) */
+    uint32_t nconns;
+    int64_t last_sweep_ms;
+    atomic_bool shutdown_requested;
+    atomic_bool draining;
+    atomic_long requests_handled;
+    pthread_t io_thread;
+    bool io_started;
+    atomic_bool io_done;
+} mt_server_t;
+
+/* Prepares a server over caller-owned listening sockets (non-blocking,
+ * listening; never closed by the server). Returns 0 or a negative errno. */
+int mt_server_init(mt_server_t *s, const mt_server_config_t *config, const int *listen_fds, int nlisteners);
+
+/* Starts the I/O thread. Returns 0 or a negative errno. */
+int mt_server_start(mt_server_t *s);
+
+/* Asks for a graceful stop: no more accepting, idle connections closed,
+ * requests in flight answered (with "Connection: close") and then the I/O
+ * thread exits. Async-signal-safe and idempotent. */
+void mt_server_shutdown(mt_server_t *s);
+
+/* True once a graceful stop began: responses should close their connection. */
+bool mt_server_draining(const mt_server_t *s);
+
+/* Blocks until a connection with a complete request head is ready and takes
+ * ownership of it; NULL once the server has stopped. */
+mt_conn_t *mt_server_next(mt_server_t *s);
+
+/* Gives a connection back after its request was answered. With keep_alive,
+ * parses what the client already pipelined: if another complete head is
+ * there, returns the connection again (still owned by the caller, to answer
+ * next); otherwise hands it back to the I/O thread and returns NULL. Without
+ * keep_alive, shuts the connection down for writing and lets the I/O thread
+ * linger and close it. */
+mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive);
+
+/* Waits up to timeout_ms (-1: forever) for the I/O thread to exit. Returns 0,
+ * or -ETIMEDOUT. */
+int mt_server_join(mt_server_t *s, int timeout_ms);
+
+/* Releases everything; the I/O thread must have exited (or never started). */
+void mt_server_dispose(mt_server_t *s);
+
+#endif

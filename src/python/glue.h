@@ -1,0 +1,112 @@
+/* The CPython glue of meltemi._core: the only code that includes Python.h and
+ * knows the GIL. Shared declarations of the glue's files. */
+#ifndef MT_GLUE_H
+#define MT_GLUE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdbool.h>
+
+#include "buf.h"
+#include "common.h"
+#include "conn.h"
+#include "server.h"
+
+/* Interned strings and constants, created once at import (bjoern's prebuilt
+ * keys, msgspec's module state). The module is single-phase: one copy per
+ * process. */
+typedef struct mt_py_strings {
+    PyObject *REQUEST_METHOD, *SCRIPT_NAME, *PATH_INFO, *QUERY_STRING, *REQUEST_URI, *RAW_URI, *SERVER_PROTOCOL,
+        *SERVER_NAME, *SERVER_PORT, *REMOTE_ADDR, *REMOTE_PORT, *CONTENT_TYPE, *CONTENT_LENGTH;
+    PyObject *wsgi_input, *wsgi_version, *wsgi_url_scheme, *wsgi_errors, *wsgi_multithread, *wsgi_multiprocess,
+        *wsgi_run_once, *wsgi_file_wrapper, *wsgi_input_terminated;
+    PyObject *HTTP_1_0, *HTTP_1_1, *empty, *close, *fileno, *read;
+    PyObject *methods[64]; /* REQUEST_METHOD values by llhttp method id */
+} mt_py_strings_t;
+
+extern mt_py_strings_t mt_str;
+extern PyTypeObject Worker_Type;
+extern PyTypeObject Input_Type;
+extern PyTypeObject StartResponse_Type;
+extern PyTypeObject FileWrapper_Type;
+extern PyObject *mt_ClientDisconnected; /* OSError subclass raised by wsgi.input */
+extern PyObject *mt_RequestBodyError;   /* OSError subclass: the body timed out, was too large or malformed */
+
+/* One listening socket's SERVER_NAME and SERVER_PORT. */
+typedef struct mt_py_listener {
+    PyObject *server_name;
+    PyObject *server_port;
+} mt_py_listener_t;
+
+typedef struct WorkerObject {
+    PyObject_HEAD
+    mt_server_t server;
+    bool server_ready;
+    PyObject *app;
+    PyObject *environ_template; /* the keys that are the same for every request */
+    mt_py_listener_t *listeners;
+    int nlisteners;
+    PyObject *access_log; /* callable(str) or NULL */
+    PyObject *error_log;  /* callable(str, BaseException) or NULL */
+} WorkerObject;
+
+/* wsgi.input: reads the request body of one request. */
+typedef struct InputObject {
+    PyObject_HEAD
+    mt_conn_t *conn; /* NULL once the request is over */
+    int error_status; /* set when reading failed: the status to answer with (408, 413, 400) */
+} InputObject;
+
+/* The state of one request/response exchange, on the handler thread's stack. */
+typedef struct mt_exchange {
+    WorkerObject *worker;
+    mt_conn_t *conn;
+    InputObject *input;
+    PyObject *status;  /* from start_response */
+    PyObject *headers; /* from start_response */
+    PyObject *method;  /* for HEAD and the access log (borrowed from mt_str) */
+    PyObject *uri;     /* the request target, for the access log */
+    mt_buf_t *out;     /* the response head (and small bodies), written in one go */
+    bool head_built;   /* the head is in `out` (or was sent) */
+    bool head_sent;    /* bytes of the response went on the wire */
+    bool failed;       /* the client went away: nothing more can be sent */
+    bool keep_alive;
+    bool chunked;      /* the body goes out with chunked framing */
+    bool no_body;      /* HEAD, 1xx, 204, 304 */
+    bool has_date;
+    long long declared_length; /* the application's Content-Length, or -1 */
+    unsigned long long body_sent;
+    int status_code;
+} mt_exchange_t;
+
+typedef struct StartResponseObject {
+    PyObject_HEAD
+    mt_exchange_t *exchange; /* NULL once the request is over */
+} StartResponseObject;
+
+typedef struct FileWrapperObject {
+    PyObject_HEAD
+    PyObject *filelike;
+    Py_ssize_t blksize;
+} FileWrapperObject;
+
+/* environ.c: builds the environ dict of the request on `conn` (GIL held).
+ * Returns a new reference or NULL with an exception set. */
+PyObject *mt_environ_build(WorkerObject *worker, mt_conn_t *conn, PyObject *input, PyObject **uri);
+int mt_environ_init_strings(void);
+PyObject *mt_environ_template(WorkerObject *worker, PyObject *url_scheme, int multithread, int multiprocess);
+
+/* input.c */
+InputObject *mt_input_create(mt_conn_t *conn);
+
+/* response.c: runs the application for the request on `conn` and sends its
+ * response (GIL held on entry and exit; released around blocking I/O). Leaves
+ * a final write in `out` for the caller to send without the GIL. Returns
+ * whether the connection may be kept alive. */
+bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_buf_t *out);
+
+/* Calls the worker's error_log with the current exception (and clears it). */
+void mt_log_exception(WorkerObject *worker, const char *message);
+
+#endif

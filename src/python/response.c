@@ -1,0 +1,591 @@
+/* Running the WSGI application for one request and sending its response:
+ * start_response, write(), iterables, wsgi.file_wrapper with sendfile, close()
+ * called exactly once, errors answered with 500 while no header was sent.
+ *
+ * GIL: held throughout, except around socket writes (and body reads, in
+ * input.c). A response whose body is a list (or a one-chunk iterable) of at
+ * most SMALL_BODY bytes is copied behind its head into `out`, which the
+ * handler loop writes after it released the GIL: such a request costs one GIL
+ * hold in all. */
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "glue.h"
+#include "http1_write.h"
+
+#define SMALL_BODY 65536
+
+/* ---- start_response and write() ---- */
+
+static PyObject *StartResponse_call(StartResponseObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"status", "headers", "exc_info", NULL};
+    PyObject *status, *headers, *exc_info = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UO!|O:start_response", keywords, &status, &PyList_Type, &headers,
+                                     &exc_info))
+        return NULL;
+    mt_exchange_t *ex = self->exchange;
+    if (ex == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "start_response() called after its request ended");
+        return NULL;
+    }
+    if (exc_info != Py_None) {
+        if (ex->head_sent) {
+            /* Too late to change the response: re-raise, as PEP 3333 asks. */
+            PyObject *type, *value, *tb;
+            if (!PyArg_ParseTuple(exc_info, "OOO:exc_info", &type, &value, &tb))
+                return NULL;
+            Py_INCREF(type);
+            Py_INCREF(value);
+            Py_INCREF(tb);
+            PyErr_Restore(type, value, tb == Py_None ? NULL : tb);
+            return NULL;
+        }
+    } else if (ex->status != NULL) {
+        PyErr_SetString(PyExc_AssertionError, "start_response() called twice without exc_info");
+        return NULL;
+    }
+    Py_INCREF(status);
+    Py_INCREF(headers);
+    Py_XSETREF(ex->status, status);
+    Py_XSETREF(ex->headers, headers);
+    return PyObject_GetAttrString((PyObject *)self, "write");
+}
+
+/* The latin-1 bytes of a str: its own buffer when it is ASCII, else an
+ * encoded copy kept in *holder. NULL with an exception if not latin-1. */
+static const char *latin1_bytes(PyObject *str, Py_ssize_t *len, PyObject **holder) {
+    *holder = NULL;
+    if (!PyUnicode_Check(str)) {
+        PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(str)->tp_name);
+        return NULL;
+    }
+    if (PyUnicode_IS_COMPACT_ASCII(str)) {
+        *len = PyUnicode_GET_LENGTH(str);
+        return (const char *)PyUnicode_DATA(str);
+    }
+    *holder = PyUnicode_AsLatin1String(str);
+    if (*holder == NULL)
+        return NULL;
+    *len = PyBytes_GET_SIZE(*holder);
+    return PyBytes_AS_STRING(*holder);
+}
+
+static bool parse_length(const char *s, Py_ssize_t n, long long *out) {
+    if (n == 0 || n > 18)
+        return false;
+    long long v = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Serializes the status line and headers into ex->out and decides the
+ * framing. `known_length` is the body's length when the server already has
+ * all of it, or -1. Returns 0, or -1 with an exception set (nothing written). */
+static int build_head(mt_exchange_t *ex, long long known_length) {
+    mt_buf_t *out = ex->out;
+    size_t mark = out->len;
+    PyObject *holder = NULL, *holder2 = NULL;
+    if (ex->status == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the application returned without calling start_response()");
+        return -1;
+    }
+    Py_ssize_t slen, nlen, vlen;
+    const char *status = latin1_bytes(ex->status, &slen, &holder);
+    if (status == NULL)
+        goto error;
+    int rc = mt_http1_write_status(out, status, (size_t)slen, &ex->status_code);
+    Py_CLEAR(holder);
+    if (rc == -EINVAL) {
+        PyErr_Format(PyExc_ValueError, "invalid status line %R", ex->status);
+        goto error;
+    }
+    if (rc < 0)
+        goto nomem;
+    int code = ex->status_code;
+    bool bodiless_status = code < 200 || code == 204 || code == 304;
+    ex->no_body = ex->no_body || bodiless_status;
+    ex->declared_length = -1;
+    ex->has_date = false;
+    Py_ssize_t count = PyList_GET_SIZE(ex->headers);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(ex->headers, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_Format(PyExc_TypeError, "response header %zd is not a (name, value) tuple", i);
+            goto error;
+        }
+        const char *name = latin1_bytes(PyTuple_GET_ITEM(item, 0), &nlen, &holder);
+        const char *value = name ? latin1_bytes(PyTuple_GET_ITEM(item, 1), &vlen, &holder2) : NULL;
+        if (value == NULL)
+            goto error;
+        bool skip = false;
+        if (nlen == 14 && strncasecmp(name, "content-length", 14) == 0) {
+            long long declared;
+            if (!parse_length(value, vlen, &declared)) {
+                PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PyTuple_GET_ITEM(item, 1));
+                goto error;
+            }
+            ex->declared_length = declared;
+            skip = code < 200 || code == 204; /* never on 1xx and 204 (RFC 9110 8.6) */
+        } else if ((nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) ||
+                   (nlen == 10 && strncasecmp(name, "keep-alive", 10) == 0)) {
+            skip = true; /* hop-by-hop: the server frames the message itself */
+        } else if (nlen == 10 && strncasecmp(name, "connection", 10) == 0) {
+            if (vlen >= 5 && strcasestr(value, "close"))
+                ex->keep_alive = false;
+            skip = true; /* written below, from keep_alive */
+        } else if (nlen == 4 && strncasecmp(name, "date", 4) == 0) {
+            ex->has_date = true;
+        }
+        rc = skip ? 0 : mt_http1_write_field(out, name, (size_t)nlen, value, (size_t)vlen);
+        Py_CLEAR(holder);
+        Py_CLEAR(holder2);
+        if (rc == -EINVAL) {
+            PyErr_Format(PyExc_ValueError, "invalid response header %R (bad character in name or value)", item);
+            goto error;
+        }
+        if (rc < 0)
+            goto nomem;
+    }
+    rc = ex->has_date ? 0 : mt_http1_write_date(out);
+    ex->chunked = false;
+    if (rc == 0 && !(code < 200 || code == 204)) {
+        if (ex->declared_length < 0 && known_length >= 0 && code != 304)
+            rc = mt_http1_write_content_length(out, (unsigned long long)known_length);
+        else if (ex->declared_length < 0 && !ex->no_body) {
+            if (ex->conn->req.http_minor == 1) {
+                ex->chunked = true;
+                rc = mt_http1_write_raw(out, "Transfer-Encoding: chunked\r\n", 28);
+            } else {
+                ex->keep_alive = false; /* HTTP/1.0: the close delimits the body */
+            }
+        }
+    }
+    if (rc == 0 && !ex->keep_alive)
+        rc = mt_http1_write_raw(out, "Connection: close\r\n\r\n", 21);
+    else if (rc == 0 && ex->conn->req.http_minor == 0)
+        rc = mt_http1_write_raw(out, "Connection: keep-alive\r\n\r\n", 26);
+    else if (rc == 0)
+        rc = mt_http1_write_raw(out, "\r\n", 2);
+    if (rc < 0)
+        goto nomem;
+    ex->head_built = true;
+    return 0;
+nomem:
+    PyErr_NoMemory();
+error:
+    Py_XDECREF(holder);
+    Py_XDECREF(holder2);
+    out->len = mark;
+    return -1;
+}
+
+/* Sends what `out` holds and then iov, without the GIL. Returns 0 or -1 with
+ * ClientDisconnected set (the connection must be closed). */
+static int send_now(mt_exchange_t *ex, struct iovec *iov, int iovcnt) {
+    struct iovec local[66];
+    int n = 0;
+    if (ex->out->len)
+        local[n++] = (struct iovec){ex->out->data, ex->out->len};
+    for (int i = 0; i < iovcnt && n < (int)MT_ARRAY_SIZE(local); i++)
+        if (iov[i].iov_len)
+            local[n++] = iov[i];
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mt_conn_writev(ex->conn, local, n);
+    Py_END_ALLOW_THREADS
+    ex->out->len = 0;
+    ex->head_sent = true;
+    if (rc < 0) {
+        ex->keep_alive = false;
+        ex->failed = true;
+        PyErr_SetString(mt_ClientDisconnected,
+                        rc == -ETIMEDOUT ? "the client did not read the response in time" : "the client went away");
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends one body chunk: framed when chunked, cut at the declared length, not
+ * at all for HEAD/204/304. Small chunks before the head went out are kept in
+ * `out` to leave with it. Returns 0 or -1 with an exception set. */
+static int send_chunk(mt_exchange_t *ex, const char *data, size_t len) {
+    if (len == 0)
+        return 0;
+    if (ex->declared_length >= 0 && ex->body_sent + len > (unsigned long long)ex->declared_length) {
+        len = (size_t)((unsigned long long)ex->declared_length - ex->body_sent);
+        ex->keep_alive = false; /* the application wrote more than it declared */
+        if (len == 0)
+            return 0;
+    }
+    ex->body_sent += len;
+    if (ex->no_body)
+        return 0;
+    char line[24];
+    struct iovec iov[3];
+    int n = 0;
+    if (ex->chunked)
+        iov[n++] = (struct iovec){line, mt_http1_chunk_size_line(line, len)};
+    iov[n++] = (struct iovec){(void *)data, len};
+    if (ex->chunked)
+        iov[n++] = (struct iovec){"\r\n", 2};
+    return send_now(ex, iov, n);
+}
+
+static PyObject *StartResponse_write(StartResponseObject *self, PyObject *arg) {
+    mt_exchange_t *ex = self->exchange;
+    if (ex == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "write() called after its request ended");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int rc = 0;
+    if (!ex->head_built)
+        rc = build_head(ex, -1);
+    if (rc == 0 && !ex->head_sent && view.len == 0)
+        rc = send_now(ex, NULL, 0);
+    if (rc == 0)
+        rc = send_chunk(ex, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static void StartResponse_dealloc(StartResponseObject *self) { PyObject_Del(self); }
+
+static PyMethodDef StartResponse_methods[] = {
+    {"write", (PyCFunction)StartResponse_write, METH_O,
+     "write(data, /)\n--\n\nSends data at once (the legacy write() of PEP 3333)."},
+    {NULL},
+};
+
+PyTypeObject StartResponse_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "meltemi._core.StartResponse",
+    .tp_basicsize = sizeof(StartResponseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "start_response(status, headers, exc_info=None)\n--\n\nThe WSGI start_response callable.",
+    .tp_call = (ternaryfunc)StartResponse_call,
+    .tp_methods = StartResponse_methods,
+    .tp_dealloc = (destructor)StartResponse_dealloc,
+};
+
+/* ---- the body ---- */
+
+static int check_bytes(PyObject *chunk) {
+    if (PyBytes_Check(chunk))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "the application yielded %.100s, not bytes", Py_TYPE(chunk)->tp_name);
+    return -1;
+}
+
+/* A body whose chunks are all in hand (a list or tuple, or a one-chunk
+ * iterable): one head with Content-Length, then the chunks, copied into
+ * `out` when small so the handler loop sends everything in one write. */
+static int send_known(mt_exchange_t *ex, PyObject *const *items, Py_ssize_t count) {
+    long long total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (check_bytes(items[i]) < 0)
+            return -1;
+        total += PyBytes_GET_SIZE(items[i]);
+    }
+    if (build_head(ex, total) < 0)
+        return -1;
+    if (ex->declared_length >= 0 && total != ex->declared_length)
+        ex->keep_alive = false; /* the body does not match its own Content-Length: the close frames it */
+    if (ex->no_body || total == 0) {
+        ex->body_sent += (unsigned long long)total;
+        return 0;
+    }
+    if (total <= SMALL_BODY && (ex->declared_length < 0 || total <= ex->declared_length)) {
+        for (Py_ssize_t i = 0; i < count; i++)
+            if (mt_buf_append(ex->out, PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i])) < 0) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        ex->body_sent += (unsigned long long)total;
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (send_chunk(ex, PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i])) < 0)
+            return -1;
+    return 0;
+}
+
+/* wsgi.file_wrapper over a regular file: the head, then sendfile(2) from the
+ * file's current position. Returns 1 if sent, 0 if the file cannot be sent
+ * this way (iterate it instead), -1 with an exception set. */
+static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
+    PyObject *fileno_obj = PyObject_CallMethodNoArgs(wrapper->filelike, mt_str.fileno);
+    if (fileno_obj == NULL) {
+        PyErr_Clear(); /* BytesIO and friends: no descriptor */
+        return 0;
+    }
+    int fd = (int)PyLong_AsLong(fileno_obj);
+    Py_DECREF(fileno_obj);
+    struct stat st;
+    off_t offset;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (offset = lseek(fd, 0, SEEK_CUR)) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    long long remaining = st.st_size > offset ? (long long)(st.st_size - offset) : 0;
+    if (build_head(ex, remaining) < 0)
+        return -1;
+    long long count = remaining;
+    if (ex->declared_length >= 0 && ex->declared_length != remaining) {
+        count = MT_MIN(ex->declared_length, remaining);
+        ex->keep_alive = false;
+    }
+    if (ex->no_body || count == 0)
+        return send_now(ex, NULL, 0) < 0 ? -1 : 1;
+    int rc = 0;
+    struct iovec head = {ex->out->data, ex->out->len};
+    Py_BEGIN_ALLOW_THREADS
+    rc = mt_conn_writev(ex->conn, &head, 1);
+    if (rc == 0)
+        rc = mt_conn_sendfile(ex->conn, fd, &offset, (size_t)count);
+    Py_END_ALLOW_THREADS
+    ex->out->len = 0;
+    ex->head_sent = true;
+    if (rc < 0) {
+        ex->keep_alive = false;
+        ex->failed = true;
+        PyErr_SetString(mt_ClientDisconnected, "the client went away during sendfile");
+        return -1;
+    }
+    ex->body_sent += (unsigned long long)count;
+    /* Leave the file where a read would have: after what was sent. */
+    lseek(fd, offset, SEEK_SET);
+    return 1;
+}
+
+/* Any iterable: the first two chunks are looked at before the head is built,
+ * so a one-chunk body (Django's HttpResponse) still gets a Content-Length;
+ * longer bodies stream with chunked framing. */
+static int send_iterable(mt_exchange_t *ex, PyObject *result) {
+    PyObject *iter = PyObject_GetIter(result), *first = NULL, *second = NULL, *chunk = NULL;
+    int rc = -1;
+    if (iter == NULL)
+        return -1;
+    /* Skip leading empty chunks: the head waits for the first byte of body. */
+    while ((first = PyIter_Next(iter)) != NULL) {
+        if (check_bytes(first) < 0)
+            goto done;
+        if (PyBytes_GET_SIZE(first))
+            break;
+        Py_CLEAR(first);
+    }
+    if (first == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        rc = send_known(ex, NULL, 0);
+        goto done;
+    }
+    second = PyIter_Next(iter);
+    if (second == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        rc = send_known(ex, &first, 1);
+        goto done;
+    }
+    if (check_bytes(second) < 0 || build_head(ex, -1) < 0)
+        goto done;
+    if (send_chunk(ex, PyBytes_AS_STRING(first), (size_t)PyBytes_GET_SIZE(first)) < 0 ||
+        send_chunk(ex, PyBytes_AS_STRING(second), (size_t)PyBytes_GET_SIZE(second)) < 0)
+        goto done;
+    while ((chunk = PyIter_Next(iter)) != NULL) {
+        if (check_bytes(chunk) < 0 || send_chunk(ex, PyBytes_AS_STRING(chunk), (size_t)PyBytes_GET_SIZE(chunk)) < 0)
+            goto done;
+        Py_CLEAR(chunk);
+    }
+    if (PyErr_Occurred())
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(chunk);
+    Py_XDECREF(second);
+    Py_XDECREF(first);
+    Py_DECREF(iter);
+    return rc;
+}
+
+static int send_result(mt_exchange_t *ex, PyObject *result) {
+    if (PyList_CheckExact(result))
+        return send_known(ex, PySequence_Fast_ITEMS(result), PyList_GET_SIZE(result));
+    if (PyTuple_CheckExact(result))
+        return send_known(ex, PySequence_Fast_ITEMS(result), PyTuple_GET_SIZE(result));
+    if (Py_IS_TYPE(result, &FileWrapper_Type)) {
+        int rc = send_file(ex, (FileWrapperObject *)result);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+    }
+    return send_iterable(ex, result);
+}
+
+/* Ends the body: the last chunk of a chunked body, and whether the length
+ * the application declared was honoured. */
+static int finish_body(mt_exchange_t *ex) {
+    if (!ex->head_built && build_head(ex, 0) < 0)
+        return -1;
+    if (ex->declared_length >= 0 && ex->body_sent != (unsigned long long)ex->declared_length && !ex->no_body)
+        ex->keep_alive = false; /* short body: only a close tells the client */
+    if (ex->chunked && mt_http1_write_raw(ex->out, "0\r\n\r\n", 5) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+void mt_log_exception(WorkerObject *worker, const char *message) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb)
+        PyException_SetTraceback(value, tb);
+    PyObject *result = NULL;
+    if (worker->error_log && value)
+        result = PyObject_CallFunction(worker->error_log, "sO", message, value);
+    if (result == NULL) {
+        if (PyErr_Occurred())
+            PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+        PySys_WriteStderr("meltemi: %s\n", message);
+        PyErr_Print();
+        return;
+    }
+    Py_DECREF(result);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+/* Replaces whatever response was prepared but not sent by the server's own
+ * error answer, and closes the connection after it. */
+static void answer_error(mt_exchange_t *ex, int status, const char *detail) {
+    ex->out->len = 0;
+    ex->keep_alive = false;
+    ex->status_code = status;
+    if (mt_http1_write_error(ex->out, status, detail, true) < 0)
+        ex->out->len = 0;
+    ex->body_sent = 0;
+}
+
+static void access_log(mt_exchange_t *ex) {
+    char host[64];
+    int port;
+    mt_sock_peer_format(&ex->conn->peer, host, sizeof host, &port);
+    char size[24];
+    if (ex->body_sent)
+        snprintf(size, sizeof size, "%llu", ex->body_sent);
+    else
+        strcpy(size, "-");
+    PyObject *line = PyUnicode_FromFormat("%s - - [%s] \"%U %U HTTP/1.%d\" %d %s", host[0] ? host : "-",
+                                          mt_clock_log_date(), ex->method, ex->uri ? ex->uri : mt_str.empty,
+                                          ex->conn->req.http_minor, ex->status_code, size);
+    PyObject *result = line ? PyObject_CallOneArg(ex->worker->access_log, line) : NULL;
+    if (result == NULL)
+        PyErr_Clear(); /* the access log never breaks a response */
+    Py_XDECREF(result);
+    Py_XDECREF(line);
+}
+
+bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_buf_t *out) {
+    mt_exchange_t ex = {
+        .worker = worker,
+        .conn = conn,
+        .out = out,
+        .keep_alive = conn->req.keep_alive && !mt_server_draining(&worker->server),
+        .no_body = conn->req.method_id == HTTP_HEAD,
+        .declared_length = -1,
+        .status_code = 500,
+    };
+    out->len = 0;
+    ex.method = mt_str.methods[conn->req.method_id < MT_ARRAY_SIZE(mt_str.methods) ? conn->req.method_id : 0];
+    PyObject *environ = NULL, *result = NULL, *args[2];
+    StartResponseObject *start_response = NULL;
+    ex.input = mt_input_create(conn);
+    if (ex.input)
+        start_response = PyObject_New(StartResponseObject, &StartResponse_Type);
+    if (start_response == NULL) {
+        mt_log_exception(worker, "cannot allocate a request");
+        answer_error(&ex, 503, "out of memory");
+        goto done;
+    }
+    start_response->exchange = &ex;
+    environ = mt_environ_build(worker, conn, (PyObject *)ex.input, &ex.uri);
+    conn->head_consumed = true;
+    if (environ == NULL) {
+        mt_log_exception(worker, "cannot build the WSGI environ");
+        answer_error(&ex, 500, NULL);
+        goto done;
+    }
+    args[0] = environ;
+    args[1] = (PyObject *)start_response;
+    result = PyObject_Vectorcall(worker->app, args, 2, NULL);
+    Py_CLEAR(environ);
+    if (result == NULL || send_result(&ex, result) < 0 || finish_body(&ex) < 0) {
+        if (ex.failed) {
+            PyErr_Clear(); /* the client went away: nothing to answer, nothing to log */
+        } else if (ex.input->error_status && !ex.head_sent) {
+            PyErr_Clear(); /* the body could not be read: the status says why */
+            answer_error(&ex, ex.input->error_status, "the request body could not be read");
+        } else {
+            PyObject *message = PyUnicode_FromFormat("Error handling request %U %U", ex.method, ex.uri);
+            mt_log_exception(worker, message ? PyUnicode_AsUTF8(message) : "Error handling request");
+            Py_XDECREF(message);
+            if (ex.head_sent) {
+                ex.out->len = 0; /* the response is cut short: only closing says so */
+                ex.keep_alive = false;
+            } else {
+                answer_error(&ex, 500, NULL);
+            }
+        }
+    } else if (ex.input->error_status && !ex.head_sent) {
+        /* The application answered although its body could not be read
+         * (Django turns the read error into a page): the client gets the
+         * reason instead. */
+        answer_error(&ex, ex.input->error_status, "the request body could not be read");
+    }
+    if (result) {
+        /* close() exactly once, whatever happened above (PEP 3333). */
+        PyObject *close = NULL;
+        if (!PyList_CheckExact(result) && !PyTuple_CheckExact(result) &&
+            _PyObject_LookupAttr(result, mt_str.close, &close) > 0) {
+            PyObject *r = PyObject_CallNoArgs(close);
+            if (r == NULL)
+                mt_log_exception(worker, "Error closing the response iterable");
+            Py_XDECREF(r);
+        }
+        if (PyErr_Occurred())
+            mt_log_exception(worker, "Error looking up close() of the response iterable");
+        Py_XDECREF(close);
+    }
+    if (worker->access_log && !ex.failed)
+        access_log(&ex);
+done:
+    if (start_response) {
+        start_response->exchange = NULL;
+        Py_DECREF(start_response);
+    }
+    if (ex.input) {
+        ex.input->conn = NULL;
+        Py_DECREF(ex.input);
+    }
+    Py_XDECREF(result);
+    Py_XDECREF(environ);
+    Py_XDECREF(ex.uri);
+    Py_XDECREF(ex.status);
+    Py_XDECREF(ex.headers);
+    return ex.keep_alive && !ex.failed;
+}

@@ -1,0 +1,274 @@
+/* meltemi._core.Worker: one worker process's server, driven from Python
+ * (meltemi/worker.py): start() spawns the C I/O thread, handle_requests() is
+ * the body of each handler thread, shutdown() and join() stop it. */
+#include "glue.h"
+
+static int ms_option(PyObject *value, double fallback_seconds, int *out) {
+    double seconds = value ? PyFloat_AsDouble(value) : fallback_seconds;
+    if (seconds == -1.0 && PyErr_Occurred())
+        return -1;
+    if (seconds <= 0 || seconds > 86400 * 7) {
+        PyErr_SetString(PyExc_ValueError, "timeouts must be between 0 and one week (seconds)");
+        return -1;
+    }
+    *out = (int)(seconds * 1000);
+    return 0;
+}
+
+static int size_option(PyObject *value, unsigned long long fallback, unsigned long long max, unsigned long long *out) {
+    unsigned long long v = value ? PyLong_AsUnsignedLongLong(value) : fallback;
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    if (v == 0 || v > max) {
+        PyErr_Format(PyExc_ValueError, "limit out of range: %llu (1 to %llu)", v, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"app", "listeners", "threads", "max_request_line", "max_head_size", "max_headers",
+                               "max_body_size", "head_timeout", "body_timeout", "keepalive_timeout", "write_timeout",
+                               "max_connections", "multiprocess", "url_scheme", "access_log", "error_log", NULL};
+    PyObject *app, *listeners, *max_request_line = NULL, *max_head_size = NULL, *max_headers = NULL,
+                               *max_body_size = NULL, *head_timeout = NULL, *body_timeout = NULL,
+                               *keepalive_timeout = NULL, *write_timeout = NULL, *max_connections = NULL,
+                               *url_scheme = NULL, *access_log = Py_None, *error_log = Py_None;
+    int threads = 1, multiprocess = 0;
+    int *fds = NULL;
+    if (self->server_ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOO:Worker", keywords, &app, &PyList_Type,
+                                     &listeners, &threads, &max_request_line, &max_head_size, &max_headers,
+                                     &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout, &write_timeout,
+                                     &max_connections, &multiprocess, &url_scheme, &access_log, &error_log))
+        return -1;
+    if (!PyCallable_Check(app)) {
+        PyErr_SetString(PyExc_TypeError, "app must be a WSGI callable");
+        return -1;
+    }
+    mt_server_config_t config = {.linger_ms = 2000};
+    unsigned long long v;
+    if (size_option(max_request_line, 8190, 1 << 20, &v) < 0)
+        return -1;
+    config.limits.max_request_line = (uint32_t)v;
+    if (size_option(max_head_size, 16384, 1 << 20, &v) < 0)
+        return -1;
+    config.limits.max_head_size = (uint32_t)v;
+    if (size_option(max_headers, 100, 10000, &v) < 0)
+        return -1;
+    config.limits.max_headers = (uint32_t)v;
+    if (size_option(max_body_size, 100ULL << 20, 1ULL << 50, &v) < 0)
+        return -1;
+    config.limits.max_body_size = v;
+    config.limits.max_chunk_ext = 4096;
+    if (size_option(max_connections, 10000, 1 << 24, &v) < 0)
+        return -1;
+    config.max_connections = (uint32_t)v;
+    if (ms_option(head_timeout, 10, &config.head_timeout_ms) < 0 ||
+        ms_option(body_timeout, 30, &config.body_timeout_ms) < 0 ||
+        ms_option(keepalive_timeout, 5, &config.keepalive_timeout_ms) < 0 ||
+        ms_option(write_timeout, 30, &config.write_timeout_ms) < 0)
+        return -1;
+
+    Py_ssize_t n = PyList_GET_SIZE(listeners);
+    self->listeners = PyMem_Calloc((size_t)(n ? n : 1), sizeof *self->listeners);
+    fds = PyMem_Calloc((size_t)(n ? n : 1), sizeof *fds);
+    if (self->listeners == NULL || fds == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name, *port;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(listeners, i), "iUU:listener", &fds[i], &name, &port))
+            goto error;
+        Py_INCREF(name);
+        Py_INCREF(port);
+        self->listeners[i] = (mt_py_listener_t){name, port};
+        self->nlisteners = (int)i + 1;
+    }
+    PyObject *scheme = url_scheme ? url_scheme : PyUnicode_InternFromString("http");
+    if (scheme == NULL)
+        goto error;
+    if (!url_scheme)
+        Py_DECREF(scheme); /* interned: kept alive by the interpreter */
+    self->environ_template = mt_environ_template(self, scheme, threads > 1, multiprocess);
+    if (self->environ_template == NULL)
+        goto error;
+    int rc = mt_server_init(&self->server, &config, fds, (int)n);
+    if (rc < 0) {
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto error;
+    }
+    self->server_ready = true;
+    Py_INCREF(app);
+    self->app = app;
+    if (access_log != Py_None) {
+        Py_INCREF(access_log);
+        self->access_log = access_log;
+    }
+    if (error_log != Py_None) {
+        Py_INCREF(error_log);
+        self->error_log = error_log;
+    }
+    PyMem_Free(fds);
+    return 0;
+error:
+    PyMem_Free(fds);
+    return -1;
+}
+
+static void Worker_dealloc(WorkerObject *self) {
+    if (self->server_ready) {
+        mt_server_shutdown(&self->server);
+        Py_BEGIN_ALLOW_THREADS
+        mt_server_join(&self->server, -1);
+        Py_END_ALLOW_THREADS
+        mt_server_dispose(&self->server);
+    }
+    for (int i = 0; i < self->nlisteners; i++) {
+        Py_XDECREF(self->listeners[i].server_name);
+        Py_XDECREF(self->listeners[i].server_port);
+    }
+    PyMem_Free(self->listeners);
+    Py_XDECREF(self->app);
+    Py_XDECREF(self->environ_template);
+    Py_XDECREF(self->access_log);
+    Py_XDECREF(self->error_log);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int check_ready(WorkerObject *self) {
+    if (self->server_ready)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "Worker is not initialized");
+    return -1;
+}
+
+static PyObject *Worker_start(WorkerObject *self, PyObject *unused) {
+    if (check_ready(self) < 0)
+        return NULL;
+    if (self->server.io_started) {
+        PyErr_SetString(PyExc_RuntimeError, "Worker already started");
+        return NULL;
+    }
+    int rc = mt_server_start(&self->server);
+    if (rc < 0) {
+        errno = -rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+/* The body of a handler thread. Per request, the GIL is taken once: the
+ * previous response's final write, the hand-back of its connection and the
+ * wait for the next request all happen in one GIL-free stretch. */
+static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
+    if (check_ready(self) < 0)
+        return NULL;
+    mt_server_t *s = &self->server;
+    mt_buf_t out;
+    mt_buf_init(&out);
+    mt_conn_t *c = NULL;
+    bool keep_alive = false;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        if (c) {
+            if (out.len) {
+                struct iovec iov = {out.data, out.len};
+                if (mt_conn_writev(c, &iov, 1) < 0)
+                    keep_alive = false;
+                out.len = 0;
+            }
+            /* A body the application did not read is drained (up to 1 MiB)
+             * so the connection can carry the next request. */
+            if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
+                keep_alive = false;
+            c = mt_server_finish(s, c, keep_alive);
+        }
+        if (c == NULL) {
+            /* Idle: give the output block back before sleeping. */
+            mt_buf_dispose(&out);
+            c = mt_server_next(s);
+        }
+        Py_END_ALLOW_THREADS
+        if (c == NULL)
+            break;
+        keep_alive = mt_response_run(self, c, &out);
+    }
+    mt_buf_dispose(&out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Worker_shutdown(WorkerObject *self, PyObject *unused) {
+    if (check_ready(self) < 0)
+        return NULL;
+    mt_server_shutdown(&self->server);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Worker_join(WorkerObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (check_ready(self) < 0 || !_PyArg_CheckPositional("join", nargs, 0, 1))
+        return NULL;
+    int timeout_ms = -1;
+    if (nargs && args[0] != Py_None) {
+        double t = PyFloat_AsDouble(args[0]);
+        if (t == -1.0 && PyErr_Occurred())
+            return NULL;
+        timeout_ms = t <= 0 ? 0 : (int)(t * 1000);
+    }
+    if (!self->server.io_started)
+        Py_RETURN_TRUE;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mt_server_join(&self->server, timeout_ms);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(rc == 0);
+}
+
+static PyObject *Worker_stats(WorkerObject *self, PyObject *unused) {
+    return Py_BuildValue(
+        "{s:l,s:l,s:l,s:l,s:l,s:l,s:l}", "connections_opened", atomic_load(&mt_counters.connections_opened),
+        "connections_closed", atomic_load(&mt_counters.connections_closed), "requests_started",
+        atomic_load(&mt_counters.requests_started), "requests_finished", atomic_load(&mt_counters.requests_finished),
+        "buffers_acquired", atomic_load(&mt_counters.buffers_acquired), "buffers_released",
+        atomic_load(&mt_counters.buffers_released), "requests_handled",
+        self->server_ready ? atomic_load(&self->server.requests_handled) : 0L);
+}
+
+static PyObject *Worker_get_requests_handled(WorkerObject *self, void *closure) {
+    return PyLong_FromLong(self->server_ready ? atomic_load(&self->server.requests_handled) : 0);
+}
+
+static PyMethodDef Worker_methods[] = {
+    {"start", (PyCFunction)Worker_start, METH_NOARGS, "start()\n--\n\nStarts the I/O thread (which never holds the GIL)."},
+    {"handle_requests", (PyCFunction)Worker_handle_requests, METH_NOARGS,
+     "handle_requests()\n--\n\nAnswers requests until the worker stops; run it in each handler thread."},
+    {"shutdown", (PyCFunction)Worker_shutdown, METH_NOARGS,
+     "shutdown()\n--\n\nBegins a graceful stop: no more accepting, requests in flight complete."},
+    {"join", (PyCFunction)(void (*)(void))Worker_join, METH_FASTCALL,
+     "join(timeout=None, /)\n--\n\nWaits for the I/O thread to exit; True if it did."},
+    {"stats", (PyCFunction)Worker_stats, METH_NOARGS, "stats()\n--\n\nThe process's object counters, as a dict."},
+    {NULL},
+};
+
+static PyGetSetDef Worker_getset[] = {
+    {"requests_handled", (getter)Worker_get_requests_handled, NULL, "requests answered by this worker", NULL},
+    {NULL},
+};
+
+PyTypeObject Worker_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "meltemi._core.Worker",
+    .tp_basicsize = sizeof(WorkerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Worker(app, listeners, *, threads=1, ...)\n--\n\nA worker process's HTTP server.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Worker_init,
+    .tp_dealloc = (destructor)Worker_dealloc,
+    .tp_methods = Worker_methods,
+    .tp_getset = Worker_getset,
+};
