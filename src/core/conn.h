@@ -52,9 +52,9 @@ typedef struct mt_conn {
     mt_buf_t body; /* decoded body bytes not yet read by the application: body[body_pos, len) */
     size_t body_pos;
     mt_request_t req;
-    bool head_consumed; /* the head's spans are no longer needed: rbuf may be compacted */
-    bool continue_sent; /* "100 Continue" went out for this request */
-    uint32_t requests;  /* requests answered on this connection */
+    bool head_consumed;    /* the head's spans are no longer needed: rbuf may be compacted */
+    bool continue_sent;    /* "100 Continue" went out for this request */
+    uint32_t requests;     /* requests answered on this connection */
     mt_header_t headers[]; /* limits.max_headers entries, for req.headers */
 } mt_conn_t;
 

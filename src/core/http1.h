@@ -97,7 +97,9 @@ mt_parse_result_t mt_http1_parse(mt_request_t *req, const char *input, size_t st
 void mt_http1_next(mt_request_t *req, size_t offset);
 
 /* The text of a span. */
-static inline const char *mt_span_ptr(const char *base, mt_span_t span) { return base + span.off; }
+static inline const char *mt_span_ptr(const char *base, mt_span_t span) {
+    return base + span.off;
+}
 
 /* Case-insensitive comparison of a span with a lowercase literal. */
 bool mt_span_ieq(const char *base, mt_span_t span, const char *lower, size_t n);

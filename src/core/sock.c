@@ -22,7 +22,9 @@ int mt_sock_accept(int listen_fd, mt_peer_t *peer) {
     return fd;
 }
 
-int mt_sock_spare_open(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+int mt_sock_spare_open(void) {
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 int mt_sock_refuse_with_spare(int listen_fd, int spare_fd, const char *response, size_t n) {
     if (spare_fd >= 0)

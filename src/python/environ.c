@@ -17,7 +17,8 @@ typedef struct common_field {
     PyObject *key_obj;
 } common_field_t;
 
-#define FIELD(name, key) {name, sizeof(name) - 1, key, NULL}
+#define FIELD(name, key)                                                                                               \
+    { name, sizeof(name) - 1, key, NULL }
 static common_field_t common_fields[] = {
     FIELD("host", "HTTP_HOST"),
     FIELD("user-agent", "HTTP_USER_AGENT"),
@@ -48,7 +49,9 @@ static common_field_t common_fields[] = {
     FIELD("expect", "HTTP_EXPECT"),
 };
 
-static PyObject *intern(const char *s) { return PyUnicode_InternFromString(s); }
+static PyObject *intern(const char *s) {
+    return PyUnicode_InternFromString(s);
+}
 
 int mt_environ_init_strings(void) {
 #define S(field, text)                                                                                                 \
@@ -127,7 +130,9 @@ error:
     return NULL;
 }
 
-static PyObject *latin1(const char *s, size_t n) { return PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL); }
+static PyObject *latin1(const char *s, size_t n) {
+    return PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
+}
 
 static int set_latin1(PyObject *env, PyObject *key, const char *s, size_t n) {
     PyObject *value = latin1(s, n);

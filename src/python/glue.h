@@ -40,8 +40,7 @@ typedef struct mt_py_listener {
 } mt_py_listener_t;
 
 typedef struct WorkerObject {
-    PyObject_HEAD
-    mt_server_t server;
+    PyObject_HEAD mt_server_t server;
     bool server_ready;
     PyObject *app;
     PyObject *environ_template; /* the keys that are the same for every request */
@@ -53,9 +52,8 @@ typedef struct WorkerObject {
 
 /* wsgi.input: reads the request body of one request. */
 typedef struct InputObject {
-    PyObject_HEAD
-    mt_conn_t *conn; /* NULL once the request is over */
-    int error_status; /* set when reading failed: the status to answer with (408, 413, 400) */
+    PyObject_HEAD mt_conn_t *conn; /* NULL once the request is over */
+    int error_status;              /* set when reading failed: the status to answer with (408, 413, 400) */
 } InputObject;
 
 /* The state of one request/response exchange, on the handler thread's stack. */
@@ -72,8 +70,8 @@ typedef struct mt_exchange {
     bool head_sent;    /* bytes of the response went on the wire */
     bool failed;       /* the client went away: nothing more can be sent */
     bool keep_alive;
-    bool chunked;      /* the body goes out with chunked framing */
-    bool no_body;      /* HEAD, 1xx, 204, 304 */
+    bool chunked; /* the body goes out with chunked framing */
+    bool no_body; /* HEAD, 1xx, 204, 304 */
     bool has_date;
     long long declared_length; /* the application's Content-Length, or -1 */
     unsigned long long body_sent;
@@ -81,13 +79,11 @@ typedef struct mt_exchange {
 } mt_exchange_t;
 
 typedef struct StartResponseObject {
-    PyObject_HEAD
-    mt_exchange_t *exchange; /* NULL once the request is over */
+    PyObject_HEAD mt_exchange_t *exchange; /* NULL once the request is over */
 } StartResponseObject;
 
 typedef struct FileWrapperObject {
-    PyObject_HEAD
-    PyObject *filelike;
+    PyObject_HEAD PyObject *filelike;
     Py_ssize_t blksize;
 } FileWrapperObject;
 

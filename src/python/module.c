@@ -18,9 +18,9 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
-    mt_ClientDisconnected = PyErr_NewExceptionWithDoc(
-        "meltemi._core.ClientDisconnected", "The client closed the connection before the exchange ended.",
-        PyExc_OSError, NULL);
+    mt_ClientDisconnected =
+        PyErr_NewExceptionWithDoc("meltemi._core.ClientDisconnected",
+                                  "The client closed the connection before the exchange ended.", PyExc_OSError, NULL);
     mt_RequestBodyError = PyErr_NewExceptionWithDoc(
         "meltemi._core.RequestBodyError", "The request body could not be read: too slow, too large or malformed.",
         PyExc_OSError, NULL);
@@ -30,8 +30,8 @@ PyMODINIT_FUNC PyInit__core(void) {
         PyModule_AddObjectRef(m, "Worker", (PyObject *)&Worker_Type) < 0 ||
         PyModule_AddObjectRef(m, "FileWrapper", (PyObject *)&FileWrapper_Type) < 0)
         goto error;
-    PyObject *version = PyUnicode_FromFormat("%d.%d.%d", LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
-                                             LLHTTP_VERSION_PATCH);
+    PyObject *version =
+        PyUnicode_FromFormat("%d.%d.%d", LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
     if (version == NULL || PyModule_AddObject(m, "llhttp_version", version) < 0) {
         Py_XDECREF(version);
         goto error;

@@ -199,10 +199,8 @@ static int send_now(mt_exchange_t *ex, struct iovec *iov, int iovcnt) {
         if (iov[i].iov_len)
             local[n++] = iov[i];
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = mt_conn_writev(ex->conn, local, n);
-    Py_END_ALLOW_THREADS
-    ex->out->len = 0;
+    Py_BEGIN_ALLOW_THREADS rc = mt_conn_writev(ex->conn, local, n);
+    Py_END_ALLOW_THREADS ex->out->len = 0;
     ex->head_sent = true;
     if (rc < 0) {
         ex->keep_alive = false;
@@ -262,7 +260,9 @@ static PyObject *StartResponse_write(StartResponseObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-static void StartResponse_dealloc(StartResponseObject *self) { PyObject_Del(self); }
+static void StartResponse_dealloc(StartResponseObject *self) {
+    PyObject_Del(self);
+}
 
 static PyMethodDef StartResponse_methods[] = {
     {"write", (PyCFunction)StartResponse_write, METH_O,
@@ -351,12 +351,10 @@ static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
         return send_now(ex, NULL, 0) < 0 ? -1 : 1;
     int rc = 0;
     struct iovec head = {ex->out->data, ex->out->len};
-    Py_BEGIN_ALLOW_THREADS
-    rc = mt_conn_writev(ex->conn, &head, 1);
+    Py_BEGIN_ALLOW_THREADS rc = mt_conn_writev(ex->conn, &head, 1);
     if (rc == 0)
         rc = mt_conn_sendfile(ex->conn, fd, &offset, (size_t)count);
-    Py_END_ALLOW_THREADS
-    ex->out->len = 0;
+    Py_END_ALLOW_THREADS ex->out->len = 0;
     ex->head_sent = true;
     if (rc < 0) {
         ex->keep_alive = false;

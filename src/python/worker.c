@@ -28,9 +28,23 @@ static int size_option(PyObject *value, unsigned long long fallback, unsigned lo
 }
 
 static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"app", "listeners", "threads", "max_request_line", "max_head_size", "max_headers",
-                               "max_body_size", "head_timeout", "body_timeout", "keepalive_timeout", "write_timeout",
-                               "max_connections", "multiprocess", "url_scheme", "access_log", "error_log", NULL};
+    static char *keywords[] = {"app",
+                               "listeners",
+                               "threads",
+                               "max_request_line",
+                               "max_head_size",
+                               "max_headers",
+                               "max_body_size",
+                               "head_timeout",
+                               "body_timeout",
+                               "keepalive_timeout",
+                               "write_timeout",
+                               "max_connections",
+                               "multiprocess",
+                               "url_scheme",
+                               "access_log",
+                               "error_log",
+                               NULL};
     PyObject *app, *listeners, *max_request_line = NULL, *max_head_size = NULL, *max_headers = NULL,
                                *max_body_size = NULL, *head_timeout = NULL, *body_timeout = NULL,
                                *keepalive_timeout = NULL, *write_timeout = NULL, *max_connections = NULL,
@@ -125,10 +139,8 @@ error:
 static void Worker_dealloc(WorkerObject *self) {
     if (self->server_ready) {
         mt_server_shutdown(&self->server);
-        Py_BEGIN_ALLOW_THREADS
-        mt_server_join(&self->server, -1);
-        Py_END_ALLOW_THREADS
-        mt_server_dispose(&self->server);
+        Py_BEGIN_ALLOW_THREADS mt_server_join(&self->server, -1);
+        Py_END_ALLOW_THREADS mt_server_dispose(&self->server);
     }
     for (int i = 0; i < self->nlisteners; i++) {
         Py_XDECREF(self->listeners[i].server_name);
@@ -176,8 +188,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     mt_conn_t *c = NULL;
     bool keep_alive = false;
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        if (c) {
+        Py_BEGIN_ALLOW_THREADS if (c) {
             if (out.len) {
                 struct iovec iov = {out.data, out.len};
                 if (mt_conn_writev(c, &iov, 1) < 0)
@@ -195,9 +206,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
             mt_buf_dispose(&out);
             c = mt_server_next(s);
         }
-        Py_END_ALLOW_THREADS
-        if (c == NULL)
-            break;
+        Py_END_ALLOW_THREADS if (c == NULL) break;
         keep_alive = mt_response_run(self, c, &out);
     }
     mt_buf_dispose(&out);
@@ -224,10 +233,8 @@ static PyObject *Worker_join(WorkerObject *self, PyObject *const *args, Py_ssize
     if (!self->server.io_started)
         Py_RETURN_TRUE;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = mt_server_join(&self->server, timeout_ms);
-    Py_END_ALLOW_THREADS
-    return PyBool_FromLong(rc == 0);
+    Py_BEGIN_ALLOW_THREADS rc = mt_server_join(&self->server, timeout_ms);
+    Py_END_ALLOW_THREADS return PyBool_FromLong(rc == 0);
 }
 
 static PyObject *Worker_stats(WorkerObject *self, PyObject *unused) {
@@ -245,7 +252,8 @@ static PyObject *Worker_get_requests_handled(WorkerObject *self, void *closure) 
 }
 
 static PyMethodDef Worker_methods[] = {
-    {"start", (PyCFunction)Worker_start, METH_NOARGS, "start()\n--\n\nStarts the I/O thread (which never holds the GIL)."},
+    {"start", (PyCFunction)Worker_start, METH_NOARGS,
+     "start()\n--\n\nStarts the I/O thread (which never holds the GIL)."},
     {"handle_requests", (PyCFunction)Worker_handle_requests, METH_NOARGS,
      "handle_requests()\n--\n\nAnswers requests until the worker stops; run it in each handler thread."},
     {"shutdown", (PyCFunction)Worker_shutdown, METH_NOARGS,

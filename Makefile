@@ -1,0 +1,46 @@
+# meltemi: the two commands of the README are `make run` and `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+MESON  := $(VENV)/bin/meson
+CTEST_BUILD := build/ctest
+C_SOURCES := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h)
+
+.PHONY: all bootstrap run test test-c test-py lint format docs clean
+
+all: bootstrap
+
+bootstrap:
+	@scripts/bootstrap
+
+# The demo Django project on SQLite, served by meltemi on 127.0.0.1:8000.
+run: bootstrap
+	@scripts/run-demo
+
+test: bootstrap test-c test-py
+
+# C unit tests, one executable per core file, under ASan and UBSan.
+test-c: bootstrap
+	@$(MESON) setup $(CTEST_BUILD) -Dctests=true -Dbuildtype=debug -Db_sanitize=address,undefined \
+		-Dc_args=-fno-sanitize-recover=all --reconfigure >/dev/null
+	@$(MESON) test -C $(CTEST_BUILD) --print-errorlogs
+
+# pytest against real server processes on free ports.
+test-py: bootstrap
+	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: bootstrap
+	clang-format --dry-run --Werror $(C_SOURCES)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: bootstrap
+	clang-format -i $(C_SOURCES)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Generated documentation (docs/config.md comes from meltemi/config.py).
+docs: bootstrap
+	$(PY) scripts/gen_config_docs.py
+
+clean:
+	rm -rf build
