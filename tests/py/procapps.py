@@ -2,7 +2,7 @@
 
 `app` answers every request with the pid of the worker that served it, so a
 test can tell workers apart; `/sleep?s=1` sleeps first (a slow or blocking
-view).  The module doubles as a minimal Django settings module
+view) and `/raise` raises.  The module doubles as a minimal Django settings module
 (DJANGO_SETTINGS_MODULE=procapps) and URLconf, to test the `MELTEMI` setting
 and `manage.py runmeltemi`.
 """
@@ -15,6 +15,8 @@ from urllib.parse import parse_qs
 def app(environ, start_response):
     if environ["PATH_INFO"] == "/sleep":
         time.sleep(float(parse_qs(environ["QUERY_STRING"]).get("s", ["1"])[0]))
+    elif environ["PATH_INFO"] == "/raise":
+        raise ZeroDivisionError("procapps was asked to fail")
     body = f"pid={os.getpid()}".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
