@@ -332,15 +332,9 @@ FRAMING_CASES = {
     "cl_empty": post(b"Content-Length: \r\n", b"hello"),
     "cl_empty_no_space": post(b"Content-Length:\r\n", b"hello"),
     "te_last_not_chunked": post(b"Transfer-Encoding: chunked, gzip\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
-    "te_only_gzip": post(b"Transfer-Encoding: gzip\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
-    "te_identity": post(b"Transfer-Encoding: identity\r\n", b"hello"),
-    "te_xchunked": post(b"Transfer-Encoding: xchunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
     "te_empty": post(b"Transfer-Encoding: \r\n", b"5\r\nhello\r\n0\r\n\r\n"),
     "te_chunked_chunked": post(b"Transfer-Encoding: chunked, chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
     "te_twice": post(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
-    "te_twice_gzip_first": post(
-        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"
-    ),
     "te_in_http_1_0": b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     "obs_fold_space": b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Foo: a\r\n b\r\n\r\n",
     "obs_fold_tab": b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Foo: a\r\n\tb\r\n\r\n",
@@ -381,10 +375,23 @@ def test_framing_rejected(server, case):
 
 @pytest.mark.parametrize(
     "coding",
-    [b"gzip, chunked", b"deflate, chunked", b"foo, chunked", b"compress, chunked"],
+    [
+        b"gzip, chunked",
+        b"deflate, chunked",
+        b"foo, chunked",
+        b"gzip",
+        b"identity",
+        b"xchunked",
+        b"gzip\r\nTransfer-Encoding: chunked",
+    ],
+    ids=["gzip_chunked", "deflate_chunked", "foo_chunked", "gzip", "identity", "xchunked", "gzip_then_chunked_twice"],
 )
 def test_unknown_transfer_coding_rejected(server, coding):
-    """An unknown or unsupported coding before chunked: 400 or 501, and the connection closed."""
+    """An unknown or unsupported coding: 400 or 501 (the checklist allows either), and the connection closed.
+
+    Codings that are also "last coding not chunked" (`gzip` alone) are here
+    too: RFC 9112 asks for 400 there and for 501 for a coding not understood.
+    """
     assert_rejected(server, post(b"Transfer-Encoding: " + coding + b"\r\n", b"5\r\nhello\r\n0\r\n\r\n"), (400, 501))
 
 
@@ -651,11 +658,11 @@ def test_unsupported_version_505(server, version):
         b"GET /echo HTTP/1",
         b"GET /echo http/1.1",
         b"GET /echo HTTP/1.1 ",
-        b"GET  /echo HTTP/1.1",
     ],
-    ids=["suffix", "no_minor", "lowercase", "trailing_space", "double_space"],
+    ids=["suffix", "no_minor", "lowercase", "trailing_space"],
 )
 def test_malformed_version_rejected(server, line):
+    """(Two spaces between method and target are not here: RFC 9112 lets a recipient parse on whitespace.)"""
     assert_rejected(server, line + b"\r\nHost: a\r\n\r\n", (400, 505))
 
 
