@@ -168,6 +168,12 @@ static int check_target(mt_request_t *req) {
         return fail(req, 400, "empty request target");
     if (req->method_id == HTTP_CONNECT)
         return fail(req, 501, "CONNECT is not supported");
+    /* PATH_INFO is percent-decoded for the application; a NUL there would
+     * truncate the path in any C string or file name it reaches. */
+    const char *query = memchr(t, '?', n);
+    const char *path_end = query ? query : t + n;
+    if (memmem(t, (size_t)(path_end - t), "%00", 3) != NULL)
+        return fail(req, 400, "encoded NUL in the request path");
     if (t[0] == '/')
         return 0;
     if (n == 1 && t[0] == '*')

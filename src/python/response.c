@@ -227,6 +227,17 @@ static int send_chunk(mt_exchange_t *ex, const char *data, size_t len) {
     ex->body_sent += len;
     if (ex->no_body)
         return 0;
+    if (!ex->head_sent && !ex->chunked && ex->body_sent == (unsigned long long)ex->declared_length &&
+        ex->out->len + len <= SMALL_BODY) {
+        /* The body is complete by its own Content-Length (Django's
+         * HttpResponse): nothing can follow, so waiting costs no latency, and
+         * head and body leave together in the handler loop's single write. */
+        if (mt_buf_append(ex->out, data, len) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        return 0;
+    }
     char line[24];
     struct iovec iov[3];
     int n = 0;
@@ -368,57 +379,35 @@ static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
     return 1;
 }
 
-/* Any iterable: the first two chunks are looked at before the head is built,
- * so a one-chunk body (Django's HttpResponse) still gets a Content-Length;
- * longer bodies stream with chunked framing. */
+/* Any other iterable, chunk by chunk: each block goes out as soon as the
+ * application yields it (PEP 3333 forbids holding a block back until the
+ * next one is produced: think of server-sent events). The head waits for the
+ * first non-empty block. */
 static int send_iterable(mt_exchange_t *ex, PyObject *result) {
-    PyObject *iter = PyObject_GetIter(result), *first = NULL, *second = NULL, *chunk = NULL;
-    int rc = -1;
+    PyObject *iter = PyObject_GetIter(result), *chunk = NULL;
     if (iter == NULL)
         return -1;
-    /* Skip leading empty chunks: the head waits for the first byte of body. */
-    while ((first = PyIter_Next(iter)) != NULL) {
-        if (check_bytes(first) < 0)
-            goto done;
-        if (PyBytes_GET_SIZE(first))
-            break;
-        Py_CLEAR(first);
-    }
-    if (first == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        rc = send_known(ex, NULL, 0);
-        goto done;
-    }
-    second = PyIter_Next(iter);
-    if (second == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        rc = send_known(ex, &first, 1);
-        goto done;
-    }
-    if (check_bytes(second) < 0 || build_head(ex, -1) < 0)
-        goto done;
-    if (send_chunk(ex, PyBytes_AS_STRING(first), (size_t)PyBytes_GET_SIZE(first)) < 0 ||
-        send_chunk(ex, PyBytes_AS_STRING(second), (size_t)PyBytes_GET_SIZE(second)) < 0)
-        goto done;
+    int rc = -1;
     while ((chunk = PyIter_Next(iter)) != NULL) {
-        if (check_bytes(chunk) < 0 || send_chunk(ex, PyBytes_AS_STRING(chunk), (size_t)PyBytes_GET_SIZE(chunk)) < 0)
+        if (check_bytes(chunk) < 0)
+            goto done;
+        Py_ssize_t len = PyBytes_GET_SIZE(chunk);
+        if (len && !ex->head_built && build_head(ex, -1) < 0)
+            goto done;
+        if (send_chunk(ex, PyBytes_AS_STRING(chunk), (size_t)len) < 0)
             goto done;
         Py_CLEAR(chunk);
     }
-    if (PyErr_Occurred())
-        goto done;
-    rc = 0;
+    rc = PyErr_Occurred() ? -1 : 0;
 done:
     Py_XDECREF(chunk);
-    Py_XDECREF(second);
-    Py_XDECREF(first);
     Py_DECREF(iter);
     return rc;
 }
 
 static int send_result(mt_exchange_t *ex, PyObject *result) {
+    if (ex->head_built)
+        return send_iterable(ex, result); /* write() was used: the head is out, no length to compute */
     if (PyList_CheckExact(result))
         return send_known(ex, PySequence_Fast_ITEMS(result), PyList_GET_SIZE(result));
     if (PyTuple_CheckExact(result))
@@ -428,6 +417,16 @@ static int send_result(mt_exchange_t *ex, PyObject *result) {
         if (rc != 0)
             return rc < 0 ? -1 : 0;
     }
+    /* An iterable of len() 1 holds its whole body (PEP 3333 lets the server
+     * compute Content-Length from it). */
+    if (Py_TYPE(result)->tp_as_sequence && Py_TYPE(result)->tp_as_sequence->sq_length && PySequence_Size(result) == 1) {
+        PyObject *only = PySequence_GetItem(result, 0);
+        int rc = only ? send_known(ex, &only, 1) : -1;
+        Py_XDECREF(only);
+        return rc;
+    }
+    if (PyErr_Occurred())
+        PyErr_Clear(); /* a __len__ that fails: iterate instead */
     return send_iterable(ex, result);
 }
 
@@ -470,11 +469,11 @@ void mt_log_exception(WorkerObject *worker, const char *message) {
 
 /* Replaces whatever response was prepared but not sent by the server's own
  * error answer, and closes the connection after it. */
-static void answer_error(mt_exchange_t *ex, int status, const char *detail) {
+static void answer_error(mt_exchange_t *ex, int status, const char *detail, bool keep_alive) {
     ex->out->len = 0;
-    ex->keep_alive = false;
+    ex->keep_alive = keep_alive;
     ex->status_code = status;
-    if (mt_http1_write_error(ex->out, status, detail, true) < 0)
+    if (mt_http1_write_error(ex->out, status, detail, !keep_alive) < 0)
         ex->out->len = 0;
     ex->body_sent = 0;
 }
@@ -517,7 +516,7 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_buf_t *out) {
         start_response = PyObject_New(StartResponseObject, &StartResponse_Type);
     if (start_response == NULL) {
         mt_log_exception(worker, "cannot allocate a request");
-        answer_error(&ex, 503, "out of memory");
+        answer_error(&ex, 503, "out of memory", false);
         goto done;
     }
     start_response->exchange = &ex;
@@ -525,7 +524,7 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_buf_t *out) {
     conn->head_consumed = true;
     if (environ == NULL) {
         mt_log_exception(worker, "cannot build the WSGI environ");
-        answer_error(&ex, 500, NULL);
+        answer_error(&ex, 500, NULL, false);
         goto done;
     }
     args[0] = environ;
@@ -537,7 +536,7 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_buf_t *out) {
             PyErr_Clear(); /* the client went away: nothing to answer, nothing to log */
         } else if (ex.input->error_status && !ex.head_sent) {
             PyErr_Clear(); /* the body could not be read: the status says why */
-            answer_error(&ex, ex.input->error_status, "the request body could not be read");
+            answer_error(&ex, ex.input->error_status, "the request body could not be read", false);
         } else {
             PyObject *message = PyUnicode_FromFormat("Error handling request %U %U", ex.method, ex.uri);
             mt_log_exception(worker, message ? PyUnicode_AsUTF8(message) : "Error handling request");
@@ -546,14 +545,16 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_buf_t *out) {
                 ex.out->len = 0; /* the response is cut short: only closing says so */
                 ex.keep_alive = false;
             } else {
-                answer_error(&ex, 500, NULL);
+                /* Nothing was sent: the framing is intact and the connection
+                 * may carry the next request (after the body is drained). */
+                answer_error(&ex, 500, NULL, ex.keep_alive);
             }
         }
     } else if (ex.input->error_status && !ex.head_sent) {
         /* The application answered although its body could not be read
          * (Django turns the read error into a page): the client gets the
          * reason instead. */
-        answer_error(&ex, ex.input->error_status, "the request body could not be read");
+        answer_error(&ex, ex.input->error_status, "the request body could not be read", false);
     }
     if (result) {
         /* close() exactly once, whatever happened above (PEP 3333). */
