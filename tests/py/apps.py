@@ -227,6 +227,16 @@ def _record_body(environ, start_response):
     return [body]
 
 
+def _errors(environ, start_response):
+    """Writes `?msg=` to wsgi.errors (which should end up in the server's log)."""
+    errors = environ["wsgi.errors"]
+    errors.write("wsgi.errors says " + _query(environ).get("msg", "") + "\n")
+    errors.writelines(["second line\n"])
+    errors.flush()
+    start_response("200 OK", TEXT + [("Content-Length", "0")])
+    return []
+
+
 # -- response bodies ----------------------------------------------------------
 
 
@@ -495,6 +505,7 @@ status = validator(_status_app)
 echo = validator(_echo)
 noread = validator(_noread)
 record_body = validator(_record_body)
+errors = validator(_errors)
 write = validator(_write)
 write_only = validator(_write_only)
 chunks = validator(_chunks)
@@ -518,6 +529,7 @@ ROUTES = {
     "echo": echo,
     "noread": noread,
     "record_body": record_body,
+    "errors": errors,
     "write": write,
     "write_only": write_only,
     "chunks": chunks,

@@ -968,7 +968,7 @@ def test_no_body_on_204_and_304(server, code, app_body):
     for_each_split(server, request, exchange)
 
 
-def _read_until_close(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
+def read_until_close(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
     """Everything until the peer closes; the flag says whether it did close (rather than time out)."""
     sock.settimeout(timeout)
     data = b""
@@ -993,7 +993,7 @@ def test_body_length_differs_from_app_content_length(server, declared, actual):
 
     def exchange(conn: Conn, at: int) -> bool:
         conn.send(request + SMUGGLED, at, may_close=True)
-        data, closed = _read_until_close(conn.sock)
+        data, closed = read_until_close(conn.sock)
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 "), data
         assert b"\r\ncontent-length: %d\r\n" % declared in head.lower() + b"\r\n", head
