@@ -115,6 +115,8 @@ static int check_transfer_encoding(mt_request_t *req, mt_span_t value) {
         n--;
     while (n && (*s == ' ' || *s == '\t'))
         s++, n--;
+    if (n == 0)
+        return fail(req, 400, "empty Transfer-Encoding");
     mt_span_t trimmed = {(uint32_t)(s - req->base), (uint32_t)n};
     if (mt_span_ieq(req->base, trimmed, "chunked", 7))
         return 0;
@@ -136,6 +138,13 @@ static int on_header_value_complete(llhttp_t *p) {
     switch (req->current_field) {
     case FIELD_HOST:
         req->host_count++;
+        /* One host[:port]: a list ("a, b") or whitespace inside is two hosts
+         * to a proxy and one to us, the stuff of cache poisoning. */
+        for (uint32_t i = 0; i < field->value.len; i++) {
+            char c = req->base[field->value.off + i];
+            if (c == ',' || c == ' ' || c == '\t')
+                return fail(req, 400, "invalid Host header");
+        }
         break;
     case FIELD_CONTENT_LENGTH:
         /* llhttp accepts an empty value as no length; RFC 9110 says it is invalid. */
@@ -204,6 +213,9 @@ static int on_headers_complete(llhttp_t *p) {
     /* An upgrade (WebSocket, h2c) is not taken: the request is served as an
      * ordinary one and the connection closed after it. */
     req->keep_alive = llhttp_should_keep_alive(p) && !(p->flags & F_UPGRADE);
+    /* 100 Continue is an HTTP/1.1 mechanism (RFC 9110 10.1.1). */
+    if (req->http_minor == 0)
+        req->expect_continue = false;
     req->head_complete = true;
     /* 0: let llhttp frame the body from Content-Length / chunked itself. */
     return 0;
@@ -337,6 +349,13 @@ mt_parse_result_t mt_http1_parse(mt_request_t *req, const char *input, size_t st
         if (err == HPE_PAUSED_UPGRADE)
             req->keep_alive = false;
         return MT_PARSE_COMPLETE;
+    }
+    if (req->error_status == 0 && err == HPE_INVALID_VERSION && req->parser.http_major &&
+        !(req->parser.http_major == 1 && req->parser.http_minor <= 1)) {
+        /* llhttp rejects versions it does not know (HTTP/1.2, HTTP/3.0) itself;
+         * a bad line ending after a good version is the same error code but a 400. */
+        req->error_status = 505;
+        req->error_reason = "HTTP version not supported";
     }
     if (req->error_status == 0) {
         req->error_status = 400;

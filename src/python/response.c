@@ -155,12 +155,19 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
         if (rc < 0)
             goto nomem;
     }
+    mt_conn_t *c = ex->conn;
+    if (c->req.expect_continue && !c->continue_sent && !c->req.message_complete)
+        ex->keep_alive = false; /* the client may never send the body we did not ask for: say we close */
     rc = ex->has_date ? 0 : mt_http1_write_date(out);
     ex->chunked = false;
     if (rc == 0 && !(code < 200 || code == 204)) {
         if (ex->declared_length < 0 && known_length >= 0 && code != 304)
             rc = mt_http1_write_content_length(out, (unsigned long long)known_length);
-        else if (ex->declared_length < 0 && !ex->no_body) {
+        else if (ex->declared_length < 0 && ex->conn->req.method_id == HTTP_HEAD && !bodiless_status) {
+            /* HEAD gets the headers GET would get; the body framing is moot. */
+            if (ex->conn->req.http_minor == 1)
+                rc = mt_http1_write_raw(out, "Transfer-Encoding: chunked\r\n", 28);
+        } else if (ex->declared_length < 0 && !ex->no_body) {
             if (ex->conn->req.http_minor == 1) {
                 ex->chunked = true;
                 rc = mt_http1_write_raw(out, "Transfer-Encoding: chunked\r\n", 28);
