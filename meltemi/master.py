@@ -53,6 +53,7 @@ MAX_BACKOFF = 30.0
 QUIT_TIMEOUT = 2.0
 KILL_MARGIN = 2.0
 UNIX_SOCKET_MODE = 0o660
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD)
 
 
 class BindError(Exception):
@@ -299,14 +300,14 @@ class Master:
         # The handlers do nothing: the C-level handler writes the signal
         # number to wake_w, and the loop reads it from there, in order.
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD):
+        for signum in HANDLED_SIGNALS:
             signal.signal(signum, _ignore)
 
     def _restore_signals(self) -> None:
         if self.selector is None:
             return
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD):
+        for signum in HANDLED_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         self.selector.close()
         os.close(self.wake_r)
@@ -340,12 +341,21 @@ class Master:
         # Anything buffered would otherwise be written twice, once per process.
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        # Signals stay blocked across fork until the child has dropped the
+        # master's handlers: a SIGTERM meant for the new worker would
+        # otherwise be swallowed by the inherited (do-nothing) handler.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
         if pid == 0:
             code = 1
             try:
                 os.close(read_fd)
                 self._become_worker(slot)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 code = worker_module.run(
                     self.config, self.loader, self.sockets.for_slot(slot), write_fd, self.pid, self.app
                 )
@@ -355,6 +365,7 @@ class Master:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(write_fd)
         self.seq += 1
         child = Child(slot, pid, read_fd, self.seq, time.monotonic())
@@ -365,7 +376,7 @@ class Master:
 
     def _become_worker(self, slot: int) -> None:
         """In the child, before it runs: drops what belongs to the master and to the other slots."""
-        signal.set_wakeup_fd(-1)
+        worker_module.reset_signals()
         if self.selector is not None:
             self.selector.close()
         os.close(self.wake_r)

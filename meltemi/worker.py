@@ -185,6 +185,18 @@ def _die_with_parent() -> None:
         pass  # not Linux: the periodic getppid() check covers it
 
 
+def reset_signals() -> None:
+    """In a new worker, before it unblocks signals: forgets the master's handlers.
+
+    Until the worker can drain, a stop signal just ends the process: nothing
+    is in flight yet. SIGHUP is the master's business (it reloads).
+    """
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 def run(
     config: Config,
     loader: AppLoader,
@@ -193,14 +205,8 @@ def run(
     master_pid: int,
     app: Any = None,
 ) -> int:
-    """The body of a worker process (after fork); returns its exit code."""
+    """The body of a worker process (after fork and reset_signals); returns its exit code."""
     _die_with_parent()
-    # Until the worker can drain, a stop signal just ends the process: nothing
-    # is in flight yet. SIGHUP is the master's business (it reloads).
-    signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if os.getppid() != master_pid:
         return 0
 

@@ -186,7 +186,9 @@ def test_sigterm_lets_a_slow_request_finish(start_server):
 
 
 def test_sigterm_with_nothing_in_flight_is_quick(start_server):
-    server = start_server("procapps:app", workers=2)
+    server = start_server("procapps:app", "--log-level", "debug", workers=2)
+    # A worker stopped while it boots just ends, without counters: wait until both accept.
+    assert server.wait_for(r"Worker 1 \(pid \d+\) is ready") and server.wait_for(r"Worker 2 \(pid \d+\) is ready")
     assert get(server)[0] == 200
     started = time.monotonic()
     assert server.stop() == 0
