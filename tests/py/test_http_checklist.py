@@ -90,8 +90,8 @@ def is_close(response: RawResponse) -> bool:
 class Conn:
     """A client connection: a socket and the strict ResponseReader from conftest."""
 
-    def __init__(self, server: Server, timeout: float = 5.0):
-        self.sock = server.connect(timeout)
+    def __init__(self, server: Server | None, timeout: float = 5.0, sock: socket.socket | None = None):
+        self.sock = sock if sock is not None else server.connect(timeout)
         self.reader = ResponseReader(self.sock, timeout)
 
     def send(self, data: bytes, at: int | None = None, *, may_close: bool = False) -> None:
