@@ -2,7 +2,7 @@
 
 `app` answers every request with the pid of the worker that served it, so a
 test can tell workers apart; `/sleep?s=1` sleeps first (a slow or blocking
-view) and `/raise` raises.  The module doubles as a minimal Django settings module
+view), `/raise` raises and `/environ` shows some of the environ.  The module doubles as a minimal Django settings module
 (DJANGO_SETTINGS_MODULE=procapps) and URLconf, to test the `MELTEMI` setting
 and `manage.py runmeltemi`.
 """
@@ -18,6 +18,8 @@ def app(environ, start_response):
     elif environ["PATH_INFO"] == "/raise":
         raise ZeroDivisionError("procapps was asked to fail")
     body = f"pid={os.getpid()}".encode()
+    if environ["PATH_INFO"] == "/environ":
+        body = repr({key: environ[key] for key in ("wsgi.url_scheme", "wsgi.multiprocess", "SERVER_NAME")}).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 

@@ -254,6 +254,34 @@ def test_access_log_and_application_errors(start_server):
     assert "Traceback (most recent call last)" in server.output
 
 
+def test_options_reach_the_worker(start_server, tmp_path):
+    access = tmp_path / "access.log"
+    server = start_server(
+        "procapps:app",
+        *("--max-body-size", "1K", "--max-request-line", "256", "--url-scheme", "https"),
+        *("--access-log", str(access), "--threads", "2", "--keepalive-timeout", "1"),
+        workers=2,
+    )
+    status, body = get(server.host, server.port, "/environ")
+    assert status == 200
+    assert body == "{'wsgi.url_scheme': 'https', 'wsgi.multiprocess': True, 'SERVER_NAME': '127.0.0.1'}"
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    conn.request("POST", "/", body=b"x" * 2048)
+    assert conn.getresponse().status == 413
+    conn.close()
+    assert get(server.host, server.port, "/" + "a" * 300)[0] == 414
+    assert wait_for_file(access, '"GET /environ HTTP/1.1" 200 ')
+
+
+def wait_for_file(path, text: str, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 # --- manage.py runmeltemi ---------------------------------------------------------
 
 
