@@ -1019,6 +1019,19 @@ def test_expect_100_continue_when_app_reads(server):
     for_each_split(server, head, exchange)
 
 
+def test_expect_100_continue_chunked(server):
+    head = chunked(b"", head=b"Expect: 100-continue\r\n")
+
+    def exchange(conn: Conn, at: int) -> bool:
+        conn.send(head, at)
+        assert conn.response().status == 100
+        conn.send(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+        assert echo_body(conn.response())["body"] == "abcde"
+        return True
+
+    for_each_split(server, head, exchange)
+
+
 def test_expect_100_continue_sent_only_when_app_reads(server):
     """The app sleeps 0.6 s before reading: no 100 Continue before that, then one."""
     with Conn(server) as conn:

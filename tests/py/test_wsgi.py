@@ -487,14 +487,19 @@ def test_file_wrapper(server, record, data_file, app, length):
             assert response.header("content-length") == str(len(content))
         assert response.body == content
         assert conn.response().body == b"Hello, world!\n"
-    assert wait_notes(record, "file closed") == ["file closed"]
+    lines = wait_notes(record, "file closed")
+    assert lines.count("file closed") == 1 and lines[-1] == "file closed", lines
+    if app == "raw_file":
+        assert "read" not in lines, "the file was read in Python: wsgi.file_wrapper should send it with sendfile"
+    else:
+        assert "read" in lines, "iterating the wrapper (hidden by the validator) reads the file: the note works"
 
 
 def test_file_wrapper_head(server, record, data_file):
     path, content = data_file
     response = get(server, f"/raw_file?path={q(path)}&record={q(record)}", method="HEAD")
     assert response.status == 200 and response.header("content-length") == str(len(content))
-    assert wait_notes(record, "file closed") == ["file closed"]
+    assert wait_notes(record, "file closed").count("file closed") == 1
 
 
 def test_file_wrapper_without_fileno(server, data_file):
@@ -513,4 +518,4 @@ def test_file_wrapper_closed_on_client_disconnect(server, record, tmp_path):
     assert conn.sock.recv(65536).startswith(b"HTTP/1.1 200 ")
     time.sleep(0.3)
     conn.close()
-    assert wait_notes(record, "file closed", timeout=10) == ["file closed"]
+    assert wait_notes(record, "file closed", timeout=10).count("file closed") == 1
