@@ -21,6 +21,10 @@ accepting.
     SIGINT twice      immediate stop
     SIGQUIT           immediate stop
     SIGHUP            replace every worker (new ones first, then the old drain)
+
+A worker that cannot load the application exits with BOOT_ERROR.  At start
+that stops the server (restarting would fail the same way forever); during a
+reload or a recycling, the older worker of the slot goes on serving.
 """
 
 from __future__ import annotations
@@ -449,6 +453,11 @@ class Master:
         if code == BOOT_ERROR and not child.ready:
             # The application cannot be loaded: restarting would fail the same
             # way forever. The worker already printed why.
+            if self.state == RUNNING and any(other.ready for other in self._active(child.slot)):
+                # A reload or a recycling found broken code: the workers that
+                # loaded the previous code go on serving until it is fixed.
+                _logger.error("%s could not load the application; the previous worker goes on serving", name)
+                return
             _logger.error("%s could not load the application; stopping", name)
             self.exit_code = BOOT_ERROR
             if self.state == RUNNING:

@@ -65,7 +65,8 @@ with one worker and the access log on) and `--skip-checks` (no system checks on 
   `graceful-timeout`), then exit; the master exits 0.
 - `SIGINT` a second time, `SIGQUIT`: immediate stop.
 - `SIGHUP`: replace every worker. A new worker is started for each slot and, once it accepts connections, the
-  old one drains: no request fails. With `preload`, the new workers keep the code the master imported.
+  old one drains: no request fails. With `preload`, the new workers keep the code the master imported. If the
+  new code cannot be loaded, the error is printed and the old workers go on serving.
 
 A worker that dies is replaced (with a growing delay if it keeps dying at start). A worker that reaches
 `max-requests` is replaced the same way as on `SIGHUP`. Workers stop by themselves when the master dies.
@@ -76,7 +77,7 @@ A worker that dies is replaced (with a growing delay if it keeps dying at start)
 - 1: cannot start: an address cannot be bound
   (`meltemi: error: cannot bind 127.0.0.1:8000: address already in use`).
 - 2: usage or configuration error.
-- 3: the application cannot be loaded, in the master (`preload`) or in a worker. Its traceback and
+- 3: the application cannot be loaded at start, in the master (`preload`) or in a worker. Its traceback and
   `meltemi: error: cannot import ...` are printed, and the master stops its workers rather than restarting them.
 """
 

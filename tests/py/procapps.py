@@ -29,6 +29,13 @@ def make_app(greeting="pid"):
     return app
 
 
+def breakable():
+    """A factory that fails while the file named by $PROCAPPS_BROKEN exists (a bad deploy)."""
+    if os.path.exists(os.environ["PROCAPPS_BROKEN"]):
+        raise ImportError("procapps is broken for now")
+    return app
+
+
 def broken_factory():
     raise RuntimeError("the factory refuses to build an app")
 

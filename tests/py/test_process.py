@@ -264,6 +264,26 @@ def test_sighup_replaces_workers_without_failing_a_request(start_server):
     assert {pid_of(get(server)[1]) for _ in range(20)} <= new
 
 
+def test_reload_into_broken_code_keeps_the_old_workers(start_server, tmp_path):
+    flag = tmp_path / "broken"
+    server = start_server("procapps:breakable()", "--log-level", "debug", workers=2, env={"PROCAPPS_BROKEN": str(flag)})
+    assert server.wait_for(r"Worker 1 \(pid \d+\) is ready") and server.wait_for(r"Worker 2 \(pid \d+\) is ready")
+    old = set(worker_pids(server))
+    flag.touch()
+    mark = len(server.lines)
+    server.signal(signal.SIGHUP)
+    for slot in (1, 2):
+        pattern = rf"Worker {slot} \(pid \d+\) could not load the application; the previous worker goes on serving"
+        assert server.wait_for(pattern, timeout=15, start=mark), server.output
+    assert "ImportError: procapps is broken for now" in server.output
+    assert {pid_of(get(server)[1]) for _ in range(10)} <= old
+    # Once the code is fixed, a reload goes through.
+    flag.unlink()
+    server.signal(signal.SIGHUP)
+    assert wait_until(lambda: server.output.count("exited with code 0") >= 2, timeout=15), server.output
+    assert not {pid_of(get(server)[1]) for _ in range(10)} & old
+
+
 def test_killed_worker_is_replaced(start_server):
     server = start_server("procapps:app", "--threads", "2")
     first = pid_of(get(server)[1])
