@@ -79,9 +79,11 @@ ssize_t mt_conn_body_fill(mt_conn_t *c, size_t want) {
                 return -MT_EPROTO;
             continue;
         }
-        if (c->body_pos == c->body.len) {
+        /* Drop what the application already read, so the body buffer holds
+         * at most one read's worth beyond what was asked for. */
+        if (c->body_pos) {
+            mt_buf_consume(&c->body, c->body_pos);
             c->body_pos = 0;
-            c->body.len = 0;
         }
         ssize_t n = read_more(c);
         if (n < 0)
@@ -107,7 +109,7 @@ int mt_conn_body_skip(mt_conn_t *c, uint64_t limit) {
             return 0;
         if (skipped > limit)
             return -EFBIG;
-        ssize_t n = mt_conn_body_fill(c, 65536);
+        ssize_t n = mt_conn_body_fill(c, (size_t)MT_MIN((uint64_t)65536, limit - skipped + 1));
         if (n < 0)
             return (int)n;
     }

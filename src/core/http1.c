@@ -67,7 +67,9 @@ static int on_version_complete(llhttp_t *p) {
 static int on_header_field(llhttp_t *p, const char *at, size_t length) {
     mt_request_t *req = REQ(p);
     if (req->in_trailers)
-        return 0; /* counted in on_header_value_complete; never merged into the head */
+        return 0; /* counted in on_header_field_complete; never merged into the head */
+    if (!req->request_line_done)
+        return fail(req, 400, "missing HTTP version"); /* an HTTP/0.9-style request line */
     if (req->nheaders >= req->limits->max_headers)
         return fail(req, 431, "too many header fields");
     span_extend(req, &req->headers[req->nheaders].name, at, length);
@@ -77,9 +79,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t length) {
 static int on_header_field_complete(llhttp_t *p) {
     mt_request_t *req = REQ(p);
     if (req->in_trailers) {
-        if (req->nheaders >= req->limits->max_headers)
+        /* Trailers count against the same limit; their spans are not kept. */
+        if (req->nheaders + ++req->ntrailers > req->limits->max_headers)
             return fail(req, 431, "too many trailer fields");
-        req->nheaders++; /* trailers count against the same limit; their spans are not kept */
         return 0;
     }
     mt_span_t name = req->headers[req->nheaders].name;
@@ -195,6 +197,8 @@ static int check_target(mt_request_t *req) {
 
 static int on_headers_complete(llhttp_t *p) {
     mt_request_t *req = REQ(p);
+    if (!req->request_line_done || p->http_major != 1)
+        return fail(req, 400, "missing HTTP version");
     req->method_id = p->method;
     if (req->head_end > req->message_start && req->head_end - req->message_start + 4 > req->limits->max_head_size)
         return fail(req, 431, "request head too large");
@@ -289,6 +293,7 @@ static void reset_message(mt_request_t *req, size_t offset) {
     req->method = (mt_span_t){0, 0};
     req->target = (mt_span_t){0, 0};
     req->nheaders = 0;
+    req->ntrailers = 0;
     memset(&req->headers[0], 0, sizeof(mt_header_t));
     req->http_minor = 1;
     req->method_id = 0;
@@ -335,6 +340,13 @@ mt_parse_result_t mt_http1_parse(mt_request_t *req, const char *input, size_t st
     llhttp_errno_t err = llhttp_execute(&req->parser, input + start, end - start);
     if (err == HPE_OK) {
         *stop = end;
+        if (!req->request_line_done && req->target.len) {
+            /* A line break right after the target: an HTTP/0.9 request line,
+             * refused now rather than at the head timeout. */
+            size_t after = (size_t)req->target.off + req->target.len;
+            if (after < end && (memchr(input + after, '\n', end - after) || memchr(input + after, '\r', end - after)))
+                return fail(req, 400, "missing HTTP version"), MT_PARSE_ERROR;
+        }
         if (!req->head_complete) {
             size_t head = end - req->message_start;
             if (!req->request_line_done && head > req->limits->max_request_line)

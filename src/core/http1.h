@@ -54,6 +54,7 @@ typedef struct mt_request {
     mt_span_t target;
     mt_header_t *headers; /* capacity: limits->max_headers */
     uint32_t nheaders;
+    uint32_t ntrailers; /* counted against max_headers, never recorded */
     uint8_t http_minor;
     uint8_t method_id; /* llhttp_method_t */
 
