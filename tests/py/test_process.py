@@ -227,6 +227,23 @@ def test_sigquit_stops_at_once(start_server):
     assert time.monotonic() - started < 3
 
 
+def test_second_sigint_stops_at_once(start_server):
+    server = start_server("procapps:app", "--graceful-timeout", "30")
+    client = threading.Thread(target=lambda: _ignore_errors(get, server, "/sleep?s=20", 30), daemon=True)
+    client.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.signal(signal.SIGINT)
+    assert server.wait_for(r"Received SIGINT: stopping gracefully", timeout=5)
+    time.sleep(0.3)
+    assert server.proc.poll() is None  # still draining the slow request
+    server.signal(signal.SIGINT)
+    assert server.proc.wait(10) == 0, server.output
+    server.stopped = True
+    assert time.monotonic() - started < 5
+    assert "Received SIGINT again: stopping now" in server.output
+
+
 def test_workers_exit_when_the_master_dies(start_server):
     server = start_server("procapps:app", workers=2)
     server.wait_for(r"Booting worker 2 \(pid")
