@@ -21,7 +21,7 @@ test: bootstrap test-c test-py
 # C unit tests, one executable per core file, under ASan and UBSan.
 test-c: bootstrap
 	@$(MESON) setup $(CTEST_BUILD) -Dctests=true -Dbuildtype=debug -Db_sanitize=address,undefined \
-		-Dc_args=-fno-sanitize-recover=all --reconfigure >/dev/null
+		-Dc_args=-fno-sanitize-recover=all --reconfigure
 	@$(MESON) test -C $(CTEST_BUILD) --print-errorlogs
 
 # pytest against real server processes on free ports.

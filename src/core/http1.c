@@ -1,5 +1,7 @@
 #include "http1.h"
 
+#include "common.h"
+
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
@@ -239,6 +241,8 @@ static int on_chunk_header(llhttp_t *p) {
     mt_request_t *req = REQ(p);
     if (p->content_length == 0)
         req->in_trailers = true;
+    else if (p->content_length > req->limits->max_body_size - MT_MIN(req->body_received, req->limits->max_body_size))
+        return fail(req, 413, "request body too large"); /* refused on the size line, before the data */
     return 0;
 }
 
