@@ -1,7 +1,7 @@
 """The `meltemi` command: `meltemi module:application [options]`.
 
 Exit codes: 0 after a clean stop; 1 when the server cannot start (an address
-cannot be bound); 2 for a usage or configuration error; 3 when the
+cannot be bound, the access log cannot be opened); 2 for a usage or configuration error; 3 when the
 application cannot be loaded.  Each failure prints one line starting with
 `meltemi: error:` (an application that fails to import also gets its
 traceback, printed above that line).
@@ -106,6 +106,13 @@ def serve(resolved: config.Config, loader: AppLoader) -> int:
     from .master import BindError, Master
 
     log.setup(resolved.log_level)
+    if resolved.access_log not in (None, "-"):
+        # Each worker opens the file itself; find out now, once, if it can.
+        try:
+            open(resolved.access_log, "a").close()
+        except OSError as exc:
+            log.fatal(f"cannot open the access log {resolved.access_log}: {exc.strerror.lower()}")
+            return START_ERROR
     app = None
     if resolved.preload:
         try:

@@ -152,7 +152,7 @@ class Listener:
 
 
 def build(app: Any, listeners: list[Listener], config: Config) -> Any:
-    """A started-to-be _core.Worker for `app` on `listeners`."""
+    """A new, not yet started _core.Worker serving `app` on `listeners`."""
     from . import _core  # imported here: the CLI and the master work without it loaded
 
     return _core.Worker(

@@ -75,7 +75,7 @@ A worker that dies is replaced (with a growing delay if it keeps dying at start)
 
 - 0: stopped by a signal, after the workers drained.
 - 1: cannot start: an address cannot be bound
-  (`meltemi: error: cannot bind 127.0.0.1:8000: address already in use`).
+  (`meltemi: error: cannot bind 127.0.0.1:8000: address already in use`), or the access log cannot be opened.
 - 2: usage or configuration error.
 - 3: the application cannot be loaded at start, in the master (`preload`) or in a worker. Its traceback and
   `meltemi: error: cannot import ...` are printed, and the master stops its workers rather than restarting them.

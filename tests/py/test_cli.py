@@ -165,6 +165,13 @@ def test_port_in_use_is_reported_at_once():
     assert "Booting worker" not in result.stderr
 
 
+def test_access_log_that_cannot_be_opened(tmp_path):
+    target = tmp_path / "missing-dir" / "access.log"
+    result = meltemi("procapps:app", "--bind", "127.0.0.1:0", "--access-log", str(target), timeout=10)
+    assert result.returncode == 1
+    assert result.stderr == f"meltemi: error: cannot open the access log {target}: no such file or directory\n"
+
+
 def test_unix_socket_path_taken_by_a_file(tmp_path):
     path = tmp_path / "not-a-socket"
     path.write_text("mine")
