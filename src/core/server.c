@@ -17,9 +17,6 @@
 #define ACCEPT_BATCH 64
 #define DRAIN_IDLE_GRACE_MS 1000
 
-static const char busy_response[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-                                    "Content-Length: 20\r\nConnection: close\r\n\r\n503 server is full.\n";
-
 /* ---- connection life (I/O thread) ---- */
 
 static void set_deadline(mt_conn_t *c, int timeout_ms) {
@@ -177,19 +174,32 @@ static void on_readable(mt_server_t *s, mt_conn_t *c) {
         rearm(s, c, state);
 }
 
+/* The answer to a connection refused for want of room: a clean 503, so the
+ * client knows to retry, instead of a connection left in the backlog. */
+static void busy_response(mt_buf_t *out) {
+    out->len = 0;
+    if (mt_http1_write_error(out, 503, "the server is at its connection limit", true) < 0)
+        out->len = 0;
+}
+
 static void accept_batch(mt_server_t *s, mt_listener_t *l) {
+    mt_buf_t busy;
+    mt_buf_init(&busy);
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         mt_peer_t peer;
         int fd = mt_sock_accept(l->fd, &peer);
         if (fd < 0) {
-            if (fd == -EMFILE || fd == -ENFILE)
-                s->spare_fd = mt_sock_refuse_with_spare(l->fd, s->spare_fd, busy_response, sizeof busy_response - 1);
-            else if (fd == -ECONNABORTED || fd == -EINTR)
+            if (fd == -EMFILE || fd == -ENFILE) {
+                busy_response(&busy);
+                s->spare_fd = mt_sock_refuse_with_spare(l->fd, s->spare_fd, busy.data, busy.len);
+            } else if (fd == -ECONNABORTED || fd == -EINTR) {
                 continue;
-            return;
+            }
+            break;
         }
         if (s->nconns >= s->config.max_connections) {
-            ssize_t ignored = write(fd, busy_response, sizeof busy_response - 1);
+            busy_response(&busy);
+            ssize_t ignored = write(fd, busy.data, busy.len);
             (void)ignored;
             close(fd);
             continue;
@@ -205,6 +215,7 @@ static void accept_batch(mt_server_t *s, mt_listener_t *l) {
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
             conn_close(s, c);
     }
+    mt_buf_dispose(&busy);
 }
 
 /* Closes or answers connections whose deadline passed. A connection that a
