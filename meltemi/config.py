@@ -458,7 +458,7 @@ OPTIONS: tuple[Option, ...] = (
         "max_connections",
         Integer(minimum=1),
         10000,
-        "Most open client connections per worker; beyond it a worker stops accepting until some close.",
+        "Most open client connections per worker; beyond it, new connections are answered 503 and closed.",
         LIMITS,
         core=True,
     ),

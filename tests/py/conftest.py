@@ -134,7 +134,7 @@ class Server:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-                raise AssertionError("meltemi did not stop within %ss:\n%s" % (timeout, self.output)) from None
+                raise AssertionError(f"meltemi did not stop within {timeout}s:\n{self.output}") from None
             self._reader.join(5)
         return self.proc.returncode
 
@@ -200,7 +200,7 @@ def recv_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
     while time.monotonic() < deadline:
         try:
             data = sock.recv(65536)
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             break
         if not data:
             break
@@ -252,14 +252,14 @@ class ResponseReader:
     def _read_until(self, marker: bytes) -> bytes:
         while marker not in self.buffer:
             if not self._fill():
-                raise EOFError("connection closed before %r; have %r" % (marker, self.buffer[:500]))
+                raise EOFError(f"connection closed before {marker!r}; have {self.buffer[:500]!r}")
         line, self.buffer = self.buffer.split(marker, 1)
         return line
 
     def _read_exact(self, n: int) -> bytes:
         while len(self.buffer) < n:
             if not self._fill():
-                raise EOFError("connection closed %d bytes before the end of the body" % (n - len(self.buffer)))
+                raise EOFError(f"connection closed {n - len(self.buffer)} bytes before the end of the body")
         data, self.buffer = self.buffer[:n], self.buffer[n:]
         return data
 
@@ -304,7 +304,7 @@ class ResponseReader:
         self.sock.settimeout(timeout)
         try:
             return not self._fill()
-        except socket.timeout:
+        except TimeoutError:
             return False
 
 
