@@ -27,6 +27,7 @@ typedef struct mt_server_config {
     int write_timeout_ms;     /* between two writes that made progress */
     int linger_ms;            /* discarding input after the answer before a close */
     uint32_t max_connections;
+    bool batch_sched; /* run the I/O thread (and handlers that ask) under SCHED_BATCH */
 } mt_server_config_t;
 
 #define MT_KIND_LISTENER 2
@@ -89,6 +90,9 @@ mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive);
 /* Waits up to timeout_ms (-1: forever) for the I/O thread to exit. Returns 0,
  * or -ETIMEDOUT. */
 int mt_server_join(mt_server_t *s, int timeout_ms);
+
+/* Puts the calling thread under SCHED_BATCH (no wake-up preemption). */
+void mt_server_thread_batch(void);
 
 /* Releases everything; the I/O thread must have exited (or never started). */
 void mt_server_dispose(mt_server_t *s);
