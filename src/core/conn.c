@@ -26,6 +26,16 @@ static int wait_for(mt_conn_t *c, short events, int timeout_ms) {
     }
 }
 
+/* After a read or write that failed with errno set: 0 to try again (it was
+ * interrupted, or the socket became ready in time), or a negative errno. */
+static int await_ready(mt_conn_t *c, short events, int timeout_ms) {
+    if (errno == EINTR)
+        return 0;
+    if (errno != EAGAIN)
+        return -errno;
+    return wait_for(c, events, timeout_ms);
+}
+
 static int send_continue(mt_conn_t *c) {
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
     struct iovec iov = {(void *)line, sizeof line - 1};
@@ -51,11 +61,7 @@ static ssize_t read_more(mt_conn_t *c) {
         }
         if (n == 0)
             return -MT_ECLOSED;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
-        int rc = wait_for(c, POLLIN, c->server->config.body_timeout_ms);
+        int rc = await_ready(c, POLLIN, c->server->config.body_timeout_ms);
         if (rc < 0)
             return rc;
     }
@@ -119,11 +125,7 @@ int mt_conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt) {
     while (iovcnt > 0) {
         ssize_t n = writev(c->fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN)
-                return -errno;
-            int rc = wait_for(c, POLLOUT, c->server->config.write_timeout_ms);
+            int rc = await_ready(c, POLLOUT, c->server->config.write_timeout_ms);
             if (rc < 0)
                 return rc;
             continue;
@@ -151,11 +153,7 @@ int mt_conn_sendfile(mt_conn_t *c, int fd, off_t *offset, size_t count) {
         }
         if (n == 0)
             return -ENODATA; /* the file is shorter than announced */
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
-        int rc = wait_for(c, POLLOUT, c->server->config.write_timeout_ms);
+        int rc = await_ready(c, POLLOUT, c->server->config.write_timeout_ms);
         if (rc < 0)
             return rc;
     }
