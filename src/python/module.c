@@ -1,11 +1,14 @@
 /* meltemi._core: module initialization. */
 #include "glue.h"
 
+extern PyMethodDef mt_codec_methods[]; /* codec.c */
+
 static PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "meltemi._core",
     .m_doc = "The C core of meltemi: an HTTP/1.1 server with a WSGI bridge.",
     .m_size = -1,
+    .m_methods = mt_codec_methods,
 };
 
 PyMODINIT_FUNC PyInit__core(void) {
