@@ -1,0 +1,1040 @@
+#include "static.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "common.h"
+#include "http1_write.h"
+#include "server.h"
+
+#define CACHE_TTL_MS 1000   /* an entry is trusted this long, then revalidated with one fstatat */
+#define CACHE_CAPACITY 1024 /* entries (open descriptors and remembered misses) */
+#define CACHE_BUCKETS 2048  /* a power of two */
+#define MAX_PATH 1024       /* decoded path below a mount, suffix included */
+#define SMALL_BODY 12288    /* bodies up to this size go out with the head in one writev */
+#define IMMUTABLE_MAX_AGE "public, max-age=31536000, immutable"
+
+typedef struct mount {
+    char *prefix;
+    size_t prefix_len;
+    int root_fd; /* O_PATH descriptor of the root, held for the mount's life */
+    int max_age;
+} mount_t;
+
+/* Precompressed variants, in order of preference at equal q. */
+typedef enum coding { CODING_IDENTITY, CODING_ZSTD, CODING_BR, CODING_GZIP, NCODINGS } coding_t;
+
+static const struct {
+    const char *suffix, *name;
+    size_t suffix_len;
+} codings[NCODINGS] = {
+    [CODING_IDENTITY] = {"", "identity", 0},
+    [CODING_ZSTD] = {".zst", "zstd", 4},
+    [CODING_BR] = {".br", "br", 3},
+    [CODING_GZIP] = {".gz", "gzip", 3},
+};
+
+/* A cached lookup of one path under one mount: an open regular file, or a
+ * remembered miss (fd -1). Reference-counted so that an entry evicted or
+ * replaced while a thread sends from it keeps its descriptor until then. */
+typedef struct entry {
+    struct entry *hnext;       /* hash chain */
+    struct entry *prev, *next; /* LRU list, most recently used first */
+    int refs;                  /* the table's reference (while in_table) + one per user; under the lock */
+    bool in_table;
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    int64_t checked_ms; /* when the entry was last known to match the file system */
+    uint32_t hash;
+    const mount_t *mount;
+    char tag[52]; /* the ETag's opaque part: size, mtime and inode in hex */
+    char last_modified[MT_HTTP_DATE_LEN + 1];
+    size_t path_len;
+    char path[];
+} entry_t;
+
+struct mt_static {
+    mount_t **mounts;
+    int nmounts;
+    pthread_mutex_t lock; /* guards everything below */
+    entry_t *buckets[CACHE_BUCKETS];
+    entry_t lru; /* sentinel of the LRU list */
+    size_t count, capacity;
+    int ttl_ms;
+    unsigned long opens; /* files looked up on disk (the tests watch the cache with it) */
+};
+
+/* ---- opening a path without leaving the root ----
+ *
+ * openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) (Linux 5.6+, used on this
+ * kernel): the kernel refuses every resolution that would leave the root, be
+ * it through "..", an absolute path, an absolute symlink or a relative one
+ * that climbs out, and /proc magic links. Relative symlinks that stay inside
+ * the root are followed. Where openat2 is missing (ENOSYS, or EPERM from a
+ * seccomp filter), each component is opened with O_NOFOLLOW instead: no
+ * symlink is followed at all, so no realpath check is needed, at the price of
+ * not serving symlinks inside the root either. Paths reaching here never
+ * start with '/' nor contain "", "." or ".." segments (clean_path). O_NONBLOCK
+ * keeps a FIFO from blocking the open; it is refused as non-regular after. */
+static atomic_bool openat2_missing;
+
+static int open_walk(int root_fd, const char *path) {
+    int dir = root_fd;
+    for (;;) {
+        const char *slash = strchr(path, '/');
+        int fd;
+        if (slash == NULL) {
+            fd = openat(dir, path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+        } else {
+            char name[256];
+            size_t len = (size_t)(slash - path);
+            if (len >= sizeof name) {
+                fd = -1;
+                errno = ENAMETOOLONG;
+            } else {
+                memcpy(name, path, len);
+                name[len] = '\0';
+                fd = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            }
+        }
+        int err = errno;
+        if (dir != root_fd)
+            close(dir);
+        if (fd < 0 || slash == NULL)
+            return fd < 0 ? -err : fd;
+        dir = fd;
+        path = slash + 1;
+    }
+}
+
+static int open_beneath(int root_fd, const char *path) {
+    if (!atomic_load_explicit(&openat2_missing, memory_order_relaxed)) {
+        struct open_how how = {
+            .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+        if (fd >= 0 || errno != ENOSYS)
+            return fd >= 0 ? fd : -errno;
+        atomic_store(&openat2_missing, true);
+    }
+    return open_walk(root_fd, path);
+}
+
+/* Decides once per mount whether openat2 works here (see above). */
+static void probe_openat2(int root_fd) {
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
+    int fd = (int)syscall(SYS_openat2, root_fd, ".", &how, sizeof how);
+    if (fd >= 0)
+        close(fd);
+    else if (errno == ENOSYS || errno == EPERM)
+        atomic_store(&openat2_missing, true);
+}
+
+/* ---- the open-file cache ---- */
+
+static uint32_t hash_path(const mount_t *m, const char *path, size_t len) {
+    uint32_t h = 2166136261u ^ (uint32_t)(uintptr_t)m;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)path[i]) * 16777619u;
+    return h;
+}
+
+static void lru_unlink(entry_t *e) {
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+}
+
+static void lru_push(mt_static_t *st, entry_t *e) {
+    e->next = st->lru.next;
+    e->prev = &st->lru;
+    st->lru.next->prev = e;
+    st->lru.next = e;
+}
+
+static entry_t *table_find(mt_static_t *st, const mount_t *m, uint32_t h, const char *path, size_t len) {
+    for (entry_t *e = st->buckets[h & (CACHE_BUCKETS - 1)]; e; e = e->hnext)
+        if (e->hash == h && e->mount == m && e->path_len == len && memcmp(e->path, path, len) == 0)
+            return e;
+    return NULL;
+}
+
+/* Takes e out of the table; returns it if that dropped its last reference
+ * (the caller frees it after unlocking), else NULL. Under the lock. */
+static entry_t *table_remove(mt_static_t *st, entry_t *e) {
+    entry_t **p = &st->buckets[e->hash & (CACHE_BUCKETS - 1)];
+    while (*p != e)
+        p = &(*p)->hnext;
+    *p = e->hnext;
+    lru_unlink(e);
+    e->in_table = false;
+    st->count--;
+    return --e->refs == 0 ? e : NULL;
+}
+
+static void entry_free(entry_t *e) {
+    if (e->fd >= 0)
+        close(e->fd);
+    free(e);
+}
+
+static void entry_release(mt_static_t *st, entry_t *e) {
+    pthread_mutex_lock(&st->lock);
+    bool last = --e->refs == 0;
+    pthread_mutex_unlock(&st->lock);
+    if (last)
+        entry_free(e);
+}
+
+/* Makes the next lookup of e check the file system again. */
+static void entry_expire(mt_static_t *st, entry_t *e) {
+    pthread_mutex_lock(&st->lock);
+    e->checked_ms = INT64_MIN / 2;
+    pthread_mutex_unlock(&st->lock);
+}
+
+static bool same_file(const entry_t *e, const struct stat *sb) {
+    return e->dev == sb->st_dev && e->ino == sb->st_ino && e->size == sb->st_size &&
+           e->mtime.tv_sec == sb->st_mtim.tv_sec && e->mtime.tv_nsec == sb->st_mtim.tv_nsec &&
+           e->ctime.tv_sec == sb->st_ctim.tv_sec && e->ctime.tv_nsec == sb->st_ctim.tv_nsec;
+}
+
+/* An IMF-fixdate, without the locale that strftime would consult. */
+static void format_http_date(char *out, time_t t) {
+    static const char days[] = "SunMonTueWedThuFriSat", months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char buf[64]; /* roomier than the result, so the compiler sees no truncation */
+    snprintf(buf, sizeof buf, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", days + 3 * tm.tm_wday, tm.tm_mday,
+             months + 3 * tm.tm_mon, (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    memcpy(out, buf, MT_HTTP_DATE_LEN);
+    out[MT_HTTP_DATE_LEN] = '\0';
+}
+
+/* Opens path under m and enters the result in the cache, replacing an older
+ * entry for the same path. Returns a referenced entry, or NULL with *err set
+ * for failures worth a 503 rather than a 404 (out of descriptors or memory). */
+static entry_t *cache_open(mt_static_t *st, const mount_t *m, uint32_t h, const char *path, size_t len, int64_t now,
+                           int *err) {
+    int fd = open_beneath(m->root_fd, path);
+    struct stat sb;
+    if (fd >= 0 && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+        close(fd);
+        fd = -EISDIR; /* a directory, FIFO, socket or device: not ours to serve */
+    }
+    if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
+        *err = fd;
+        return NULL;
+    }
+    entry_t *e = calloc(1, sizeof *e + len + 1);
+    if (e == NULL) {
+        if (fd >= 0)
+            close(fd);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    e->fd = fd >= 0 ? fd : -1;
+    if (fd >= 0) {
+        e->dev = sb.st_dev;
+        e->ino = sb.st_ino;
+        e->size = sb.st_size;
+        e->mtime = sb.st_mtim;
+        e->ctime = sb.st_ctim;
+        unsigned long long mtime_ns = (unsigned long long)sb.st_mtim.tv_sec * 1000000000ull + sb.st_mtim.tv_nsec;
+        snprintf(e->tag, sizeof e->tag, "%llx-%llx-%llx", (unsigned long long)sb.st_size, mtime_ns,
+                 (unsigned long long)sb.st_ino);
+        format_http_date(e->last_modified, sb.st_mtim.tv_sec);
+    }
+    e->checked_ms = now;
+    e->hash = h;
+    e->mount = m;
+    e->path_len = len;
+    memcpy(e->path, path, len);
+    e->refs = 2; /* the table's and the caller's */
+    e->in_table = true;
+
+    entry_t *dead = NULL;
+    pthread_mutex_lock(&st->lock);
+    st->opens++;
+    entry_t *old = table_find(st, m, h, path, len);
+    if (old && (old = table_remove(st, old)) != NULL) {
+        old->hnext = dead;
+        dead = old;
+    }
+    entry_t **bucket = &st->buckets[h & (CACHE_BUCKETS - 1)];
+    e->hnext = *bucket;
+    *bucket = e;
+    lru_push(st, e);
+    st->count++;
+    while (st->count > st->capacity) {
+        entry_t *victim = table_remove(st, st->lru.prev);
+        if (victim) {
+            victim->hnext = dead;
+            dead = victim;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    while (dead) {
+        entry_t *next = dead->hnext;
+        entry_free(dead);
+        dead = next;
+    }
+    return e;
+}
+
+/* The cache entry for path under m, referenced (entry_release when done):
+ * from memory while younger than the TTL, after one fstatat that finds the
+ * file unchanged when older, else opened afresh. */
+static entry_t *cache_get(mt_static_t *st, const mount_t *m, const char *path, size_t len, int *err) {
+    uint32_t h = hash_path(m, path, len);
+    int64_t now = mt_clock_now_ms();
+    pthread_mutex_lock(&st->lock);
+    entry_t *e = table_find(st, m, h, path, len);
+    bool fresh = false;
+    if (e) {
+        e->refs++;
+        lru_unlink(e);
+        lru_push(st, e);
+        fresh = now - e->checked_ms < st->ttl_ms;
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (fresh)
+        return e;
+    if (e) {
+        /* The stat only decides whether to look again: a file that changed,
+         * wherever the path now leads, is reopened under the rules above. */
+        struct stat sb;
+        bool exists = fstatat(m->root_fd, path, &sb, 0) == 0;
+        if (e->fd >= 0 ? exists && same_file(e, &sb) : !exists) {
+            pthread_mutex_lock(&st->lock);
+            e->checked_ms = now;
+            pthread_mutex_unlock(&st->lock);
+            return e;
+        }
+        entry_release(st, e);
+    }
+    return cache_open(st, m, h, path, len, now, err);
+}
+
+/* ---- mounts ---- */
+
+mt_static_t *mt_static_create(void) {
+    mt_static_t *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return NULL;
+    pthread_mutex_init(&st->lock, NULL);
+    st->lru.next = st->lru.prev = &st->lru;
+    st->capacity = CACHE_CAPACITY;
+    st->ttl_ms = CACHE_TTL_MS;
+    return st;
+}
+
+void mt_static_destroy(mt_static_t *st) {
+    if (st == NULL)
+        return;
+    while (st->lru.next != &st->lru) {
+        entry_t *e = table_remove(st, st->lru.next);
+        if (e)
+            entry_free(e);
+    }
+    for (int i = 0; i < st->nmounts; i++) {
+        close(st->mounts[i]->root_fd);
+        free(st->mounts[i]->prefix);
+        free(st->mounts[i]);
+    }
+    free(st->mounts);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+int mt_static_mount(mt_static_t *st, const char *url_prefix, const char *root, int max_age) {
+    size_t plen = strlen(url_prefix);
+    if (plen == 0 || url_prefix[0] != '/' || url_prefix[plen - 1] != '/')
+        return -EINVAL;
+    int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    mount_t *m = calloc(1, sizeof *m);
+    mount_t **mounts = realloc(st->mounts, sizeof *mounts * (size_t)(st->nmounts + 1));
+    if (mounts)
+        st->mounts = mounts;
+    if (m == NULL || mounts == NULL || (m->prefix = strdup(url_prefix)) == NULL) {
+        free(m);
+        close(fd);
+        return -ENOMEM;
+    }
+    probe_openat2(fd);
+    m->prefix_len = plen;
+    m->root_fd = fd;
+    m->max_age = max_age;
+    st->mounts[st->nmounts++] = m;
+    return 0;
+}
+
+/* The path of the target: before '?', after the authority of an
+ * absolute-form target. Returns its length (0 when there is none). */
+static size_t target_path(const mt_request_t *req, const char *base, const char **path) {
+    const char *t = mt_span_ptr(base, req->target);
+    size_t n = req->target.len;
+    if (n && t[0] != '/') {
+        const char *s = memmem(t, n, "://", 3);
+        if (s == NULL)
+            return 0;
+        s += 3;
+        size_t rest = n - (size_t)(s - t);
+        size_t i = 0;
+        while (i < rest && s[i] != '/' && s[i] != '?')
+            i++;
+        if (i == rest || s[i] != '/')
+            return 0;
+        n = rest - i;
+        t = s + i;
+    }
+    const char *q = memchr(t, '?', n);
+    *path = t;
+    return q ? (size_t)(q - t) : n;
+}
+
+bool mt_static_match(const mt_static_t *st, const mt_request_t *req, const char *base) {
+    const char *path;
+    size_t n = target_path(req, base, &path);
+    for (int i = 0; i < st->nmounts; i++)
+        if (n >= st->mounts[i]->prefix_len && memcmp(path, st->mounts[i]->prefix, st->mounts[i]->prefix_len) == 0)
+            return true;
+    return false;
+}
+
+/* ---- request analysis ---- */
+
+static int hex_digit(unsigned char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes raw[0, n) into out (NUL-terminated, at most cap bytes with
+ * the NUL) and refuses anything that could name a file other than the plain
+ * reading of the URL: empty, "." and ".." segments (encoded dots decode
+ * first), an encoded '/', backslashes and control characters (NUL among
+ * them). Invalid escapes stay as they are, as in PATH_INFO. Returns the
+ * length, or -1. */
+static ssize_t clean_path(const char *raw, size_t n, char *out, size_t cap) {
+    size_t o = 0, seg = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || raw[i] == '/') {
+            size_t len = o - seg;
+            if (len == 0 || (len <= 2 && memcmp(out + seg, "..", len) == 0))
+                return -1;
+            if (i == n)
+                break;
+            if (o + 2 > cap)
+                return -1;
+            out[o++] = '/';
+            seg = o;
+            continue;
+        }
+        unsigned char ch = (unsigned char)raw[i];
+        int hi, lo;
+        if (ch == '%' && i + 2 < n && (hi = hex_digit((unsigned char)raw[i + 1])) >= 0 &&
+            (lo = hex_digit((unsigned char)raw[i + 2])) >= 0) {
+            ch = (unsigned char)(hi << 4 | lo);
+            i += 2;
+            if (ch == '/')
+                return -1;
+        }
+        if (ch < 0x20 || ch == 0x7f || ch == '\\' || o + 2 > cap)
+            return -1;
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return (ssize_t)o;
+}
+
+/* The value of the first header field named `lower` (lowercase), or NULL. */
+static const char *header_value(const mt_request_t *req, const char *base, const char *lower, size_t n, size_t *len) {
+    for (uint32_t i = 0; i < req->nheaders; i++)
+        if (mt_span_ieq(base, req->headers[i].name, lower, n)) {
+            *len = req->headers[i].value.len;
+            return mt_span_ptr(base, req->headers[i].value);
+        }
+    return NULL;
+}
+
+#define HEADER(req, base, name, len) header_value((req), (base), name, sizeof name - 1, (len))
+
+static bool is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
+
+/* A qvalue (RFC 9110 12.4.2) in thousandths, or -1 when malformed. */
+static int parse_qvalue(const char *s, size_t n) {
+    if (n == 0 || (s[0] != '0' && s[0] != '1') || (n > 1 && s[1] != '.') || n > 5)
+        return -1;
+    int q = (s[0] - '0') * 1000, scale = 100;
+    for (size_t i = 2; i < n; i++, scale /= 10) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        q += (s[i] - '0') * scale;
+    }
+    return q > 1000 ? -1 : q;
+}
+
+/* Adds the elements of one Accept-Encoding field to q[] (thousandths, -1 when
+ * not listed). q[NCODINGS] is "*". */
+static void accept_encoding_scan(const char *s, size_t n, int q[NCODINGS + 1]) {
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (is_ows(s[i]) || s[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < n && s[i] != ',' && s[i] != ';' && !is_ows(s[i]))
+            i++;
+        size_t tlen = i - start;
+        int value = 1000;
+        while (i < n && s[i] != ',') {
+            /* parameters: only q matters */
+            while (i < n && (is_ows(s[i]) || s[i] == ';'))
+                i++;
+            size_t p = i;
+            while (i < n && s[i] != ',' && s[i] != ';')
+                i++;
+            size_t end = i;
+            while (end > p && is_ows(s[end - 1]))
+                end--;
+            if (end - p >= 2 && (s[p] | 0x20) == 'q' && s[p + 1] == '=')
+                value = parse_qvalue(s + p + 2, end - p - 2);
+        }
+        int which = -1;
+        if (tlen == 1 && s[start] == '*')
+            which = NCODINGS;
+        else if ((tlen == 4 && strncasecmp(s + start, "gzip", 4) == 0) ||
+                 (tlen == 6 && strncasecmp(s + start, "x-gzip", 6) == 0))
+            which = CODING_GZIP;
+        else if (tlen == 2 && strncasecmp(s + start, "br", 2) == 0)
+            which = CODING_BR;
+        else if (tlen == 4 && strncasecmp(s + start, "zstd", 4) == 0)
+            which = CODING_ZSTD;
+        else if (tlen == 8 && strncasecmp(s + start, "identity", 8) == 0)
+            which = CODING_IDENTITY;
+        if (which >= 0 && value >= 0) /* listed twice: the lower q, so a refusal stands */
+            q[which] = q[which] < 0 ? value : MT_MIN(q[which], value);
+    }
+}
+
+/* Chooses among the available precompressed variants (a bit per coding_t)
+ * what the client prefers (RFC 9110 12.5.3): the highest q, zstd > br > gzip
+ * at equal q, a coding not listed taking the q of "*", q=0 refusing. The
+ * original goes out when nothing is acceptable or identity (by name or
+ * through "*") is ranked above the best coding. The same rules as
+ * mt_compress_negotiate, which this stands in for until compress.c is in the
+ * tree; unlike it, this reads every Accept-Encoding field of the request. */
+static coding_t choose_coding(const mt_request_t *req, const char *base, unsigned available) {
+    int q[NCODINGS + 1] = {-1, -1, -1, -1, -1};
+    for (uint32_t i = 0; i < req->nheaders; i++)
+        if (mt_span_ieq(base, req->headers[i].name, "accept-encoding", 15))
+            accept_encoding_scan(mt_span_ptr(base, req->headers[i].value), req->headers[i].value.len, q);
+    coding_t best = CODING_IDENTITY;
+    int best_q = 0;
+    for (int c = CODING_ZSTD; c < NCODINGS; c++) {
+        int qc = q[c] >= 0 ? q[c] : q[NCODINGS] >= 0 ? q[NCODINGS] : 0;
+        if ((available & 1u << c) && qc > best_q) {
+            best = (coding_t)c;
+            best_q = qc;
+        }
+    }
+    int identity_q = q[CODING_IDENTITY] >= 0 ? q[CODING_IDENTITY] : q[NCODINGS];
+    return identity_q > best_q ? CODING_IDENTITY : best;
+}
+
+/* True when the entity-tag list s[0, n) ("*", or tags separated by commas)
+ * holds etag: weak comparison (a W/ prefix is ignored) or strong (a weak tag
+ * never matches). */
+static bool etag_list_match(const char *s, size_t n, const char *etag, size_t elen, bool strong) {
+    size_t i = 0;
+    for (;;) {
+        while (i < n && (is_ows(s[i]) || s[i] == ','))
+            i++;
+        if (i >= n)
+            return false;
+        if (s[i] == '*')
+            return true;
+        bool weak = n - i >= 2 && s[i] == 'W' && s[i + 1] == '/';
+        if (weak)
+            i += 2;
+        if (i >= n || s[i] != '"')
+            return false;
+        const char *close = memchr(s + i + 1, '"', n - i - 1);
+        if (close == NULL)
+            return false;
+        size_t len = (size_t)(close - (s + i)) + 1;
+        if (!(strong && weak) && len == elen && memcmp(s + i, etag, elen) == 0)
+            return true;
+        i += len;
+    }
+}
+
+/* An HTTP-date (IMF-fixdate, or the obsolete RFC 850 and asctime forms that
+ * recipients must accept) in seconds since the epoch, or -1. */
+static int64_t parse_http_date(const char *s, size_t n) {
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    char buf[64], mon[4] = "";
+    int d, y, hh, mm, ss, end = -1;
+    if (n >= sizeof buf)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (sscanf(buf, "%*3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", &d, mon, &y, &hh, &mm, &ss, &end) == 6 &&
+        end == (int)n) {
+    } else if ((end = -1, sscanf(buf, "%*[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d GMT%n", &d, mon, &y, &hh, &mm, &ss,
+                                 &end)) == 6 &&
+               end == (int)n) {
+        y += y < 70 ? 2000 : 1900;
+    } else if ((end = -1,
+                sscanf(buf, "%*3[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", mon, &d, &hh, &mm, &ss, &y, &end)) == 6 &&
+               end == (int)n) {
+    } else {
+        return -1;
+    }
+    const char *m = strlen(mon) == 3 ? strstr(months, mon) : NULL;
+    if (m == NULL || (m - months) % 3 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970)
+        return -1;
+    struct tm tm = {
+        .tm_year = y - 1900, .tm_mon = (int)(m - months) / 3, .tm_mday = d, .tm_hour = hh, .tm_min = mm, .tm_sec = ss};
+    return (int64_t)timegm(&tm);
+}
+
+typedef enum range_result { RANGE_IGNORE, RANGE_ONE, RANGE_UNSATISFIABLE } range_result_t;
+
+/* Digits of s[*i, n) as a number (saturating); false when there are none. */
+static bool parse_pos(const char *s, size_t n, size_t *i, uint64_t *v) {
+    size_t start = *i;
+    *v = 0;
+    for (; *i < n && s[*i] >= '0' && s[*i] <= '9'; (*i)++)
+        *v = *v > UINT64_MAX / 20 ? UINT64_MAX / 2 : *v * 10 + (uint64_t)(s[*i] - '0');
+    return *i > start;
+}
+
+/* A Range field against a representation of `size` bytes (RFC 9110 14.2):
+ * one satisfiable range sets [*first, *last]; a field that is malformed, in
+ * another unit or asks for several ranges is ignored (the whole file goes
+ * out, which the RFC allows for multiple ranges). */
+static range_result_t parse_range(const char *s, size_t n, uint64_t size, uint64_t *first, uint64_t *last) {
+    if (n < 6 || strncasecmp(s, "bytes=", 6) != 0)
+        return RANGE_IGNORE;
+    size_t i = 6, elements = 0;
+    uint64_t a = 0, b = 0;
+    bool has_a = false, has_b = false;
+    while (i < n) {
+        while (i < n && (is_ows(s[i]) || s[i] == ','))
+            i++;
+        if (i >= n)
+            break;
+        if (++elements > 1)
+            return RANGE_IGNORE;
+        has_a = parse_pos(s, n, &i, &a);
+        if (i >= n || s[i] != '-')
+            return RANGE_IGNORE;
+        i++;
+        has_b = parse_pos(s, n, &i, &b);
+        while (i < n && is_ows(s[i]))
+            i++;
+        if ((i < n && s[i] != ',') || (!has_a && !has_b) || (has_a && has_b && b < a))
+            return RANGE_IGNORE;
+    }
+    if (elements == 0)
+        return RANGE_IGNORE;
+    if (!has_a) { /* suffix: the last b bytes */
+        if (b == 0 || size == 0)
+            return RANGE_UNSATISFIABLE;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return RANGE_ONE;
+    }
+    if (a >= size)
+        return RANGE_UNSATISFIABLE;
+    *first = a;
+    *last = has_b && b < size ? b : size - 1;
+    return RANGE_ONE;
+}
+
+static bool hex12(const char *s) {
+    for (int i = 0; i < 12; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* True when the last path segment carries a ManifestStaticFilesStorage hash:
+ * "name.0123456789ab.ext", or "name.0123456789ab" for a name without an
+ * extension (Django hashes those too). */
+static bool hashed_name(const char *path, size_t len) {
+    const char *slash = memrchr(path, '/', len);
+    const char *name = slash ? slash + 1 : path;
+    size_t n = (size_t)(path + len - name);
+    const char *dot = memrchr(name, '.', n);
+    if (dot == NULL)
+        return false;
+    size_t before = (size_t)(dot - name), after = n - before - 1;
+    if (before >= 14 && name[before - 13] == '.' && hex12(dot - 12))
+        return true;
+    return after == 12 && before >= 1 && hex12(dot + 1);
+}
+
+static const struct {
+    const char *ext, *type;
+} content_types[] = {
+    {"avif", "image/avif"},
+    {"bmp", "image/bmp"},
+    {"css", "text/css; charset=utf-8"},
+    {"csv", "text/csv; charset=utf-8"},
+    {"eot", "application/vnd.ms-fontobject"},
+    {"gif", "image/gif"},
+    {"gz", "application/gzip"},
+    {"htm", "text/html; charset=utf-8"},
+    {"html", "text/html; charset=utf-8"},
+    {"ico", "image/x-icon"},
+    {"jpeg", "image/jpeg"},
+    {"jpg", "image/jpeg"},
+    {"js", "text/javascript; charset=utf-8"},
+    {"json", "application/json"},
+    {"jsonld", "application/ld+json"},
+    {"m4a", "audio/mp4"},
+    {"map", "application/json"},
+    {"md", "text/markdown; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"},
+    {"mov", "video/quicktime"},
+    {"mp3", "audio/mpeg"},
+    {"mp4", "video/mp4"},
+    {"oga", "audio/ogg"},
+    {"ogg", "audio/ogg"},
+    {"ogv", "video/ogg"},
+    {"otf", "font/otf"},
+    {"pdf", "application/pdf"},
+    {"png", "image/png"},
+    {"svg", "image/svg+xml"},
+    {"tar", "application/x-tar"},
+    {"ttf", "font/ttf"},
+    {"txt", "text/plain; charset=utf-8"},
+    {"wasm", "application/wasm"},
+    {"wav", "audio/wav"},
+    {"webm", "video/webm"},
+    {"webmanifest", "application/manifest+json"},
+    {"webp", "image/webp"},
+    {"woff", "font/woff"},
+    {"woff2", "font/woff2"},
+    {"xml", "text/xml; charset=utf-8"},
+    {"zip", "application/zip"},
+    {"zst", "application/zstd"},
+};
+
+static const char *content_type(const char *path, size_t len) {
+    const char *end = path + len, *p = end;
+    while (p > path && p[-1] != '.' && p[-1] != '/')
+        p--;
+    if (p > path && p[-1] == '.')
+        for (size_t i = 0; i < MT_ARRAY_SIZE(content_types); i++)
+            if (strlen(content_types[i].ext) == (size_t)(end - p) &&
+                strncasecmp(content_types[i].ext, p, (size_t)(end - p)) == 0)
+                return content_types[i].type;
+    return "application/octet-stream";
+}
+
+/* ---- answering ---- */
+
+typedef struct reply {
+    mt_conn_t *c;
+    mt_buf_t out;
+    bool keep_alive;
+    bool head_only; /* HEAD: the fields GET would get, no body */
+} reply_t;
+
+static const char *reason(int status) {
+    switch (status) {
+    case 206:
+        return "Partial Content";
+    case 304:
+        return "Not Modified";
+    case 412:
+        return "Precondition Failed";
+    case 416:
+        return "Range Not Satisfiable";
+    default:
+        return mt_http1_reason(status);
+    }
+}
+
+/* Appends the status line and Date. */
+static int begin(reply_t *r, int status) {
+    char line[64];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, reason(status));
+    int rc = mt_buf_append(&r->out, line, (size_t)n);
+    return rc ? rc : mt_http1_write_date(&r->out);
+}
+
+/* Appends the connection field (if any) and the blank line. */
+static int end_head(reply_t *r) {
+    if (!r->keep_alive)
+        return mt_buf_append(&r->out, "Connection: close\r\n\r\n", 21);
+    if (r->c->req.http_minor == 0)
+        return mt_buf_append(&r->out, "Connection: keep-alive\r\n\r\n", 26);
+    return mt_buf_append(&r->out, "\r\n", 2);
+}
+
+static int send_out(reply_t *r) {
+    struct iovec iov = {r->out.data, r->out.len};
+    return mt_conn_writev(r->c, &iov, 1);
+}
+
+/* A short text/plain answer of the server's own, with `fields` (whole lines)
+ * added to the head. */
+static int answer_text(reply_t *r, int status, const char *fields) {
+    char body[64];
+    int blen = snprintf(body, sizeof body, "%d %s\n", status, reason(status));
+    int rc = begin(r, status);
+    if (rc == 0)
+        rc = mt_buf_append(&r->out, "Content-Type: text/plain; charset=utf-8\r\n", 41);
+    if (rc == 0)
+        rc = mt_http1_write_content_length(&r->out, (unsigned long long)blen);
+    if (rc == 0 && fields)
+        rc = mt_buf_append(&r->out, fields, strlen(fields));
+    if (rc == 0)
+        rc = end_head(r);
+    if (rc == 0 && !r->head_only)
+        rc = mt_buf_append(&r->out, body, (size_t)blen);
+    return rc ? rc : send_out(r);
+}
+
+/* Sends [off, off + count) of the file after the head in r->out: a small body
+ * is read into the same buffer and leaves with the head in one write. */
+static int send_file(reply_t *r, int fd, off_t off, size_t count) {
+    if (count <= SMALL_BODY) {
+        int rc = mt_buf_reserve(&r->out, count);
+        if (rc < 0)
+            return rc;
+        size_t got = 0;
+        while (got < count) {
+            ssize_t n = pread(fd, r->out.data + r->out.len + got, count - got, off + (off_t)got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return -EIO; /* cut short since its stat */
+            got += (size_t)n;
+        }
+        r->out.len += count;
+        return send_out(r);
+    }
+    int rc = send_out(r);
+    if (rc == 0)
+        rc = mt_conn_sendfile(r->c, fd, &off, count);
+    if (rc != -ENOSYS && rc != -EINVAL)
+        return rc;
+    /* A file system that sendfile cannot read: copy through the buffer. */
+    while (count > 0) {
+        ssize_t n = pread(fd, r->out.data, MT_MIN(count, r->out.cap), off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -EIO;
+        r->out.len = (size_t)n;
+        if ((rc = send_out(r)) < 0)
+            return rc;
+        off += n;
+        count -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Looks up the file for the request path in the matching mounts (the first
+ * that has it wins). Returns a referenced entry and its mount, NULL for a 404,
+ * or NULL with *err for a 503. */
+static entry_t *find_file(mt_static_t *st, const mt_request_t *req, const char *base, char *path, size_t *plen,
+                          int *err) {
+    const char *raw;
+    size_t n = target_path(req, base, &raw);
+    for (int i = 0; i < st->nmounts; i++) {
+        const mount_t *m = st->mounts[i];
+        if (n < m->prefix_len || memcmp(raw, m->prefix, m->prefix_len) != 0)
+            continue;
+        ssize_t len = clean_path(raw + m->prefix_len, n - m->prefix_len, path, MAX_PATH - 8);
+        if (len < 0)
+            continue;
+        entry_t *e = cache_get(st, m, path, (size_t)len, err);
+        if (e == NULL)
+            return NULL;
+        if (e->fd >= 0) {
+            *plen = (size_t)len;
+            return e;
+        }
+        entry_release(st, e);
+    }
+    return NULL;
+}
+
+/* The precompressed variants beside e that are at least as new as it: fills
+ * variants[] (referenced) and returns their bits. */
+static unsigned find_variants(mt_static_t *st, entry_t *e, char *path, size_t len, entry_t *variants[NCODINGS]) {
+    unsigned available = 0;
+    for (int c = CODING_ZSTD; c < NCODINGS; c++) {
+        memcpy(path + len, codings[c].suffix, codings[c].suffix_len + 1);
+        int err;
+        entry_t *v = cache_get(st, e->mount, path, len + codings[c].suffix_len, &err);
+        variants[c] = NULL;
+        if (v && v->fd >= 0 &&
+            (v->mtime.tv_sec > e->mtime.tv_sec ||
+             (v->mtime.tv_sec == e->mtime.tv_sec && v->mtime.tv_nsec >= e->mtime.tv_nsec))) {
+            variants[c] = v;
+            available |= 1u << c;
+        } else if (v) {
+            entry_release(st, v);
+        }
+    }
+    path[len] = '\0';
+    return available;
+}
+
+/* Answers with the representation `rep` of the file at `path`. */
+static int answer_file(reply_t *r, const mt_request_t *req, const char *base, entry_t *rep, coding_t coding, bool vary,
+                       const char *path, size_t plen) {
+    char etag[80];
+    size_t elen = (size_t)snprintf(etag, sizeof etag, "\"%s%s%s\"", rep->tag, coding ? "-" : "",
+                                   coding ? codings[coding].name : "");
+    int64_t mtime = rep->mtime.tv_sec;
+    const char *v;
+    size_t vlen;
+
+    /* Preconditions in the order of RFC 9110 13.2.2. */
+    int status = 200;
+    if ((v = HEADER(req, base, "if-match", &vlen)) != NULL) {
+        if (!etag_list_match(v, vlen, etag, elen, true))
+            status = 412;
+    } else if ((v = HEADER(req, base, "if-unmodified-since", &vlen)) != NULL) {
+        int64_t t = parse_http_date(v, vlen);
+        if (t >= 0 && mtime > t)
+            status = 412;
+    }
+    if (status == 200 && (v = HEADER(req, base, "if-none-match", &vlen)) != NULL) {
+        if (etag_list_match(v, vlen, etag, elen, false))
+            status = 304;
+    } else if (status == 200 && (v = HEADER(req, base, "if-modified-since", &vlen)) != NULL) {
+        int64_t t = parse_http_date(v, vlen);
+        if (t >= 0 && mtime <= t)
+            status = 304;
+    }
+    if (status == 412)
+        return answer_text(r, 412, NULL);
+
+    uint64_t size = (uint64_t)rep->size, first = 0, last = size ? size - 1 : 0;
+    if (status == 200 && !r->head_only && (v = HEADER(req, base, "range", &vlen)) != NULL) {
+        const char *ir;
+        size_t irlen;
+        bool current = true;
+        if ((ir = HEADER(req, base, "if-range", &irlen)) != NULL) {
+            if (irlen && (ir[0] == '"' || ir[0] == 'W'))
+                current = etag_list_match(ir, irlen, etag, elen, true);
+            else
+                current = parse_http_date(ir, irlen) == mtime;
+        }
+        range_result_t range = current ? parse_range(v, vlen, size, &first, &last) : RANGE_IGNORE;
+        if (range == RANGE_UNSATISFIABLE) {
+            char field[64];
+            snprintf(field, sizeof field, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+            return answer_text(r, 416, field);
+        }
+        if (range == RANGE_ONE)
+            status = 206;
+    }
+
+    char fields[1024];
+    int n = 0;
+    if (status != 304) {
+        n += snprintf(fields + n, sizeof fields - (size_t)n, "Content-Type: %s\r\nContent-Length: %llu\r\n",
+                      content_type(path, plen), (unsigned long long)(size ? last - first + 1 : 0));
+        if (status == 206)
+            n += snprintf(fields + n, sizeof fields - (size_t)n, "Content-Range: bytes %llu-%llu/%llu\r\n",
+                          (unsigned long long)first, (unsigned long long)last, (unsigned long long)size);
+        if (coding)
+            n += snprintf(fields + n, sizeof fields - (size_t)n, "Content-Encoding: %s\r\n", codings[coding].name);
+        n += snprintf(fields + n, sizeof fields - (size_t)n, "Accept-Ranges: bytes\r\n");
+    }
+    n += snprintf(fields + n, sizeof fields - (size_t)n, "ETag: %s\r\nLast-Modified: %s\r\n", etag, rep->last_modified);
+    int max_age = rep->mount->max_age;
+    if (hashed_name(path, plen))
+        n += snprintf(fields + n, sizeof fields - (size_t)n, "Cache-Control: " IMMUTABLE_MAX_AGE "\r\n");
+    else if (max_age > 0)
+        n += snprintf(fields + n, sizeof fields - (size_t)n, "Cache-Control: public, max-age=%d\r\n", max_age);
+    else if (max_age == 0)
+        n += snprintf(fields + n, sizeof fields - (size_t)n, "Cache-Control: no-cache\r\n");
+    if (vary)
+        n += snprintf(fields + n, sizeof fields - (size_t)n, "Vary: Accept-Encoding\r\n");
+
+    int rc = begin(r, status);
+    if (rc == 0)
+        rc = mt_buf_append(&r->out, fields, (size_t)n);
+    if (rc == 0)
+        rc = end_head(r);
+    if (rc < 0)
+        return rc;
+    if (status == 304 || r->head_only || size == 0)
+        return send_out(r);
+    return send_file(r, rep->fd, (off_t)first, (size_t)(last - first + 1));
+}
+
+int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
+    const mt_request_t *req = &c->req;
+    const char *base = c->rbuf.data;
+    reply_t r = {
+        .c = c,
+        .keep_alive = req->keep_alive && !mt_server_draining(c->server),
+        .head_only = req->method_id == HTTP_HEAD,
+    };
+    /* A client waiting for "100 Continue" may never send the body it announced. */
+    if (req->expect_continue && !c->continue_sent && !req->message_complete)
+        r.keep_alive = false;
+    mt_buf_init(&r.out);
+    entry_t *file = NULL, *variants[NCODINGS] = {NULL};
+    int rc;
+    if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD) {
+        rc = answer_text(&r, 405, "Allow: GET, HEAD\r\n");
+        goto done;
+    }
+    char path[MAX_PATH];
+    size_t plen = 0;
+    int err = 0;
+    file = find_file(st, req, base, path, &plen, &err);
+    if (file == NULL) {
+        rc = answer_text(&r, err ? 503 : 404, NULL);
+        goto done;
+    }
+    unsigned available = find_variants(st, file, path, plen, variants);
+    coding_t coding = available ? choose_coding(req, base, available) : CODING_IDENTITY;
+    entry_t *rep = coding ? variants[coding] : file;
+    rc = answer_file(&r, req, base, rep, coding, available != 0, path, plen);
+    if (rc == -EIO || rc == -ENODATA)
+        entry_expire(st, rep); /* the file changed under us: look again next time */
+done:
+    c->head_consumed = true;
+    for (int i = 0; i < NCODINGS; i++)
+        if (variants[i])
+            entry_release(st, variants[i]);
+    if (file)
+        entry_release(st, file);
+    mt_buf_dispose(&r.out);
+    *keep_alive = r.keep_alive && rc == 0;
+    return rc;
+}

@@ -1,0 +1,50 @@
+/* Static and media files answered in C: URL-prefix mounts over directories,
+ * conditional requests, a single byte range, precompressed variants, and an
+ * open-file cache shared by a worker's handler threads.
+ *
+ * Threads: mounts are added before the object is shared; after that,
+ * mt_static_match and mt_static_serve may be called from any number of
+ * handler threads at once (the cache has its own mutex). No function here
+ * touches Python. */
+#ifndef MT_STATIC_H
+#define MT_STATIC_H
+
+#include <stdbool.h>
+
+#include "conn.h"
+#include "http1.h"
+
+typedef struct mt_static mt_static_t;
+
+/* A set of mounts and its open-file cache. Returns NULL when out of memory.
+ * Freed, with every cached descriptor, by mt_static_destroy. */
+mt_static_t *mt_static_create(void);
+
+/* Frees st (NULL is fine). No thread may be serving from it any more. */
+void mt_static_destroy(mt_static_t *st);
+
+/* Adds a mount: url_prefix (starts and ends with '/', e.g. "/static/") served
+ * from directory `root`, which is opened now and held. Several mounts may
+ * share a prefix; they are searched in the order they were added (the
+ * staticfiles finders of --dev). max_age is the Cache-Control max-age of
+ * ordinary files (0: "no-cache", negative: no Cache-Control); names carrying a
+ * ManifestStaticFilesStorage hash get "public, max-age=31536000, immutable".
+ * Not thread-safe. Returns 0, -EINVAL (bad prefix), -ENOENT/-ENOTDIR/-EACCES
+ * (bad root) or -ENOMEM. */
+int mt_static_mount(mt_static_t *st, const char *url_prefix, const char *root, int max_age);
+
+/* True when the path of req's target (in `base`, before '?'; the authority of
+ * an absolute-form target is skipped) starts with a mount's prefix, compared
+ * byte for byte before percent-decoding. Any method. */
+bool mt_static_match(const mt_static_t *st, const mt_request_t *req, const char *base);
+
+/* Answers the request of c (a matched one) on c, for the handler thread that
+ * owns c, with blocking writes: GET and HEAD (405 otherwise), 200/206/304/
+ * 404/416. The head's spans are consumed (c->head_consumed is set); a request
+ * body is left unread for the caller to skip. Sets *keep_alive (false when the
+ * request, a graceful stop or a failed write says to close). Returns 0, or a
+ * negative errno when the connection must be closed (client gone, write
+ * timeout, out of memory, a file cut short while it was sent). */
+int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive);
+
+#endif
