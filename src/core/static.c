@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "common.h"
+#include "compress.h"
 #include "http1_write.h"
 #include "server.h"
 
@@ -33,18 +34,18 @@ typedef struct mount {
     int max_age;
 } mount_t;
 
-/* Precompressed variants, in order of preference at equal q. */
-typedef enum coding { CODING_IDENTITY, CODING_ZSTD, CODING_BR, CODING_GZIP, NCODINGS } coding_t;
-
+/* The file name suffix of each coding's precompressed variant. */
 static const struct {
-    const char *suffix, *name;
-    size_t suffix_len;
-} codings[NCODINGS] = {
-    [CODING_IDENTITY] = {"", "identity", 0},
-    [CODING_ZSTD] = {".zst", "zstd", 4},
-    [CODING_BR] = {".br", "br", 3},
-    [CODING_GZIP] = {".gz", "gzip", 3},
+    const char *text;
+    size_t len;
+} suffixes[] = {
+    [MT_CODING_IDENTITY] = {"", 0},
+    [MT_CODING_GZIP] = {".gz", 3},
+    [MT_CODING_BR] = {".br", 3},
+    [MT_CODING_ZSTD] = {".zst", 4},
 };
+
+#define NCODINGS MT_ARRAY_SIZE(suffixes)
 
 /* A cached lookup of one path under one mount: an open regular file, or a
  * remembered miss (fd -1). Reference-counted so that an entry evicted or
@@ -478,88 +479,41 @@ static const char *header_value(const mt_request_t *req, const char *base, const
 
 #define HEADER(req, base, name, len) header_value((req), (base), name, sizeof name - 1, (len))
 
-static bool is_ows(char c) {
+static bool is_blank(char c) {
     return c == ' ' || c == '\t';
 }
 
-/* A qvalue (RFC 9110 12.4.2) in thousandths, or -1 when malformed. */
-static int parse_qvalue(const char *s, size_t n) {
-    if (n == 0 || (s[0] != '0' && s[0] != '1') || (n > 1 && s[1] != '.') || n > 5)
-        return -1;
-    int q = (s[0] - '0') * 1000, scale = 100;
-    for (size_t i = 2; i < n; i++, scale /= 10) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        q += (s[i] - '0') * scale;
-    }
-    return q > 1000 ? -1 : q;
-}
-
-/* Adds the elements of one Accept-Encoding field to q[] (thousandths, -1 when
- * not listed). q[NCODINGS] is "*". */
-static void accept_encoding_scan(const char *s, size_t n, int q[NCODINGS + 1]) {
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (is_ows(s[i]) || s[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < n && s[i] != ',' && s[i] != ';' && !is_ows(s[i]))
-            i++;
-        size_t tlen = i - start;
-        int value = 1000;
-        while (i < n && s[i] != ',') {
-            /* parameters: only q matters */
-            while (i < n && (is_ows(s[i]) || s[i] == ';'))
-                i++;
-            size_t p = i;
-            while (i < n && s[i] != ',' && s[i] != ';')
-                i++;
-            size_t end = i;
-            while (end > p && is_ows(s[end - 1]))
-                end--;
-            if (end - p >= 2 && (s[p] | 0x20) == 'q' && s[p + 1] == '=')
-                value = parse_qvalue(s + p + 2, end - p - 2);
+/* The coding the client prefers among the available variants (a mask of
+ * MT_CODING_MASK bits), by the negotiation that compressed responses use.
+ * Several Accept-Encoding fields are one list (RFC 9110 5.3), so they are
+ * joined, as far as 4 KiB holds them. */
+static mt_coding_t choose_coding(const mt_request_t *req, const char *base, unsigned available) {
+    char joined[4096];
+    const char *value = NULL;
+    size_t n = 0;
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        if (!mt_span_ieq(base, req->headers[i].name, "accept-encoding", 15))
+            continue;
+        const char *v = mt_span_ptr(base, req->headers[i].value);
+        size_t len = req->headers[i].value.len;
+        if (value == NULL) {
+            value = v;
+            n = len;
+            continue;
         }
-        int which = -1;
-        if (tlen == 1 && s[start] == '*')
-            which = NCODINGS;
-        else if ((tlen == 4 && strncasecmp(s + start, "gzip", 4) == 0) ||
-                 (tlen == 6 && strncasecmp(s + start, "x-gzip", 6) == 0))
-            which = CODING_GZIP;
-        else if (tlen == 2 && strncasecmp(s + start, "br", 2) == 0)
-            which = CODING_BR;
-        else if (tlen == 4 && strncasecmp(s + start, "zstd", 4) == 0)
-            which = CODING_ZSTD;
-        else if (tlen == 8 && strncasecmp(s + start, "identity", 8) == 0)
-            which = CODING_IDENTITY;
-        if (which >= 0 && value >= 0) /* listed twice: the lower q, so a refusal stands */
-            q[which] = q[which] < 0 ? value : MT_MIN(q[which], value);
-    }
-}
-
-/* Chooses among the available precompressed variants (a bit per coding_t)
- * what the client prefers (RFC 9110 12.5.3): the highest q, zstd > br > gzip
- * at equal q, a coding not listed taking the q of "*", q=0 refusing. The
- * original goes out when nothing is acceptable or identity (by name or
- * through "*") is ranked above the best coding. The same rules as
- * mt_compress_negotiate, which this stands in for until compress.c is in the
- * tree; unlike it, this reads every Accept-Encoding field of the request. */
-static coding_t choose_coding(const mt_request_t *req, const char *base, unsigned available) {
-    int q[NCODINGS + 1] = {-1, -1, -1, -1, -1};
-    for (uint32_t i = 0; i < req->nheaders; i++)
-        if (mt_span_ieq(base, req->headers[i].name, "accept-encoding", 15))
-            accept_encoding_scan(mt_span_ptr(base, req->headers[i].value), req->headers[i].value.len, q);
-    coding_t best = CODING_IDENTITY;
-    int best_q = 0;
-    for (int c = CODING_ZSTD; c < NCODINGS; c++) {
-        int qc = q[c] >= 0 ? q[c] : q[NCODINGS] >= 0 ? q[NCODINGS] : 0;
-        if ((available & 1u << c) && qc > best_q) {
-            best = (coding_t)c;
-            best_q = qc;
+        if (value != joined) { /* a second field: start a copy */
+            if (n > sizeof joined)
+                break;
+            memcpy(joined, value, n);
+            value = joined;
         }
+        if (n + 1 + len > sizeof joined)
+            break;
+        joined[n++] = ',';
+        memcpy(joined + n, v, len);
+        n += len;
     }
-    int identity_q = q[CODING_IDENTITY] >= 0 ? q[CODING_IDENTITY] : q[NCODINGS];
-    return identity_q > best_q ? CODING_IDENTITY : best;
+    return mt_compress_negotiate(value, n, available);
 }
 
 /* True when the entity-tag list s[0, n) ("*", or tags separated by commas)
@@ -568,7 +522,7 @@ static coding_t choose_coding(const mt_request_t *req, const char *base, unsigne
 static bool etag_list_match(const char *s, size_t n, const char *etag, size_t elen, bool strong) {
     size_t i = 0;
     for (;;) {
-        while (i < n && (is_ows(s[i]) || s[i] == ','))
+        while (i < n && (is_blank(s[i]) || s[i] == ','))
             i++;
         if (i >= n)
             return false;
@@ -641,7 +595,7 @@ static range_result_t parse_range(const char *s, size_t n, uint64_t size, uint64
     uint64_t a = 0, b = 0;
     bool has_a = false, has_b = false;
     while (i < n) {
-        while (i < n && (is_ows(s[i]) || s[i] == ','))
+        while (i < n && (is_blank(s[i]) || s[i] == ','))
             i++;
         if (i >= n)
             break;
@@ -652,7 +606,7 @@ static range_result_t parse_range(const char *s, size_t n, uint64_t size, uint64
             return RANGE_IGNORE;
         i++;
         has_b = parse_pos(s, n, &i, &b);
-        while (i < n && is_ows(s[i]))
+        while (i < n && is_blank(s[i]))
             i++;
         if ((i < n && s[i] != ',') || (!has_a && !has_b) || (has_a && has_b && b < a))
             return RANGE_IGNORE;
@@ -890,16 +844,16 @@ static entry_t *find_file(mt_static_t *st, const mt_request_t *req, const char *
  * variants[] (referenced) and returns their bits. */
 static unsigned find_variants(mt_static_t *st, entry_t *e, char *path, size_t len, entry_t *variants[NCODINGS]) {
     unsigned available = 0;
-    for (int c = CODING_ZSTD; c < NCODINGS; c++) {
-        memcpy(path + len, codings[c].suffix, codings[c].suffix_len + 1);
+    for (mt_coding_t c = MT_CODING_GZIP; c < NCODINGS; c++) {
+        memcpy(path + len, suffixes[c].text, suffixes[c].len + 1);
         int err;
-        entry_t *v = cache_get(st, e->mount, path, len + codings[c].suffix_len, &err);
+        entry_t *v = cache_get(st, e->mount, path, len + suffixes[c].len, &err);
         variants[c] = NULL;
         if (v && v->fd >= 0 &&
             (v->mtime.tv_sec > e->mtime.tv_sec ||
              (v->mtime.tv_sec == e->mtime.tv_sec && v->mtime.tv_nsec >= e->mtime.tv_nsec))) {
             variants[c] = v;
-            available |= 1u << c;
+            available |= MT_CODING_MASK(c);
         } else if (v) {
             entry_release(st, v);
         }
@@ -909,11 +863,11 @@ static unsigned find_variants(mt_static_t *st, entry_t *e, char *path, size_t le
 }
 
 /* Answers with the representation `rep` of the file at `path`. */
-static int answer_file(reply_t *r, const mt_request_t *req, const char *base, entry_t *rep, coding_t coding, bool vary,
-                       const char *path, size_t plen) {
+static int answer_file(reply_t *r, const mt_request_t *req, const char *base, entry_t *rep, mt_coding_t coding,
+                       bool vary, const char *path, size_t plen) {
     char etag[80];
     size_t elen = (size_t)snprintf(etag, sizeof etag, "\"%s%s%s\"", rep->tag, coding ? "-" : "",
-                                   coding ? codings[coding].name : "");
+                                   coding ? mt_compress_coding_name(coding) : "");
     int64_t mtime = rep->mtime.tv_sec;
     const char *v;
     size_t vlen;
@@ -969,7 +923,8 @@ static int answer_file(reply_t *r, const mt_request_t *req, const char *base, en
             n += snprintf(fields + n, sizeof fields - (size_t)n, "Content-Range: bytes %llu-%llu/%llu\r\n",
                           (unsigned long long)first, (unsigned long long)last, (unsigned long long)size);
         if (coding)
-            n += snprintf(fields + n, sizeof fields - (size_t)n, "Content-Encoding: %s\r\n", codings[coding].name);
+            n += snprintf(fields + n, sizeof fields - (size_t)n, "Content-Encoding: %s\r\n",
+                          mt_compress_coding_name(coding));
         n += snprintf(fields + n, sizeof fields - (size_t)n, "Accept-Ranges: bytes\r\n");
     }
     n += snprintf(fields + n, sizeof fields - (size_t)n, "ETag: %s\r\nLast-Modified: %s\r\n", etag, rep->last_modified);
@@ -1022,14 +977,14 @@ int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
         goto done;
     }
     unsigned available = find_variants(st, file, path, plen, variants);
-    coding_t coding = available ? choose_coding(req, base, available) : CODING_IDENTITY;
+    mt_coding_t coding = available ? choose_coding(req, base, available) : MT_CODING_IDENTITY;
     entry_t *rep = coding ? variants[coding] : file;
     rc = answer_file(&r, req, base, rep, coding, available != 0, path, plen);
     if (rc == -EIO || rc == -ENODATA)
         entry_expire(st, rep); /* the file changed under us: look again next time */
 done:
     c->head_consumed = true;
-    for (int i = 0; i < NCODINGS; i++)
+    for (size_t i = 0; i < NCODINGS; i++)
         if (variants[i])
             entry_release(st, variants[i]);
     if (file)

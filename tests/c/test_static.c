@@ -10,6 +10,7 @@
 #include "http1_write.c"
 #include "conn.c"
 #include "server.c"
+#include "compress.c"
 #include "static.c"
 
 #include <dirent.h>
@@ -632,9 +633,18 @@ static void test_variants(void) {
            strcmp(etags[2], etags[4]) && strcmp(etags[4], etags[5]),
        "each representation has its own ETag (%s %s %s %s)", etags[0], etags[2], etags[4], etags[5]);
 
+    response_t r = get("/static/v.js", "Accept-Encoding: gzip\r\nAccept-Encoding: br;q=0.9, zstd;q=0.5\r\n");
+    ok(r.status == 200 && strcmp(field(&r, "Content-Encoding"), "gzip") == 0,
+       "several Accept-Encoding fields are one list (gzip=1 > br=0.9)");
+    response_free(&r);
+    r = get("/static/v.js", "Accept-Encoding: gzip\r\nAccept-Encoding: gzip;q=0, br;q=0.1\r\n");
+    ok(r.status == 200 && strcmp(field(&r, "Content-Encoding"), "br") == 0, "a refusal in a second field stands (%s)",
+       field(&r, "Content-Encoding"));
+    response_free(&r);
+
     char fields[512];
     snprintf(fields, sizeof fields, "Accept-Encoding: br\r\nIf-None-Match: %s\r\n", etags[4]);
-    response_t r = get("/static/v.js", fields);
+    r = get("/static/v.js", fields);
     ok(r.status == 304 && strcmp(field(&r, "Vary"), "Accept-Encoding") == 0, "the br ETag revalidates br: 304, Vary");
     response_free(&r);
     snprintf(fields, sizeof fields, "Accept-Encoding: gzip\r\nIf-None-Match: %s\r\n", etags[4]);
