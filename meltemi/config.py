@@ -263,6 +263,60 @@ class AccessLog(ValueType):
         return "off" if value is None else value
 
 
+class Codings(ValueType):
+    """Content codings to offer, in no particular order: "zstd,br,gzip"; "off" for none."""
+
+    expected = "a comma-separated list of zstd, br, gzip, or 'off'"
+    metavar = "CODINGS"
+    KNOWN = ("zstd", "br", "gzip")
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        text = text.strip().lower()
+        if text in Flag.FALSE or text == "none":
+            return ()
+        codings = tuple(item.strip() for item in text.split(",") if item.strip())
+        if not codings or any(coding not in self.KNOWN for coding in codings):
+            raise ValueError
+        return tuple(dict.fromkeys(codings))
+
+    def coerce(self, value: Any) -> tuple[str, ...]:
+        if value is False or value is None:
+            return ()
+        if isinstance(value, list | tuple):
+            return self.parse(",".join(str(item) for item in value) or "off")
+        return super().coerce(value)
+
+    def show(self, value: tuple[str, ...]) -> str:
+        return ",".join(value) if value else "off"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A URL prefix served from a directory by the C static file handler."""
+
+    prefix: str
+    root: str
+
+    def __str__(self) -> str:
+        return f"{self.prefix}={self.root}"
+
+
+class MountType(ValueType):
+    expected = "URL_PREFIX=DIRECTORY, e.g. /static/=staticfiles"
+    metavar = "PREFIX=DIR"
+
+    def parse(self, text: str) -> Mount:
+        prefix, sep, root = text.strip().partition("=")
+        if not sep or not prefix.startswith("/") or not root:
+            raise ValueError
+        if not prefix.endswith("/"):
+            prefix += "/"
+        return Mount(prefix, os.path.abspath(root))
+
+    def show(self, value: Mount) -> str:
+        return str(value)
+
+
 # --- the declarations -----------------------------------------------------------
 
 
@@ -308,7 +362,9 @@ PROCESSES = "Processes and threads"
 LIMITS = "Request limits"
 TIMEOUTS = "Timeouts"
 LOGGING = "Logging"
-SECTIONS = (SERVER, PROCESSES, TIMEOUTS, LIMITS, LOGGING)
+COMPRESSION = "Compression"
+STATIC = "Static and media files"
+SECTIONS = (SERVER, PROCESSES, TIMEOUTS, LIMITS, COMPRESSION, STATIC, LOGGING)
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -461,6 +517,59 @@ OPTIONS: tuple[Option, ...] = (
         "Most open client connections per worker; beyond it, new connections are answered 503 and closed.",
         LIMITS,
         core=True,
+    ),
+    Option(
+        "compress",
+        Codings(),
+        ("zstd", "br", "gzip"),
+        "Content codings offered for responses, chosen per request from `Accept-Encoding` (RFC 9110 q-values; "
+        "at equal preference zstd, then br, then gzip). Only responses of a compressible type (text, JSON, "
+        "JavaScript, XML, SVG...) of at least `compress_min_size` bytes that carry no `Content-Encoding` and no "
+        "`Cache-Control: no-transform` are compressed; streamed ones chunk by chunk, each chunk flushed. "
+        "`off` turns compression off.",
+        COMPRESSION,
+        core=True,
+    ),
+    Option(
+        "compress_min_size",
+        Size(minimum=0),
+        512,
+        "Smallest response body worth compressing, in bytes (streamed bodies of unknown length are always "
+        "compressed when their type is).",
+        COMPRESSION,
+        core=True,
+    ),
+    Option("gzip_level", Integer(minimum=1), 6, "gzip compression level (1-9).", COMPRESSION, core=True),
+    Option("brotli_level", Integer(minimum=0), 4, "Brotli compression level (0-11).", COMPRESSION, core=True),
+    Option("zstd_level", Integer(minimum=1), 3, "zstd compression level (1-19).", COMPRESSION, core=True),
+    Option(
+        "static",
+        MountType(),
+        (),
+        "Serve a directory under a URL prefix entirely in C, before Python: `--static /static/=staticfiles`. "
+        "Repeat for several. `runmeltemi` adds `STATIC_URL` from `STATIC_ROOT` on its own (and `MEDIA_URL` "
+        "from `MEDIA_ROOT` with `serve_media`). Files are sent with sendfile, with ETag, Last-Modified, "
+        "304s, single ranges and precompressed `.zst`/`.br`/`.gz` variants found beside them.",
+        STATIC,
+        multiple=True,
+        core=True,
+    ),
+    Option(
+        "static_max_age",
+        Integer(minimum=0),
+        60,
+        "Cache-Control max-age (seconds) of static files whose names carry no content hash; hashed names "
+        "(ManifestStaticFilesStorage) are cached for a year as immutable.",
+        STATIC,
+        core=True,
+    ),
+    Option(
+        "serve_media",
+        Flag(),
+        False,
+        "With `runmeltemi`: also serve `MEDIA_URL` from `MEDIA_ROOT` in C (user uploads; off by default "
+        "because many deployments keep media behind access control).",
+        STATIC,
     ),
     Option(
         "access_log",
@@ -638,6 +747,9 @@ def worker_options(config: Config) -> dict[str, Any]:
     # Several processes serve the same application: tells WSGI applications
     # (wsgi.multiprocess) that process-local state is not shared.
     options["multiprocess"] = config.workers > 1
+    # The C side takes plain values: "zstd,br,gzip" and [(prefix, root), ...].
+    options["compress"] = ",".join(config.compress)
+    options["static"] = [(mount.prefix, mount.root) for mount in config.static]
     return options
 
 

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "common.h"
+#include "compress.h"
 #include "conn.h"
 #include "server.h"
 
@@ -48,7 +49,18 @@ typedef struct WorkerObject {
     int nlisteners;
     PyObject *access_log; /* callable(str) or NULL */
     PyObject *error_log;  /* callable(str, BaseException) or NULL */
+    unsigned compress_mask;             /* MT_CODING_MASK bits of the codings offered */
+    unsigned long long compress_min_size;
+    int compress_level[4];              /* by mt_coding_t */
+    struct mt_static *statics;          /* NULL when no directory is mounted */
 } WorkerObject;
+
+/* What a handler thread keeps from one request to the next. */
+typedef struct mt_handler {
+    mt_buf_t out;       /* the response head and small bodies */
+    mt_buf_t zbuf;      /* compressed output of the current chunk */
+    mt_compressor_t *z; /* created on first use, reset per response */
+} mt_handler_t;
 
 /* wsgi.input: reads the request body of one request. */
 typedef struct InputObject {
@@ -66,6 +78,13 @@ typedef struct mt_exchange {
     PyObject *method;  /* for HEAD and the access log (borrowed from mt_str) */
     PyObject *uri;     /* the request target, for the access log */
     mt_buf_t *out;     /* the response head (and small bodies), written in one go */
+    mt_handler_t *handler;
+    mt_coding_t coding;  /* what the request's Accept-Encoding allows us (identity for HEAD) */
+    bool decided;        /* the compression decision below is made */
+    bool compressing;    /* the body goes out compressed with `coding` */
+    bool vary;           /* the response depends on Accept-Encoding: say so in Vary */
+    bool compress_started;
+    bool compress_ended;
     bool head_built;   /* the head is in `out` (or was sent) */
     bool head_sent;    /* bytes of the response went on the wire */
     bool failed;       /* the client went away: nothing more can be sent */
@@ -98,9 +117,21 @@ InputObject *mt_input_create(mt_conn_t *conn);
 
 /* response.c: runs the application for the request on `conn` and sends its
  * response (GIL held on entry and exit; released around blocking I/O). Leaves
- * a final write in `out` for the caller to send without the GIL. Returns
- * whether the connection may be kept alive. */
-bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_buf_t *out);
+ * a final write in handler->out for the caller to send without the GIL.
+ * Returns whether the connection may be kept alive. */
+bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handler);
+
+/* encoding.c: response compression. */
+/* The coding the request accepts among those offered (from its
+ * Accept-Encoding field; call before the head's bytes are reused). */
+mt_coding_t mt_encoding_negotiate(const WorkerObject *worker, const mt_conn_t *conn);
+/* Decides, from the application's status and headers and the body's length
+ * (-1 when unknown), whether the response varies by Accept-Encoding
+ * (ex->vary) and is compressed (ex->compressing). */
+void mt_encoding_decide(mt_exchange_t *ex, long long body_length);
+/* Compresses data, appending to handler->zbuf; mode is
+ * MT_COMPRESS_CONTINUE, MT_COMPRESS_FLUSH or MT_COMPRESS_END. Returns 0, or -1 with an exception. */
+int mt_encoding_compress(mt_exchange_t *ex, const char *data, size_t len, int mode);
 
 /* Calls the worker's error_log with the current exception (and clears it). */
 void mt_log_exception(WorkerObject *worker, const char *message);

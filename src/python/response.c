@@ -113,6 +113,9 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
     int code = ex->status_code;
     bool bodiless_status = code < 200 || code == 204 || code == 304;
     ex->no_body = ex->no_body || bodiless_status;
+    if (!ex->decided)
+        mt_encoding_decide(ex, known_length);
+    bool vary_written = false;
     ex->declared_length = -1;
     ex->has_date = false;
     Py_ssize_t count = PyList_GET_SIZE(ex->headers);
@@ -127,6 +130,7 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
         if (value == NULL)
             goto error;
         bool skip = false;
+        rc = 0;
         if (nlen == 14 && strncasecmp(name, "content-length", 14) == 0) {
             long long declared;
             if (!parse_length(value, vlen, &declared)) {
@@ -134,7 +138,8 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
                 goto error;
             }
             ex->declared_length = declared;
-            skip = code < 200 || code == 204; /* never on 1xx and 204 (RFC 9110 8.6) */
+            /* Never on 1xx and 204 (RFC 9110 8.6); replaced when compressing. */
+            skip = code < 200 || code == 204 || ex->compressing;
         } else if ((nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) ||
                    (nlen == 10 && strncasecmp(name, "keep-alive", 10) == 0)) {
             skip = true; /* hop-by-hop: the server frames the message itself */
@@ -144,8 +149,36 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
             skip = true; /* written below, from keep_alive */
         } else if (nlen == 4 && strncasecmp(name, "date", 4) == 0) {
             ex->has_date = true;
+        } else if (ex->compressing && nlen == 4 && strncasecmp(name, "etag", 4) == 0 && vlen >= 2 &&
+                   value[0] == '"') {
+            /* A strong validator names exact bytes, and these are not those
+             * (RFC 9110 8.8.1): the compressed representation's is weak. */
+            rc = mt_http1_write_raw(out, "ETag: W/", 8);
+            if (rc == 0)
+                rc = mt_http1_write_raw(out, value, (size_t)vlen);
+            if (rc == 0)
+                rc = mt_http1_write_raw(out, "\r\n", 2);
+            if (rc < 0)
+                goto nomem;
+            skip = true;
+        } else if (ex->vary && nlen == 4 && strncasecmp(name, "vary", 4) == 0) {
+            vary_written = true;
+            if (!strcasestr(value, "accept-encoding") && !memchr(value, '*', (size_t)vlen)) {
+                /* Merge: "Vary: Cookie" becomes "Vary: Cookie, Accept-Encoding". */
+                if (!mt_http1_value_valid(value, (size_t)vlen)) {
+                    rc = -EINVAL;
+                } else {
+                    rc = mt_http1_write_raw(out, "Vary: ", 6);
+                    if (rc == 0)
+                        rc = mt_http1_write_raw(out, value, (size_t)vlen);
+                    if (rc == 0)
+                        rc = mt_http1_write_raw(out, ", Accept-Encoding\r\n", 19);
+                }
+                skip = true;
+            }
         }
-        rc = skip ? 0 : mt_http1_write_field(out, name, (size_t)nlen, value, (size_t)vlen);
+        if (rc == 0 && !skip)
+            rc = mt_http1_write_field(out, name, (size_t)nlen, value, (size_t)vlen);
         Py_CLEAR(holder);
         Py_CLEAR(holder2);
         if (rc == -EINVAL) {
@@ -159,15 +192,24 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
     if (c->req.expect_continue && !c->continue_sent && !c->req.message_complete)
         ex->keep_alive = false; /* the client may never send the body we did not ask for: say we close */
     rc = ex->has_date ? 0 : mt_http1_write_date(out);
+    if (rc == 0 && ex->compressing) {
+        const char *coding = mt_compress_coding_name(ex->coding);
+        rc = mt_http1_write_field(out, "Content-Encoding", 16, coding, strlen(coding));
+    }
+    if (rc == 0 && ex->vary && !vary_written)
+        rc = mt_http1_write_raw(out, "Vary: Accept-Encoding\r\n", 23);
+    /* The length that frames the body: the application's, unless the body
+     * is compressed (then known_length is the compressed length, or -1). */
+    long long app_length = ex->compressing ? -1 : ex->declared_length;
     ex->chunked = false;
     if (rc == 0 && !(code < 200 || code == 204)) {
-        if (ex->declared_length < 0 && known_length >= 0 && code != 304)
+        if (app_length < 0 && known_length >= 0 && code != 304)
             rc = mt_http1_write_content_length(out, (unsigned long long)known_length);
-        else if (ex->declared_length < 0 && ex->conn->req.method_id == HTTP_HEAD && !bodiless_status) {
+        else if (app_length < 0 && ex->conn->req.method_id == HTTP_HEAD && !bodiless_status) {
             /* HEAD gets the headers GET would get; the body framing is moot. */
             if (ex->conn->req.http_minor == 1)
                 rc = mt_http1_write_raw(out, "Transfer-Encoding: chunked\r\n", 28);
-        } else if (ex->declared_length < 0 && !ex->no_body) {
+        } else if (app_length < 0 && !ex->no_body) {
             if (ex->conn->req.http_minor == 1) {
                 ex->chunked = true;
                 rc = mt_http1_write_raw(out, "Transfer-Encoding: chunked\r\n", 28);
@@ -219,9 +261,35 @@ static int send_now(mt_exchange_t *ex, struct iovec *iov, int iovcnt) {
     return 0;
 }
 
-/* Sends one body chunk: framed when chunked, cut at the declared length, not
- * at all for HEAD/204/304. Small chunks before the head went out are kept in
- * `out` to leave with it. Returns 0 or -1 with an exception set. */
+/* Puts body bytes on their way: framed as a chunk when chunked. With `hold`
+ * (the body is complete) and while the head has not gone out, small bytes
+ * join `out` to leave with the head in the handler loop's single write. */
+static int emit(mt_exchange_t *ex, const char *data, size_t len, bool hold) {
+    if (len == 0)
+        return 0;
+    char line[24];
+    size_t line_len = ex->chunked ? mt_http1_chunk_size_line(line, len) : 0;
+    if (hold && !ex->head_sent && ex->out->len + line_len + len + 2 <= SMALL_BODY) {
+        if (mt_buf_append(ex->out, line, line_len) < 0 || mt_buf_append(ex->out, data, len) < 0 ||
+            (ex->chunked && mt_buf_append(ex->out, "\r\n", 2) < 0)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        return 0;
+    }
+    struct iovec iov[3];
+    int n = 0;
+    if (ex->chunked)
+        iov[n++] = (struct iovec){line, line_len};
+    iov[n++] = (struct iovec){(void *)data, len};
+    if (ex->chunked)
+        iov[n++] = (struct iovec){"\r\n", 2};
+    return send_now(ex, iov, n);
+}
+
+/* Sends one body chunk: cut at the declared length, compressed (and flushed,
+ * so the client can show it now) when compressing, not at all for
+ * HEAD/204/304. Returns 0 or -1 with an exception set. */
 static int send_chunk(mt_exchange_t *ex, const char *data, size_t len) {
     if (len == 0)
         return 0;
@@ -234,26 +302,15 @@ static int send_chunk(mt_exchange_t *ex, const char *data, size_t len) {
     ex->body_sent += len;
     if (ex->no_body)
         return 0;
-    if (!ex->head_sent && !ex->chunked && ex->body_sent == (unsigned long long)ex->declared_length &&
-        ex->out->len + len <= SMALL_BODY) {
-        /* The body is complete by its own Content-Length (Django's
-         * HttpResponse): nothing can follow, so waiting costs no latency, and
-         * head and body leave together in the handler loop's single write. */
-        if (mt_buf_append(ex->out, data, len) < 0) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        return 0;
-    }
-    char line[24];
-    struct iovec iov[3];
-    int n = 0;
-    if (ex->chunked)
-        iov[n++] = (struct iovec){line, mt_http1_chunk_size_line(line, len)};
-    iov[n++] = (struct iovec){(void *)data, len};
-    if (ex->chunked)
-        iov[n++] = (struct iovec){"\r\n", 2};
-    return send_now(ex, iov, n);
+    /* Complete by its own Content-Length (Django's HttpResponse): nothing can
+     * follow, so holding it back costs no latency. */
+    bool complete = ex->declared_length >= 0 && ex->body_sent == (unsigned long long)ex->declared_length;
+    if (!ex->compressing)
+        return emit(ex, data, len, complete);
+    ex->handler->zbuf.len = 0;
+    if (mt_encoding_compress(ex, data, len, complete ? MT_COMPRESS_END : MT_COMPRESS_FLUSH) < 0)
+        return -1;
+    return emit(ex, ex->handler->zbuf.data, ex->handler->zbuf.len, complete);
 }
 
 static PyObject *StartResponse_write(StartResponseObject *self, PyObject *arg) {
@@ -316,6 +373,24 @@ static int send_known(mt_exchange_t *ex, PyObject *const *items, Py_ssize_t coun
         if (check_bytes(items[i]) < 0)
             return -1;
         total += PyBytes_GET_SIZE(items[i]);
+    }
+    if (!ex->decided)
+        mt_encoding_decide(ex, total);
+    if (ex->compressing) {
+        mt_buf_t *z = &ex->handler->zbuf;
+        z->len = 0;
+        for (Py_ssize_t i = 0; i < count; i++)
+            if (mt_encoding_compress(ex, PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]),
+                                     i + 1 == count ? MT_COMPRESS_END : MT_COMPRESS_CONTINUE) < 0)
+                return -1;
+        if (count == 0 && mt_encoding_compress(ex, NULL, 0, MT_COMPRESS_END) < 0)
+            return -1;
+        if (build_head(ex, (long long)z->len) < 0)
+            return -1;
+        if (ex->declared_length >= 0 && total != ex->declared_length)
+            ex->keep_alive = false;
+        ex->body_sent += (unsigned long long)total;
+        return emit(ex, z->data, z->len, true);
     }
     if (build_head(ex, total) < 0)
         return -1;
@@ -444,6 +519,12 @@ static int finish_body(mt_exchange_t *ex) {
         return -1;
     if (ex->declared_length >= 0 && ex->body_sent != (unsigned long long)ex->declared_length && !ex->no_body)
         ex->keep_alive = false; /* short body: only a close tells the client */
+    if (ex->compressing && !ex->compress_ended && !ex->no_body) {
+        ex->handler->zbuf.len = 0;
+        if (mt_encoding_compress(ex, NULL, 0, MT_COMPRESS_END) < 0 ||
+            emit(ex, ex->handler->zbuf.data, ex->handler->zbuf.len, true) < 0)
+            return -1;
+    }
     if (ex->chunked && mt_http1_write_raw(ex->out, "0\r\n\r\n", 5) < 0) {
         PyErr_NoMemory();
         return -1;
@@ -504,11 +585,14 @@ static void access_log(mt_exchange_t *ex) {
     Py_XDECREF(line);
 }
 
-bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_buf_t *out) {
+bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handler) {
+    mt_buf_t *out = &handler->out;
     mt_exchange_t ex = {
         .worker = worker,
         .conn = conn,
         .out = out,
+        .handler = handler,
+        .coding = mt_encoding_negotiate(worker, conn),
         .keep_alive = conn->req.keep_alive && !mt_server_draining(&worker->server),
         .no_body = conn->req.method_id == HTTP_HEAD,
         .declared_length = -1,

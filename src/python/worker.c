@@ -1,7 +1,10 @@
 /* meltemi._core.Worker: one worker process's server, driven from Python
  * (meltemi/worker.py): start() spawns the C I/O thread, handle_requests() is
  * the body of each handler thread, shutdown() and join() stop it. */
+#include <string.h>
+
 #include "glue.h"
+#include "static.h"
 
 static int ms_option(PyObject *value, double fallback_seconds, int *out) {
     double seconds = value ? PyFloat_AsDouble(value) : fallback_seconds;
@@ -27,38 +30,82 @@ static int size_option(PyObject *value, unsigned long long fallback, unsigned lo
     return 0;
 }
 
+/* "zstd,br,gzip" (any order, any subset; "" for none) into compress_mask. */
+static int parse_codings(WorkerObject *self, const char *list) {
+    self->compress_mask = 0;
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        if (n == 4 && strncmp(list, "zstd", 4) == 0)
+            self->compress_mask |= MT_CODING_MASK(MT_CODING_ZSTD);
+        else if (n == 2 && strncmp(list, "br", 2) == 0)
+            self->compress_mask |= MT_CODING_MASK(MT_CODING_BR);
+        else if (n == 4 && strncmp(list, "gzip", 4) == 0)
+            self->compress_mask |= MT_CODING_MASK(MT_CODING_GZIP);
+        else if (n) {
+            PyErr_Format(PyExc_ValueError, "unknown content coding %.*s (zstd, br, gzip)", (int)n, list);
+            return -1;
+        }
+        list += n + (list[n] == ',');
+    }
+    return 0;
+}
+
+/* [(url_prefix, directory), ...] into the C static file handler. */
+static int mount_statics(WorkerObject *self, PyObject *mounts, int max_age) {
+    self->statics = mt_static_create();
+    if (self->statics == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(mounts); i++) {
+        const char *prefix, *root;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(mounts, i), "ss:static mount", &prefix, &root))
+            return -1;
+        int rc = mt_static_mount(self->statics, prefix, root, max_age);
+        if (rc < 0) {
+            PyErr_Format(PyExc_ValueError, "cannot serve %s from %s: %s", prefix, root, strerror(-rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"app",
-                               "listeners",
-                               "threads",
-                               "max_request_line",
-                               "max_head_size",
-                               "max_headers",
-                               "max_body_size",
-                               "head_timeout",
-                               "body_timeout",
-                               "keepalive_timeout",
-                               "write_timeout",
-                               "max_connections",
-                               "multiprocess",
-                               "url_scheme",
-                               "access_log",
-                               "error_log",
-                               NULL};
+    /* clang-format off */
+    static char *keywords[] = {
+        "app", "listeners", "threads", "max_request_line", "max_head_size", "max_headers", "max_body_size",
+        "head_timeout", "body_timeout", "keepalive_timeout", "write_timeout", "max_connections", "multiprocess",
+        "url_scheme", "access_log", "error_log", "compress", "compress_min_size", "gzip_level", "brotli_level",
+        "zstd_level", "static", "static_max_age", NULL};
+    /* clang-format on */
     PyObject *app, *listeners, *max_request_line = NULL, *max_head_size = NULL, *max_headers = NULL,
                                *max_body_size = NULL, *head_timeout = NULL, *body_timeout = NULL,
                                *keepalive_timeout = NULL, *write_timeout = NULL, *max_connections = NULL,
                                *url_scheme = NULL, *access_log = Py_None, *error_log = Py_None;
     int threads = 1, multiprocess = 0;
+    const char *compress = "";
+    unsigned long long compress_min_size = 512;
+    int gzip_level = -1, brotli_level = -1, zstd_level = -1, static_max_age = 60;
+    PyObject *statics = NULL;
     int *fds = NULL;
     if (self->server_ready) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOO:Worker", keywords, &app, &PyList_Type,
-                                     &listeners, &threads, &max_request_line, &max_head_size, &max_headers,
-                                     &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout, &write_timeout,
-                                     &max_connections, &multiprocess, &url_scheme, &access_log, &error_log))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!i:Worker", keywords, &app,
+                                     &PyList_Type, &listeners, &threads, &max_request_line, &max_head_size,
+                                     &max_headers, &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout,
+                                     &write_timeout, &max_connections, &multiprocess, &url_scheme, &access_log,
+                                     &error_log, &compress, &compress_min_size, &gzip_level, &brotli_level,
+                                     &zstd_level, &PyList_Type, &statics, &static_max_age))
+        return -1;
+    if (parse_codings(self, compress) < 0)
+        return -1;
+    self->compress_min_size = compress_min_size;
+    self->compress_level[MT_CODING_GZIP] = gzip_level;
+    self->compress_level[MT_CODING_BR] = brotli_level;
+    self->compress_level[MT_CODING_ZSTD] = zstd_level;
+    if (statics && PyList_GET_SIZE(statics) && mount_statics(self, statics, static_max_age) < 0)
         return -1;
     if (!PyCallable_Check(app)) {
         PyErr_SetString(PyExc_TypeError, "app must be a WSGI callable");
@@ -150,6 +197,8 @@ static void Worker_dealloc(WorkerObject *self) {
         Py_XDECREF(self->listeners[i].server_port);
     }
     PyMem_Free(self->listeners);
+    if (self->statics)
+        mt_static_destroy(self->statics);
     Py_XDECREF(self->app);
     Py_XDECREF(self->environ_template);
     Py_XDECREF(self->access_log);
@@ -182,23 +231,44 @@ static PyObject *Worker_start(WorkerObject *self, PyObject *unused) {
 /* The body of a handler thread. Per request, the GIL is taken once: the
  * previous response's final write, the hand-back of its connection and the
  * wait for the next request all happen in one GIL-free stretch. */
+/* Answers requests under a static mount entirely in C, without the GIL:
+ * returns the connection when its current request is not for a mount. */
+static mt_conn_t *serve_statics(WorkerObject *self, mt_conn_t *c) {
+    while (c && self->statics && mt_static_match(self->statics, &c->req, c->rbuf.data)) {
+        bool keep_alive = false;
+        if (mt_static_serve(self->statics, c, &keep_alive) < 0)
+            keep_alive = false;
+        if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
+            keep_alive = false;
+        c = mt_server_finish(&self->server, c, keep_alive);
+        if (c == NULL)
+            c = mt_server_next(&self->server);
+    }
+    return c;
+}
+
+/* The body of a handler thread. Per request, the GIL is taken once: the
+ * previous response's final write, the hand-back of its connection and the
+ * wait for the next request all happen in one GIL-free stretch. */
 static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     if (check_ready(self) < 0)
         return NULL;
     mt_server_t *s = &self->server;
     if (s->config.batch_sched)
         mt_server_thread_batch();
-    mt_buf_t out;
-    mt_buf_init(&out);
+    mt_handler_t handler = {.z = NULL};
+    mt_buf_init(&handler.out);
+    mt_buf_init(&handler.zbuf);
     mt_conn_t *c = NULL;
     bool keep_alive = false;
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS if (c) {
-            if (out.len) {
-                struct iovec iov = {out.data, out.len};
+        Py_BEGIN_ALLOW_THREADS
+        if (c) {
+            if (handler.out.len) {
+                struct iovec iov = {handler.out.data, handler.out.len};
                 if (mt_conn_writev(c, &iov, 1) < 0)
                     keep_alive = false;
-                out.len = 0;
+                handler.out.len = 0;
             }
             /* A body the application did not read is drained (up to 1 MiB)
              * so the connection can carry the next request. */
@@ -207,14 +277,21 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
             c = mt_server_finish(s, c, keep_alive);
         }
         if (c == NULL) {
-            /* Idle: give the output block back before sleeping. */
-            mt_buf_dispose(&out);
+            /* Idle: give the blocks back before sleeping. */
+            mt_buf_dispose(&handler.out);
+            mt_buf_dispose(&handler.zbuf);
             c = mt_server_next(s);
         }
-        Py_END_ALLOW_THREADS if (c == NULL) break;
-        keep_alive = mt_response_run(self, c, &out);
+        c = serve_statics(self, c);
+        Py_END_ALLOW_THREADS
+        if (c == NULL)
+            break;
+        keep_alive = mt_response_run(self, c, &handler);
     }
-    mt_buf_dispose(&out);
+    mt_buf_dispose(&handler.out);
+    mt_buf_dispose(&handler.zbuf);
+    if (handler.z)
+        mt_compressor_destroy(handler.z);
     Py_RETURN_NONE;
 }
 

@@ -130,6 +130,15 @@ def test_zstd_frame_records_the_size_of_a_whole_body():
     assert zstandard.frame_content_size(_core.compress(data, "zstd", chunks=3)) == -1
 
 
+def test_zstd_window_stays_within_what_browsers_accept():
+    # RFC 9659: a decoder may refuse windows over 8 MB; levels 20-22 would use up to 128 MB unless capped.
+    data = make_text(100000, 5)
+    for level in (3, 19, 20, 22):
+        encoded = _core.compress(data, "zstd", level, chunks=2)  # streamed: the size is unknown up front
+        assert zstandard.get_frame_parameters(encoded).window_size <= 8 * 1024 * 1024, level
+        assert decode("zstd", encoded) == data
+
+
 def test_bytes_like_inputs():
     data = make_text(2000, 4)
     for view in (bytearray(data), memoryview(data)):
