@@ -47,12 +47,12 @@ typedef struct WorkerObject {
     PyObject *environ_template; /* the keys that are the same for every request */
     mt_py_listener_t *listeners;
     int nlisteners;
-    PyObject *access_log; /* callable(str) or NULL */
-    PyObject *error_log;  /* callable(str, BaseException) or NULL */
-    unsigned compress_mask;             /* MT_CODING_MASK bits of the codings offered */
+    PyObject *access_log;   /* callable(str) or NULL */
+    PyObject *error_log;    /* callable(str, BaseException) or NULL */
+    unsigned compress_mask; /* MT_CODING_MASK bits of the codings offered */
     unsigned long long compress_min_size;
-    int compress_level[4];              /* by mt_coding_t */
-    struct mt_static *statics;          /* NULL when no directory is mounted */
+    int compress_level[4];     /* by mt_coding_t */
+    struct mt_static *statics; /* NULL when no directory is mounted */
 } WorkerObject;
 
 /* What a handler thread keeps from one request to the next. */
@@ -79,15 +79,15 @@ typedef struct mt_exchange {
     PyObject *uri;     /* the request target, for the access log */
     mt_buf_t *out;     /* the response head (and small bodies), written in one go */
     mt_handler_t *handler;
-    mt_coding_t coding;  /* what the request's Accept-Encoding allows us (identity for HEAD) */
-    bool decided;        /* the compression decision below is made */
-    bool compressing;    /* the body goes out compressed with `coding` */
-    bool vary;           /* the response depends on Accept-Encoding: say so in Vary */
+    mt_coding_t coding; /* what the request's Accept-Encoding allows us (identity for HEAD) */
+    bool decided;       /* the compression decision below is made */
+    bool compressing;   /* the body goes out compressed with `coding` */
+    bool vary;          /* the response depends on Accept-Encoding: say so in Vary */
     bool compress_started;
     bool compress_ended;
-    bool head_built;   /* the head is in `out` (or was sent) */
-    bool head_sent;    /* bytes of the response went on the wire */
-    bool failed;       /* the client went away: nothing more can be sent */
+    bool head_built; /* the head is in `out` (or was sent) */
+    bool head_sent;  /* bytes of the response went on the wire */
+    bool failed;     /* the client went away: nothing more can be sent */
     bool keep_alive;
     bool chunked; /* the body goes out with chunked framing */
     bool no_body; /* HEAD, 1xx, 204, 304 */

@@ -33,8 +33,11 @@ static Py_ssize_t fill(InputObject *self, size_t want) {
     size_t available = c->body.len - c->body_pos;
     if (available >= want || c->req.message_complete)
         return (Py_ssize_t)MT_MIN(available, want);
-    Py_BEGIN_ALLOW_THREADS n = mt_conn_body_fill(c, want);
-    Py_END_ALLOW_THREADS if (n >= 0) return n;
+    Py_BEGIN_ALLOW_THREADS
+        n = mt_conn_body_fill(c, want);
+    Py_END_ALLOW_THREADS
+    if (n >= 0)
+        return n;
     if (n == -MT_ECLOSED || n == -EPIPE || n == -ECONNRESET) {
         self->error_status = 400;
         PyErr_SetString(mt_ClientDisconnected, "the client closed the connection before the end of the body");

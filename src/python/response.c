@@ -149,8 +149,7 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
             skip = true; /* written below, from keep_alive */
         } else if (nlen == 4 && strncasecmp(name, "date", 4) == 0) {
             ex->has_date = true;
-        } else if (ex->compressing && nlen == 4 && strncasecmp(name, "etag", 4) == 0 && vlen >= 2 &&
-                   value[0] == '"') {
+        } else if (ex->compressing && nlen == 4 && strncasecmp(name, "etag", 4) == 0 && vlen >= 2 && value[0] == '"') {
             /* A strong validator names exact bytes, and these are not those
              * (RFC 9110 8.8.1): the compressed representation's is weak. */
             rc = mt_http1_write_raw(out, "ETag: W/", 8);
@@ -248,8 +247,10 @@ static int send_now(mt_exchange_t *ex, struct iovec *iov, int iovcnt) {
         if (iov[i].iov_len)
             local[n++] = iov[i];
     int rc;
-    Py_BEGIN_ALLOW_THREADS rc = mt_conn_writev(ex->conn, local, n);
-    Py_END_ALLOW_THREADS ex->out->len = 0;
+    Py_BEGIN_ALLOW_THREADS
+        rc = mt_conn_writev(ex->conn, local, n);
+    Py_END_ALLOW_THREADS
+    ex->out->len = 0;
     ex->head_sent = true;
     if (rc < 0) {
         ex->keep_alive = false;
@@ -433,6 +434,10 @@ static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
         return 0;
     }
     long long remaining = st.st_size > offset ? (long long)(st.st_size - offset) : 0;
+    /* Files go out with sendfile, as they are: compression belongs to the
+     * static handler's precompressed variants, not to a copy through memory. */
+    ex->decided = true;
+    ex->compressing = ex->vary = false;
     if (build_head(ex, remaining) < 0)
         return -1;
     long long count = remaining;
@@ -444,10 +449,12 @@ static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
         return send_now(ex, NULL, 0) < 0 ? -1 : 1;
     int rc = 0;
     struct iovec head = {ex->out->data, ex->out->len};
-    Py_BEGIN_ALLOW_THREADS rc = mt_conn_writev(ex->conn, &head, 1);
-    if (rc == 0)
-        rc = mt_conn_sendfile(ex->conn, fd, &offset, (size_t)count);
-    Py_END_ALLOW_THREADS ex->out->len = 0;
+    Py_BEGIN_ALLOW_THREADS
+        rc = mt_conn_writev(ex->conn, &head, 1);
+        if (rc == 0)
+            rc = mt_conn_sendfile(ex->conn, fd, &offset, (size_t)count);
+    Py_END_ALLOW_THREADS
+    ex->out->len = 0;
     ex->head_sent = true;
     if (rc < 0) {
         ex->keep_alive = false;

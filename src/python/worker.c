@@ -92,12 +92,12 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!i:Worker", keywords, &app,
-                                     &PyList_Type, &listeners, &threads, &max_request_line, &max_head_size,
-                                     &max_headers, &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout,
-                                     &write_timeout, &max_connections, &multiprocess, &url_scheme, &access_log,
-                                     &error_log, &compress, &compress_min_size, &gzip_level, &brotli_level,
-                                     &zstd_level, &PyList_Type, &statics, &static_max_age))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!i:Worker", keywords, &app, &PyList_Type,
+                                     &listeners, &threads, &max_request_line, &max_head_size, &max_headers,
+                                     &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout, &write_timeout,
+                                     &max_connections, &multiprocess, &url_scheme, &access_log, &error_log, &compress,
+                                     &compress_min_size, &gzip_level, &brotli_level, &zstd_level, &PyList_Type,
+                                     &statics, &static_max_age))
         return -1;
     if (parse_codings(self, compress) < 0)
         return -1;
@@ -189,8 +189,10 @@ error:
 static void Worker_dealloc(WorkerObject *self) {
     if (self->server_ready) {
         mt_server_shutdown(&self->server);
-        Py_BEGIN_ALLOW_THREADS mt_server_join(&self->server, -1);
-        Py_END_ALLOW_THREADS mt_server_dispose(&self->server);
+        Py_BEGIN_ALLOW_THREADS
+            mt_server_join(&self->server, -1);
+        Py_END_ALLOW_THREADS
+        mt_server_dispose(&self->server);
     }
     for (int i = 0; i < self->nlisteners; i++) {
         Py_XDECREF(self->listeners[i].server_name);
@@ -263,26 +265,26 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     bool keep_alive = false;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
-        if (c) {
-            if (handler.out.len) {
-                struct iovec iov = {handler.out.data, handler.out.len};
-                if (mt_conn_writev(c, &iov, 1) < 0)
+            if (c) {
+                if (handler.out.len) {
+                    struct iovec iov = {handler.out.data, handler.out.len};
+                    if (mt_conn_writev(c, &iov, 1) < 0)
+                        keep_alive = false;
+                    handler.out.len = 0;
+                }
+                /* A body the application did not read is drained (up to 1 MiB)
+                 * so the connection can carry the next request. */
+                if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
                     keep_alive = false;
-                handler.out.len = 0;
+                c = mt_server_finish(s, c, keep_alive);
             }
-            /* A body the application did not read is drained (up to 1 MiB)
-             * so the connection can carry the next request. */
-            if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
-                keep_alive = false;
-            c = mt_server_finish(s, c, keep_alive);
-        }
-        if (c == NULL) {
-            /* Idle: give the blocks back before sleeping. */
-            mt_buf_dispose(&handler.out);
-            mt_buf_dispose(&handler.zbuf);
-            c = mt_server_next(s);
-        }
-        c = serve_statics(self, c);
+            if (c == NULL) {
+                /* Idle: give the blocks back before sleeping. */
+                mt_buf_dispose(&handler.out);
+                mt_buf_dispose(&handler.zbuf);
+                c = mt_server_next(s);
+            }
+            c = serve_statics(self, c);
         Py_END_ALLOW_THREADS
         if (c == NULL)
             break;
@@ -315,8 +317,10 @@ static PyObject *Worker_join(WorkerObject *self, PyObject *const *args, Py_ssize
     if (!self->server.io_started)
         Py_RETURN_TRUE;
     int rc;
-    Py_BEGIN_ALLOW_THREADS rc = mt_server_join(&self->server, timeout_ms);
-    Py_END_ALLOW_THREADS return PyBool_FromLong(rc == 0);
+    Py_BEGIN_ALLOW_THREADS
+        rc = mt_server_join(&self->server, timeout_ms);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(rc == 0);
 }
 
 static PyObject *Worker_stats(WorkerObject *self, PyObject *unused) {

@@ -36,6 +36,9 @@ class Server:
         full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), full_env.get("PYTHONPATH", "")])
         full_env["MELTEMI_DEBUG_COUNTERS"] = "1"
         full_env["PYTHONUNBUFFERED"] = "1"
+        # Let the servers cache bytecode: compiling Django afresh in every
+        # server process made each start cost seconds.
+        full_env.pop("PYTHONDONTWRITEBYTECODE", None)
         if env:
             full_env.update(env)
         self.args = args

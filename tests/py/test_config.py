@@ -178,7 +178,28 @@ def test_worker_options_are_the_core_keywords():
         "max_connections": 10000,
         "url_scheme": "http",
         "multiprocess": True,
+        "compress": "zstd,br,gzip",
+        "compress_min_size": 512,
+        "gzip_level": 6,
+        "brotli_level": 4,
+        "zstd_level": 3,
+        "static": [],
+        "static_max_age": 60,
     }
+
+
+def test_compression_and_static_options():
+    resolved = resolve(
+        parse_cli("--compress", "gzip, br", "--static", "/assets=public", "--static", "/m/=media"), {}, None
+    )
+    options = config.worker_options(resolved)
+    assert options["compress"] == "gzip,br"
+    assert options["static"] == [("/assets/", os.path.abspath("public")), ("/m/", os.path.abspath("media"))]
+    assert config.worker_options(resolve(parse_cli("--compress", "off"), {}, None))["compress"] == ""
+    with pytest.raises(ConfigError, match="--compress: expected a comma-separated list"):
+        resolve(parse_cli("--compress", "deflate"), {}, None)
+    with pytest.raises(ConfigError, match="--static: expected URL_PREFIX=DIRECTORY"):
+        resolve(parse_cli("--static", "static"), {}, None)
 
 
 def test_each_option_is_declared_once_with_flag_env_and_setting():

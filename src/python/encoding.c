@@ -1,0 +1,120 @@
+/* Response compression in the WSGI bridge: which coding a request accepts,
+ * whether a response is worth compressing (and says Vary), and the
+ * compression itself, with a compressor reused per handler thread. The C
+ * subsystem (negotiation, codecs) is src/core/compress.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "glue.h"
+
+mt_coding_t mt_encoding_negotiate(const WorkerObject *worker, const mt_conn_t *conn) {
+    const mt_request_t *req = &conn->req;
+    if (worker->compress_mask == 0 || req->method_id == HTTP_HEAD)
+        return MT_CODING_IDENTITY;
+    const char *base = conn->rbuf.data;
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        const mt_header_t *h = &req->headers[i];
+        if (mt_span_ieq(base, h->name, "accept-encoding", 15))
+            return mt_compress_negotiate(base + h->value.off, h->value.len, worker->compress_mask);
+    }
+    return MT_CODING_IDENTITY;
+}
+
+static bool ieq(const char *s, Py_ssize_t n, const char *lower) {
+    return (size_t)n == strlen(lower) && strncasecmp(s, lower, (size_t)n) == 0;
+}
+
+/* strcasestr over a counted string. */
+static bool contains(const char *s, Py_ssize_t n, const char *lower) {
+    size_t m = strlen(lower);
+    for (Py_ssize_t i = 0; i + (Py_ssize_t)m <= n; i++)
+        if (strncasecmp(s + i, lower, m) == 0)
+            return true;
+    return false;
+}
+
+void mt_encoding_decide(mt_exchange_t *ex, long long body_length) {
+    ex->decided = true;
+    ex->vary = false;
+    ex->compressing = false;
+    const WorkerObject *worker = ex->worker;
+    /* The status code, read off the status line (build_head validates it). */
+    Py_ssize_t slen;
+    const char *status = PyUnicode_Check(ex->status) ? PyUnicode_AsUTF8AndSize(ex->status, &slen) : NULL;
+    if (status == NULL || slen < 3) {
+        PyErr_Clear();
+        return;
+    }
+    int code = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
+    /* Only whole, successful representations: not 204/206/304, not errors of the server's own. */
+    if (worker->compress_mask == 0 || code < 200 || code >= 300 || code == 204 || code == 206)
+        return;
+    bool type_ok = false;
+    long long declared = -1;
+    Py_ssize_t count = PyList_GET_SIZE(ex->headers);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(ex->headers, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(item, 1)))
+            return; /* build_head reports the malformed header */
+        Py_ssize_t nlen, vlen;
+        const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nlen);
+        const char *value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vlen);
+        if (name == NULL || value == NULL) {
+            PyErr_Clear();
+            return;
+        }
+        if (ieq(name, nlen, "content-type"))
+            type_ok = mt_compress_type_ok(value, (size_t)vlen);
+        else if (ieq(name, nlen, "content-encoding") || ieq(name, nlen, "content-range"))
+            return; /* already encoded, or a part of one */
+        else if (ieq(name, nlen, "cache-control") && contains(value, vlen, "no-transform"))
+            return;
+        else if (ieq(name, nlen, "content-length"))
+            declared = atoll(value);
+    }
+    long long length = body_length >= 0 ? body_length : declared;
+    if (!type_ok || (length >= 0 && (unsigned long long)length < worker->compress_min_size))
+        return;
+    /* From here the representation depends on Accept-Encoding, whatever this
+     * client accepted: caches must know (RFC 9110 12.5.5). */
+    ex->vary = true;
+    ex->compressing = ex->coding != MT_CODING_IDENTITY && !ex->no_body;
+}
+
+int mt_encoding_compress(mt_exchange_t *ex, const char *data, size_t len, int mode) {
+    mt_handler_t *h = ex->handler;
+    if (h->z == NULL && (h->z = mt_compressor_create()) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (!ex->compress_started) {
+        int rc = mt_compressor_begin(h->z, ex->coding, ex->worker->compress_level[ex->coding]);
+        if (rc < 0) {
+            PyErr_Format(PyExc_RuntimeError, "cannot start %s compression", mt_compress_coding_name(ex->coding));
+            return -1;
+        }
+        ex->compress_started = true;
+    }
+    int rc;
+    /* Large inputs compress without the GIL; the compressor and buffer are this thread's. */
+    if (len > 65536) {
+        Py_BEGIN_ALLOW_THREADS
+            rc = mt_compressor_feed(h->z, data, len, mode, &h->zbuf);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = mt_compressor_feed(h->z, data, len, mode, &h->zbuf);
+    }
+    if (rc < 0) {
+        if (rc == -ENOMEM)
+            PyErr_NoMemory();
+        else
+            PyErr_Format(PyExc_RuntimeError, "%s compression failed", mt_compress_coding_name(ex->coding));
+        return -1;
+    }
+    if (mode == MT_COMPRESS_END)
+        ex->compress_ended = true;
+    return 0;
+}
