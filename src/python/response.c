@@ -472,6 +472,25 @@ static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
  * application yields it (PEP 3333 forbids holding a block back until the
  * next one is produced: think of server-sent events). The head waits for the
  * first non-empty block. */
+/* The Content-Length the application declared, or -1 (build_head checks it). */
+static long long app_content_length(mt_exchange_t *ex) {
+    Py_ssize_t count = PyList_GET_SIZE(ex->headers);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(ex->headers, i);
+        Py_ssize_t nlen, vlen;
+        const char *name, *value;
+        long long length;
+        if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2 && PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) &&
+            PyUnicode_Check(PyTuple_GET_ITEM(item, 1)) &&
+            (name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nlen)) && nlen == 14 &&
+            strncasecmp(name, "content-length", 14) == 0 &&
+            (value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vlen)) && parse_length(value, vlen, &length))
+            return length;
+    }
+    PyErr_Clear();
+    return -1;
+}
+
 static int send_iterable(mt_exchange_t *ex, PyObject *result) {
     PyObject *iter = PyObject_GetIter(result), *chunk = NULL;
     if (iter == NULL)
@@ -481,6 +500,15 @@ static int send_iterable(mt_exchange_t *ex, PyObject *result) {
         if (check_bytes(chunk) < 0)
             goto done;
         Py_ssize_t len = PyBytes_GET_SIZE(chunk);
+        if (len && !ex->head_built && ex->status && app_content_length(ex) == len) {
+            /* The first block is the whole body by its own Content-Length
+             * (Django's HttpResponse): nothing can follow, so it is sent as a
+             * known body, compressed in one stream with a Content-Length. */
+            if (send_known(ex, &chunk, 1) < 0)
+                goto done;
+            Py_CLEAR(chunk);
+            continue;
+        }
         if (len && !ex->head_built && build_head(ex, -1) < 0)
             goto done;
         if (send_chunk(ex, PyBytes_AS_STRING(chunk), (size_t)len) < 0)

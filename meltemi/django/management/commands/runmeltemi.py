@@ -44,6 +44,7 @@ class Command(BaseCommand):
         except config.ConfigError as exc:
             log.fatal(str(exc))
             sys.exit(cli.USAGE_ERROR)
+        resolved = resolved.replace(static=static_mounts(resolved, dev=options["dev"]))
         name = settings.WSGI_APPLICATION or "django.core.wsgi.get_wsgi_application()"
         loader = AppLoader(name, get_internal_wsgi_application)
         if options["dev"]:
@@ -86,3 +87,57 @@ class Command(BaseCommand):
             # Raised again, the original error lets the autoreloader watch the
             # file that failed (a syntax error, say) and restart once it is fixed.
             raise exc.cause from None
+
+
+def _url_prefix(url: str | None) -> str | None:
+    """A STATIC_URL or MEDIA_URL as a path prefix ("/static/"), or None for a full URL (a CDN)."""
+    if not url or "://" in url or url.startswith("//"):
+        return None
+    url = "/" + url.lstrip("/")
+    return url if url.endswith("/") else url + "/"
+
+
+def static_mounts(resolved: config.Config, dev: bool) -> tuple[config.Mount, ...]:
+    """The directories meltemi serves in C for this project.
+
+    Mounts given by the user (flag, environment, `MELTEMI["STATIC"]`) come first.
+    Then STATIC_URL: from STATIC_ROOT, or with --dev from the staticfiles finders
+    (every app's static/ and STATICFILES_DIRS, searched in order, as runserver
+    does). MEDIA_URL from MEDIA_ROOT only with `serve_media`.
+    """
+    mounts = list(resolved.static)
+    static_prefix = _url_prefix(getattr(settings, "STATIC_URL", None))
+    if static_prefix and "django.contrib.staticfiles" in settings.INSTALLED_APPS:
+        if dev:
+            mounts += _finder_mounts(static_prefix)
+        elif getattr(settings, "STATIC_ROOT", None):
+            if os.path.isdir(settings.STATIC_ROOT):
+                mounts.append(config.Mount(static_prefix, os.path.abspath(settings.STATIC_ROOT)))
+            else:
+                _logger.warning(
+                    "STATIC_ROOT %s does not exist (run collectstatic): %s is left to Django",
+                    settings.STATIC_ROOT,
+                    static_prefix,
+                )
+    media_prefix = _url_prefix(getattr(settings, "MEDIA_URL", None))
+    if resolved.serve_media and media_prefix and getattr(settings, "MEDIA_ROOT", None):
+        os.makedirs(settings.MEDIA_ROOT, exist_ok=True)
+        mounts.append(config.Mount(media_prefix, os.path.abspath(settings.MEDIA_ROOT)))
+    return tuple(dict.fromkeys(mounts))
+
+
+def _finder_mounts(prefix: str) -> list[config.Mount]:
+    from django.contrib.staticfiles import finders
+
+    mounts = []
+    for finder in finders.get_finders():
+        for location in getattr(finder, "locations", ()):  # FileSystemFinder: (prefix, root)
+            sub, root = location if isinstance(location, tuple) else ("", location)
+            url = prefix + sub.strip("/") + "/" if sub else prefix
+            if os.path.isdir(root):
+                mounts.append(config.Mount(url, os.path.abspath(root)))
+        for storage in getattr(finder, "storages", {}).values():  # AppDirectoriesFinder
+            location = getattr(storage, "location", None)
+            if location and os.path.isdir(location):
+                mounts.append(config.Mount(prefix, os.path.abspath(location)))
+    return mounts
