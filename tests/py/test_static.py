@@ -20,6 +20,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import hashlib
+import http.client
 import os
 import re
 import socket
@@ -189,6 +190,26 @@ def test_head_with_range_is_whole(server):
             assert head.header("content-length") == str(len(CSS))
         after = reader.read_response()
         assert after.body == b'{"a": 1}\n'
+
+
+def test_http_client(server):
+    """http.client on one keep-alive connection: files, a 304, a precompressed variant, a dynamic page."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        conn.request("GET", "/static/app.css")
+        first = conn.getresponse()
+        assert first.status == 200 and first.read() == CSS
+        conn.request("GET", "/static/app.css", headers={"If-None-Match": first.getheader("ETag")})
+        second = conn.getresponse()
+        assert second.status == 304 and second.read() == b""
+        conn.request("GET", "/static/app.css", headers={"Accept-Encoding": "gzip"})
+        third = conn.getresponse()
+        assert third.getheader("Content-Encoding") == "gzip" and gzip.decompress(third.read()) == CSS
+        conn.request("GET", "/elsewhere")
+        fourth = conn.getresponse()
+        assert fourth.read() == b"dynamic GET /elsewhere\n"
+    finally:
+        conn.close()
 
 
 # -- conditional requests --------------------------------------------------------------
