@@ -40,18 +40,18 @@ static const struct {
  * at level 19 is worth keeping) and freed when the thread exits. */
 static pthread_key_t compressor_key;
 static pthread_once_t compressor_once = PTHREAD_ONCE_INIT;
-static int compressor_key_err;
+static bool compressor_key_ready;
 
 static void compressor_free(void *z) {
     mt_compressor_destroy(z);
 }
 
 static void compressor_key_init(void) {
-    compressor_key_err = pthread_key_create(&compressor_key, compressor_free);
+    compressor_key_ready = pthread_key_create(&compressor_key, compressor_free) == 0;
 }
 
 static mt_compressor_t *thread_compressor(void) {
-    if (pthread_once(&compressor_once, compressor_key_init) != 0 || compressor_key_err != 0)
+    if (pthread_once(&compressor_once, compressor_key_init) != 0 || !compressor_key_ready)
         return mt_compressor_create(); /* not kept: the caller frees it */
     mt_compressor_t *z = pthread_getspecific(compressor_key);
     if (z == NULL) {
@@ -65,7 +65,7 @@ static mt_compressor_t *thread_compressor(void) {
 }
 
 static bool compressor_is_kept(mt_compressor_t *z) {
-    return compressor_key_err == 0 && pthread_getspecific(compressor_key) == z;
+    return compressor_key_ready && pthread_getspecific(compressor_key) == z;
 }
 
 /* One call of precompress_file: its inputs, its outcome. */
@@ -200,7 +200,7 @@ static int run_job(job_t *j) {
         mt_coding_t c = j->order[i];
         size_t vlen = j->path_len + strlen(codings[c].suffix);
         memcpy(variant + j->path_len, codings[c].suffix, strlen(codings[c].suffix) + 1);
-        bool write = false;
+        bool keep = false;
         if (worth) {
             if (z == NULL && (z = thread_compressor()) == NULL) {
                 result = fail(j, ENOMEM, c, NULL);
@@ -212,9 +212,9 @@ static int run_job(job_t *j) {
                 result = fail(j, -rc, c, rc == -ENOMEM ? NULL : "Compression failed");
                 break;
             }
-            write = out.len < size;
+            keep = out.len < size;
         }
-        if (write) {
+        if (keep) {
             int rc = write_variant(variant, vlen, &st, &out);
             if (rc < 0)
                 result = fail(j, -rc, c, NULL);

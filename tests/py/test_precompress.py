@@ -398,6 +398,7 @@ def test_management_command(tmp_path):
     first = manage(env, "precompress", "--jobs", "2")
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("precompressed 2 of 3 files, "), first.stdout
+    assert first.stdout.count("\n") == 1
     assert "1 not worth compressing" in first.stdout
     assert_variants_decode(static_root / "css" / "app.css")
     assert_variants_decode(static_root / "css" / "base.css")

@@ -29,6 +29,8 @@ class Command(BaseCommand):
         if not root:
             raise CommandError("STATIC_ROOT is not set: set it to the directory collectstatic fills, then run again.")
         root = str(root)
+        # The progress bar redraws its line: no newline added to each write.
+        self.stdout.ending = self.stderr.ending = ""
         code = precompress.run(root, options, out=self.stdout, err=self.stderr)
         if code:
             raise CommandError(f"precompressing {root} failed (see the messages above)", returncode=code)
