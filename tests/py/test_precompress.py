@@ -6,6 +6,7 @@ Every variant is decoded by the reference decoders (gzip, brotli, zstandard) and
 from __future__ import annotations
 
 import gzip
+import http.client
 import io
 import json
 import os
@@ -439,3 +440,28 @@ def test_storage_backend_precompresses_collectstatic(tmp_path):
     assert {p: p.stat().st_ino for p in before} == before
     for name in ("css/app.css", "css/base.css"):
         assert_variants_decode(static_root / manifest[name])
+
+
+# ---- served by meltemi ---------------------------------------------------------
+
+
+def test_variants_are_served_by_the_static_handler(tmp_path, start_server):
+    files = make_tree(tmp_path, 12)
+    assert pc.precompress_root(str(tmp_path)).compressed == 12
+    server = start_server("apps:hello", "--static", f"/static/={tmp_path}")
+    server.wait_for("Listening at")
+    for path in files[:6]:
+        name = path.relative_to(tmp_path).as_posix()
+        for accept, coding in [("zstd, br, gzip", "zstd"), ("br;q=1, gzip;q=0.5", "br"), ("gzip", "gzip"), ("", None)]:
+            conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+            conn.request("GET", f"/static/{name}", headers={"Accept-Encoding": accept} if accept else {})
+            response = conn.getresponse()
+            body = response.read()
+            conn.close()
+            assert response.status == 200, name
+            assert response.getheader("Content-Encoding") == coding, (name, accept)
+            if coding:
+                assert body == Path(str(path) + SUFFIX[coding]).read_bytes()
+                assert DECODE[SUFFIX[coding]](body) == path.read_bytes()
+            else:
+                assert body == path.read_bytes()
