@@ -341,11 +341,11 @@ def test_cli_errors(tmp_path):
     assert missing.stderr.strip() == f"precompress: the static root {tmp_path / 'nope'} does not exist"
     (tmp_path / "file").write_text("x")
     not_dir = run_cli(str(tmp_path / "file"))
-    assert not_dir.returncode == 1 and "is not a directory" in not_dir.stderr
+    assert not_dir.returncode == 1 and "is not a directory" in not_dir.stderr, not_dir.stderr
     bad = run_cli(str(tmp_path), "--codings", "gzip,lz4")
-    assert bad.returncode == 1 and "unknown content coding 'lz4'" in bad.stderr
+    assert bad.returncode == 1 and "unknown content coding 'lz4'" in bad.stderr, bad.stderr
     jobs = run_cli(str(tmp_path), "--jobs", "0")
-    assert jobs.returncode == 1 and "--jobs" in jobs.stderr
+    assert jobs.returncode == 1 and "--jobs" in jobs.stderr, jobs.stderr
     # A file that cannot be precompressed is reported, the others are done, and the exit status is 1.
     (tmp_path / "ok.css").write_bytes(text(3000))
     (tmp_path / "bad.css").write_bytes(text(3000))
