@@ -60,11 +60,14 @@ class ValueType:
 class Integer(ValueType):
     metavar = "N"
 
-    def __init__(self, minimum: int = 0):
+    def __init__(self, minimum: int = 0, maximum: int | None = None):
         self.minimum = minimum
+        self.maximum = maximum
         self.expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         if minimum == 0:
             self.expected = "a non-negative integer"
+        if maximum is not None:
+            self.expected = f"an integer from {minimum} to {maximum}"
 
     def parse(self, text: str) -> int:
         text = text.strip()
@@ -78,7 +81,7 @@ class Integer(ValueType):
         return super().coerce(value)
 
     def check(self, value: int) -> int:
-        if value < self.minimum:
+        if value < self.minimum or (self.maximum is not None and value > self.maximum):
             raise ValueError
         return value
 
@@ -302,12 +305,12 @@ class Mount:
 
 
 class MountType(ValueType):
-    expected = "URL_PREFIX=DIRECTORY, e.g. /static/=staticfiles"
+    expected = "URL_PREFIX=DIRECTORY (an existing directory), e.g. /static/=staticfiles"
     metavar = "PREFIX=DIR"
 
     def parse(self, text: str) -> Mount:
         prefix, sep, root = text.strip().partition("=")
-        if not sep or not prefix.startswith("/") or not root:
+        if not sep or not prefix.startswith("/") or not root or not os.path.isdir(root):
             raise ValueError
         if not prefix.endswith("/"):
             prefix += "/"
@@ -539,9 +542,11 @@ OPTIONS: tuple[Option, ...] = (
         COMPRESSION,
         core=True,
     ),
-    Option("gzip_level", Integer(minimum=1), 6, "gzip compression level (1-9).", COMPRESSION, core=True),
-    Option("brotli_level", Integer(minimum=0), 4, "Brotli compression level (0-11).", COMPRESSION, core=True),
-    Option("zstd_level", Integer(minimum=1), 3, "zstd compression level (1-19).", COMPRESSION, core=True),
+    Option("gzip_level", Integer(minimum=1, maximum=9), 6, "gzip compression level (1-9).", COMPRESSION, core=True),
+    Option(
+        "brotli_level", Integer(minimum=0, maximum=11), 4, "Brotli compression level (0-11).", COMPRESSION, core=True
+    ),
+    Option("zstd_level", Integer(minimum=1, maximum=19), 3, "zstd compression level (1-19).", COMPRESSION, core=True),
     Option(
         "static",
         MountType(),

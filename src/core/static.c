@@ -314,8 +314,14 @@ static entry_t *cache_get(mt_static_t *st, const mount_t *m, const char *path, s
         fresh = now - e->checked_ms < st->ttl_ms;
     }
     pthread_mutex_unlock(&st->lock);
-    if (fresh)
-        return e;
+    if (fresh) {
+        /* One fstat on the open descriptor still catches a file rewritten in
+         * place (same inode, new size or mtime): serving the old length of
+         * new bytes under the old strong ETag would poison caches. */
+        struct stat sb;
+        if (e->fd < 0 || (fstat(e->fd, &sb) == 0 && same_file(e, &sb)))
+            return e;
+    }
     if (e) {
         /* The stat only decides whether to look again: a file that changed,
          * wherever the path now leads, is reopened under the rules above. */

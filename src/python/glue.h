@@ -125,6 +125,8 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
 /* The coding the request accepts among those offered (from its
  * Accept-Encoding field; call before the head's bytes are reused). */
 mt_coding_t mt_encoding_negotiate(const WorkerObject *worker, const mt_conn_t *conn);
+/* True if a Vary value already names Accept-Encoding (or is "*"). */
+bool mt_encoding_varies_already(const char *value, size_t n);
 /* Decides, from the application's status and headers and the body's length
  * (-1 when unknown), whether the response varies by Accept-Encoding
  * (ex->vary) and is compressed (ex->compressing). */

@@ -162,7 +162,7 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
             skip = true;
         } else if (ex->vary && nlen == 4 && strncasecmp(name, "vary", 4) == 0) {
             vary_written = true;
-            if (!strcasestr(value, "accept-encoding") && !memchr(value, '*', (size_t)vlen)) {
+            if (!mt_encoding_varies_already(value, (size_t)vlen)) {
                 /* Merge: "Vary: Cookie" becomes "Vary: Cookie, Accept-Encoding". */
                 if (!mt_http1_value_valid(value, (size_t)vlen)) {
                     rc = -EINVAL;

@@ -102,6 +102,12 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     if (parse_codings(self, compress) < 0)
         return -1;
     self->compress_min_size = compress_min_size;
+    if ((gzip_level != -1 && (gzip_level < 1 || gzip_level > 9)) ||
+        (brotli_level != -1 && (brotli_level < 0 || brotli_level > 11)) ||
+        (zstd_level != -1 && (zstd_level < 1 || zstd_level > 19))) {
+        PyErr_SetString(PyExc_ValueError, "compression levels: gzip 1-9, brotli 0-11, zstd 1-19");
+        return -1;
+    }
     self->compress_level[MT_CODING_GZIP] = gzip_level;
     self->compress_level[MT_CODING_BR] = brotli_level;
     self->compress_level[MT_CODING_ZSTD] = zstd_level;

@@ -646,3 +646,45 @@ def test_sse_first_event_decodable_before_second(server, coding):
         second_at = time.monotonic() - started
     assert text.endswith(b"event: second\ndata: " + b"y" * 40 + b"\n\n")
     assert first_at < 0.6 and second_at >= 0.95, (first_at, second_at)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (["gzip", "br"], "br"),
+        (["br;q=0.1", "gzip"], "gzip"),
+        (["*", "zstd;q=0"], "br"),
+        (["gzip", "gzip;q=0"], None),
+    ],
+)
+def test_negotiation_several_fields_are_one_list(server, fields, expected):
+    """Several Accept-Encoding field lines are one comma-separated list (RFC 9110 5.3), as static.c joins them."""
+    extra = "".join(f"Accept-Encoding: {value}\r\n" for value in fields)
+    response = request(server, "/raw/body?size=3000", extra=extra)
+    check_body(response, make_body(3000), expected)
+
+
+@pytest.mark.parametrize(
+    ("option", "coding"),
+    [(("--gzip-level", "10"), "gzip"), (("--brotli-level", "12"), "br"), (("--zstd-level", "23"), "zstd")],
+)
+def test_out_of_range_level_refused_at_start(option, coding):
+    """docs/config.md gives gzip 1-9, brotli 0-11, zstd 1-19: a level the codec refuses must stop meltemi
+    at start with exit code 2, not make every compressible response a 500 ("cannot start gzip compression")."""
+    try:
+        server = start(*option)
+    except RuntimeError as error:  # did not start: what we want
+        assert f"meltemi: error: {option[0]}" in str(error), error
+        return
+    try:
+        response = request(server, "/raw/body?size=3000", coding)
+    finally:
+        server.kill()
+    pytest.fail(f"{' '.join(option)} was accepted at start, then a compressible GET got {response.status}")
+
+
+def test_vary_merge_matches_whole_field_names(server):
+    """`Vary: X-Accept-Encoding-Hint` names another field: Accept-Encoding must still be added."""
+    response = request(server, "/raw/body?size=3000&vary=X-Accept-Encoding-Hint", "zstd")
+    assert response.header("content-encoding") == "zstd"
+    assert "accept-encoding" in vary_tokens(response), response

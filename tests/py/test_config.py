@@ -188,7 +188,10 @@ def test_worker_options_are_the_core_keywords():
     }
 
 
-def test_compression_and_static_options():
+def test_compression_and_static_options(tmp_path, monkeypatch):
+    (tmp_path / "public").mkdir()
+    (tmp_path / "media").mkdir()
+    monkeypatch.chdir(tmp_path)
     resolved = resolve(
         parse_cli("--compress", "gzip, br", "--static", "/assets=public", "--static", "/m/=media"), {}, None
     )
@@ -200,6 +203,10 @@ def test_compression_and_static_options():
         resolve(parse_cli("--compress", "deflate"), {}, None)
     with pytest.raises(ConfigError, match="--static: expected URL_PREFIX=DIRECTORY"):
         resolve(parse_cli("--static", "static"), {}, None)
+    with pytest.raises(ConfigError, match="--static: expected URL_PREFIX=DIRECTORY .an existing directory."):
+        resolve(parse_cli("--static", "/s/=missing"), {}, None)
+    with pytest.raises(ConfigError, match="--gzip-level: expected an integer from 1 to 9, got '10'"):
+        resolve(parse_cli("--gzip-level", "10"), {}, None)
 
 
 def test_each_option_is_declared_once_with_flag_env_and_setting():

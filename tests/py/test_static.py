@@ -715,7 +715,9 @@ def test_large_file_slow_reader(server, tree):
 
 
 @pytest.mark.parametrize("kind", ["missing", "file"])
-def test_static_mount_of_missing_directory(tmp_path, kind):
+def test_static_mount_error_is_a_configuration_error(tmp_path, kind):
+    """A --static directory that cannot be opened is a bad option value: one line naming the option and exit
+    code 2, before anything is bound or booted."""
     target = tmp_path / "nothing-here"
     if kind == "file":
         target.write_text("not a directory")
@@ -728,5 +730,33 @@ def test_static_mount_of_missing_directory(tmp_path, kind):
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])},
     )
     output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, output
-    assert f"{target}: {'No such file or directory' if kind == 'missing' else 'Not a directory'}" in output, output
+    assert proc.returncode == 2, output
+    assert "meltemi: error: --static" in output, output
+    assert "Traceback" not in output and "Listening at" not in output, output
+
+
+@pytest.mark.parametrize("new", [b"v2: longer than the first version, in place\n", b"v2\n"], ids=["grow", "shrink"])
+def test_file_rewritten_in_place(server, tree, new):
+    """A file rewritten in place (same inode: cp, an editor, rsync --inplace) within the cache's 1 s TTL:
+    each response must still be one whole version under its own ETag and length (or a 503), never the
+    old length of new bytes under the old strong ETag (a torn body that caches keep)."""
+    old = b"version one, a fairly long line\n"
+    path = tree["root"] / f"inplace-{len(new)}.txt"
+    write(path, old)
+    first = request(server, f"/static/{path.name}")
+    assert first.body == old
+    with open(path, "r+b") as f:  # the same inode
+        f.truncate(0)
+        f.write(new)
+    try:
+        response = request(server, f"/static/{path.name}")
+    except EOFError as error:
+        pytest.fail(f"no response at all: {error}")
+    if response.status == 503:
+        return
+    assert response.status == 200
+    assert response.body in (old, new) and response.header("content-length") == str(len(response.body)), response
+    if response.body == old:
+        assert response.header("etag") == first.header("etag")
+    else:
+        assert response.header("etag") != first.header("etag"), "new bytes under the old strong ETag"
