@@ -3,7 +3,10 @@
 import json
 
 BODY = json.dumps(
-    [{"id": i, "name": f"item {i}", "price": i * 1.25, "tags": ["a", "b", "c"], "active": i % 2 == 0} for i in range(130)]
+    [
+        {"id": i, "name": f"item {i}", "price": i * 1.25, "tags": ["a", "b", "c"], "active": i % 2 == 0}
+        for i in range(130)
+    ]
 ).encode()[:10240]
 
 

@@ -548,6 +548,17 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("zstd_level", Integer(minimum=1, maximum=19), 3, "zstd compression level (1-19).", COMPRESSION, core=True),
     Option(
+        "breach_padding",
+        Flag(),
+        False,
+        "Mitigate BREACH: end every compressed HTML response with a comment of random length (0-255 "
+        "characters), so that compressed lengths stop revealing secrets (a CSRF token, a session value) that a "
+        "page shows next to attacker-controlled input. Costs a few hundred bytes per page; off by default "
+        "(Django already masks its CSRF token per request).",
+        COMPRESSION,
+        core=True,
+    ),
+    Option(
         "static",
         MountType(),
         (),

@@ -3,6 +3,7 @@
  * compression itself, with a compressor reused per handler thread. The C
  * subsystem (negotiation, codecs) is src/core/compress.c. */
 #include <errno.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -93,7 +94,7 @@ void mt_encoding_decide(mt_exchange_t *ex, long long body_length) {
     /* Only whole, successful representations: not 204/206/304, not errors of the server's own. */
     if (worker->compress_mask == 0 || code < 200 || code >= 300 || code == 204 || code == 206)
         return;
-    bool type_ok = false;
+    bool type_ok = false, html = false;
     long long declared = -1;
     Py_ssize_t count = PyList_GET_SIZE(ex->headers);
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -108,9 +109,10 @@ void mt_encoding_decide(mt_exchange_t *ex, long long body_length) {
             PyErr_Clear();
             return;
         }
-        if (ieq(name, nlen, "content-type"))
+        if (ieq(name, nlen, "content-type")) {
             type_ok = mt_compress_type_ok(value, (size_t)vlen);
-        else if (ieq(name, nlen, "content-encoding") || ieq(name, nlen, "content-range"))
+            html = vlen >= 9 && strncasecmp(value, "text/html", 9) == 0;
+        } else if (ieq(name, nlen, "content-encoding") || ieq(name, nlen, "content-range"))
             return; /* already encoded, or a part of one */
         else if (ieq(name, nlen, "cache-control") && contains(value, vlen, "no-transform"))
             return;
@@ -124,6 +126,23 @@ void mt_encoding_decide(mt_exchange_t *ex, long long body_length) {
      * client accepted: caches must know (RFC 9110 12.5.5). */
     ex->vary = true;
     ex->compressing = ex->coding != MT_CODING_IDENTITY && !ex->no_body;
+    ex->pad = ex->compressing && html && worker->breach_padding;
+}
+
+/* BREACH (a secret guessed from compressed lengths) needs lengths that move
+ * only with the attacker's input; a comment of random length (0 to 255
+ * characters, from getrandom) at the end of the page makes them noisy. */
+static size_t breach_padding(char *out) {
+    unsigned char random[2 + 255];
+    if (getrandom(random, sizeof random, 0) != (ssize_t)sizeof random)
+        return 0;
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    size_t n = random[0];
+    memcpy(out, "<!-- ", 5);
+    for (size_t i = 0; i < n; i++)
+        out[5 + i] = alphabet[random[1 + i] % (sizeof alphabet - 1)];
+    memcpy(out + 5 + n, " -->", 4);
+    return n + 9;
 }
 
 int mt_encoding_compress(mt_exchange_t *ex, const char *data, size_t len, int mode) {
@@ -141,6 +160,15 @@ int mt_encoding_compress(mt_exchange_t *ex, const char *data, size_t len, int mo
         ex->compress_started = true;
     }
     int rc;
+    if (mode == MT_COMPRESS_END && ex->pad) {
+        /* The padding goes in before the stream ends, inside the compression. */
+        char padding[300];
+        size_t n = breach_padding(padding);
+        rc = mt_compressor_feed(h->z, data, len, MT_COMPRESS_CONTINUE, &h->zbuf);
+        if (rc == 0)
+            rc = mt_compressor_feed(h->z, padding, n, MT_COMPRESS_END, &h->zbuf);
+        goto done;
+    }
     /* Large inputs compress without the GIL; the compressor and buffer are this thread's. */
     if (len > 65536) {
         Py_BEGIN_ALLOW_THREADS
@@ -149,6 +177,7 @@ int mt_encoding_compress(mt_exchange_t *ex, const char *data, size_t len, int mo
     } else {
         rc = mt_compressor_feed(h->z, data, len, mode, &h->zbuf);
     }
+done:
     if (rc < 0) {
         if (rc == -ENOMEM)
             PyErr_NoMemory();

@@ -51,6 +51,7 @@ typedef struct WorkerObject {
     PyObject *error_log;    /* callable(str, BaseException) or NULL */
     unsigned compress_mask; /* MT_CODING_MASK bits of the codings offered */
     unsigned long long compress_min_size;
+    bool breach_padding;       /* pad compressed HTML with a random-length comment */
     int compress_level[4];     /* by mt_coding_t */
     struct mt_static *statics; /* NULL when no directory is mounted */
 } WorkerObject;
@@ -85,6 +86,7 @@ typedef struct mt_exchange {
     bool vary;          /* the response depends on Accept-Encoding: say so in Vary */
     bool compress_started;
     bool compress_ended;
+    bool pad;        /* BREACH mitigation: random-length padding before the end of the stream */
     bool head_built; /* the head is in `out` (or was sent) */
     bool head_sent;  /* bytes of the response went on the wire */
     bool failed;     /* the client went away: nothing more can be sent */

@@ -76,7 +76,7 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         "app", "listeners", "threads", "max_request_line", "max_head_size", "max_headers", "max_body_size",
         "head_timeout", "body_timeout", "keepalive_timeout", "write_timeout", "max_connections", "multiprocess",
         "url_scheme", "access_log", "error_log", "compress", "compress_min_size", "gzip_level", "brotli_level",
-        "zstd_level", "static", "static_max_age", NULL};
+        "zstd_level", "static", "static_max_age", "breach_padding", NULL};
     /* clang-format on */
     PyObject *app, *listeners, *max_request_line = NULL, *max_head_size = NULL, *max_headers = NULL,
                                *max_body_size = NULL, *head_timeout = NULL, *body_timeout = NULL,
@@ -87,21 +87,23 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     unsigned long long compress_min_size = 512;
     int gzip_level = -1, brotli_level = -1, zstd_level = -1, static_max_age = 60;
     PyObject *statics = NULL;
+    int breach_padding = 0;
     int *fds = NULL;
     if (self->server_ready) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!i:Worker", keywords, &app, &PyList_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!ip:Worker", keywords, &app, &PyList_Type,
                                      &listeners, &threads, &max_request_line, &max_head_size, &max_headers,
                                      &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout, &write_timeout,
                                      &max_connections, &multiprocess, &url_scheme, &access_log, &error_log, &compress,
                                      &compress_min_size, &gzip_level, &brotli_level, &zstd_level, &PyList_Type,
-                                     &statics, &static_max_age))
+                                     &statics, &static_max_age, &breach_padding))
         return -1;
     if (parse_codings(self, compress) < 0)
         return -1;
     self->compress_min_size = compress_min_size;
+    self->breach_padding = breach_padding;
     if ((gzip_level != -1 && (gzip_level < 1 || gzip_level > 9)) ||
         (brotli_level != -1 && (brotli_level < 0 || brotli_level > 11)) ||
         (zstd_level != -1 && (zstd_level < 1 || zstd_level > 19))) {

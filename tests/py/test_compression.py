@@ -27,6 +27,7 @@ weakness.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -688,3 +689,34 @@ def test_vary_merge_matches_whole_field_names(server):
     response = request(server, "/raw/body?size=3000&vary=X-Accept-Encoding-Hint", "zstd")
     assert response.header("content-encoding") == "zstd"
     assert "accept-encoding" in vary_tokens(response), response
+
+
+# -- BREACH mitigation ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_breach_padding_makes_compressed_html_lengths_vary(coding):
+    """With --breach-padding, a compressed HTML page ends with a comment of random length: the same page
+    compresses to different lengths, and decodes to the page plus one `<!-- ... -->`.  JSON is left alone."""
+    server = start("--breach-padding")
+    try:
+        original = make_body(4000)
+        lengths = set()
+        for _ in range(12):
+            response = request(server, "/raw/body?size=4000", coding)
+            decoded = decode(response.body, coding)
+            assert decoded.startswith(original), "the padding must come after the page"
+            padding = decoded[len(original) :]
+            assert re.fullmatch(rb"<!-- [A-Za-z0-9]{0,255} -->", padding), padding
+            lengths.add(len(response.body))
+        assert len(lengths) > 3, f"compressed lengths barely vary: {sorted(lengths)}"
+        json_response = request(server, "/raw/body?size=4000&type=application/json", coding)
+        assert decode(json_response.body, coding) == original, "only HTML is padded"
+    finally:
+        stop(server)
+
+
+def test_no_breach_padding_by_default(server):
+    original = make_body(4000)
+    bodies = {request(server, "/raw/body?size=4000", "gzip").body for _ in range(3)}
+    assert len(bodies) == 1 and decode(bodies.pop(), "gzip") == original
