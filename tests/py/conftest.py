@@ -31,7 +31,14 @@ COUNTERS_RE = re.compile(r"meltemi-counters pid=(\d+) (.*)")
 class Server:
     """A meltemi master process and what it printed."""
 
-    def __init__(self, args: list[str], env: dict | None = None, cwd: Path | None = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        args: list[str],
+        env: dict | None = None,
+        cwd: Path | None = None,
+        timeout: float = 30.0,
+        command: list[str] | None = None,
+    ):
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), full_env.get("PYTHONPATH", "")])
         full_env["MELTEMI_DEBUG_COUNTERS"] = "1"
@@ -43,7 +50,7 @@ class Server:
             full_env.update(env)
         self.args = args
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "meltemi", *args],
+            [*(command or [sys.executable, "-m", "meltemi"]), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ROOT, ResponseReader, recv_all
+from conftest import ROOT, ResponseReader, Server, recv_all
 
 DEMO = ROOT / "examples" / "demo"
 APP = "demo.wsgi:application"
@@ -362,3 +362,32 @@ def test_blocking_view_does_not_stall_the_worker(demo):
     assert response.content == b"Hello, World!"
     assert slow_result == {"status": 200, "body": "slept 2000 ms\n"}
     assert fast_done < 1.5, f"/hello/ took {fast_done:.2f}s while /slow/ blocked its worker"
+
+
+def test_runmeltemi_serves_static_files_in_c_and_compresses_pages(demo_env):
+    """`manage.py runmeltemi` mounts STATIC_URL on STATIC_ROOT in C (ETag, Accept-Ranges, 304: Django's own
+    static view gives neither ETag nor ranges) and compresses the project's pages."""
+    server = Server(
+        ["--bind", "127.0.0.1:0", "--skip-checks"],
+        env=demo_env,
+        cwd=DEMO,
+        command=[sys.executable, "manage.py", "runmeltemi"],
+        timeout=60,
+    )
+    try:
+        assert requests.get(server.url + "/hello/", timeout=30).status_code == 200
+        url = f"{server.url}/static/notes/style.css"
+        first = requests.get(url, headers={"Accept-Encoding": "identity"})
+        assert first.status_code == 200 and first.headers["Accept-Ranges"] == "bytes"
+        assert first.content == (DEMO / "notes/static/notes/style.css").read_bytes()
+        etag = first.headers["ETag"]
+        again = requests.get(url, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
+        part = requests.get(url, headers={"Range": "bytes=0-9", "Accept-Encoding": "identity"})
+        assert part.status_code == 206 and part.content == first.content[:10]
+        page = requests.get(server.url + "/hello/template/", headers={"Accept-Encoding": "br"})
+        assert page.status_code == 200 and page.headers["Content-Encoding"] == "br"
+        assert "Accept-Encoding" in page.headers["Vary"] and "<html" in page.text
+    finally:
+        assert server.stop() == 0, server.output
+        server.assert_balanced()
