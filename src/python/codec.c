@@ -7,11 +7,10 @@
 /* Inputs at least this big are compressed without the GIL. */
 #define NOGIL_MIN 65536
 
-/* Parses "zstd,br,gzip" (spaces allowed, case-insensitive) into a mask of
- * MT_CODING_MASK bits; identity may be named and adds nothing. Returns -1 with
- * ValueError set for an unknown name. */
-static long parse_enabled(const char *s, Py_ssize_t n) {
+long mt_codec_parse_list(const char *s, Py_ssize_t n, mt_coding_t *order, int *count) {
     unsigned mask = 0;
+    if (count)
+        *count = 0;
     const char *p = s, *end = s + n;
     while (p < end) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
@@ -30,8 +29,11 @@ static long parse_enabled(const char *s, Py_ssize_t n) {
                 Py_XDECREF(bad);
                 return -1;
             }
-            if (c != MT_CODING_IDENTITY)
+            if (c != MT_CODING_IDENTITY && !(mask & MT_CODING_MASK(c))) {
                 mask |= MT_CODING_MASK(c);
+                if (order && count)
+                    order[(*count)++] = (mt_coding_t)c;
+            }
         }
         p = comma ? comma + 1 : end;
     }
@@ -50,7 +52,7 @@ static PyObject *negotiate_encoding(PyObject *self, PyObject *args, PyObject *kw
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|s#:negotiate_encoding", kwlist, &accept, &accept_len, &enabled,
                                      &enabled_len))
         return NULL;
-    long mask = parse_enabled(enabled, enabled_len);
+    long mask = mt_codec_parse_list(enabled, enabled_len, NULL, NULL);
     if (mask < 0)
         return NULL;
     mt_coding_t c = mt_compress_negotiate(accept, (size_t)accept_len, (unsigned)mask);

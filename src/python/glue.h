@@ -123,6 +123,12 @@ InputObject *mt_input_create(mt_conn_t *conn);
  * Returns whether the connection may be kept alive. */
 bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handler);
 
+/* codec.c: parses a list of content codings ("zstd, br,gzip"; case and
+ * spaces free; identity allowed and ignored) into a mask of MT_CODING_MASK
+ * bits, and, when `order` is given (room for 3), the codings in the order named, without
+ * repeats (*count of them). Returns -1 with ValueError for an unknown name. */
+long mt_codec_parse_list(const char *s, Py_ssize_t n, mt_coding_t *order, int *count);
+
 /* encoding.c: response compression. */
 /* The coding the request accepts among those offered (from its
  * Accept-Encoding field; call before the head's bytes are reused). */

@@ -235,33 +235,7 @@ static int run_job(job_t *j) {
 /* Parses "zstd,br,gzip" into j->order (duplicates and identity dropped).
  * Returns -1 with ValueError set for an unknown name. */
 static int parse_codings(job_t *j, const char *s, Py_ssize_t n) {
-    const char *p = s, *end = s + n;
-    bool seen[NCODINGS] = {false};
-    while (p < end) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *stop = comma ? comma : end;
-        const char *a = p, *b = stop;
-        while (a < b && (*a == ' ' || *a == '\t'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-            b--;
-        if (a < b) {
-            int c = mt_compress_coding_parse(a, (size_t)(b - a));
-            if (c < 0) {
-                PyObject *bad = PyUnicode_FromStringAndSize(a, b - a);
-                if (bad)
-                    PyErr_Format(PyExc_ValueError, "unknown content coding %R", bad);
-                Py_XDECREF(bad);
-                return -1;
-            }
-            if (c != MT_CODING_IDENTITY && !seen[c]) {
-                seen[c] = true;
-                j->order[j->ncodings++] = (mt_coding_t)c;
-            }
-        }
-        p = comma ? comma + 1 : end;
-    }
-    return 0;
+    return mt_codec_parse_list(s, n, j->order, &j->ncodings) < 0 ? -1 : 0;
 }
 
 /* Reads {"gzip": 9, "br": 11, "zstd": 19} (any subset) into j->level.

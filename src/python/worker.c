@@ -30,26 +30,6 @@ static int size_option(PyObject *value, unsigned long long fallback, unsigned lo
     return 0;
 }
 
-/* "zstd,br,gzip" (any order, any subset; "" for none) into compress_mask. */
-static int parse_codings(WorkerObject *self, const char *list) {
-    self->compress_mask = 0;
-    while (*list) {
-        size_t n = strcspn(list, ",");
-        if (n == 4 && strncmp(list, "zstd", 4) == 0)
-            self->compress_mask |= MT_CODING_MASK(MT_CODING_ZSTD);
-        else if (n == 2 && strncmp(list, "br", 2) == 0)
-            self->compress_mask |= MT_CODING_MASK(MT_CODING_BR);
-        else if (n == 4 && strncmp(list, "gzip", 4) == 0)
-            self->compress_mask |= MT_CODING_MASK(MT_CODING_GZIP);
-        else if (n) {
-            PyErr_Format(PyExc_ValueError, "unknown content coding %.*s (zstd, br, gzip)", (int)n, list);
-            return -1;
-        }
-        list += n + (list[n] == ',');
-    }
-    return 0;
-}
-
 /* [(url_prefix, directory), ...] into the C static file handler. */
 static int mount_statics(WorkerObject *self, PyObject *mounts, int max_age) {
     self->statics = mt_static_create();
@@ -100,8 +80,10 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
                                      &compress_min_size, &gzip_level, &brotli_level, &zstd_level, &PyList_Type,
                                      &statics, &static_max_age, &breach_padding))
         return -1;
-    if (parse_codings(self, compress) < 0)
+    long mask = mt_codec_parse_list(compress, (Py_ssize_t)strlen(compress), NULL, NULL);
+    if (mask < 0)
         return -1;
+    self->compress_mask = (unsigned)mask;
     self->compress_min_size = compress_min_size;
     self->breach_padding = breach_padding;
     if ((gzip_level != -1 && (gzip_level < 1 || gzip_level > 9)) ||
