@@ -5,7 +5,7 @@ MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
 C_SOURCES := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h)
 
-.PHONY: all bootstrap run test test-c test-py lint format docs clean
+.PHONY: all bootstrap run test test-c test-py fuzz lint format docs clean
 
 all: bootstrap
 
@@ -27,6 +27,11 @@ test-c: bootstrap
 # pytest against real server processes on free ports.
 test-py: bootstrap
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# libFuzzer drivers of tests/fuzz/ under ASan and UBSan, FUZZ_SECONDS each (clang from Debian).
+FUZZ_SECONDS ?= 60
+fuzz: bootstrap
+	@tests/fuzz/run $(FUZZ_SECONDS)
 
 lint: bootstrap
 	clang-format --dry-run --Werror $(C_SOURCES)
