@@ -1,5 +1,6 @@
 #include "static.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -559,11 +560,24 @@ static int64_t parse_http_date(const char *s, size_t n) {
         return -1;
     memcpy(buf, s, n);
     buf[n] = '\0';
+    /* sscanf's %d takes a sign, and a date has none ("-1:00:00" is no hour,
+     * "-0" no minute): a '-' is only the separator of RFC 850's "06-Nov-94",
+     * next to a letter. */
+    if (memchr(buf, '+', n))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        bool letter_before = i > 0 && isalpha((unsigned char)buf[i - 1]);
+        bool letter_after = i + 1 < n && isalpha((unsigned char)buf[i + 1]);
+        if (buf[i] == '-' && !letter_before && !letter_after)
+            return -1;
+    }
     if (sscanf(buf, "%*3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", &d, mon, &y, &hh, &mm, &ss, &end) == 6 &&
         end == (int)n) {
     } else if ((end = -1, sscanf(buf, "%*[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d GMT%n", &d, mon, &y, &hh, &mm, &ss,
                                  &end)) == 6 &&
                end == (int)n) {
+        if (y < 0)
+            return -1;
         y += y < 70 ? 2000 : 1900;
     } else if ((end = -1,
                 sscanf(buf, "%*3[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", mon, &d, &hh, &mm, &ss, &y, &end)) == 6 &&
@@ -572,7 +586,8 @@ static int64_t parse_http_date(const char *s, size_t n) {
         return -1;
     }
     const char *m = strlen(mon) == 3 ? strstr(months, mon) : NULL;
-    if (m == NULL || (m - months) % 3 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970)
+    if (m == NULL || (m - months) % 3 || d < 1 || d > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 ||
+        ss > 60 || y < 1970)
         return -1;
     struct tm tm = {
         .tm_year = y - 1900, .tm_mon = (int)(m - months) / 3, .tm_mday = d, .tm_hour = hh, .tm_min = mm, .tm_sec = ss};
