@@ -68,8 +68,6 @@ static int on_version_complete(llhttp_t *p) {
 
 static int on_header_field(llhttp_t *p, const char *at, size_t length) {
     mt_request_t *req = REQ(p);
-    if (req->in_trailers)
-        return 0; /* counted in on_header_field_complete; never merged into the head */
     if (!req->request_line_done)
         return fail(req, 400, "missing HTTP version"); /* an HTTP/0.9-style request line */
     if (req->nheaders >= req->limits->max_headers)
@@ -103,8 +101,6 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t length) {
     mt_request_t *req = REQ(p);
-    if (req->in_trailers)
-        return 0;
     span_extend(req, &req->headers[req->nheaders].value, at, length);
     return 0;
 }
@@ -264,6 +260,8 @@ static int on_trailer_bytes(llhttp_t *p, const char *at, size_t length) {
     return 0;
 }
 
+/* llhttp reports trailer fields through the header callbacks: these route
+ * them to the size accounting, so they are never merged into the head. */
 static int on_trailer_field(llhttp_t *p, const char *at, size_t length) {
     return REQ(p)->in_trailers ? on_trailer_bytes(p, at, length) : on_header_field(p, at, length);
 }
