@@ -10,3 +10,18 @@ try:
     __version__ = _metadata.version("meltemi")
 except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
+
+# The typed API's names, importable from the package (``from meltemi import
+# API, Query``) without loading msgspec or the C core until first used.
+_API_NAMES = frozenset(
+    "API Router Request Query Path Header Cookie Body Form File UploadFile Depends HTTPException ValidationError "
+    "Response JSONResponse HTMLResponse PlainTextResponse RedirectResponse FileResponse StreamingResponse".split()
+)
+
+
+def __getattr__(name: str):
+    if name in _API_NAMES:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'meltemi' has no attribute {name!r}")

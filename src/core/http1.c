@@ -405,3 +405,34 @@ size_t mt_http1_percent_decode(char *dst, const char *src, size_t n) {
     }
     return out;
 }
+
+size_t mt_http1_target_path(const mt_request_t *req, const char *base, const char **path, mt_span_t *query) {
+    const char *t = mt_span_ptr(base, req->target);
+    size_t n = req->target.len;
+    if (query)
+        *query = (mt_span_t){0, 0};
+    *path = t;
+    if (n && t[0] != '/') {
+        const char *s = memmem(t, n, "://", 3);
+        if (s == NULL)
+            return 0;
+        s += 3;
+        size_t rest = n - (size_t)(s - t);
+        size_t i = 0;
+        while (i < rest && s[i] != '/' && s[i] != '?')
+            i++;
+        if (i == rest || s[i] != '/')
+            return 0;
+        n = rest - i;
+        t = s + i;
+    }
+    const char *hash = memchr(t, '#', n);
+    if (hash)
+        n = (size_t)(hash - t);
+    const char *q = memchr(t, '?', n);
+    *path = t;
+    size_t plen = q ? (size_t)(q - t) : n;
+    if (q && query)
+        *query = (mt_span_t){(uint32_t)(q + 1 - base), (uint32_t)(n - plen - 1)};
+    return plen;
+}

@@ -97,6 +97,12 @@ mt_parse_result_t mt_http1_parse(mt_request_t *req, const char *input, size_t st
  * needed. `offset` is where the next message starts in the input buffer. */
 void mt_http1_next(mt_request_t *req, size_t offset);
 
+/* The path of the request target: before '?' (and '#'), after the
+ * authority of an absolute-form target. Sets *path and returns its length (0
+ * for "*" or a target without a path). When `query` is given, it is set to
+ * the span of the query after '?' ({0, 0} without one). */
+size_t mt_http1_target_path(const mt_request_t *req, const char *base, const char **path, mt_span_t *query);
+
 /* The text of a span. */
 static inline const char *mt_span_ptr(const char *base, mt_span_t span) {
     return base + span.off;

@@ -394,33 +394,9 @@ int mt_static_mount(mt_static_t *st, const char *url_prefix, const char *root, i
     return 0;
 }
 
-/* The path of the target: before '?', after the authority of an
- * absolute-form target. Returns its length (0 when there is none). */
-static size_t target_path(const mt_request_t *req, const char *base, const char **path) {
-    const char *t = mt_span_ptr(base, req->target);
-    size_t n = req->target.len;
-    if (n && t[0] != '/') {
-        const char *s = memmem(t, n, "://", 3);
-        if (s == NULL)
-            return 0;
-        s += 3;
-        size_t rest = n - (size_t)(s - t);
-        size_t i = 0;
-        while (i < rest && s[i] != '/' && s[i] != '?')
-            i++;
-        if (i == rest || s[i] != '/')
-            return 0;
-        n = rest - i;
-        t = s + i;
-    }
-    const char *q = memchr(t, '?', n);
-    *path = t;
-    return q ? (size_t)(q - t) : n;
-}
-
 bool mt_static_match(const mt_static_t *st, const mt_request_t *req, const char *base) {
     const char *path;
-    size_t n = target_path(req, base, &path);
+    size_t n = mt_http1_target_path(req, base, &path, NULL);
     for (int i = 0; i < st->nmounts; i++)
         if (n >= st->mounts[i]->prefix_len && memcmp(path, st->mounts[i]->prefix, st->mounts[i]->prefix_len) == 0)
             return true;
@@ -841,7 +817,7 @@ static int send_file(reply_t *r, int fd, off_t off, size_t count) {
 static entry_t *find_file(mt_static_t *st, const mt_request_t *req, const char *base, char *path, size_t *plen,
                           int *err) {
     const char *raw;
-    size_t n = target_path(req, base, &raw);
+    size_t n = mt_http1_target_path(req, base, &raw, NULL);
     for (int i = 0; i < st->nmounts; i++) {
         const mount_t *m = st->mounts[i];
         if (n < m->prefix_len || memcmp(raw, m->prefix, m->prefix_len) != 0)

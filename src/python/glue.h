@@ -12,6 +12,7 @@
 #include "common.h"
 #include "compress.h"
 #include "conn.h"
+#include "router.h"
 #include "server.h"
 
 /* Interned strings and constants, created once at import (bjoern's prebuilt
@@ -54,6 +55,7 @@ typedef struct WorkerObject {
     bool breach_padding;       /* pad compressed HTML with a random-length comment */
     int compress_level[4];     /* by mt_coding_t */
     struct mt_static *statics; /* NULL when no directory is mounted */
+    struct mt_api *api;        /* NULL without a typed API */
 } WorkerObject;
 
 /* What a handler thread keeps from one request to the next. */
@@ -61,6 +63,14 @@ typedef struct mt_handler {
     mt_buf_t out;       /* the response head and small bodies */
     mt_buf_t zbuf;      /* compressed output of the current chunk */
     mt_compressor_t *z; /* created on first use, reset per response */
+    /* The API route of the current request (route < 0: none, the WSGI application's). */
+    int route;
+    mt_route_match_t match;
+    char *scratch; /* the router's decoded values; 6 * max_request_line + 8 bytes */
+    size_t scratch_size;
+    const char *path; /* the target's path (in the connection's buffer) */
+    size_t path_len;
+    mt_span_t query;
 } mt_handler_t;
 
 /* wsgi.input: reads the request body of one request. */
@@ -142,6 +152,23 @@ void mt_encoding_decide(mt_exchange_t *ex, long long body_length);
 /* Compresses data, appending to handler->zbuf; mode is
  * MT_COMPRESS_CONTINUE, MT_COMPRESS_FLUSH or MT_COMPRESS_END. Returns 0, or -1 with an exception. */
 int mt_encoding_compress(mt_exchange_t *ex, const char *data, size_t len, int mode);
+
+/* api.c: the typed API (meltemi.api). */
+typedef struct mt_api mt_api_t;
+typedef enum mt_api_result {
+    MT_API_NONE,     /* no route: the WSGI application answers */
+    MT_API_PYTHON,   /* a Python route: handler->route and ->match say which */
+    MT_API_ANSWERED, /* answered in C (405, OPTIONS, 422, 308, a constant route) */
+} mt_api_result_t;
+/* From API.c_routes() (GIL held). NULL with an exception. */
+mt_api_t *mt_api_create(PyObject *spec);
+void mt_api_destroy(mt_api_t *api);
+/* Matches the request on c, without the GIL; answers it when C can. */
+mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_handler_t *handler, bool *keep_alive);
+/* Calls the matched route's endpoint like a WSGI application (GIL held).
+ * NULL with an exception, or with *bad_status set and no exception when the
+ * request itself is at fault. */
+PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t *handler, int *bad_status);
 
 /* Calls the worker's error_log with the current exception (and clears it). */
 void mt_log_exception(WorkerObject *worker, const char *message);

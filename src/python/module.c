@@ -3,6 +3,7 @@
 
 extern PyMethodDef mt_codec_methods[];       /* codec.c */
 extern PyMethodDef mt_precompress_methods[]; /* precompress.c */
+extern PyMethodDef mt_api_methods[];         /* api.c */
 
 static PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT,
@@ -29,7 +30,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         "meltemi._core.RequestBodyError", "The request body could not be read: too slow, too large or malformed.",
         PyExc_OSError, NULL);
     if (mt_ClientDisconnected == NULL || mt_RequestBodyError == NULL ||
-        PyModule_AddFunctions(m, mt_precompress_methods) < 0 ||
+        PyModule_AddFunctions(m, mt_precompress_methods) < 0 || PyModule_AddFunctions(m, mt_api_methods) < 0 ||
         PyModule_AddObjectRef(m, "ClientDisconnected", mt_ClientDisconnected) < 0 ||
         PyModule_AddObjectRef(m, "RequestBodyError", mt_RequestBodyError) < 0 ||
         PyModule_AddObjectRef(m, "Worker", (PyObject *)&Worker_Type) < 0 ||

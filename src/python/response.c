@@ -646,17 +646,28 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
         goto done;
     }
     start_response->exchange = &ex;
-    environ = mt_environ_build(worker, conn, (PyObject *)ex.input, &ex.uri);
-    conn->head_consumed = true;
-    if (environ == NULL) {
-        mt_log_exception(worker, "cannot build the WSGI environ");
-        answer_error(&ex, 500, NULL, false);
-        goto done;
+    if (handler->route >= 0) {
+        /* A route of the typed API: its endpoint answers like an application. */
+        int bad_status;
+        result = mt_api_call(&ex, (PyObject *)start_response, handler, &bad_status);
+        conn->head_consumed = true;
+        if (result == NULL && bad_status) {
+            answer_error(&ex, bad_status, "the request path is not valid UTF-8", ex.keep_alive);
+            goto done;
+        }
+    } else {
+        environ = mt_environ_build(worker, conn, (PyObject *)ex.input, &ex.uri);
+        conn->head_consumed = true;
+        if (environ == NULL) {
+            mt_log_exception(worker, "cannot build the WSGI environ");
+            answer_error(&ex, 500, NULL, false);
+            goto done;
+        }
+        args[0] = environ;
+        args[1] = (PyObject *)start_response;
+        result = PyObject_Vectorcall(worker->app, args, 2, NULL);
+        Py_CLEAR(environ);
     }
-    args[0] = environ;
-    args[1] = (PyObject *)start_response;
-    result = PyObject_Vectorcall(worker->app, args, 2, NULL);
-    Py_CLEAR(environ);
     if (result == NULL || send_result(&ex, result) < 0 || finish_body(&ex) < 0) {
         if (ex.failed) {
             PyErr_Clear(); /* the client went away: nothing to answer, nothing to log */

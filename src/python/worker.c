@@ -56,7 +56,7 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         "app", "listeners", "threads", "max_request_line", "max_head_size", "max_headers", "max_body_size",
         "head_timeout", "body_timeout", "keepalive_timeout", "write_timeout", "max_connections", "multiprocess",
         "url_scheme", "access_log", "error_log", "compress", "compress_min_size", "gzip_level", "brotli_level",
-        "zstd_level", "static", "static_max_age", "breach_padding", NULL};
+        "zstd_level", "static", "static_max_age", "breach_padding", "api", NULL};
     /* clang-format on */
     PyObject *app, *listeners, *max_request_line = NULL, *max_head_size = NULL, *max_headers = NULL,
                                *max_body_size = NULL, *head_timeout = NULL, *body_timeout = NULL,
@@ -66,19 +66,19 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     const char *compress = "";
     unsigned long long compress_min_size = 512;
     int gzip_level = -1, brotli_level = -1, zstd_level = -1, static_max_age = 60;
-    PyObject *statics = NULL;
+    PyObject *statics = NULL, *api = Py_None;
     int breach_padding = 0;
     int *fds = NULL;
     if (self->server_ready) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!ip:Worker", keywords, &app, &PyList_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!ipO:Worker", keywords, &app, &PyList_Type,
                                      &listeners, &threads, &max_request_line, &max_head_size, &max_headers,
                                      &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout, &write_timeout,
                                      &max_connections, &multiprocess, &url_scheme, &access_log, &error_log, &compress,
                                      &compress_min_size, &gzip_level, &brotli_level, &zstd_level, &PyList_Type,
-                                     &statics, &static_max_age, &breach_padding))
+                                     &statics, &static_max_age, &breach_padding, &api))
         return -1;
     long mask = mt_codec_parse_list(compress, (Py_ssize_t)strlen(compress), NULL, NULL);
     if (mask < 0)
@@ -96,6 +96,8 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     self->compress_level[MT_CODING_BR] = brotli_level;
     self->compress_level[MT_CODING_ZSTD] = zstd_level;
     if (statics && PyList_GET_SIZE(statics) && mount_statics(self, statics, static_max_age) < 0)
+        return -1;
+    if (api != Py_None && (self->api = mt_api_create(api)) == NULL)
         return -1;
     if (!PyCallable_Check(app)) {
         PyErr_SetString(PyExc_TypeError, "app must be a WSGI callable");
@@ -191,6 +193,7 @@ static void Worker_dealloc(WorkerObject *self) {
     PyMem_Free(self->listeners);
     if (self->statics)
         mt_static_destroy(self->statics);
+    mt_api_destroy(self->api);
     Py_XDECREF(self->app);
     Py_XDECREF(self->environ_template);
     Py_XDECREF(self->access_log);
@@ -220,20 +223,29 @@ static PyObject *Worker_start(WorkerObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-/* The body of a handler thread. Per request, the GIL is taken once: the
- * previous response's final write, the hand-back of its connection and the
- * wait for the next request all happen in one GIL-free stretch. */
-/* Answers requests under a static mount entirely in C, without the GIL:
- * returns the connection when its current request is not for a mount. */
-static mt_conn_t *serve_statics(WorkerObject *self, mt_conn_t *c) {
-    while (c && self->statics && mt_static_match(self->statics, &c->req, c->rbuf.data)) {
+/* Answers what C can answer without the GIL (static files, and the API
+ * router's own answers) and returns the connection whose request needs
+ * Python: an API route (handler->route >= 0) or the WSGI application. With
+ * `wait`, an idle moment waits for the next request; without, it returns
+ * NULL. */
+static mt_conn_t *serve_in_c(WorkerObject *self, mt_conn_t *c, mt_handler_t *handler, bool wait) {
+    handler->route = -1;
+    while (c) {
         bool keep_alive = false;
-        if (mt_static_serve(self->statics, c, &keep_alive) < 0)
-            keep_alive = false;
+        if (self->statics && mt_static_match(self->statics, &c->req, c->rbuf.data)) {
+            if (mt_static_serve(self->statics, c, &keep_alive) < 0)
+                keep_alive = false;
+        } else if (self->api) {
+            mt_api_result_t r = mt_api_route_request(self, c, handler, &keep_alive);
+            if (r != MT_API_ANSWERED)
+                return c;
+        } else {
+            return c;
+        }
         if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
             keep_alive = false;
         c = mt_server_finish(&self->server, c, keep_alive);
-        if (c == NULL)
+        if (c == NULL && wait)
             c = mt_server_next(&self->server);
     }
     return c;
@@ -248,7 +260,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     mt_server_t *s = &self->server;
     if (s->config.batch_sched)
         mt_server_thread_batch();
-    mt_handler_t handler = {.z = NULL};
+    mt_handler_t handler = {.z = NULL, .route = -1};
     mt_buf_init(&handler.out);
     mt_buf_init(&handler.zbuf);
     mt_conn_t *c = NULL;
@@ -274,7 +286,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
                 mt_buf_dispose(&handler.zbuf);
                 c = mt_server_next(s);
             }
-            c = serve_statics(self, c);
+            c = serve_in_c(self, c, &handler, true);
         Py_END_ALLOW_THREADS
         if (c == NULL)
             break;
@@ -284,6 +296,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     mt_buf_dispose(&handler.zbuf);
     if (handler.z)
         mt_compressor_destroy(handler.z);
+    free(handler.scratch);
     Py_RETURN_NONE;
 }
 

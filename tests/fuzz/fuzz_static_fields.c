@@ -94,7 +94,7 @@ static void fuzz_names(const char *s, size_t n, unsigned param) {
     mt_header_t headers[1];
     mt_request_t req = {.headers = headers, .target = {0, (uint32_t)n}};
     const char *path = NULL;
-    size_t plen = target_path(&req, s, &path);
+    size_t plen = mt_http1_target_path(&req, s, &path, NULL);
     if (plen)
         CHECK(path >= s && path + plen <= s + n);
     (void)hashed_name(s, n);

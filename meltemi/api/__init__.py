@@ -1,0 +1,54 @@
+"""meltemi's typed API layer: routes declared with decorators, parameters
+read from annotations and validated by msgspec, routed in C.
+
+    from meltemi.api import API
+
+    api = API(prefix="/api")
+
+    @api.get("/items/{item_id}")
+    def get_item(request, item_id: int, q: str | None = None) -> Item: ...
+
+See docs/api.md.
+"""
+
+from .app import API, Endpoint
+from .errors import HTTPException, ResponseValidationError, ValidationError
+from .params import Body, Cookie, Depends, File, Form, Header, Path, Query
+from .request import Request
+from .responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from .routing import Router
+from .uploads import UploadFile
+
+__all__ = [
+    "API",
+    "Body",
+    "Cookie",
+    "Depends",
+    "Endpoint",
+    "File",
+    "FileResponse",
+    "Form",
+    "HTMLResponse",
+    "HTTPException",
+    "Header",
+    "JSONResponse",
+    "Path",
+    "PlainTextResponse",
+    "Query",
+    "RedirectResponse",
+    "Request",
+    "Response",
+    "ResponseValidationError",
+    "Router",
+    "StreamingResponse",
+    "UploadFile",
+    "ValidationError",
+]

@@ -1,0 +1,365 @@
+"""The API object and the code that runs for each of its requests.
+
+The C router matches a request, converts its typed path segments and, in
+the same GIL hold, calls the route's `Endpoint` with the request's parts.
+The endpoint reads the parameters, calls the handler, turns its result into
+a status, headers and a body, and hands them to the server as a WSGI
+application would (start_response, then an iterable), so compression, HEAD,
+keep-alive and sendfile work as for any response.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from .errors import HTTPException, ResponseValidationError, ValidationError, error_type, split_msgspec_error
+from .params import MISSING, Depends
+from .request import Request
+from .responses import FileResponse, HTMLResponse, JSONResponse, Response, status_line
+from .routing import Route, Router, c_template
+from .signature import Signature
+
+logger = logging.getLogger("meltemi.api")
+
+_json_encode = msgspec.json.Encoder().encode
+_JSON_HEADERS = [("Content-Type", "application/json")]
+_TEXT_HEADERS = [("Content-Type", "text/plain; charset=utf-8")]
+_BYTES_HEADERS = [("Content-Type", "application/octet-stream")]
+_NO_RETURN = (None, type(None))
+
+
+class API(Router):
+    """The typed API of a project. Name it in settings
+    (``MELTEMI = {"API": "myproject.api.api"}``) or with ``--api``."""
+
+    def __init__(
+        self,
+        prefix: str = "/api",
+        *,
+        title: str = "API",
+        version: str = "1.0.0",
+        description: str | None = None,
+        trailing_slash: str = "redirect",
+        openapi_url: str | None = "/openapi.json",
+        docs_url: str | None = "/docs",
+        dependencies: Sequence[Depends] = (),
+        tags: Sequence[str] | None = None,
+        servers: list[dict[str, str]] | None = None,
+    ):
+        if trailing_slash not in ("redirect", "strict"):
+            raise ValueError("trailing_slash is 'redirect' (308 to the other spelling) or 'strict'")
+        super().__init__(prefix, tags, dependencies)
+        self.title = title
+        self.version = version
+        self.description = description
+        self.trailing_slash = trailing_slash
+        self.openapi_url = openapi_url
+        self.docs_url = docs_url
+        self.servers = servers
+        self.exception_handlers: dict[type[BaseException], Callable[[Request, Any], Any]] = {}
+        self._endpoints: list[Endpoint] | None = None
+        self._schema: dict | None = None
+
+    def exception_handler(self, exc_class: type[BaseException]):
+        """Registers fn(request, exc) -> response for an exception class."""
+
+        def decorator(fn):
+            self.exception_handlers[exc_class] = fn
+            return fn
+
+        return decorator
+
+    # ---- compiling ----
+
+    def compile(self) -> list[Endpoint]:
+        """Checks every route and prepares its endpoint (once; errors name the route)."""
+        if self._endpoints is None:
+            self._add_docs_routes()
+            self._endpoints = [Endpoint(self, route) for route in self.routes]
+        return self._endpoints
+
+    def c_routes(self) -> tuple[bool, list[tuple]]:
+        """What meltemi._core.Worker(api=...) takes: (redirect_slash, [(template,
+        methods, target, names), ...]), target an Endpoint or (status, content type, body)."""
+        routes = []
+        for ep in self.compile():
+            target = (ep.route.status, ep.route.constant[1], ep.route.constant[0]) if ep.route.constant else ep
+            routes.append((ep.template, list(ep.route.methods), target, tuple(ep.path_names)))
+        return self.trailing_slash == "redirect", routes
+
+    def _add_docs_routes(self) -> None:
+        if self.openapi_url:
+            api = self
+
+            def openapi(request: Request) -> Response:
+                return JSONResponse(api.openapi())
+
+            self.add_route(self.openapi_url, openapi, ("GET",), include_in_schema=False)
+        if self.docs_url:
+            from .docs import docs_routes
+
+            docs_routes(self)
+
+    def openapi(self) -> dict:
+        """The OpenAPI 3.1 document of the routes."""
+        if self._schema is None:
+            from .openapi import openapi_schema
+
+            self._schema = openapi_schema(self)
+        return self._schema
+
+    # ---- errors ----
+
+    def error_response(self, request: Request, exc: BaseException) -> Response:
+        for cls in type(exc).__mro__:
+            handler = self.exception_handlers.get(cls)
+            if handler is not None:
+                return to_response(handler(request, exc))
+        if isinstance(exc, HTTPException):
+            return JSONResponse({"detail": exc.detail}, exc.status, exc.headers)
+        django = _django_error(exc)
+        if django is not None:
+            return django
+        return self._server_error(request, exc)
+
+    def _server_error(self, request: Request, exc: BaseException) -> Response:
+        logger.error("Error handling request %s %s", request.method, request.path, exc_info=exc)
+        if _django_debug():
+            from django.views.debug import technical_500_response
+
+            try:
+                r = technical_500_response(request.django_request(), type(exc), exc, exc.__traceback__)
+                return HTMLResponse(r.content, 500)
+            except Exception:  # the debug page must not hide the error it reports
+                logger.exception("cannot render Django's debug page")
+        return JSONResponse({"detail": "Internal Server Error"}, 500)
+
+
+def _django_error(exc: BaseException) -> Response | None:
+    mod = sys.modules.get("django.http")
+    if mod is None:
+        return None
+    from django.core.exceptions import PermissionDenied, SuspiciousOperation
+    from django.http import Http404
+
+    if isinstance(exc, Http404):
+        return JSONResponse({"detail": str(exc) or "Not Found"}, 404)
+    if isinstance(exc, PermissionDenied):
+        return JSONResponse({"detail": str(exc) or "Permission denied"}, 403)
+    if isinstance(exc, SuspiciousOperation):
+        return JSONResponse({"detail": "Bad Request"}, 400)
+    return None
+
+
+def _django_debug() -> bool:
+    mod = sys.modules.get("django.conf")
+    if mod is None:
+        return False
+    try:
+        return bool(mod.settings.configured and mod.settings.DEBUG)
+    except Exception:
+        return False
+
+
+def _django_signals():
+    """Django's request_started and request_finished, when Django is set up:
+    they reset queries and close stale database connections (CONN_MAX_AGE)."""
+    mod = sys.modules.get("django.conf")
+    if mod is None or not mod.settings.configured:
+        return None
+    from django.core import signals
+
+    return signals.request_started, signals.request_finished
+
+
+def to_response(result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    return JSONResponse(result)
+
+
+class Endpoint:
+    """One route, ready to be called by the C router (see the module's doc)."""
+
+    def __init__(self, api: API, route: Route):
+        self.api = api
+        self.route = route
+        self.sig = None
+        if route.func is not None:
+            path_names = set(route.path_names)
+            self.sig = Signature(route.func, path_names, route.dependencies)
+            declared = {p.name for p in self.sig.params}
+            for name in path_names:
+                if name not in declared:
+                    raise TypeError(f"route {route.path!r}: {self.sig.name} has no parameter {name!r}")
+        try:
+            self.template, self.path_names, self.converters = c_template(route, self.sig)
+        except ValueError as exc:
+            raise ValueError(f"{exc} ({self.sig.name if self.sig else 'constant route'})") from None
+        self.convert_path = any(c is not None for c in self.converters)
+        self.response_type = self._response_type()
+        self.status = status_line(route.status)
+        self.signals = _django_signals()
+
+    def __repr__(self) -> str:
+        return f"<Endpoint {'|'.join(self.route.methods)} {self.route.path}>"
+
+    def _response_type(self) -> Any:
+        rt = self.route.response_model
+        if rt is MISSING and self.sig is not None:
+            rt = self.sig.return_annotation
+        if rt is MISSING or rt is Signature.__init__ or rt in _NO_RETURN:
+            return None
+        import inspect
+
+        if rt is inspect.Signature.empty or rt is Any:
+            return None
+        if isinstance(rt, type) and issubclass(rt, Response):
+            return None
+        try:
+            from django.http import HttpResponseBase
+
+            if isinstance(rt, type) and issubclass(rt, HttpResponseBase):
+                return None
+        except ImportError:
+            pass
+        return rt
+
+    # The C router calls this with the request's parts (see src/python/api.c).
+    def __call__(self, start_response, input, method, path, query, headers, params):
+        request = Request(method, path, query, headers, input)
+        signals = self.signals
+        if signals is not None:
+            signals[0].send(sender=API)
+        streaming = False
+        try:
+            try:
+                response = self.run(request, params)
+            except OSError:
+                raise  # the request body could not be read: the server answers 400/408/413
+            except Exception as exc:
+                response = self.api.error_response(request, exc)
+            if isinstance(response, tuple):
+                status, headers_out, body = response
+            else:
+                status, headers_out, body, streaming = _wsgi_parts(response)
+            start_response(status, headers_out)
+            if streaming:
+                return _Finisher(body, request, signals)
+            return body
+        finally:
+            if not streaming:
+                _finish(request, signals)
+
+    def run(self, request: Request, params: tuple) -> Any:
+        sig = self.sig
+        values: dict[str, Any] = dict(zip(self.path_names, params))
+        errors: list[dict[str, Any]] = []
+        if self.convert_path:
+            self._convert_path(values, errors)
+        request.path_params = values
+        kwargs = sig.bind(request, values, errors)
+        if errors:
+            raise ValidationError(errors)
+        result = sig.func(**kwargs)
+        return self.render(result)
+
+    def _convert_path(self, values: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        for name, conv in zip(self.path_names, self.converters):
+            if conv is None:
+                continue
+            try:
+                values[name] = msgspec.convert(values[name], conv, strict=False)
+            except msgspec.ValidationError as exc:
+                msg, _ = split_msgspec_error(exc)
+                errors.append({"loc": ["path", name], "msg": msg, "type": error_type(msg)})
+
+    def render(self, result: Any) -> Any:
+        """The handler's result as (status, headers, body) or a Response."""
+        if isinstance(result, Response):
+            return result
+        rt = self.response_type
+        if rt is not None and type(result) is not rt:
+            try:
+                result = msgspec.convert(result, rt, from_attributes=True)
+            except msgspec.ValidationError as exc:
+                raise ResponseValidationError(
+                    f"{self.sig.name} returned a value that is not a {_type_name(rt)}: {exc}"
+                ) from exc
+        if isinstance(result, str):
+            return self.status, _TEXT_HEADERS, [result.encode()]
+        if isinstance(result, bytes):
+            return self.status, _BYTES_HEADERS, [result]
+        if _is_django_response(result):
+            return result
+        return self.status, _JSON_HEADERS, [_json_encode(result)]
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or repr(tp)
+
+
+def _is_django_response(value: Any) -> bool:
+    mod = sys.modules.get("django.http")
+    return mod is not None and isinstance(value, mod.HttpResponseBase)
+
+
+def _wsgi_parts(response: Any) -> tuple[str, list[tuple[str, str]], Any, bool]:
+    from .._core import FileWrapper
+
+    if isinstance(response, Response):
+        body = response.wsgi_body(FileWrapper)
+        # A file goes out with sendfile: the server must see the FileWrapper
+        # itself, so it is not wrapped (its close() closes the file).
+        streaming = not isinstance(body, (list, FileWrapper))
+        return status_line(response.status), response.wsgi_headers(None), body, streaming
+    # Django's HttpResponse (and its streaming and file kinds), as Django's WSGIHandler sends it.
+    headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
+    status = f"{response.status_code} {response.reason_phrase}"
+    if getattr(response, "file_to_stream", None) is not None:
+        return status, headers, FileWrapper(response.file_to_stream, response.block_size), False
+    return status, headers, response, True
+
+
+def _finish(request: Request, signals) -> None:
+    cleanups = request._cleanups
+    if cleanups:
+        for fn in cleanups:
+            try:
+                fn()
+            except Exception:
+                logger.exception("Error cleaning up after %s %s", request.method, request.path)
+    if signals is not None:
+        signals[1].send(sender=API)
+
+
+class _Finisher:
+    """A streamed body whose close() ends the request (cleanups, request_finished)."""
+
+    def __init__(self, body, request, signals):
+        self._body = body
+        self._it = iter(body)
+        self._request = request
+        self._signals = signals
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._it)
+
+    def close(self):
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            _finish(self._request, self._signals)
+
+
+_ = FileResponse

@@ -1,0 +1,92 @@
+"""The API's errors and their one JSON shape.
+
+Every refusal of the API layer is ``{"detail": ...}``: a string for most
+statuses, and for 422 a list of ``{"loc": [...], "msg": str, "type": str}``
+(the same shape the C router uses for a path segment that does not convert).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+
+class HTTPException(Exception):
+    """Raise it from a handler (or a dependency) to answer with `status`.
+
+    `detail` is anything msgspec can encode; `headers` are added to the
+    response (for example ``WWW-Authenticate`` with a 401)."""
+
+    def __init__(self, status: int, detail: Any = None, headers: Mapping[str, str] | None = None):
+        if detail is None:
+            from http import HTTPStatus
+
+            try:
+                detail = HTTPStatus(status).phrase
+            except ValueError:
+                detail = "Error"
+        super().__init__(status, detail)
+        self.status = status
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+    def __repr__(self) -> str:
+        return f"HTTPException(status={self.status!r}, detail={self.detail!r})"
+
+
+class ValidationError(HTTPException):
+    """422: the request does not fit the handler's parameters. `errors` is the
+    list of ``{"loc", "msg", "type"}`` dicts."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__(422, errors)
+        self.errors = errors
+
+
+class ResponseValidationError(Exception):
+    """The handler returned something that does not fit its declared response
+    type: a bug in the handler, answered 500 and logged."""
+
+
+# "Expected `int`, got `str` - at `$.item_id`" → message, path
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
+
+
+def split_msgspec_error(exc: msgspec.ValidationError) -> tuple[str, list[Any]]:
+    """The message and the location (as a list of keys and indexes) of one of msgspec's errors."""
+    m = _AT.match(str(exc))
+    msg, path = (m.group("msg"), m.group("path")) if m else (str(exc), None)
+    loc: list[Any] = []
+    for key, index in _PATH_PART.findall(path or ""):
+        loc.append(key if key else int(index) if index else "...")
+    missing = re.match(r"Object missing required field `([^`]+)`", msg)
+    if missing:
+        loc.append(missing.group(1))
+    return msg, loc
+
+
+def error_type(msg: str) -> str:
+    """A short machine-readable kind for one of msgspec's messages."""
+    if msg.startswith("Object missing required field"):
+        return "missing"
+    if msg.startswith("Expected"):
+        expected = re.match(r"Expected `([^`]+)`", msg)
+        if expected:
+            name = expected.group(1).split(" ")[0]
+            return {"int": "int_parsing", "float": "float_parsing", "bool": "bool_parsing", "str": "string_type"}.get(
+                name, f"{name}_type"
+            )
+        return "type_error"
+    if "Object contains unknown field" in msg:
+        return "extra_forbidden"
+    if msg.startswith("Expected") is False and ("must be" in msg or "Invalid" in msg):
+        return "value_error"
+    return "value_error"
+
+
+def json_error_body(status: int, detail: Any) -> bytes:
+    return msgspec.json.encode({"detail": detail})

@@ -1,0 +1,209 @@
+"""API and Router: declaring routes, and compiling them for the C router.
+
+    api = API(prefix="/api")
+
+    @api.get("/items/{item_id}")
+    def get_item(request, item_id: int, q: str | None = None) -> Item: ...
+
+Path templates are segments of text and ``{name}`` parameters whose type is
+the handler's annotation of `name` (int, float, bool, str, UUID, date,
+datetime, Decimal, ...); ``{name:path}`` takes the rest of the path, slashes
+included. int, float, bool and UUID segments are checked by the C router: a
+segment that does not convert is answered 422 before Python is reached.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .params import MISSING, Depends
+from .signature import Signature, strip_annotated, strip_optional
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+_PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(path|int|float|bool|str|uuid))?\}$")
+
+# The C router's own checks, by annotation. Anything else is read as a
+# string segment and converted by msgspec in Python.
+_C_TYPES = {int: "int", float: "float", bool: "bool", uuid.UUID: "uuid", str: "str"}
+
+
+@dataclass
+class Route:
+    path: str  # the full template, prefixes included
+    methods: tuple[str, ...]
+    func: Callable[..., Any] | None
+    status: int = 200
+    response_model: Any = MISSING
+    tags: list[str] = field(default_factory=list)
+    summary: str | None = None
+    description: str | None = None
+    name: str | None = None
+    operation_id: str | None = None
+    deprecated: bool = False
+    include_in_schema: bool = True
+    dependencies: list[Depends] = field(default_factory=list)
+    responses: dict[int, Any] = field(default_factory=dict)
+    constant: tuple[bytes, str] | None = None  # a pure-C route: (body, content type)
+
+    @property
+    def path_names(self) -> list[str]:
+        names = []
+        for seg in self.path.split("/"):
+            m = _PARAM.match(seg)
+            if m:
+                names.append(m.group(1))
+        return names
+
+
+class Router:
+    """A group of routes, included in an API (or another router) with a prefix and tags."""
+
+    def __init__(self, prefix: str = "", tags: Sequence[str] | None = None, dependencies: Sequence[Depends] = ()):
+        _check_prefix(prefix)
+        self.prefix = prefix.rstrip("/")
+        self.tags = list(tags or [])
+        self.dependencies = list(dependencies)
+        self.routes: list[Route] = []
+
+    def add_route(
+        self,
+        path: str,
+        func: Callable[..., Any],
+        methods: Sequence[str],
+        *,
+        status: int = 200,
+        response_model: Any = MISSING,
+        tags: Sequence[str] | None = None,
+        summary: str | None = None,
+        description: str | None = None,
+        name: str | None = None,
+        operation_id: str | None = None,
+        deprecated: bool = False,
+        include_in_schema: bool = True,
+        dependencies: Sequence[Depends] = (),
+        responses: dict[int, Any] | None = None,
+    ) -> Route:
+        if not path.startswith("/"):
+            raise ValueError(f"route path {path!r} must start with '/'")
+        methods = tuple(m.upper() for m in methods)
+        for m in methods:
+            if m not in METHODS:
+                raise ValueError(f"unsupported method {m!r} for {path!r}")
+        route = Route(
+            self.prefix + path,
+            methods,
+            func,
+            status,
+            response_model,
+            self.tags + list(tags or []),
+            summary,
+            description,
+            name or getattr(func, "__name__", None),
+            operation_id,
+            deprecated,
+            include_in_schema,
+            self.dependencies + list(dependencies),
+            dict(responses or {}),
+        )
+        self.routes.append(route)
+        return route
+
+    def route(self, path: str, methods: Sequence[str] = ("GET",), **options: Any):
+        def decorator(func):
+            self.add_route(path, func, methods, **options)
+            return func
+
+        return decorator
+
+    def get(self, path: str, **options: Any):
+        return self.route(path, ("GET",), **options)
+
+    def post(self, path: str, **options: Any):
+        return self.route(path, ("POST",), **options)
+
+    def put(self, path: str, **options: Any):
+        return self.route(path, ("PUT",), **options)
+
+    def patch(self, path: str, **options: Any):
+        return self.route(path, ("PATCH",), **options)
+
+    def delete(self, path: str, **options: Any):
+        return self.route(path, ("DELETE",), **options)
+
+    def head(self, path: str, **options: Any):
+        return self.route(path, ("HEAD",), **options)
+
+    def options(self, path: str, **options: Any):
+        return self.route(path, ("OPTIONS",), **options)
+
+    def constant(
+        self,
+        path: str,
+        body: bytes | str,
+        content_type: str = "text/plain; charset=utf-8",
+        status: int = 200,
+        methods: Sequence[str] = ("GET",),
+    ) -> Route:
+        """A route answered entirely in C with a fixed body (health checks,
+        robots.txt): Python is never called for it."""
+        if isinstance(body, str):
+            body = body.encode()
+        route = self.add_route(path, None, methods, status=status, include_in_schema=False)
+        route.constant = (bytes(body), content_type)
+        if route.path_names:
+            raise ValueError(f"a constant route has no parameters: {path!r}")
+        return route
+
+    def include_router(self, router: Router, prefix: str = "", tags: Sequence[str] | None = None) -> None:
+        _check_prefix(prefix)
+        for r in router.routes:
+            copy = Route(**{**r.__dict__})
+            copy.path = self.prefix + prefix.rstrip("/") + r.path
+            copy.tags = self.tags + list(tags or []) + r.tags
+            copy.dependencies = self.dependencies + r.dependencies
+            self.routes.append(copy)
+
+
+def _check_prefix(prefix: str) -> None:
+    if prefix and (not prefix.startswith("/") or "{" in prefix):
+        raise ValueError(f"a prefix starts with '/' and has no parameters: {prefix!r}")
+
+
+def c_template(route: Route, sig: Signature | None) -> tuple[str, list[str], list[Any]]:
+    """The C router's template for a route ("/items/{int}"), its parameter
+    names, and per parameter the Python conversion still to do (None when
+    the C router's value is final)."""
+    segments, names, converters = [], [], []
+    hints = {p.name: p.annotation for p in sig.params} if sig else {}
+    parts = route.path.split("/")
+    for i, seg in enumerate(parts):
+        m = _PARAM.match(seg)
+        if not m:
+            if "{" in seg or "}" in seg:
+                raise ValueError(f"route {route.path!r}: a parameter is a whole segment, like {{name}}")
+            segments.append(seg)
+            continue
+        name, explicit = m.group(1), m.group(2)
+        if name in names:
+            raise ValueError(f"route {route.path!r} names {name!r} twice")
+        annotation = hints.get(name, str)
+        base = strip_optional(strip_annotated(annotation)[0])
+        if explicit == "path":
+            if i != len(parts) - 1:
+                raise ValueError(f"route {route.path!r}: {{{name}:path}} must be the last segment")
+            ctype = "path"
+        else:
+            ctype = explicit or _C_TYPES.get(base, "str")
+        segments.append("{" + ctype + "}")
+        names.append(name)
+        # The C router's value is final when the annotation is exactly its type.
+        final = annotation is base and _C_TYPES.get(base) == ctype and base is not uuid.UUID
+        if ctype == "path" and base is str and annotation is base:
+            final = True
+        converters.append(None if final else annotation)
+    return "/".join(segments) or "/", names, converters

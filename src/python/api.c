@@ -1,0 +1,538 @@
+/* The typed API's side of the glue: the routes meltemi.api compiled
+ * (API.c_routes()) in the C router; the answers the router gives without
+ * Python (405 with Allow, OPTIONS, 422 for a path segment of the wrong type,
+ * the 308 of the trailing-slash policy, constant routes); and, for a Python
+ * route, the call of its endpoint with the request's parts, in the GIL hold
+ * that also sends the response (response.c). Plus parse_query, the C query
+ * string parser the API's Python side uses. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "glue.h"
+#include "http1_write.h"
+#include "router.h"
+
+typedef struct mt_api_route {
+    PyObject *endpoint; /* NULL for a constant route */
+    int nparams;
+    char **invalid_body; /* per parameter: the 422 answer's JSON body */
+    /* A constant route, answered in C. */
+    int status;
+    char *content_type;
+    char *body;
+    size_t body_len;
+} mt_api_route_t;
+
+struct mt_api {
+    mt_router_t *router;
+    mt_api_route_t *routes;
+    int nroutes;
+};
+
+static const struct {
+    const char *name;
+    int id;
+} method_ids[] = {
+    {"GET", HTTP_GET},       {"HEAD", HTTP_HEAD},     {"POST", HTTP_POST},       {"PUT", HTTP_PUT},
+    {"PATCH", HTTP_PATCH},   {"DELETE", HTTP_DELETE}, {"OPTIONS", HTTP_OPTIONS},
+};
+
+static const char *const type_labels[MT_PARAM_NTYPES] = {"int", "float", "uuid", "bool", "str", "path"};
+
+static char *copy_text(const char *s, size_t n) {
+    char *c = malloc(n + 1);
+    if (c) {
+        memcpy(c, s, n);
+        c[n] = '\0';
+    }
+    return c;
+}
+
+static uint64_t method_mask(PyObject *methods) {
+    uint64_t mask = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(methods); i++) {
+        const char *name = PyUnicode_AsUTF8(PyList_GET_ITEM(methods, i));
+        if (name == NULL)
+            return 0;
+        for (size_t k = 0; k < MT_ARRAY_SIZE(method_ids); k++)
+            if (strcmp(name, method_ids[k].name) == 0)
+                mask |= 1ULL << method_ids[k].id;
+    }
+    if (mask == 0)
+        PyErr_SetString(PyExc_ValueError, "a route needs at least one known method");
+    return mask;
+}
+
+/* The C types of a template's parameters, in order ("{int}" → MT_PARAM_INT). */
+static int template_types(const char *tmpl, uint8_t *types, int max) {
+    int n = 0;
+    for (const char *p = strchr(tmpl, '{'); p; p = strchr(p + 1, '{')) {
+        for (int t = 0; t < MT_PARAM_NTYPES; t++) {
+            size_t len = strlen(type_labels[t]);
+            if (strncmp(p + 1, type_labels[t], len) == 0 && p[1 + len] == '}' && n < max)
+                types[n++] = (uint8_t)t;
+        }
+    }
+    return n;
+}
+
+/* {"detail":[{"loc":["path","item_id"],"msg":"Expected `int`, got `str`","type":"int_parsing"}]} */
+static char *invalid_body(const char *name, int type) {
+    const char *label = type_labels[type];
+    size_t size = strlen(name) + 160;
+    char *body = malloc(size);
+    if (body)
+        snprintf(body, size,
+                 "{\"detail\":[{\"loc\":[\"path\",\"%s\"],\"msg\":\"Expected `%s`, got `str`\",\"type\":\"%s_parsing\"}]}",
+                 name, label, label);
+    return body;
+}
+
+static int add_route(mt_api_t *api, int id, PyObject *spec) {
+    PyObject *methods, *target, *names;
+    const char *tmpl;
+    if (!PyArg_ParseTuple(spec, "sO!OO!:API route", &tmpl, &PyList_Type, &methods, &target, &PyTuple_Type, &names))
+        return -1;
+    uint64_t mask = method_mask(methods);
+    if (mask == 0)
+        return -1;
+    mt_api_route_t *route = &api->routes[id];
+    uint8_t types[MT_ROUTER_MAX_PARAMS];
+    route->nparams = template_types(tmpl, types, MT_ROUTER_MAX_PARAMS);
+    if (route->nparams != PyTuple_GET_SIZE(names)) {
+        PyErr_Format(PyExc_ValueError, "route %s: %zd names for %d parameters", tmpl, PyTuple_GET_SIZE(names),
+                     route->nparams);
+        return -1;
+    }
+    if (PyTuple_Check(target)) {
+        const char *ctype, *body;
+        Py_ssize_t body_len;
+        if (!PyArg_ParseTuple(target, "isy#:constant route", &route->status, &ctype, &body, &body_len))
+            return -1;
+        if (route->status < 200 || route->status > 999 || route->status == 204 || route->status == 304 ||
+            !mt_http1_value_valid(ctype, strlen(ctype))) {
+            PyErr_Format(PyExc_ValueError, "constant route %s: bad status or content type", tmpl);
+            return -1;
+        }
+        route->content_type = copy_text(ctype, strlen(ctype));
+        route->body = copy_text(body, (size_t)body_len);
+        route->body_len = (size_t)body_len;
+        if (route->content_type == NULL || route->body == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    } else if (PyCallable_Check(target)) {
+        route->endpoint = Py_NewRef(target);
+    } else {
+        PyErr_Format(PyExc_TypeError, "route %s: the target is not callable", tmpl);
+        return -1;
+    }
+    if (route->nparams) {
+        route->invalid_body = calloc((size_t)route->nparams, sizeof(char *));
+        if (route->invalid_body == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (int i = 0; i < route->nparams; i++) {
+            const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, i));
+            if (name == NULL)
+                return -1;
+            if ((route->invalid_body[i] = invalid_body(name, types[i])) == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+    }
+    int rc = mt_router_add(api->router, tmpl, mask, id);
+    if (rc == -EEXIST)
+        PyErr_Format(PyExc_ValueError, "two routes for the same method and path: %s", tmpl);
+    else if (rc == -EINVAL)
+        PyErr_Format(PyExc_ValueError, "bad route template: %s", tmpl);
+    else if (rc < 0)
+        PyErr_NoMemory();
+    return rc < 0 ? -1 : 0;
+}
+
+void mt_api_destroy(mt_api_t *api) {
+    if (api == NULL)
+        return;
+    for (int i = 0; i < api->nroutes; i++) {
+        mt_api_route_t *r = &api->routes[i];
+        Py_XDECREF(r->endpoint);
+        if (r->invalid_body)
+            for (int k = 0; k < r->nparams; k++)
+                free(r->invalid_body[k]);
+        free(r->invalid_body);
+        free(r->content_type);
+        free(r->body);
+    }
+    free(api->routes);
+    mt_router_destroy(api->router);
+    free(api);
+}
+
+mt_api_t *mt_api_create(PyObject *spec) {
+    int redirect_slash;
+    PyObject *routes;
+    if (!PyArg_ParseTuple(spec, "pO!:api", &redirect_slash, &PyList_Type, &routes))
+        return NULL;
+    mt_api_t *api = calloc(1, sizeof *api);
+    if (api == NULL || (api->router = mt_router_create(redirect_slash)) == NULL ||
+        (api->routes = calloc((size_t)PyList_GET_SIZE(routes) + 1, sizeof(mt_api_route_t))) == NULL) {
+        mt_api_destroy(api);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(routes); i++) {
+        api->nroutes = (int)i + 1;
+        if (add_route(api, (int)i, PyList_GET_ITEM(routes, i)) < 0) {
+            mt_api_destroy(api);
+            return NULL;
+        }
+    }
+    return api;
+}
+
+/* ---- answers given in C, without the GIL ---- */
+
+static int head_end(mt_buf_t *out, const mt_conn_t *c, bool keep_alive) {
+    if (!keep_alive)
+        return mt_http1_write_raw(out, "Connection: close\r\n\r\n", 21);
+    if (c->req.http_minor == 0)
+        return mt_http1_write_raw(out, "Connection: keep-alive\r\n\r\n", 26);
+    return mt_http1_write_raw(out, "\r\n", 2);
+}
+
+/* Writes a whole small response: status, the fields in `fields` (already
+ * CRLF-terminated), a body (none for HEAD, counted still). */
+static int answer(mt_conn_t *c, mt_buf_t *out, int status, const char *fields, size_t flen, const char *ctype,
+                  const char *body, size_t blen, bool keep_alive) {
+    char line[64];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, mt_http1_reason(status));
+    out->len = 0;
+    int rc = mt_http1_write_raw(out, line, (size_t)n);
+    if (rc == 0)
+        rc = mt_http1_write_date(out);
+    if (rc == 0 && flen)
+        rc = mt_http1_write_raw(out, fields, flen);
+    if (rc == 0 && status != 204) {
+        if (ctype) {
+            rc = mt_http1_write_raw(out, "Content-Type: ", 14);
+            if (rc == 0)
+                rc = mt_http1_write_raw(out, ctype, strlen(ctype));
+            if (rc == 0)
+                rc = mt_http1_write_raw(out, "\r\n", 2);
+        }
+        if (rc == 0)
+            rc = mt_http1_write_content_length(out, blen);
+    }
+    if (rc == 0)
+        rc = head_end(out, c, keep_alive);
+    if (rc == 0 && blen && c->req.method_id != HTTP_HEAD && status != 204)
+        rc = mt_http1_write_raw(out, body, blen);
+    if (rc < 0)
+        return rc;
+    struct iovec iov = {out->data, out->len};
+    rc = mt_conn_writev(c, &iov, 1);
+    out->len = 0;
+    return rc;
+}
+
+#define JSON "application/json"
+
+static int answer_match(mt_api_t *api, mt_conn_t *c, mt_handler_t *h, const char *path, size_t plen, mt_span_t query,
+                        bool keep_alive) {
+    const mt_route_match_t *m = &h->match;
+    char fields[512];
+    int flen = 0;
+    switch (m->status) {
+    case MT_ROUTE_METHOD:
+    case MT_ROUTE_OPTIONS: {
+        char allow[256];
+        mt_router_allow_value(m->allow, allow, sizeof allow);
+        flen = snprintf(fields, sizeof fields, "Allow: %s\r\n", allow);
+        if (m->status == MT_ROUTE_OPTIONS)
+            return answer(c, &h->out, 204, fields, (size_t)flen, NULL, NULL, 0, keep_alive);
+        static const char body[] = "{\"detail\":\"Method Not Allowed\"}";
+        return answer(c, &h->out, 405, fields, (size_t)flen, JSON, body, sizeof body - 1, keep_alive);
+    }
+    case MT_ROUTE_INVALID: {
+        const char *body = api->routes[m->route].invalid_body[m->bad_param];
+        return answer(c, &h->out, 422, NULL, 0, JSON, body, strlen(body), keep_alive);
+    }
+    case MT_ROUTE_REDIRECT: {
+        /* The path with its trailing slash toggled, and the query, as sent. */
+        mt_buf_t *loc = &h->zbuf;
+        loc->len = 0;
+        bool slash = path[plen - 1] == '/';
+        int rc = mt_http1_write_raw(loc, "Location: ", 10);
+        if (rc == 0)
+            rc = mt_http1_write_raw(loc, path, slash ? plen - 1 : plen);
+        if (rc == 0 && !slash)
+            rc = mt_http1_write_raw(loc, "/", 1);
+        if (rc == 0 && query.len) {
+            rc = mt_http1_write_raw(loc, "?", 1);
+            if (rc == 0)
+                rc = mt_http1_write_raw(loc, c->rbuf.data + query.off, query.len);
+        }
+        if (rc == 0)
+            rc = mt_http1_write_raw(loc, "\r\n", 2);
+        if (rc == 0) {
+            static const char body[] = "{\"detail\":\"Permanent Redirect\"}";
+            rc = answer(c, &h->out, 308, loc->data, loc->len, JSON, body, sizeof body - 1, keep_alive);
+        }
+        loc->len = 0;
+        return rc;
+    }
+    default: {
+        const mt_api_route_t *r = &api->routes[m->route];
+        return answer(c, &h->out, r->status, NULL, 0, r->content_type, r->body, r->body_len, keep_alive);
+    }
+    }
+}
+
+mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_handler_t *h, bool *keep_alive) {
+    mt_api_t *api = worker->api;
+    const char *path;
+    mt_span_t query;
+    size_t plen = mt_http1_target_path(&c->req, c->rbuf.data, &path, &query);
+    if (plen == 0 || path[0] != '/')
+        return MT_API_NONE;
+    if (h->scratch == NULL) {
+        h->scratch_size = 6 * (size_t)worker->server.config.limits.max_request_line + 8;
+        if ((h->scratch = malloc(h->scratch_size)) == NULL)
+            return MT_API_NONE;
+    }
+    if (6 * plen + 8 > h->scratch_size)
+        return MT_API_NONE;
+    mt_router_match(api->router, c->req.method_id, path, plen, h->scratch, &h->match);
+    mt_route_match_t *m = &h->match;
+    if (m->status == MT_ROUTE_NONE)
+        return MT_API_NONE;
+    if (m->status == MT_ROUTE_FOUND && api->routes[m->route].endpoint) {
+        h->route = m->route;
+        h->path = path;
+        h->path_len = plen;
+        h->query = query;
+        return MT_API_PYTHON;
+    }
+    *keep_alive = c->req.keep_alive && !mt_server_draining(&worker->server);
+    if (answer_match(api, c, h, path, plen, query, *keep_alive) < 0)
+        *keep_alive = false;
+    c->head_consumed = true;
+    return MT_API_ANSWERED;
+}
+
+/* ---- the call of a Python route, GIL held ---- */
+
+static PyObject *param_value(const char *s, const mt_route_value_t *v) {
+    const char *text = s + v->off;
+    switch (v->type) {
+    case MT_PARAM_INT: {
+        long long n;
+        if (mt_router_int_value(text, v->len, &n))
+            return PyLong_FromLongLong(n);
+        return PyLong_FromString(text, NULL, 10); /* NUL-terminated by the router */
+    }
+    case MT_PARAM_FLOAT:
+        return PyFloat_FromDouble(strtod(text, NULL));
+    case MT_PARAM_BOOL: {
+        bool yes = (v->len == 4 && strncasecmp(text, "true", 4) == 0) || (v->len == 1 && text[0] == '1') ||
+                   (v->len == 3 && strncasecmp(text, "yes", 3) == 0) || (v->len == 2 && strncasecmp(text, "on", 2) == 0);
+        return Py_NewRef(yes ? Py_True : Py_False);
+    }
+    default:
+        return PyUnicode_DecodeUTF8(text, v->len, NULL);
+    }
+}
+
+/* Header names, lowercase, as keys; repeated fields joined (", ", or "; "
+ * for Cookie). Names with '_' are kept (a header is looked up by its own
+ * name here, unlike in a WSGI environ). */
+static PyObject *headers_dict(const mt_conn_t *c) {
+    PyObject *d = PyDict_New();
+    if (d == NULL)
+        return NULL;
+    const char *base = c->rbuf.data;
+    char lower[256];
+    for (uint32_t i = 0; i < c->req.nheaders; i++) {
+        const mt_header_t *f = &c->req.headers[i];
+        size_t n = f->name.len < sizeof lower ? f->name.len : sizeof lower;
+        const char *name = base + f->name.off;
+        for (size_t k = 0; k < n; k++)
+            lower[k] = (char)((name[k] >= 'A' && name[k] <= 'Z') ? name[k] + 32 : name[k]);
+        PyObject *key = PyUnicode_DecodeLatin1(lower, (Py_ssize_t)n, NULL);
+        PyObject *value = key ? PyUnicode_DecodeLatin1(base + f->value.off, f->value.len, NULL) : NULL;
+        if (value == NULL) {
+            Py_XDECREF(key);
+            Py_DECREF(d);
+            return NULL;
+        }
+        PyObject *old = PyDict_GetItemWithError(d, key);
+        int rc;
+        if (old) {
+            bool cookie = n == 6 && memcmp(lower, "cookie", 6) == 0;
+            PyObject *joined = PyUnicode_FromFormat(cookie ? "%U; %U" : "%U, %U", old, value);
+            rc = joined ? PyDict_SetItem(d, key, joined) : -1;
+            Py_XDECREF(joined);
+        } else {
+            rc = PyErr_Occurred() ? -1 : PyDict_SetItem(d, key, value);
+        }
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (rc < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t *h, int *bad_status) {
+    mt_conn_t *c = ex->conn;
+    const mt_api_route_t *route = &ex->worker->api->routes[h->route];
+    const mt_route_match_t *m = &h->match;
+    PyObject *args[7] = {start_response, (PyObject *)ex->input, ex->method, NULL, NULL, NULL, NULL};
+    PyObject *result = NULL;
+    *bad_status = 0;
+    ex->uri = PyUnicode_DecodeLatin1(c->rbuf.data + c->req.target.off, c->req.target.len, NULL);
+    if (ex->uri == NULL)
+        return NULL;
+    /* The path, percent-decoded as UTF-8 (into scratch, behind the values). */
+    char *decoded = h->scratch + 3 * h->path_len + 4;
+    size_t dlen = mt_http1_percent_decode(decoded, h->path, h->path_len);
+    args[3] = PyUnicode_DecodeUTF8(decoded, (Py_ssize_t)dlen, "replace");
+    args[4] = h->query.len ? PyUnicode_DecodeLatin1(c->rbuf.data + h->query.off, h->query.len, NULL)
+                           : Py_NewRef(mt_str.empty);
+    args[5] = headers_dict(c);
+    args[6] = PyTuple_New(m->nparams);
+    if (args[3] == NULL || args[4] == NULL || args[5] == NULL || args[6] == NULL)
+        goto done;
+    for (int i = 0; i < m->nparams; i++) {
+        PyObject *v = param_value(h->scratch, &m->params[i]);
+        if (v == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();
+                *bad_status = 400; /* a path segment that is not UTF-8 */
+            }
+            goto done;
+        }
+        PyTuple_SET_ITEM(args[6], i, v);
+    }
+    c->head_consumed = true;
+    result = PyObject_Vectorcall(route->endpoint, args, 7, NULL);
+done:
+    for (int i = 3; i < 7; i++)
+        Py_XDECREF(args[i]);
+    return result;
+}
+
+/* ---- parse_query ---- */
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes a query component ('+' is a space, %XX escapes) as UTF-8, with
+ * U+FFFD for bytes that are not (as urllib.parse does). */
+static PyObject *query_component(const char *s, size_t n, char *buf) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        int hi, lo;
+        if (ch == '+')
+            ch = ' ';
+        else if (ch == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        buf[o++] = ch;
+    }
+    return PyUnicode_DecodeUTF8(buf, (Py_ssize_t)o, "replace");
+}
+
+static int add_pair(PyObject *d, PyObject *key, PyObject *value) {
+    PyObject *old = PyDict_GetItemWithError(d, key);
+    if (old == NULL)
+        return PyErr_Occurred() ? -1 : PyDict_SetItem(d, key, value);
+    if (PyList_CheckExact(old))
+        return PyList_Append(old, value);
+    PyObject *list = PyList_New(2);
+    if (list) {
+        PyList_SET_ITEM(list, 0, Py_NewRef(old));
+        PyList_SET_ITEM(list, 1, Py_NewRef(value));
+    }
+    int rc = list ? PyDict_SetItem(d, key, list) : -1;
+    Py_XDECREF(list);
+    return rc;
+}
+
+/* parse_query(qs: str) -> dict: "a=1&b=x+y&a=2" → {"a": ["1", "2"], "b": "x y"};
+ * pairs split at '&', empty pairs skipped, a key without '=' has the value "". */
+static PyObject *mt_api_parse_query(PyObject *module, PyObject *arg) {
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "parse_query() takes a str");
+        return NULL;
+    }
+    Py_ssize_t n;
+    PyObject *holder = NULL;
+    const char *s;
+    if (PyUnicode_KIND(arg) == PyUnicode_1BYTE_KIND) {
+        s = (const char *)PyUnicode_DATA(arg); /* latin-1: the bytes as they came */
+        n = PyUnicode_GET_LENGTH(arg);
+    } else {
+        holder = PyUnicode_AsUTF8String(arg);
+        if (holder == NULL)
+            return NULL;
+        s = PyBytes_AS_STRING(holder);
+        n = PyBytes_GET_SIZE(holder);
+    }
+    PyObject *d = PyDict_New();
+    char stack[512];
+    char *buf = n <= (Py_ssize_t)sizeof stack ? stack : PyMem_Malloc((size_t)n);
+    if (d == NULL || buf == NULL) {
+        Py_XDECREF(d);
+        Py_XDECREF(holder);
+        return buf ? NULL : PyErr_NoMemory();
+    }
+    Py_ssize_t pos = 0;
+    while (pos < n) {
+        const char *amp = memchr(s + pos, '&', (size_t)(n - pos));
+        Py_ssize_t end = amp ? amp - s : n;
+        if (end > pos) {
+            const char *eq = memchr(s + pos, '=', (size_t)(end - pos));
+            Py_ssize_t kend = eq ? eq - s : end;
+            PyObject *key = query_component(s + pos, (size_t)(kend - pos), buf);
+            PyObject *value = key ? (eq ? query_component(eq + 1, (size_t)(end - kend - 1), buf)
+                                        : Py_NewRef(mt_str.empty))
+                                  : NULL;
+            int rc = value ? add_pair(d, key, value) : -1;
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+            if (rc < 0) {
+                Py_CLEAR(d);
+                break;
+            }
+        }
+        pos = end + 1;
+    }
+    if (buf != stack)
+        PyMem_Free(buf);
+    Py_XDECREF(holder);
+    return d;
+}
+
+PyMethodDef mt_api_methods[] = {
+    {"parse_query", mt_api_parse_query, METH_O,
+     "parse_query(qs) -> dict: a query string's keys and values, decoded ('+' and %XX, UTF-8); repeated keys "
+     "give lists."},
+    {NULL, NULL, 0, NULL},
+};
