@@ -56,11 +56,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 def run(argv: Sequence[str] | None = None) -> int:
     """Parses the command line and serves; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if not args.app:
+    if not args.app and not (args.meltemi_api or os.environ.get("MELTEMI_API")):
         log.fatal("missing the application to serve, e.g. 'meltemi myproject.wsgi:application'")
         return USAGE_ERROR
     try:
-        loader = AppLoader.from_spec(args.app)
+        # An API alone: requests no route matches get a JSON 404.
+        loader = AppLoader.from_spec(args.app or "meltemi.api.app:not_found")
     except ValueError:
         log.fatal(f"APP: expected 'module' or 'module:attribute', got {args.app!r}")
         return USAGE_ERROR

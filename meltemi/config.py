@@ -304,6 +304,17 @@ class Mount:
         return f"{self.prefix}={self.root}"
 
 
+class ObjectPath(ValueType):
+    expected = "'module:attribute', e.g. myproject.api:api"
+    metavar = "MODULE:ATTR"
+
+    def parse(self, text: str) -> str:
+        text = text.strip()
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", text):
+            raise ValueError
+        return text
+
+
 class MountType(ValueType):
     expected = "URL_PREFIX=DIRECTORY (an existing directory), e.g. /static/=staticfiles"
     metavar = "PREFIX=DIR"
@@ -367,7 +378,8 @@ TIMEOUTS = "Timeouts"
 LOGGING = "Logging"
 COMPRESSION = "Compression"
 STATIC = "Static and media files"
-SECTIONS = (SERVER, PROCESSES, TIMEOUTS, LIMITS, COMPRESSION, STATIC, LOGGING)
+API = "Typed API"
+SECTIONS = (SERVER, PROCESSES, TIMEOUTS, LIMITS, COMPRESSION, STATIC, API, LOGGING)
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -586,6 +598,15 @@ OPTIONS: tuple[Option, ...] = (
         "With `runmeltemi`: also serve `MEDIA_URL` from `MEDIA_ROOT` in C (user uploads; off by default "
         "because many deployments keep media behind access control).",
         STATIC,
+    ),
+    Option(
+        "api",
+        ObjectPath(),
+        None,
+        "The typed API to serve (a `meltemi.API` object): `--api myproject.api:api`, or in Django settings "
+        "`MELTEMI = {\"API\": \"myproject.api:api\"}`. Its routes are matched in C first; every other "
+        "request goes to the WSGI application (the Django project) on the same port.",
+        API,
     ),
     Option(
         "access_log",

@@ -151,16 +151,40 @@ class Listener:
         return (self.sock.fileno(), self.server_name, self.server_port)
 
 
+def load_api(spec: str) -> Any:
+    """The meltemi.API named by 'module:attribute', compiled; raises BootError."""
+    from .api import API
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (Exception, SystemExit) as exc:
+        raise BootError(f"cannot import the API {spec!r}: {_reason(exc)}", exc) from exc
+    if not isinstance(obj, API):
+        raise BootError(f"the API {spec!r} is a {type(obj).__name__}, not a meltemi.API")
+    try:
+        obj.compile()
+    except (TypeError, ValueError) as exc:
+        raise BootError(f"the API {spec!r} has a bad route: {exc}", exc) from exc
+    return obj
+
+
 def build(app: Any, listeners: list[Listener], config: Config) -> Any:
-    """A new, not yet started _core.Worker serving `app` on `listeners`."""
+    """A new, not yet started _core.Worker serving `app` on `listeners`
+    (and the typed API of config.api, loaded now: after the application, so
+    Django is set up)."""
     from . import _core  # imported here: the CLI and the master work without it loaded
 
+    api = load_api(config.api) if config.api else None
     return _core.Worker(
         app,
         [listener.core_tuple() for listener in listeners],
         **worker_options(config),
         access_log=log.access_logger(config.access_log),
         error_log=log.application_error,
+        api=api.c_routes() if api is not None else None,
     )
 
 
@@ -219,6 +243,9 @@ def run(
     try:
         core = build(app, listeners, config)
         core.start()
+    except BootError as exc:
+        exc.report()
+        return BOOT_ERROR
     except Exception:
         _logger.exception("Cannot start the server for %s", loader.name)
         return BOOT_ERROR

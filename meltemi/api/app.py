@@ -177,6 +177,12 @@ def _django_signals():
     return signals.request_started, signals.request_finished
 
 
+def not_found(environ, start_response):
+    """The WSGI application behind an API served alone (`meltemi --api mod:api`)."""
+    start_response("404 Not Found", [("Content-Type", "application/json")])
+    return [b'{"detail":"Not Found"}']
+
+
 def to_response(result: Any) -> Response:
     if isinstance(result, Response):
         return result
