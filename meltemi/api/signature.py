@@ -136,6 +136,8 @@ class Signature:
             default = marker.default
         # Constraints (msgspec.Meta) stay on the type; our markers are removed.
         kept = [m for m in metadata if not isinstance(m, (Param, Depends))]
+        if isinstance(marker, Param) and marker.meta() is not None:
+            kept.append(marker.meta())
         annotation = Annotated[(base, *kept)] if kept else base
         if isinstance(marker, Depends):
             dep = Signature(marker.dependency, path_names)
@@ -258,15 +260,26 @@ class Signature:
                 raw[p.name] = value[-1] if isinstance(value, list) else value
         try:
             values = msgspec.convert(raw, self.model, strict=False)
-        except msgspec.ValidationError as exc:
-            msg, loc = split_msgspec_error(exc)
-            param = next((p for p in self.simple if loc and p.name == loc[0]), None)
-            where = ["body" if param and param.kind == "form" else param.kind if param else "query"]
-            where.append(param.alias if param else loc[0] if loc else "")
-            errors.append({"loc": where + loc[1:], "msg": msg, "type": error_type(msg)})
+        except msgspec.ValidationError:
+            # msgspec stops at the first problem; the error path checks each
+            # value on its own so the client hears about all of them at once.
+            self._simple_errors(raw, errors)
             return
         for p in self.simple:
             kwargs[p.name] = getattr(values, p.name)
+
+    def _simple_errors(self, raw: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        for p in self.simple:
+            where = "body" if p.kind == "form" else p.kind
+            if p.name not in raw:
+                if p.required:
+                    errors.append({"loc": [where, p.alias], "msg": "Field required", "type": "missing"})
+                continue
+            try:
+                msgspec.convert(raw[p.name], p.annotation, strict=False)
+            except msgspec.ValidationError as exc:
+                msg, loc = split_msgspec_error(exc)
+                errors.append({"loc": [where, p.alias, *loc], "msg": msg, "type": error_type(msg)})
 
     def _bind_body(self, request: Request, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         ctype = request.content_type
