@@ -264,7 +264,7 @@ class Endpoint:
 
     def run(self, request: Request, params: tuple) -> Any:
         sig = self.sig
-        values: dict[str, Any] = dict(zip(self.path_names, params))
+        values: dict[str, Any] = dict(zip(self.path_names, params, strict=True))
         errors: list[dict[str, Any]] = []
         if self.convert_path:
             self._convert_path(values, errors)
@@ -276,7 +276,7 @@ class Endpoint:
         return self.render(result)
 
     def _convert_path(self, values: dict[str, Any], errors: list[dict[str, Any]]) -> None:
-        for name, conv in zip(self.path_names, self.converters):
+        for name, conv in zip(self.path_names, self.converters, strict=True):
             if conv is None:
                 continue
             try:
