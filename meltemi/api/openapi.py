@@ -303,7 +303,13 @@ def _responses(ep: Endpoint, reads_request: bool, types: _Types) -> dict[str, An
             "content": {"application/json": {"schema": types.schema(HTTPValidationError)}},
         }
     for code, spec in route.responses.items():
-        responses[str(code)] = _declared_response(int(code), spec, types)
+        key = str(code).upper()
+        if key == str(status) and (spec is None or isinstance(spec, str)):
+            # Only a description for the route's own status: its schema stays.
+            if spec:
+                responses[key]["description"] = spec
+            continue
+        responses["default" if key == "DEFAULT" else key] = _declared_response(key, spec, types)
     return responses
 
 
@@ -330,20 +336,23 @@ def _success(ep: Endpoint, types: _Types) -> dict[str, Any]:
     return out  # a Django HttpResponse: nothing known about it
 
 
-def _declared_response(status: int, spec: Any, types: _Types) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": _phrase(status)}
-    error_body = {"application/json": {"schema": types.schema(HTTPError)}} if status >= 400 else None
+def _declared_response(key: str, spec: Any, types: _Types) -> dict[str, Any]:
+    """`key` is a status ("404"), a range ("4XX") or "DEFAULT"."""
+    status = int(key) if key.isdigit() else None
+    out: dict[str, Any] = {"description": _phrase(status) if status else "Error"}
+    is_error = key[0] in "45" or key == "DEFAULT"
+    error_body = {"application/json": {"schema": types.schema(HTTPError)}} if is_error else None
     if spec is None or isinstance(spec, str):
         if spec:
             out["description"] = spec
-        if error_body and status not in _NO_BODY:
+        if error_body:
             out["content"] = error_body
     elif isinstance(spec, dict):
         spec = dict(spec)
         model = spec.pop("model", None)
         if model is not None:
             out["content"] = _content(model, types)
-        elif error_body and "content" not in spec and status not in _NO_BODY:
+        elif error_body and "content" not in spec:
             out["content"] = error_body
         out.update(spec)
     else:

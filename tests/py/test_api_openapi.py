@@ -344,6 +344,8 @@ def test_declared_response_kinds():
     @api.get(
         "/r",
         responses={
+            200: "The thing",  # a description for the route's own status keeps its schema
+            "5XX": "Server trouble",
             409: Conflict,
             410: None,
             418: {"description": "A teapot", "model": list[str]},
@@ -356,6 +358,12 @@ def test_declared_response_kinds():
     d = api.openapi()
     validate(d, cls=OpenAPIV31SpecValidator)
     responses = d["paths"]["/r"]["get"]["responses"]
+    assert responses["200"] == {
+        "description": "The thing",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+    assert responses["5XX"]["description"] == "Server trouble"
+    assert responses["5XX"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/HTTPError"}
     assert responses["409"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Conflict"}
     assert responses["410"]["description"] == "Gone"
     assert responses["418"] == {
