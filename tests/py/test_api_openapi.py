@@ -415,6 +415,26 @@ def test_components_are_shared_and_named_apart():
     assert components[refs_b.rsplit("/", 1)[1]]["properties"].keys() == {"other"}
 
 
+def test_the_test_projects_api_is_documented():
+    """The document of the other API tests' project (every parameter kind and
+    converter, Django responses, dependencies) validates and lists its routes."""
+    from apiclient import django_ready
+
+    django_ready()
+    from apiproject.api import api
+
+    d = api.openapi()
+    validate(d, cls=OpenAPIV31SpecValidator)
+    expected = {
+        (m.lower(), openapi_path(ep.route.path))
+        for ep in api.compile()
+        if ep.route.include_in_schema and ep.route.constant is None
+        for m in ep.route.methods
+    }
+    assert {(m, p) for p, item in d["paths"].items() for m in item} == expected
+    assert len(expected) > 20
+
+
 def test_document_is_made_once():
     assert openapi_app.api.openapi() is openapi_app.api.openapi()
 
