@@ -78,9 +78,7 @@ class TestClient:
         self._listener.bind(self._path)
         self._listener.listen(64)
         self._listener.setblocking(False)
-        self._core = _core.Worker(
-            app, [(self._listener.fileno(), "testserver", "80")], threads=1, api=api.c_routes()
-        )
+        self._core = _core.Worker(app, [(self._listener.fileno(), "testserver", "80")], threads=1, api=api.c_routes())
         self._core.start()
         self._closed = False
 
@@ -248,9 +246,7 @@ def _multipart(fields: Mapping[str, Any], files: Mapping[str, tuple]) -> tuple[b
     out = []
     for name, value in fields.items():
         for v in value if isinstance(value, (list, tuple)) else [value]:
-            out.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{v}\r\n'.encode()
-            )
+            out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{v}\r\n'.encode())
     for name, spec in files.items():
         filename, content, *rest = spec
         ctype = rest[0] if rest else "application/octet-stream"

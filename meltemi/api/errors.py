@@ -93,7 +93,12 @@ def error_type(msg: str) -> str:
         if name == "str":
             return "string_too_short" if short else "string_too_long"
         return "too_short" if short else "too_long"
-    for op, kind in ((">=", "greater_than_equal"), ("<=", "less_than_equal"), (">", "greater_than"), ("<", "less_than")):
+    for op, kind in (
+        (">=", "greater_than_equal"),
+        ("<=", "less_than_equal"),
+        (">", "greater_than"),
+        ("<", "less_than"),
+    ):
         if rest.startswith(op):
             return kind
     if rest.startswith("that's a multiple of"):
