@@ -114,6 +114,13 @@ def openapi_schema(api: API) -> dict[str, Any]:
     # Every type the operations named is described now, all at once, so that
     # a Struct used in many places is one component.
     components = types.resolve()
+    for path_item in paths.values():
+        for operation in path_item.values():
+            for param in operation.get("parameters", ()):
+                # Swagger UI shows a parameter's description, not its schema's
+                # (where msgspec.Meta(description=...) puts it).
+                if "description" not in param and isinstance(param["schema"].get("description"), str):
+                    param["description"] = param["schema"]["description"]
 
     doc: dict[str, Any] = {"openapi": OPENAPI_VERSION, "info": {"title": api.title, "version": api.version}}
     if api.description:

@@ -82,7 +82,7 @@ def types(
 @api.get("/headers")
 def headers(
     request_id: Annotated[str, Header(alias="X-Request-ID", description="Echoed back")],
-    x_retries: Annotated[int, Header()] = 0,
+    x_retries: Annotated[int, Header(), msgspec.Meta(ge=0, description="Retries so far")] = 0,
     session: Annotated[str | None, Cookie()] = None,
 ) -> str:
     return "ok"

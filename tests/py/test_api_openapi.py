@@ -210,7 +210,9 @@ def test_header_and_cookie_parameters(doc):
     assert request_id["description"] == "Echoed back"
     assert request_id["schema"]["type"] == "string"
     # Without an alias, a header is the name with '-' for '_'.
-    assert headers[("header", "x-retries")]["schema"] == {"type": "integer", "default": 0}
+    retries = headers[("header", "x-retries")]
+    assert retries["schema"] == {"type": "integer", "minimum": 0, "description": "Retries so far", "default": 0}
+    assert retries["description"] == "Retries so far"  # from msgspec.Meta, shown beside the parameter
     session = headers[("cookie", "session")]
     assert session["required"] is False
     assert set(headers) == {("header", "X-Request-ID"), ("header", "x-retries"), ("cookie", "session")}
