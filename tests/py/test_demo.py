@@ -398,6 +398,14 @@ def test_api_errors_and_the_rest_of_the_site(demo):
     assert requests.get(demo.url + "/hello/", timeout=10).content == b"Hello, World!", "Django still serves the rest"
 
 
+def test_api_docs_page_and_schema(demo):
+    schema = requests.get(demo.url + "/api/openapi.json", timeout=10).json()
+    assert schema["openapi"].startswith("3.1") and schema["info"]["title"] == "meltemi demo API"
+    assert {"/api/items", "/api/items/{item_id}", "/api/hello", "/api/me"} <= set(schema["paths"])
+    page = requests.get(demo.url + "/api/docs", timeout=10)
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+
+
 def test_runmeltemi_serves_static_files_in_c_and_compresses_pages(demo_env):
     """`manage.py runmeltemi` mounts STATIC_URL on STATIC_ROOT in C (ETag, Accept-Ranges, 304: Django's own
     static view gives neither ETag nor ranges) and compresses the project's pages."""

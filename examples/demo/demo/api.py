@@ -22,7 +22,6 @@ api = API(
     title="meltemi demo API",
     version="1.0.0",
     description="Items backed by the Django ORM, served by meltemi's typed API layer.",
-    docs_url=None,  # TEMPORARY until the docs page lands
 )
 
 

@@ -37,7 +37,7 @@ from meltemi import (
 
 from .models import Item as ItemRow
 
-api = API(prefix="/api", title="Test API", version="2.0", docs_url=None)
+api = API(prefix="/api", title="Test API", version="2.0")
 
 
 class Item(msgspec.Struct):
