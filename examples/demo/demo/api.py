@@ -13,9 +13,9 @@ from typing import Annotated
 
 import msgspec
 from django.db.models import Q
+from notes.models import Item
 
 from meltemi import API, HTTPException, Query, Request, Response, Router
-from notes.models import Item
 
 api = API(
     prefix="/api",
