@@ -144,3 +144,16 @@ def test_bad_api_is_a_boot_error(api_env, spec, message):
     )
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout
+
+
+def test_oversized_bodies_are_413(start_server, api_env):
+    """Over --max-body-size: refused by the I/O thread when Content-Length says so up front,
+    and by the body reader when a chunked body grows too large, before the handler runs."""
+    server = start_server(APP, "--max-body-size", "1000", env=api_env)
+    assert requests.get(server.url + "/api/health", timeout=30).status_code == 200
+    big = {"name": "x" * 2000, "price": 1}
+    r = requests.post(server.url + "/api/items", json=big, timeout=10)
+    assert r.status_code == 413
+    chunks = (piece for piece in [b'{"name": "', b"x" * 2000, b'", "price": 1}'])
+    r = requests.post(server.url + "/api/items", data=chunks, headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 413
