@@ -536,3 +536,25 @@ def test_user_from_session_cookie(c):
 
 def test_request_started_resets_queries(c):
     assert c.get("/api/signals").json() == {"queries_reset": True}
+
+
+def test_many_routes_each_reaches_its_handler():
+    """500 routes of mixed shapes in one API: every path finds its own handler."""
+    from meltemi import API
+    from meltemi.testing import TestClient
+
+    api = API(prefix="/m", docs_url=None, openapi_url=None)
+
+    def make(i):
+        def handler(n: int):
+            return {"route": i, "n": n}
+
+        return handler
+
+    for i in range(500):
+        api.add_route(f"/r{i}/{{n}}" if i % 2 else f"/r{i}/fixed/{{n}}", make(i), ("GET",))
+    with TestClient(api) as client:
+        for i in range(0, 500, 7):
+            path = f"/m/r{i}/{i * 3}" if i % 2 else f"/m/r{i}/fixed/{i * 3}"
+            assert client.get(path).json() == {"route": i, "n": i * 3}
+        assert client.get("/m/r2/5").status_code == 404
