@@ -15,6 +15,9 @@
 #include "sock.h"
 
 #define SWEEP_INTERVAL_MS 250
+/* A handler that took no new work for this long while requests wait is
+ * taken to be blocked (a sleep, a query): another one is woken. */
+#define STALL_MS 2
 #define ACCEPT_BATCH 64
 #define DRAIN_IDLE_GRACE_MS 1000
 
@@ -275,7 +278,10 @@ static void *io_main(void *arg) {
         mt_server_thread_batch();
     struct epoll_event events[256];
     for (;;) {
-        int n = epoll_wait(s->epfd, events, MT_ARRAY_SIZE(events), SWEEP_INTERVAL_MS);
+        /* Requests wait while handlers that could take them sleep: the
+         * running handler may be blocked, look again soon. */
+        int timeout = mt_queue_stall_possible(&s->queue) ? STALL_MS : SWEEP_INTERVAL_MS;
+        int n = epoll_wait(s->epfd, events, MT_ARRAY_SIZE(events), timeout);
         for (int i = 0; i < n; i++) {
             uint8_t kind = *(uint8_t *)events[i].data.ptr;
             if (kind == MT_KIND_CONN)
@@ -291,6 +297,7 @@ static void *io_main(void *arg) {
             }
         }
         int64_t now = mt_clock_now_ms();
+        mt_queue_unstall(&s->queue, now, STALL_MS);
         if (now - s->last_sweep_ms >= SWEEP_INTERVAL_MS)
             sweep(s, now);
         if (atomic_load(&s->draining) && s->nconns == 0)
@@ -366,6 +373,14 @@ bool mt_server_draining(const mt_server_t *s) {
     return atomic_load_explicit(&((mt_server_t *)s)->shutdown_requested, memory_order_relaxed);
 }
 
+void mt_server_handler_enter(mt_server_t *s) {
+    mt_queue_consumer_enter(&s->queue);
+}
+
+void mt_server_handler_exit(mt_server_t *s) {
+    mt_queue_consumer_exit(&s->queue);
+}
+
 mt_conn_t *mt_server_next(mt_server_t *s) {
     return mt_server_next_timed(s, -1);
 }
@@ -377,6 +392,7 @@ mt_conn_t *mt_server_next_timed(mt_server_t *s, int timeout_ms) {
 
 mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive) {
     MT_COUNT(requests_finished);
+    mt_queue_progress(&s->queue, mt_clock_now_ms());
     atomic_fetch_add_explicit(&s->requests_handled, 1, memory_order_relaxed);
     c->requests++;
     if (!keep_alive || mt_server_draining(s)) {

@@ -79,6 +79,13 @@ bool mt_server_draining(const mt_server_t *s);
  * ownership of it; NULL once the server has stopped. */
 mt_conn_t *mt_server_next(mt_server_t *s);
 
+/* A handler thread registers before its first mt_server_next and
+ * unregisters when it stops taking requests (see mt_queue_consumer_enter:
+ * with registered handlers, only an idle worker or a blocked handler wakes
+ * another). */
+void mt_server_handler_enter(mt_server_t *s);
+void mt_server_handler_exit(mt_server_t *s);
+
 /* Like mt_server_next, waiting at most timeout_ms: NULL on timeout too. */
 mt_conn_t *mt_server_next_timed(mt_server_t *s, int timeout_ms);
 
