@@ -558,3 +558,28 @@ def test_many_routes_each_reaches_its_handler():
             path = f"/m/r{i}/{i * 3}" if i % 2 else f"/m/r{i}/fixed/{i * 3}"
             assert client.get(path).json() == {"route": i, "n": i * 3}
         assert client.get("/m/r2/5").status_code == 404
+
+
+def test_request_started_and_finished_are_sent(c):
+    """Django's request signals frame every API request (CONN_MAX_AGE relies on them)."""
+    from django.core import signals
+
+    seen = []
+
+    def started(sender, **kw):
+        seen.append("started")
+
+    def finished(sender, **kw):
+        seen.append("finished")
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        c.get("/api/types/int/1")
+        assert seen == ["started", "finished"]
+        seen.clear()
+        c.get("/api/r/stream?n=2")
+        assert seen == ["started", "finished"], "a streamed response finishes when the stream is closed"
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
