@@ -70,15 +70,17 @@ bool mt_queue_stall_possible(mt_queue_t *q) {
     return possible;
 }
 
-void mt_queue_unstall(mt_queue_t *q, int64_t now_ms, int stall_ms) {
+bool mt_queue_stalled(mt_queue_t *q, int64_t now_ms, int stall_ms) {
     pthread_mutex_lock(&q->lock);
-    bool wake = q->head != NULL && q->waiting > 0 &&
-                now_ms - atomic_load_explicit(&q->last_progress_ms, memory_order_relaxed) >= stall_ms;
-    if (wake)
-        atomic_store_explicit(&q->last_progress_ms, now_ms, memory_order_relaxed); /* one more per period */
+    bool stalled = q->head != NULL && q->waiting > 0 &&
+                   now_ms - atomic_load_explicit(&q->last_progress_ms, memory_order_relaxed) >= stall_ms;
     pthread_mutex_unlock(&q->lock);
-    if (wake)
-        pthread_cond_signal(&q->ready);
+    return stalled;
+}
+
+void mt_queue_wake_one(mt_queue_t *q, int64_t now_ms) {
+    atomic_store_explicit(&q->last_progress_ms, now_ms, memory_order_relaxed);
+    pthread_cond_signal(&q->ready);
 }
 
 mt_queue_item_t *mt_queue_pop(mt_queue_t *q) {

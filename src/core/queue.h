@@ -34,7 +34,7 @@ void mt_queue_dispose(mt_queue_t *q);
  * registered consumers, a push wakes a waiting one only when all of them
  * wait: a consumer that is running takes the next item itself when it is
  * done, which saves a wake-up and a hand-off of the GIL per request. A
- * consumer that is busy too long is covered by mt_queue_unstall. */
+ * consumer that is busy too long is covered by mt_queue_stalled. */
 void mt_queue_consumer_enter(mt_queue_t *q);
 void mt_queue_consumer_exit(mt_queue_t *q);
 
@@ -45,13 +45,16 @@ void mt_queue_push(mt_queue_t *q, mt_queue_item_t *item);
 void mt_queue_progress(mt_queue_t *q, int64_t now_ms);
 
 /* True when items wait while a consumer could be woken: the caller should
- * call mt_queue_unstall again within a few milliseconds. */
+ * check mt_queue_stalled again within a few milliseconds. */
 bool mt_queue_stall_possible(mt_queue_t *q);
 
-/* If items have waited while no consumer made progress for stall_ms (the
- * running ones are blocked: a sleep, a database query), wakes one more
- * waiting consumer. */
-void mt_queue_unstall(mt_queue_t *q, int64_t now_ms, int stall_ms);
+/* True if items wait, a consumer sleeps, and no consumer made progress for
+ * stall_ms: the running ones may be blocked (a sleep, a database query). */
+bool mt_queue_stalled(mt_queue_t *q, int64_t now_ms, int stall_ms);
+
+/* Wakes one waiting consumer (and counts that as progress, so that a stall
+ * wakes at most one more consumer per stall_ms). */
+void mt_queue_wake_one(mt_queue_t *q, int64_t now_ms);
 
 /* Removes the oldest item, waiting for one. Returns NULL when the queue is
  * closed and empty. */

@@ -39,8 +39,18 @@ typedef struct mt_listener {
     int index;
 } mt_listener_t;
 
+#define MT_MAX_HANDLERS 256
+
+/* A handler thread, as the I/O thread's stall check sees it. */
+typedef struct mt_handler_slot {
+    _Atomic int tid;  /* 0: free */
+    atomic_bool busy; /* answering a request (not waiting for one) */
+} mt_handler_slot_t;
+
 typedef struct mt_server {
     mt_server_config_t config;
+    mt_handler_slot_t handlers[MT_MAX_HANDLERS];
+    atomic_int nhandlers;
     int epfd;
     int wake_fd; /* eventfd: shutdown requests */
     uint8_t wake_kind;

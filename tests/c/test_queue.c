@@ -97,8 +97,8 @@ static int64_t now_ms(void) {
 }
 
 /* With registered consumers, a push wakes a sleeping one only when none is
- * running; a running one that makes no progress is covered by unstall. */
-static void test_consumers_and_unstall(void) {
+ * running; a running one that makes no progress is covered by mt_queue_stalled. */
+static void test_consumers_and_stalls(void) {
     mt_queue_t q;
     mt_queue_init(&q);
     mt_queue_consumer_enter(&q); /* a consumer that is busy: it never pops here */
@@ -113,11 +113,11 @@ static void test_consumers_and_unstall(void) {
     sleep_ms(100);
     ok(!atomic_load(&p.done), "a push leaves the sleeper asleep while another consumer runs");
     ok(mt_queue_stall_possible(&q), "a stall is possible: an item waits and a consumer sleeps");
-    mt_queue_unstall(&q, now_ms(), 1000);
-    sleep_ms(50);
-    ok(!atomic_load(&p.done), "no wake-up before the stall time");
-    mt_queue_unstall(&q, now_ms(), 50);
-    is_int(join_within(t, 1000, NULL), 0, "after the stall time, unstall wakes the sleeper");
+    ok(!mt_queue_stalled(&q, now_ms(), 1000), "not stalled before the stall time");
+    ok(mt_queue_stalled(&q, now_ms(), 50), "stalled after it");
+    mt_queue_wake_one(&q, now_ms());
+    ok(!mt_queue_stalled(&q, now_ms(), 50), "a wake-up counts as progress");
+    is_int(join_within(t, 1000, NULL), 0, "wake_one wakes the sleeper");
     is_int(value_of(p.got), 7, "which takes the item");
     ok(!mt_queue_stall_possible(&q), "nothing waits any more");
 
@@ -241,7 +241,7 @@ static void test_stress(void) {
 int main(void) {
     test_fifo();
     test_pop_blocks();
-    test_consumers_and_unstall();
+    test_consumers_and_stalls();
     test_close();
     test_stress();
     return done_testing();
