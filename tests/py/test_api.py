@@ -8,9 +8,12 @@ import hashlib
 import json
 import os
 import uuid
+from typing import Annotated  # noqa: F401  (read by a handler's string annotations below)
 
 import pytest
 from apiclient import client as _client
+
+from meltemi import Query  # noqa: F401  (same)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -583,3 +586,24 @@ def test_request_started_and_finished_are_sent(c):
     finally:
         signals.request_started.disconnect(started)
         signals.request_finished.disconnect(finished)
+
+
+def test_constraints_on_optional_parameters(c):
+    assert c.get("/api/optional-constrained").json() == [None, None]
+    assert c.get("/api/optional-constrained?q=ab&n=2").json() == ["ab", 2]
+    r = c.get("/api/optional-constrained?q=abcd&n=0")
+    assert r.status_code == 422
+    assert sorted(e["type"] for e in r.json()["detail"]) == ["greater_than_equal", "string_too_long"]
+
+
+def test_impossible_constraint_is_refused_when_the_api_compiles():
+    from meltemi import API
+
+    api = API(docs_url=None, openapi_url=None)
+
+    @api.get("/bad")
+    def bad(n: Annotated[int, Query(max_length=3)] = 1):
+        return n
+
+    with pytest.raises(TypeError, match="bad: Can only set `max_length`"):
+        api.compile()

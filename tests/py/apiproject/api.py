@@ -533,3 +533,11 @@ api.constant("/health", b'{"ok":true}', content_type="application/json")
 @api.get("/many/{a}/{b}/{c}/{d}")
 def many(a: int, b: float, c: bool, d: uuid.UUID):
     return [a, b, c, str(d)]
+
+
+@api.get("/optional-constrained")
+def optional_constrained(
+    q: Annotated[str | None, Query(max_length=3)] = None,
+    n: Annotated[int | None, Query(ge=1)] = None,
+):
+    return [q, n]
