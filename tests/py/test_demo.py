@@ -389,6 +389,9 @@ def test_api_errors_and_the_rest_of_the_site(demo):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body"
     r = requests.post(demo.url + "/api/items", json={"name": "x", "price": 1, "colour": "red"}, timeout=10)
     assert r.status_code == 422, "unknown fields are refused"
+    for price in ("-1", "1.234", "NaN", "Infinity", "abc"):
+        r = requests.post(demo.url + "/api/items", json={"name": "x", "price": price}, timeout=10)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "price"], price
     assert requests.get(demo.url + "/api/items/abc", timeout=10).status_code == 422
     assert requests.get(demo.url + "/api/items?limit=1000", timeout=10).status_code == 422
     assert requests.delete(demo.url + "/api/items", timeout=10).status_code == 405
