@@ -607,3 +607,11 @@ def test_impossible_constraint_is_refused_when_the_api_compiles():
 
     with pytest.raises(TypeError, match="bad: Can only set `max_length`"):
         api.compile()
+
+
+def test_struct_result_holding_model_instances(c):
+    """A Struct of the declared type built around ORM objects: its fields are converted by attribute."""
+    c.post("/api/items", json={"name": "paged", "price": 1})
+    body = c.get("/api/items-page").json()
+    assert body["count"] >= 1 and {"id", "name", "price", "tags"} <= set(body["items"][0])
+    assert c.get("/api/items-page-wrong").status_code == 500

@@ -541,3 +541,19 @@ def optional_constrained(
     n: Annotated[int | None, Query(ge=1)] = None,
 ):
     return [q, n]
+
+
+class ItemPage(msgspec.Struct):
+    count: int
+    items: list[ItemOut]
+
+
+@api.get("/items-page")
+def items_page() -> ItemPage:
+    rows = list(ItemRow.objects.order_by("id")[:3])
+    return ItemPage(count=len(rows), items=rows)  # model instances inside the Struct
+
+
+@api.get("/items-page-wrong")
+def items_page_wrong() -> ItemPage:
+    return ItemPage(count=1, items=[object()])
