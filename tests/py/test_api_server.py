@@ -22,7 +22,11 @@ def api_env(tmp_path_factory):
     env = {"DJANGO_SETTINGS_MODULE": "apiproject.settings", "APIPROJECT_DB": str(db)}
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "--noinput", "-v0"],
-        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+            **env,
+            "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]),
+        },
         check=True,
         timeout=120,
     )
