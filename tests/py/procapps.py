@@ -55,7 +55,7 @@ ROOT_URLCONF = "procapps"
 USE_TZ = True
 # Read by meltemi when DJANGO_SETTINGS_MODULE=procapps; the tests override
 # these with the environment and the command line.
-MELTEMI = {"WORKERS": 2, "THREADS": 3, "API": "ignored.by.the.server.options"}
+MELTEMI = {"WORKERS": 2, "THREADS": 3}
 
 
 def django_view(request):
