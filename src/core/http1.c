@@ -56,6 +56,18 @@ static int on_url(llhttp_t *p, const char *at, size_t length) {
     return 0;
 }
 
+/* The request line as sent, the spaces between its parts included (llhttp
+ * accepts several): on_url counts only the method and target, and the check
+ * of an incomplete head in mt_http1_parse counts every byte, so without this
+ * a line padded with spaces would pass when it arrives in one read and get
+ * 414 when it arrives in two. */
+static int on_version(llhttp_t *p, const char *at, size_t length) {
+    mt_request_t *req = REQ(p);
+    if ((size_t)(at + length - req->base) - req->message_start > req->limits->max_request_line)
+        return fail(req, 414, "request line too long");
+    return 0;
+}
+
 static int on_version_complete(llhttp_t *p) {
     mt_request_t *req = REQ(p);
     req->request_line_done = true;
@@ -278,6 +290,7 @@ static int on_message_complete(llhttp_t *p) {
 static const llhttp_settings_t settings = {
     .on_method = on_method,
     .on_url = on_url,
+    .on_version = on_version,
     .on_version_complete = on_version_complete,
     .on_header_field = on_trailer_field,
     .on_header_field_complete = on_header_field_complete,
