@@ -5,7 +5,7 @@ MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
 C_SOURCES := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c)
 
-.PHONY: all bootstrap run test test-c test-py fuzz lint format docs clean
+.PHONY: all bootstrap run test test-c test-py test-sanitized fuzz soak lint format docs clean
 
 all: bootstrap
 
@@ -27,6 +27,10 @@ test-c: bootstrap
 # pytest against real server processes on free ports.
 test-py: bootstrap
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# pytest against a build of the extension with ASan and UBSan (build/sanitize/).
+test-sanitized: bootstrap
+	@scripts/test-sanitized $(PYTEST_ARGS)
 
 # libFuzzer drivers of tests/fuzz/ under ASan and UBSan, FUZZ_SECONDS each (clang from Debian).
 FUZZ_SECONDS ?= 60
