@@ -313,6 +313,36 @@ def test_killed_worker_is_replaced(start_server):
     assert all(get(server)[0] == 200 for _ in range(5))
 
 
+def test_killed_worker_under_load_the_other_keeps_answering(start_server):
+    """kill -9 of one of two workers while four clients send requests: the other worker answers all along,
+    the master boots a replacement that takes its share, and only requests that were on the killed worker's
+    connections at that instant fail (each client thread can lose at most the one it had in flight)."""
+    server = start_server("procapps:app", "--threads", "2", workers=2)
+    server.wait_for(r"Booting worker 2 \(pid")
+    load = Load(server, fresh=2, keepalive=2, limit=100000)
+    try:
+        assert wait_until(lambda: len({pid for _, pid in load.pids}) == 2, timeout=10), "both workers answer"
+        victim, survivor = sorted({pid for _, pid in load.pids})
+        mark = len(server.lines)
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        assert server.wait_for(r"Booting worker \d+ \(pid", timeout=15, start=mark), server.output
+        replacement = worker_pids(server, mark)[0]
+        assert wait_until(lambda: any(pid == replacement for _, pid in load.pids), timeout=10)
+        replaced_at = time.monotonic()
+        target = load.count() + 200
+        assert wait_until(lambda: load.count() >= target, timeout=15)
+    finally:
+        load.stop()
+    with load.lock:
+        gap = [pid for t, pid in load.pids if killed_at <= t <= replaced_at]
+        failures = list(load.failures)
+    assert gap.count(survivor) >= 1, "no request was answered while the killed worker was being replaced"
+    assert len(failures) <= 4, failures
+    assert all("status" not in failure for failure in failures), failures
+    print(f"kill -9 under load: {load.count()} answered, {len(failures)} failed, {len(gap)} in the gap")
+
+
 def test_worker_that_keeps_crashing_is_restarted_with_backoff(start_server):
     server = start_server("procapps:app")
     for _ in range(3):
