@@ -37,6 +37,12 @@ FUZZ_SECONDS ?= 60
 fuzz: bootstrap
 	@tests/fuzz/run $(FUZZ_SECONDS)
 
+# About a million requests of a mixed load; fails on errors or on growth of RSS or descriptors.
+SOAK_REQUESTS ?= 1000000
+soak: bootstrap
+	@mkdir -p build
+	@$(PY) tests/soak/soak.py --requests $(SOAK_REQUESTS) --json build/soak.json
+
 lint: bootstrap
 	clang-format --dry-run --Werror $(C_SOURCES)
 	$(VENV)/bin/ruff check .
