@@ -441,7 +441,12 @@ def test_fuzz_corpus(servers, path):
     meltemi, gunicorn = servers
     data = path.read_bytes()[3:]
     ours = ask_server(meltemi.host, meltemi.port, data)
-    peers = {"gunicorn": ask_server("127.0.0.1", gunicorn.port, data), "h11": ask_h11(data)}
+    # Empty lines before the first request line are ignored by meltemi (RFC 9112 2.2) and refused by both
+    # peers (the case leading_empty_line): the peers get the request without them.
+    stripped = data
+    while stripped.startswith(b"\r\n"):
+        stripped = stripped[2:]
+    peers = {"gunicorn": ask_server("127.0.0.1", gunicorn.port, stripped), "h11": ask_h11(stripped)}
     assert not ours.note, f"meltemi: {ours.note}"
     most = max(len(v.served) for v in peers.values())
     assert len(ours.served) <= most, f"meltemi read {len(ours.served)} requests, the peers at most {most}: {peers}"
