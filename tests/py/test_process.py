@@ -185,6 +185,49 @@ def test_sigterm_lets_a_slow_request_finish(start_server):
     server.assert_balanced()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_refuses_new_connections_at_once(start_server, workers):
+    """While a long request drains after SIGTERM, a new client is refused at once (ECONNREFUSED), not left
+    in a backlog that nobody accepts from until the drain ends and then reset; the long request completes."""
+    server = start_server("procapps:app", "--graceful-timeout", "10", workers=workers)
+    if workers == 2:
+        assert server.wait_for(r"Booting worker 2 \(pid")
+    result: list = []
+    client = threading.Thread(target=lambda: result.append(get(server, "/sleep?s=4")))
+    client.start()
+    time.sleep(0.5)  # the request is now inside the view
+    server.signal(signal.SIGTERM)
+    assert server.wait_for(r"stopping gracefully", timeout=5)
+
+    def refused_now() -> bool:
+        try:
+            socket.create_connection((server.host, server.port), timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    # A worker sees the signal within its main thread's poll interval (0.25 s); then every client is refused.
+    assert wait_until(refused_now, timeout=2, interval=0.05), "new connections still accepted 2 s into the drain"
+    assert not result, "the long request ended before the check: the drain was not under way"
+    refused = 0
+    for _ in range(10):
+        started = time.monotonic()
+        try:
+            socket.create_connection((server.host, server.port), timeout=5).close()
+        except ConnectionRefusedError:
+            refused += 1
+            assert time.monotonic() - started < 0.5
+    client.join(10)
+    assert refused == 10, f"{10 - refused} of 10 new connections were accepted during the drain"
+    assert result and result[0][0] == 200, (result, server.output)
+    # Already stopping: wait for the exit (a second SIGTERM could reach a master that has restored the default
+    # handlers on its way out).
+    server.stopped = True
+    assert server.proc.wait(15) == 0, server.output
+    server._reader.join(5)
+    server.assert_balanced()
+
+
 def test_sigterm_with_nothing_in_flight_is_quick(start_server):
     server = start_server("procapps:app", "--log-level", "debug", workers=2)
     # A worker stopped while it boots just ends, without counters: wait until both accept.
