@@ -5,7 +5,7 @@ MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
 C_SOURCES := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c)
 
-.PHONY: all bootstrap run test test-c test-py fuzz lint format docs clean
+.PHONY: all bootstrap run test test-c test-py test-sanitized fuzz soak soak-sanitized lint format docs clean
 
 all: bootstrap
 
@@ -28,10 +28,25 @@ test-c: bootstrap
 test-py: bootstrap
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# pytest against a build of the extension with ASan and UBSan (build/sanitize/).
+test-sanitized: bootstrap
+	@scripts/test-sanitized $(PYTEST_ARGS)
+
 # libFuzzer drivers of tests/fuzz/ under ASan and UBSan, FUZZ_SECONDS each (clang from Debian).
 FUZZ_SECONDS ?= 60
 fuzz: bootstrap
 	@tests/fuzz/run $(FUZZ_SECONDS)
+
+# About a million requests of a mixed load; fails on errors or on growth of RSS or descriptors.
+SOAK_REQUESTS ?= 1000000
+soak: bootstrap
+	@mkdir -p build
+	@$(PY) tests/soak/soak.py --requests $(SOAK_REQUESTS) --json build/soak.json
+
+# A shorter soak against the ASan+UBSan build (instrumented code is slower; RSS includes ASan's own).
+soak-sanitized: bootstrap
+	@mkdir -p build
+	@scripts/test-sanitized --soak --requests 200000 --json build/soak-sanitized.json
 
 lint: bootstrap
 	clang-format --dry-run --Werror $(C_SOURCES)

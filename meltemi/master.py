@@ -487,6 +487,10 @@ class Master:
     def _stop(self, graceful: bool) -> None:
         self.state = STOPPING
         self.respawn_at.clear()
+        # No worker will be started again: give up the listening sockets now, so that (with the workers
+        # giving up theirs as they begin to drain) a new client is refused at once rather than left in
+        # a backlog nobody accepts from until the drain ends.
+        self.sockets.close()
         signum = signal.SIGTERM if graceful else signal.SIGQUIT
         for child in self.children.values():
             self._retire(child, signum)

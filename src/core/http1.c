@@ -44,6 +44,17 @@ bool mt_span_ieq(const char *base, mt_span_t span, const char *lower, size_t n) 
 
 static int on_method(llhttp_t *p, const char *at, size_t length) {
     mt_request_t *req = REQ(p);
+    if (req->method.len == 0) {
+        /* llhttp skips any CR and LF before the request line. Empty lines are
+         * to be ignored (RFC 9112 2.2), but a bare CR or LF there is as bad a
+         * line ending as anywhere in the head; gunicorn and h11 refuse it. */
+        size_t from = req->message_start, to = (size_t)(at - req->base);
+        if ((to - from) % 2)
+            return fail(req, 400, "bare CR or LF before the request line");
+        for (size_t i = from; i < to; i += 2)
+            if (req->base[i] != '\r' || req->base[i + 1] != '\n')
+                return fail(req, 400, "bare CR or LF before the request line");
+    }
     span_extend(req, &req->method, at, length);
     return 0;
 }
@@ -53,6 +64,25 @@ static int on_url(llhttp_t *p, const char *at, size_t length) {
     span_extend(req, &req->target, at, length);
     if ((uint64_t)req->method.len + req->target.len + 10 > req->limits->max_request_line)
         return fail(req, 414, "request line too long");
+    return 0;
+}
+
+/* The request line as sent is checked here, once the version starts:
+ * - its length, the spaces included: on_url counts only the method and the
+ *   target, and the check of an incomplete head in mt_http1_parse counts
+ *   every byte, so a line padded with spaces would pass when it arrives in one
+ *   read and get 414 when it arrives in two;
+ * - exactly one space between its parts (RFC 9112 3). llhttp takes several;
+ *   gunicorn and h11 refuse them, and lenient request-line parsing is one of
+ *   the differences between servers that smuggling is made of (RFC 9112 3
+ *   warns of it). */
+static int on_version(llhttp_t *p, const char *at, size_t length) {
+    mt_request_t *req = REQ(p);
+    if ((size_t)(at + length - req->base) - req->message_start > req->limits->max_request_line)
+        return fail(req, 414, "request line too long");
+    size_t target_end = (size_t)req->target.off + req->target.len;
+    if (req->target.off != req->method.off + req->method.len + 1 || req->base[target_end + 1] != 'H')
+        return fail(req, 400, "more than one space in the request line");
     return 0;
 }
 
@@ -278,6 +308,7 @@ static int on_message_complete(llhttp_t *p) {
 static const llhttp_settings_t settings = {
     .on_method = on_method,
     .on_url = on_url,
+    .on_version = on_version,
     .on_version_complete = on_version_complete,
     .on_header_field = on_trailer_field,
     .on_header_field_complete = on_header_field_complete,

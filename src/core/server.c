@@ -248,12 +248,32 @@ static void sweep(mt_server_t *s, int64_t now) {
     }
 }
 
+/* Gives up this process's reference to each listening socket, so that once
+ * the master and the other workers have given up theirs (a final stop), the
+ * socket closes and a new client is refused at once instead of waiting in a
+ * backlog that nobody accepts from. On a reload the master keeps its
+ * reference and the replacement accepts what queues meanwhile. The
+ * descriptors belong to Python's socket objects, which close them later:
+ * /dev/null is put in their place (dup3), so no descriptor number is freed
+ * for another file while Python still holds it. Without a spare descriptor
+ * for /dev/null, the listeners stay as they were. */
+static void release_listeners(mt_server_t *s) {
+    int placeholder = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (placeholder < 0)
+        return;
+    for (int i = 0; i < s->nlisteners; i++)
+        if (s->listeners[i].fd != placeholder)
+            dup3(placeholder, s->listeners[i].fd, O_CLOEXEC);
+    close(placeholder);
+}
+
 static void begin_drain(mt_server_t *s) {
     if (atomic_load(&s->draining))
         return;
     atomic_store(&s->draining, true);
     for (int i = 0; i < s->nlisteners; i++)
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listeners[i].fd, NULL);
+    release_listeners(s);
     /* Idle keep-alive connections get a short grace: a client in the middle
      * of a steady load sends its next request at once and gets it answered
      * (with "Connection: close"), instead of racing our close. */
@@ -317,9 +337,11 @@ static void *io_main(void *arg) {
             uint8_t kind = *(uint8_t *)events[i].data.ptr;
             if (kind == MT_KIND_CONN)
                 on_readable(s, events[i].data.ptr);
-            else if (kind == MT_KIND_LISTENER)
-                accept_batch(s, events[i].data.ptr);
-            else {
+            else if (kind == MT_KIND_LISTENER) {
+                /* A listener reported in the batch that began the drain is no socket any more. */
+                if (!atomic_load(&s->draining))
+                    accept_batch(s, events[i].data.ptr);
+            } else {
                 uint64_t value;
                 ssize_t ignored = read(s->wake_fd, &value, sizeof value);
                 (void)ignored;

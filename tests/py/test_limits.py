@@ -551,3 +551,88 @@ def test_client_disconnect_mid_body(start_server, tmp_path):
     content = wait_for_file(record, lambda text: True, 0.1)
     assert "complete" not in content, content
     assert worker_pid(server) == pid
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_repeated_disconnects_mid_body_and_mid_response_leak_nothing(start_server, tmp_path):
+    """100 clients go away in the middle of their request body, 100 in the middle of a streamed response:
+    every application read fails, every response iterator is closed once, and the worker's descriptors and
+    memory come back to where they were (the fixture then checks the debug counters balance)."""
+    server = start_server("apps:main")
+    pid = worker_pid(server)
+    body_record, stream_record = str(tmp_path / "body"), str(tmp_path / "stream")
+    hello(server)
+    fds_before, rss_before = open_fds(pid), rss_bytes(pid)
+    rounds = 100
+    body_target = b"/record_body?record=" + quote(body_record, safe="").encode()
+    stream_target = f"/stream?size=65536&n=1024&record={quote(stream_record)}".encode()
+    for i in range(rounds):
+        sock = raw_socket(server)
+        if i % 2:
+            sock.sendall(post(b"Content-Length: 1000000\r\n", b"x" * 5000, body_target))
+        else:
+            sock.sendall(chunked(b"1000\r\n" + b"x" * 4096 + b"\r\n1000\r\nxx", body_target))
+        # A reset, not an orderly close: the harshest way to go.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        time.sleep(0.01)
+        sock.close()
+        sock = raw_socket(server, rcvbuf=65536)
+        sock.sendall(b"GET " + stream_target + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+    body_lines = wait_for_file(body_record, lambda text: text.count("\n") >= rounds, 20).splitlines()
+    stream_lines = wait_for_file(stream_record, lambda text: text.count("\n") >= rounds, 20).splitlines()
+    assert len(body_lines) == rounds and all(line.startswith("error ") for line in body_lines), body_lines[:5]
+    assert stream_lines == ["close"] * rounds, f"{len(stream_lines)} close() calls for {rounds} streams"
+    hello(server)
+    deadline = time.monotonic() + 5
+    while open_fds(pid) > fds_before and time.monotonic() < deadline:
+        time.sleep(0.1)  # lingering closes end within the linger timeout
+    assert open_fds(pid) <= fds_before, f"{open_fds(pid) - fds_before} descriptors more after the disconnects"
+    grown = rss_bytes(pid) - rss_before
+    assert grown < 16 * 1024 * 1024, f"worker RSS grew by {grown >> 20} MiB over {2 * rounds} disconnects"
+    assert worker_pid(server) == pid
+    print(f"disconnects: fds {fds_before} -> {open_fds(pid)}, RSS grew {grown >> 10} KiB")
+
+
+def test_normal_client_served_during_slowloris_of_thousands(many_fds, start_server):
+    """3000 connections each send part of a head and then trickle a byte now and then (slowloris), while a
+    normal client makes requests on new connections: its latency stays in the range it had before."""
+    server = start_server("apps:main", "--head-timeout", "30")
+
+    def latencies(count: int) -> list[float]:
+        result = []
+        for _ in range(count):
+            start = time.monotonic()
+            hello(server)
+            result.append(time.monotonic() - start)
+        return sorted(result)
+
+    before = latencies(50)
+    attackers = []
+    try:
+        for i in range(3000):
+            sock = server.connect(timeout=10)
+            sock.sendall(b"GET /hello?%d HTTP/1.1\r\nHost: a\r\nX-Slow: " % i)
+            attackers.append(sock)
+        for sock in attackers[::3]:
+            sock.sendall(b"a")
+        during = latencies(50)
+        for sock in attackers[1::3]:
+            sock.sendall(b"b")
+        # The attackers are still there, still waiting: none was answered or dropped.
+        assert not select.select(attackers[:500], [], [], 0)[0], "a slow connection was answered or closed early"
+    finally:
+        for sock in attackers:
+            sock.close()
+    median_before, median_during = before[len(before) // 2], during[len(during) // 2]
+    print(
+        f"slowloris: median {median_before * 1000:.2f} -> {median_during * 1000:.2f} ms, max {during[-1] * 1000:.2f} ms"
+    )
+    assert median_during < median_before * 3 + 0.01, f"median latency {median_before:.4f} s -> {median_during:.4f} s"
+    assert during[-1] < 0.5, f"slowest request during the attack took {during[-1]:.3f} s"
+    hello(server)

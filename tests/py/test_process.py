@@ -185,6 +185,49 @@ def test_sigterm_lets_a_slow_request_finish(start_server):
     server.assert_balanced()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_refuses_new_connections_at_once(start_server, workers):
+    """While a long request drains after SIGTERM, a new client is refused at once (ECONNREFUSED), not left
+    in a backlog that nobody accepts from until the drain ends and then reset; the long request completes."""
+    server = start_server("procapps:app", "--graceful-timeout", "10", workers=workers)
+    if workers == 2:
+        assert server.wait_for(r"Booting worker 2 \(pid")
+    result: list = []
+    client = threading.Thread(target=lambda: result.append(get(server, "/sleep?s=4")))
+    client.start()
+    time.sleep(0.5)  # the request is now inside the view
+    server.signal(signal.SIGTERM)
+    assert server.wait_for(r"stopping gracefully", timeout=5)
+
+    def refused_now() -> bool:
+        try:
+            socket.create_connection((server.host, server.port), timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    # A worker sees the signal within its main thread's poll interval (0.25 s); then every client is refused.
+    assert wait_until(refused_now, timeout=2, interval=0.05), "new connections still accepted 2 s into the drain"
+    assert not result, "the long request ended before the check: the drain was not under way"
+    refused = 0
+    for _ in range(10):
+        started = time.monotonic()
+        try:
+            socket.create_connection((server.host, server.port), timeout=5).close()
+        except ConnectionRefusedError:
+            refused += 1
+            assert time.monotonic() - started < 0.5
+    client.join(10)
+    assert refused == 10, f"{10 - refused} of 10 new connections were accepted during the drain"
+    assert result and result[0][0] == 200, (result, server.output)
+    # Already stopping: wait for the exit (a second SIGTERM could reach a master that has restored the default
+    # handlers on its way out).
+    server.stopped = True
+    assert server.proc.wait(15) == 0, server.output
+    server._reader.join(5)
+    server.assert_balanced()
+
+
 def test_sigterm_with_nothing_in_flight_is_quick(start_server):
     server = start_server("procapps:app", "--log-level", "debug", workers=2)
     # A worker stopped while it boots just ends, without counters: wait until both accept.
@@ -311,6 +354,36 @@ def test_killed_worker_is_replaced(start_server):
     assert status == 200 and pid_of(body) != first
     assert re.search(rf"Worker 1 \(pid {first}\) was killed by SIGKILL unexpectedly", server.output)
     assert all(get(server)[0] == 200 for _ in range(5))
+
+
+def test_killed_worker_under_load_the_other_keeps_answering(start_server):
+    """kill -9 of one of two workers while four clients send requests: the other worker answers all along,
+    the master boots a replacement that takes its share, and only requests that were on the killed worker's
+    connections at that instant fail (each client thread can lose at most the one it had in flight)."""
+    server = start_server("procapps:app", "--threads", "2", workers=2)
+    server.wait_for(r"Booting worker 2 \(pid")
+    load = Load(server, fresh=2, keepalive=2, limit=100000)
+    try:
+        assert wait_until(lambda: len({pid for _, pid in load.pids}) == 2, timeout=10), "both workers answer"
+        victim, survivor = sorted({pid for _, pid in load.pids})
+        mark = len(server.lines)
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        assert server.wait_for(r"Booting worker \d+ \(pid", timeout=15, start=mark), server.output
+        replacement = worker_pids(server, mark)[0]
+        assert wait_until(lambda: any(pid == replacement for _, pid in load.pids), timeout=10)
+        replaced_at = time.monotonic()
+        target = load.count() + 200
+        assert wait_until(lambda: load.count() >= target, timeout=15)
+    finally:
+        load.stop()
+    with load.lock:
+        gap = [pid for t, pid in load.pids if killed_at <= t <= replaced_at]
+        failures = list(load.failures)
+    assert gap.count(survivor) >= 1, "no request was answered while the killed worker was being replaced"
+    assert len(failures) <= 4, failures
+    assert all("status" not in failure for failure in failures), failures
+    print(f"kill -9 under load: {load.count()} answered, {len(failures)} failed, {len(gap)} in the gap")
 
 
 def test_worker_that_keeps_crashing_is_restarted_with_backoff(start_server):
