@@ -7,7 +7,8 @@
  * do: once whole, once arriving in two reads split at that position. Every
  * message completed by both runs must read the same (method, target, fields,
  * framing, body), and each result must keep the parser's promises (spans
- * inside the message, the body of the declared length, an error status). */
+ * inside the message, the body of the declared length, an error status, the
+ * path and query of the target inside it). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -111,6 +112,25 @@ static uint64_t complete_message(const mt_request_t *req, const char *data, size
     CHECK(plen <= req->target.len);
     free(path);
     (void)mt_span_ieq(data, req->target, "/", 1);
+
+    /* The path and query the router and the environ are given: inside the
+     * target, the path without '?' or '#', the query right after its '?'. */
+    const char *tpath = NULL;
+    mt_span_t query = {1, 1};
+    size_t tlen = mt_http1_target_path(req, data, &tpath, &query);
+    const char *target = mt_span_ptr(data, req->target);
+    if (tlen) {
+        CHECK(tpath >= target && tpath + tlen <= target + req->target.len);
+        CHECK(tpath[0] == '/');
+        CHECK(memchr(tpath, '?', tlen) == NULL && memchr(tpath, '#', tlen) == NULL);
+    }
+    if (query.len) {
+        check_span(query, req->target.off, (size_t)req->target.off + req->target.len);
+        CHECK(data[query.off - 1] == '?');
+        CHECK(memchr(data + query.off, '#', query.len) == NULL);
+    } else {
+        CHECK(query.off == 0 || data[query.off - 1] == '?');
+    }
     return h;
 }
 
