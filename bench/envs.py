@@ -43,7 +43,15 @@ ROOT_PACKAGES = [
     "procps",
 ]
 
-CLEAN_ENV = ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/root", "LANG=C.UTF-8", "PIP_DEFAULT_TIMEOUT=180"]
+CLEAN_ENV = [
+    "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+    "HOME=/root",
+    "LANG=C.UTF-8",
+    "PIP_DEFAULT_TIMEOUT=180",
+]
+
+# What meltemi's build depends on: a change here rebuilds the meltemi environment.
+BUILD_INPUTS = ("src", "meltemi", "meson.build", "meson.options", "pyproject.toml")
 
 # The virtual environments; each server names the one it runs from.
 VENVS = ("meltemi", "bolt", "granian", "gunicorn", "fastapi", "uvicorn")
@@ -125,7 +133,10 @@ def ensure_root() -> Env:
     if not (ROOT_DIR / "usr" / "bin").exists():
         if not shutil.which("debootstrap"):
             log("installing debootstrap (Debian package) on the host")
-            run(["apt-get", "install", "-y", "-qq", "debootstrap"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            run(
+                ["apt-get", "install", "-y", "-qq", "debootstrap"],
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
         log(f"debootstrap --variant=minbase trixie {ROOT_DIR} (about a minute)")
         ROOT_DIR.parent.mkdir(parents=True, exist_ok=True)
         run(["debootstrap", "--variant=minbase", "trixie", str(ROOT_DIR), "http://deb.debian.org/debian"])
@@ -183,12 +194,21 @@ def copy_repo(env: Env) -> Path:
 
 
 def source_stamp() -> str:
-    """What the meltemi venv was built from: HEAD plus a hash of the working tree's changes."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    diff = subprocess.run(["git", "diff", "HEAD", "--", "src", "meltemi", "meson.build"], cwd=REPO, capture_output=True).stdout
+    """What the meltemi venv was built from: a hash of the files that make the package."""
     import hashlib
 
-    return head + ":" + hashlib.sha256(diff).hexdigest()[:16]
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *BUILD_INPUTS],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    digest = hashlib.sha256()
+    for name in sorted(f for f in files if f):
+        path = REPO / name.decode()
+        if path.is_file():
+            digest.update(name + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def ensure_venv(env: Env, name: str, interpreter: str) -> None:

@@ -8,8 +8,8 @@
  * t0 + (c + k * CONNECTIONS) / RATE; its latency is measured from that due
  * time, not from when it could be sent, so a server that falls behind is
  * charged for the queue it builds (no coordinated omission). Responses must
- * carry Content-Length. Prints one JSON line: due, sent, completed, errors and
- * latency percentiles in microseconds. Built by bench/slo.py with the host's cc. */
+ * carry Content-Length; a connection the server closes is opened again. Prints one JSON line: due, sent, completed,
+ * errors and latency percentiles in microseconds. Built by bench/slo.py with the host's cc. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,22 +58,38 @@ static int connect_to(int port) {
     return fd;
 }
 
-/* Length of the complete response at the start of buf, 0 if incomplete, -1 if unusable. */
-static long response_length(const char *buf, size_t len) {
+/* Length of the complete response at the start of buf, 0 if incomplete, -1 if unusable;
+ * *close is set when the server announces it closes the connection after it. */
+static long response_length(const char *buf, size_t len, int *close) {
     const char *end = memmem(buf, len, "\r\n\r\n", 4);
     if (!end)
         return len > 16384 ? -1 : 0;
     size_t head = end - buf + 4;
     long body = -1;
     for (const char *line = memchr(buf, '\n', head); line && line < end; line = memchr(line + 1, '\n', end - line)) {
-        if (strncasecmp(line + 1, "content-length:", 15) == 0) {
+        if (strncasecmp(line + 1, "content-length:", 15) == 0)
             body = strtol(line + 16, NULL, 10);
-            break;
-        }
+        else if (strncasecmp(line + 1, "connection:", 11) == 0 && memmem(line, end - line, "close", 5))
+            *close = 1;
     }
     if (body < 0)
         return -1;
     return head + body <= len ? (long)(head + body) : 0;
+}
+
+/* A new connection in place of connection c's (the server closed it, or will). */
+static int reopen(int ep, conn_t *cn, unsigned c, int port) {
+    if (cn->fd >= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, cn->fd, NULL);
+        close(cn->fd);
+    }
+    cn->len = 0;
+    cn->busy = 0;
+    cn->fd = connect_to(port);
+    if (cn->fd < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = c};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, cn->fd, &ev);
 }
 
 int main(int argc, char **argv) {
@@ -120,10 +136,9 @@ int main(int argc, char **argv) {
             if (!cn->busy && cn->fd >= 0 && cn->due < end) {
                 if (cn->due <= now) {
                     /* One small request: a blocking-enough write on a fresh socket buffer. */
-                    if (write(cn->fd, request, request_len) != (ssize_t)request_len) {
+                    if (send(cn->fd, request, request_len, MSG_NOSIGNAL) != (ssize_t)request_len) {
                         errors++;
-                        close(cn->fd);
-                        cn->fd = -1;
+                        reopen(ep, cn, c, port);
                         continue;
                     }
                     cn->busy = 1;
@@ -150,24 +165,26 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++) {
             conn_t *cn = &conns[events[i].data.u32];
             ssize_t got = read(cn->fd, cn->buf + cn->len, sizeof cn->buf - cn->len);
+            unsigned c = events[i].data.u32;
             if (got <= 0) {
                 if (got < 0 && errno == EAGAIN)
                     continue;
-                errors += cn->busy;
-                cn->busy = 0;
-                epoll_ctl(ep, EPOLL_CTL_DEL, cn->fd, NULL);
-                close(cn->fd);
-                cn->fd = -1;
+                if (cn->busy) { /* the request in flight is lost: on to the next one */
+                    errors++;
+                    cn->next++;
+                    cn->due = t0 + (c + (double)cn->next * nconn) / rate;
+                }
+                reopen(ep, cn, c, port);
                 continue;
             }
             cn->len += got;
-            long whole = response_length(cn->buf, cn->len);
+            int closing = 0;
+            long whole = response_length(cn->buf, cn->len, &closing);
             if (whole < 0) {
                 errors++;
-                cn->busy = 0;
-                epoll_ctl(ep, EPOLL_CTL_DEL, cn->fd, NULL);
-                close(cn->fd);
-                cn->fd = -1;
+                cn->next++;
+                cn->due = t0 + (c + (double)cn->next * nconn) / rate;
+                reopen(ep, cn, c, port);
                 continue;
             }
             if (whole == 0)
@@ -180,7 +197,9 @@ int main(int argc, char **argv) {
             cn->len -= whole;
             cn->busy = 0;
             cn->next++;
-            cn->due = t0 + ((events[i].data.u32) + (double)cn->next * nconn) / rate;
+            cn->due = t0 + (c + (double)cn->next * nconn) / rate;
+            if (closing)
+                reopen(ep, cn, c, port);
         }
     }
     long due = 0;

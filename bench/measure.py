@@ -210,9 +210,7 @@ def run_wrk(port: int, path: str, script: Path, connections: int, seconds: float
     raise RuntimeError(f"wrk printed no figures: {out.stdout[-300:]} {out.stderr[-300:]}")
 
 
-def measure(
-    server: ServerProcess, port: int, path: str, script: Path, connections: int, seconds: float
-) -> dict:
+def measure(server: ServerProcess, port: int, path: str, script: Path, connections: int, seconds: float) -> dict:
     """One measured run: wrk figures plus the server's CPU time per request."""
     pids = process_tree(server.pid)
     before = cpu_seconds(pids)

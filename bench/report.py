@@ -51,7 +51,10 @@ def terminal_table(data: dict) -> str:
     found = ok_results(data)
     servers = list(data["servers"])
     width = 12
-    lines = ["req/s (median); in brackets: ratio to meltemi", "scenario".ljust(14) + "".join(s.rjust(width + 8) for s in servers)]
+    lines = [
+        "req/s (median); in brackets: ratio to meltemi",
+        "scenario".ljust(14) + "".join(s.rjust(width + 8) for s in servers),
+    ]
     for scenario in data["scenarios"]:
         base = rps(found.get(("meltemi", scenario)))
         cells = []
@@ -83,11 +86,19 @@ def scenario_table(data: dict, scenario: str) -> list[str]:
         s = result["summary"]
         errors = f" ({s['errors']} errors)" if s["errors"] else ""
         rows.append(
-            f"| {server} | {fmt_rps(s['rps']['median'])} ({fmt_rps(s['rps']['min'])}–{fmt_rps(s['rps']['max'])}){errors} "
+            f"| {server} | {fmt_rps(s['rps']['median'])} "
+            f"({fmt_rps(s['rps']['min'])}–{fmt_rps(s['rps']['max'])}){errors} "
             f"| {s['p50_us']['median'] / 1000:.2f} | {s['p99_us']['median'] / 1000:.2f} "
             f"| {s['cpu_us_per_req']['median']:.0f} | {ratio_text(s['rps']['median'], base)} |"
         )
     lines = rows if len(rows) > 2 else []
+    encodings = [
+        f"{r['server']} {r['response']['content_encoding']} ({r['response']['bytes']} bytes)"
+        for r in data["results"]
+        if r["scenario"] == scenario and r.get("response", {}).get("content_encoding")
+    ]
+    if encodings:
+        lines += ["", "Content-Encoding chosen: " + ", ".join(encodings) + "."]
     if others:
         lines += ["", *(f"- {line}" for line in others)]
     return lines
@@ -125,7 +136,8 @@ def slo_table(data: dict) -> list[str]:
             rows.append(f"| {entry['server']} | {entry['scenario']} | failed: {entry['error'][:80]} | |")
             continue
         rows.append(
-            f"| {entry['server']} | {entry['scenario']} | {fmt_rps(entry['rate'])} req/s (p99 ≤ {entry['p99_ms_target']:g} ms) "
+            f"| {entry['server']} | {entry['scenario']} "
+            f"| {fmt_rps(entry['rate'])} req/s (p99 ≤ {entry['p99_ms_target']:g} ms) "
             f"| {fmt_rps(entry['closed_loop_rps'])} |"
         )
     return rows
@@ -151,7 +163,8 @@ def markdown(data: dict, json_name: str, plots: list[str]) -> str:
         "",
         "# meltemi benchmark results",
         "",
-        f"**{kind}**, {data['started']} → {data['finished']} (UTC). Raw results: [`results/{json_name}`](results/{json_name}).",
+        f"**{kind}**, {data['started']} → {data['finished']} (UTC). "
+        f"Raw results: [`results/{json_name}`](results/{json_name}).",
     ]
     if data.get("note"):
         out += ["", f"> {data['note']}"]
@@ -205,8 +218,8 @@ def markdown(data: dict, json_name: str, plots: list[str]) -> str:
         "- Async servers (Bolt, uvicorn) and thread-pool servers reach their best with different connection "
         "counts; one count is used for all.",
         "- PostgreSQL runs on the server's core and its CPU time is not in CPU µs/req.",
-        "- Memory use, start-up time, tail latency under overload and correctness under malformed input are not measured "
-        "here.",
+        "- Memory use, start-up time, tail latency under overload and correctness under malformed input are not "
+        "measured here.",
         "",
         "## Exact commands",
         "",

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from . import envs, measure, report, slo
-from .scenarios import SCENARIOS, CheckError, static_content
 from .scenarios import BY_NAME as SCENARIO_BY_NAME
+from .scenarios import SCENARIOS, CheckError, static_content
 from .servers import BY_NAME as SERVER_BY_NAME
 from .servers import SERVERS, Unsupported, launch
 
@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--env", choices=("root", "host"), default="root", help="Debian 13 root (default) or host")
     parser.add_argument("--slo", default="json", help="scenario(s) of the SLO search, comma-separated; 'none' to skip")
+    parser.add_argument(
+        "--slo-servers", default=None, help="servers of the SLO search (default: all; with --quick: meltemi,bolt)"
+    )
     parser.add_argument("--slo-p99-ms", type=float, default=50.0, help="the p99 target of the SLO search (ms)")
     parser.add_argument("--output", type=Path, default=None, help="results JSON (default bench/results/<date>.json)")
     parser.add_argument("--no-report", action="store_true", help="do not regenerate bench/RESULTS.md and the plots")
@@ -58,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.duration = min(args.duration, 1.0)
         args.warmup = min(args.warmup, 1.0)
+    if args.slo_servers is None:
+        args.slo_servers = "meltemi,bolt" if args.quick else "all"
     # wrk takes whole seconds.
     args.duration = max(1, round(args.duration))
     args.warmup = max(1, round(args.warmup))
@@ -89,7 +94,10 @@ class Progress:
         return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
     def say(self, server: str, scenario: str, message: str) -> None:
-        print(f"[{self.done + 1:>2}/{self.total}] {server:<9} {scenario:<13} {message}  (~{self.left()} left)", flush=True)
+        print(
+            f"[{self.done + 1:>2}/{self.total}] {server:<12} {scenario:<13} {message}  (~{self.left()} left)",
+            flush=True,
+        )
 
 
 # --- the environment's fixtures: apps, static files, databases ------------------------
@@ -157,17 +165,34 @@ class Postgres:
             self.as_postgres([f"{self.bin}/pg_ctl", "-D", str(self.data), "-m", "immediate", "stop"])
             shutil.rmtree(data)
         data.mkdir(parents=True)
-        uid = int(self.env.sh("id -u postgres", capture_output=True, text=True).stdout) if self.env.mode == "root" else 0
+        uid = (
+            int(self.env.sh("id -u postgres", capture_output=True, text=True).stdout) if self.env.mode == "root" else 0
+        )
         if self.env.mode == "root":
             os.chown(data, uid, uid)
-        out = self.as_postgres([f"{self.bin}/initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+        out = self.as_postgres(
+            [f"{self.bin}/initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        )
         if out.returncode:
             return f"initdb failed: {out.stderr[-300:]}"
         options = f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
         options += " -c dynamic_shared_memory_type=mmap"
         log = f"{self.data}/server.log"
         out = self.as_postgres(
-            ["taskset", "-c", measure.SERVER_CPU, f"{self.bin}/pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start"]
+            [
+                "taskset",
+                "-c",
+                measure.SERVER_CPU,
+                f"{self.bin}/pg_ctl",
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                log,
+                "-w",
+                "start",
+            ]
         )
         if out.returncode:
             return f"pg_ctl start failed: {out.stdout[-300:]} {out.stderr[-300:]}"
@@ -237,7 +262,9 @@ def versions(env: envs.Env, names: list[str]) -> dict[str, list[str]]:
 
 
 def meltemi_features(env: envs.Env) -> dict:
-    code = "import meltemi, json; print(json.dumps({'api': hasattr(meltemi, 'API') and hasattr(meltemi.API, 'constant')}))"
+    code = (
+        "import meltemi, json; print(json.dumps({'api': hasattr(meltemi, 'API') and hasattr(meltemi.API, 'constant')}))"
+    )
     out = subprocess.run([*env.prefix(), str(env.python("meltemi")), "-c", code], capture_output=True, text=True)
     try:
         return json.loads(out.stdout)
@@ -251,10 +278,11 @@ def meltemi_features(env: envs.Env) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios = pick(args.scenarios, SCENARIO_BY_NAME, args.quick)
-    servers = pick(args.servers, SERVER_BY_NAME)
+    servers = pick(args.servers, SERVER_BY_NAME, args.quick)
+    slo_servers = [s for s in pick(args.slo_servers, SERVER_BY_NAME) if s in servers]
     if not shutil.which("wrk"):
         raise SystemExit("bench: wrk is missing (Debian package wrk; make bootstrap installs it)")
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     env, missing = envs.prepare(args.env, sorted({server.venv for server in servers}))
     work_host = envs.BUILD / "bench-work"
     work_host.mkdir(parents=True, exist_ok=True)
@@ -296,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
     each = args.warmup + args.runs * (args.duration + 0.3) + 1.0
     slo_scenarios = [] if args.slo == "none" else [s for s in pick(args.slo, SCENARIO_BY_NAME)]
-    slo_each = slo.estimate_seconds(args.quick)
-    progress = Progress(len(plan) + len(slo_scenarios) * len(servers), each)
+    progress = Progress(len(plan) + len(slo_scenarios) * len(slo_servers), each)
     print(
         f"bench: {len(plan)} server x scenario pairs, {args.runs} runs of {args.duration:g} s after {args.warmup:g} s "
         f"of warm-up, {args.connections} connections; environment: {env.mode}, Python {env.interpreter()}",
@@ -340,13 +367,17 @@ def main(argv: list[str] | None = None) -> int:
             measure.run_wrk(port, how.path, scripts[scenario.name], args.connections, args.warmup)
             runs = []
             for index in range(args.runs):
-                figures = measure.measure(current, port, how.path, scripts[scenario.name], args.connections, args.duration)
+                figures = measure.measure(
+                    current, port, how.path, scripts[scenario.name], args.connections, args.duration
+                )
                 runs.append(figures)
                 progress.say(
                     server.name,
                     scenario.name,
-                    f"run {index + 1}/{args.runs}: {figures['rps']:>9,.0f} req/s  p99 {figures['p99_us'] / 1000:6.2f} ms"
-                    f"  {figures['cpu_us_per_req']:6.1f} us CPU/req" + (f"  {figures['errors']} errors" if figures["errors"] else ""),
+                    f"run {index + 1}/{args.runs}: {figures['rps']:>9,.0f} req/s"
+                    f"  p99 {figures['p99_us'] / 1000:6.2f} ms"
+                    f"  {figures['cpu_us_per_req']:6.1f} us CPU/req"
+                    + (f"  {figures['errors']} errors" if figures["errors"] else ""),
                 )
             results.append({**entry, "status": "ok", "runs": runs, "summary": measure.summarize(runs)})
             progress.done += 1
@@ -356,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
 
         slo_results = []
         for scenario in slo_scenarios:
-            for server in servers:
+            for server in slo_servers:
                 found = [p for p in plan if p[0] is server and p[1].name == scenario.name]
                 if not found:
                     progress.done += 1
@@ -367,9 +398,13 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     proc.wait_ready(port)
                     measure.check(port, scenario, how.path)
-                    outcome = slo.search(port, scenario, how.path, args.slo_p99_ms, args.connections, args.quick, work_host)
+                    outcome = slo.search(
+                        port, scenario, how.path, args.slo_p99_ms, args.connections, args.quick, work_host
+                    )
                     slo_results.append({"server": server.name, "scenario": scenario.name, **outcome})
-                    progress.say(server.name, scenario.name, f"SLO: {outcome['rate']:,} req/s with p99 <= {args.slo_p99_ms:g} ms")
+                    progress.say(
+                        server.name, scenario.name, f"SLO: {outcome['rate']:,} req/s with p99 <= {args.slo_p99_ms:g} ms"
+                    )
                 except (RuntimeError, CheckError, OSError) as error:
                     slo_results.append({"server": server.name, "scenario": scenario.name, "error": str(error)[:300]})
                 finally:
@@ -390,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     facts["postgresql"] = pg_version
     data = {
         "started": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "note": args.note,
         "method": {
@@ -407,7 +442,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": facts,
         "features": {k: v for k, v in features.items() if k != "pg_port"},
         "versions": versions(env, sorted({s.venv for s in servers} - set(missing))),
-        "scenarios": {s.name: {"title": s.title, "method": s.method, "path": s.path, "note": s.note} for s in scenarios},
+        "scenarios": {
+            s.name: {"title": s.title, "method": s.method, "path": s.path, "note": s.note} for s in scenarios
+        },
         "servers": {s.name: s.title for s in servers},
         "results": results,
         "slo": slo_results,

@@ -139,8 +139,15 @@ SCENARIOS: list[Scenario] = [
         "/wait",
         expect_body(b"waited"),
         note="sync views get 50 threads (as many as connections); async servers await asyncio.sleep",
+        in_quick=False,
     ),
-    Scenario("static-1k", "static file, 1 KB", "/static/f1k.txt", expect_body(static_content("f1k.txt"))),
+    Scenario(
+        "static-1k",
+        "static file, 1 KB",
+        "/static/f1k.txt",
+        expect_body(static_content("f1k.txt")),
+        in_quick=False,
+    ),
     Scenario(
         "static-100k",
         "static file, 100 KB",

@@ -22,10 +22,13 @@ class Server:
     name: str
     venv: str
     title: str
+    in_quick: bool = True
 
 
 SERVERS = [
     Server("meltemi", "meltemi", "meltemi (WSGI + typed API)"),
+    # The same Django views as gunicorn and Granian serve: the server's own cost, with Django's.
+    Server("meltemi-wsgi", "meltemi", "meltemi (Django views only, WSGI)", in_quick=False),
     Server("bolt", "bolt", "Django Bolt (runbolt)"),
     Server("granian", "granian", "Granian (WSGI)"),
     Server("gunicorn", "gunicorn", "gunicorn (sync; gthread for waits)"),
@@ -35,7 +38,9 @@ SERVERS = [
 BY_NAME = {server.name: server for server in SERVERS}
 
 # Scenarios that meltemi answers with its typed API (`--api`).
-MELTEMI_API = {"plaintext", "ceiling", "json", "json10k", "params", "post"}
+MELTEMI_API = {"plaintext", "ceiling", "json", "json10k", "params", "post", "compress"}
+# What meltemi-wsgi is measured on: the API scenarios, as Django views.
+DJANGO_VIEWS = {"plaintext", "json", "json10k", "params", "post", "compress"}
 # Threads given to servers that run sync views on a thread pool, for the 10 ms wait:
 # as many as the load generator's connections.
 WAIT_THREADS = 50
@@ -75,6 +80,12 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
         if name.startswith("static"):
             argv += ["--static", f"/static/={static_dir}"]
         return Launch(argv, env, path)
+
+    if server == "meltemi-wsgi":
+        if name not in DJANGO_VIEWS:
+            raise Unsupported("measured as meltemi (the same Django views)")
+        argv = [str(python), "-m", "meltemi", DJANGO, "--bind", f"{host}:{port}", "--workers", "1"]
+        return Launch(argv, env, path)  # compress: meltemi compresses the view's response in C
 
     if name == "ceiling":
         raise Unsupported("meltemi only: a route answered in C")

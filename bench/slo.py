@@ -4,7 +4,7 @@ A fixed-rate, open-loop generator (bench/loadgen.c, built here with the host's
 C compiler: neither wrk2 nor an open-loop generator is packaged in Debian)
 drives the server at a rate; latency counts from each request's due time. The
 search measures the closed-loop maximum with wrk, then bisects between a
-rate that passes and one that fails. A rate passes when p99 <= target, no
+rate that passes and one that fails (a failing rate is tried twice). A rate passes when p99 <= target, no
 request failed, and at least 99% of the due requests completed.
 """
 
@@ -36,11 +36,6 @@ def raw_request(scenario: Scenario, path: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (scenario.body or b"")
 
 
-def estimate_seconds(quick: bool) -> float:
-    steps, seconds = plan(quick)
-    return 2 + steps * (seconds + 0.5)
-
-
 def plan(quick: bool) -> tuple[int, float]:
     return (4, 1.5) if quick else (6, 4.0)
 
@@ -65,7 +60,9 @@ def search(port: int, scenario: Scenario, path: str, p99_ms: float, connections:
             raise RuntimeError(f"loadgen failed: {out.stderr.strip()[-300:]}")
         figures = json.loads(out.stdout)
         figures["ok"] = (
-            figures["p99_us"] <= p99_ms * 1000 and figures["errors"] == 0 and figures["completed"] >= 0.99 * figures["due"]
+            figures["p99_us"] <= p99_ms * 1000
+            and figures["errors"] == 0
+            and figures["completed"] >= 0.99 * figures["due"]
         )
         return figures
 
@@ -75,6 +72,9 @@ def search(port: int, scenario: Scenario, path: str, p99_ms: float, connections:
     for _ in range(steps):
         figures = attempt(max(rate, 1))
         tried.append(figures)
+        if not figures["ok"]:  # a shared machine has hiccups: a rate fails only if it fails twice
+            figures = attempt(max(rate, 1))
+            tried.append(figures)
         if figures["ok"]:
             low = rate
         else:

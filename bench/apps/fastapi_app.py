@@ -3,13 +3,12 @@
 import asyncio
 import os
 
+from benchproj.payloads import MESSAGE, RECORDS, WAIT_SECONDS
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-
-from benchproj.payloads import MESSAGE, RECORDS, WAIT_SECONDS
 
 app = FastAPI()
 app.add_middleware(GZipMiddleware, minimum_size=500)

@@ -10,4 +10,6 @@ def not_found(environ, start_response):
     return [b"not found"]
 
 
-app = WhiteNoise(not_found, root=os.path.join(os.environ.get("BENCH_WORK", "/tmp/meltemi-bench"), "static"), prefix="/static/")
+app = WhiteNoise(
+    not_found, root=os.path.join(os.environ.get("BENCH_WORK", "/tmp/meltemi-bench"), "static"), prefix="/static/"
+)

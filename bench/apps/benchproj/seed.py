@@ -1,4 +1,6 @@
-"""Creates the tables and the rows the ORM scenarios read: `python -m benchproj.seed` (settings from the environment)."""
+"""Creates the tables and the rows the ORM scenarios read: `python -m benchproj.seed`.
+
+Settings come from the environment (BENCH_DB, BENCH_WORK)."""
 
 import os
 
