@@ -98,12 +98,16 @@ class Env:
         return run([*self.prefix(), "/bin/sh", "-c", script], **kwargs)
 
     def interpreter(self) -> str:
-        out = subprocess.run(
-            [*self.prefix(), str(self.python("meltemi")), "-c", "import sys; print(sys.version.split()[0])"],
-            capture_output=True,
-            text=True,
-        )
-        return out.stdout.strip() or "?"
+        """The Python version the servers run on (every venv is made from the same interpreter)."""
+        for venv in VENVS:
+            if self.has_venv(venv):
+                out = subprocess.run(
+                    [*self.prefix(), str(self.python(venv)), "-c", "import sys; print(sys.version.split()[0])"],
+                    capture_output=True,
+                    text=True,
+                )
+                return out.stdout.strip() or "?"
+        return "?"
 
 
 # --- the Debian 13 root -----------------------------------------------------------
@@ -170,7 +174,7 @@ def host_env() -> Env:
 
 def copy_repo(env: Env) -> Path:
     """A copy of the repository's tracked files (and the working tree's changes) for building meltemi."""
-    inside = Path("/opt/bench/src/meltemi")
+    inside = env.work.parent / "src" / "meltemi"
     dest = env.outside(inside)
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],

@@ -186,7 +186,7 @@ def markdown(data: dict, json_name: str, plots: list[str]) -> str:
         "it answered",
         f"- meltemi commit {m['meltemi_commit']}; typed API available: {data['features'].get('api')}",
         f"- Load average before the run: {' '.join(m['load_before'])}",
-        f"- Command: `python -m bench {' '.join(method['argv'])}`",
+        f"- Command: `python -m bench {method['argv']}`",
         "",
         "## Targets (issue 4)",
         "",
@@ -218,6 +218,12 @@ def markdown(data: dict, json_name: str, plots: list[str]) -> str:
         "- Async servers (Bolt, uvicorn) and thread-pool servers reach their best with different connection "
         "counts; one count is used for all.",
         "- PostgreSQL runs on the server's core and its CPU time is not in CPU µs/req.",
+        "- Sync Django views under uvicorn run in asgiref's worker thread: on one core, the hand-off between the event "
+        "loop and that thread (and the GIL's 5 ms switch interval) dominates; async views would fare differently.",
+        "- gunicorn's sync worker closes the connection after each response, so its figures include a TCP connect "
+        "per request: that is how that worker serves.",
+        "- meltemi's API scenarios (and the ORM ones) skip Django's middleware, as Bolt's and FastAPI's handlers do; "
+        "meltemi-wsgi (full run) serves the same Django views as gunicorn, Granian and uvicorn get.",
         "- Memory use, start-up time, tail latency under overload and correctness under malformed input are not "
         "measured here.",
         "",

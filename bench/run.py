@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default="all", help="comma-separated: " + ",".join(s.name for s in SCENARIOS))
     parser.add_argument("--servers", default="all", help="comma-separated: " + ",".join(s.name for s in SERVERS))
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measured run (default 5)")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per measured run (default 4)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before measuring (default 2)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per server and scenario (default 3)")
     parser.add_argument("--connections", type=int, default=50, help="keep-alive connections (default 50)")
@@ -127,8 +128,8 @@ def in_env(env: envs.Env, apps: Path, variables: dict[str, str], argv: list[str]
     return subprocess.run(argv, cwd=apps, env={**os.environ, **variables}, capture_output=True, text=True, check=False)
 
 
-def seed(env: envs.Env, apps: Path, variables: dict[str, str]) -> None:
-    out = in_env(env, apps, variables, [str(env.python("meltemi")), "-m", "benchproj.seed"])
+def seed(env: envs.Env, apps: Path, venv: str, variables: dict[str, str]) -> None:
+    out = in_env(env, apps, variables, [str(env.python(venv)), "-m", "benchproj.seed"])
     if out.returncode != 0:
         raise RuntimeError(f"seeding failed: {out.stderr[-500:]}")
 
@@ -277,6 +278,14 @@ def meltemi_features(env: envs.Env) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return run(args, argv)
+    finally:
+        if args.env == "root":
+            envs.unmount_all()
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     scenarios = pick(args.scenarios, SCENARIO_BY_NAME, args.quick)
     servers = pick(args.servers, SERVER_BY_NAME, args.quick)
     slo_servers = [s for s in pick(args.slo_servers, SERVER_BY_NAME) if s in servers]
@@ -287,18 +296,26 @@ def main(argv: list[str] | None = None) -> int:
     work_host = envs.BUILD / "bench-work"
     work_host.mkdir(parents=True, exist_ok=True)
     apps = prepare_work(env)
-    features = meltemi_features(env) if "meltemi" not in missing else {"api": False}
-    if "meltemi" not in missing:
-        seed(env, apps, {"BENCH_WORK": str(env.work)})
+    venvs = sorted({server.venv for server in servers} - set(missing))
+    features = meltemi_features(env) if "meltemi" in venvs else {"api": False}
+    # The database is made with any environment that has Django (all pin the same version).
+    django_venv = next((v for v in ("meltemi", "gunicorn", "granian", "uvicorn", "bolt") if v in venvs), None)
+    if django_venv:
+        seed(env, apps, django_venv, {"BENCH_WORK": str(env.work)})
 
     postgres = None
     pg_problem = None
     if any(s.db == "postgres" for s in scenarios):
         postgres = Postgres(env, measure.free_port(20400))
         pg_problem = postgres.start()
-        if pg_problem is None:
+        if pg_problem is None and django_venv:
             features["pg_port"] = postgres.port
-            seed(env, apps, {"BENCH_WORK": str(env.work), "BENCH_DB": "postgres", "BENCH_PG_PORT": str(postgres.port)})
+            seed(
+                env,
+                apps,
+                django_venv,
+                {"BENCH_WORK": str(env.work), "BENCH_DB": "postgres", "BENCH_PG_PORT": str(postgres.port)},
+            )
         else:
             envs.log(pg_problem)
 
@@ -418,8 +435,6 @@ def main(argv: list[str] | None = None) -> int:
             postgres.stop()
         else:
             pg_version = ""
-        if env.mode == "root":
-            envs.unmount_all()
 
     facts = machine_facts(env)
     facts["postgresql"] = pg_version
@@ -437,11 +452,11 @@ def main(argv: list[str] | None = None) -> int:
             "client_cpu": measure.CLIENT_CPU,
             "processes": 1,
             "slo_p99_ms": args.slo_p99_ms,
-            "argv": sys.argv[1:] if argv is None else argv,
+            "argv": shlex.join(sys.argv[1:] if argv is None else argv),
         },
         "machine": facts,
         "features": {k: v for k, v in features.items() if k != "pg_port"},
-        "versions": versions(env, sorted({s.venv for s in servers} - set(missing))),
+        "versions": versions(env, venvs),
         "scenarios": {
             s.name: {"title": s.title, "method": s.method, "path": s.path, "note": s.note} for s in scenarios
         },

@@ -38,9 +38,9 @@ SERVERS = [
 BY_NAME = {server.name: server for server in SERVERS}
 
 # Scenarios that meltemi answers with its typed API (`--api`).
-MELTEMI_API = {"plaintext", "ceiling", "json", "json10k", "params", "post", "compress"}
+MELTEMI_API = {"plaintext", "ceiling", "json", "json10k", "params", "post", "orm-sqlite", "orm-postgres", "compress"}
 # What meltemi-wsgi is measured on: the API scenarios, as Django views.
-DJANGO_VIEWS = {"plaintext", "json", "json10k", "params", "post", "compress"}
+DJANGO_VIEWS = MELTEMI_API - {"ceiling"}
 # Threads given to servers that run sync views on a thread pool, for the 10 ms wait:
 # as many as the load generator's connections.
 WAIT_THREADS = 50

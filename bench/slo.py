@@ -37,7 +37,7 @@ def raw_request(scenario: Scenario, path: str) -> bytes:
 
 
 def plan(quick: bool) -> tuple[int, float]:
-    return (4, 1.5) if quick else (6, 4.0)
+    return (3, 1.5) if quick else (5, 3.0)
 
 
 def search(port: int, scenario: Scenario, path: str, p99_ms: float, connections: int, quick: bool, work: Path) -> dict:

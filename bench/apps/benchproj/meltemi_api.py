@@ -5,6 +5,7 @@ import msgspec
 
 from meltemi import API
 
+from .models import Row
 from .payloads import MESSAGE, RECORDS
 
 # No docs page: the benchmark measures the endpoints (Bolt's and FastAPI's docs routes are idle too).
@@ -43,3 +44,8 @@ def get_item(request, item_id: int, q: str | None = None):
 @api.post("/items", status=201)
 def create_item(request, item: Item) -> Item:
     return item
+
+
+@api.get("/orm")
+def orm_rows(request):
+    return list(Row.objects.order_by("id").values("id", "name", "price", "stock")[:10])
