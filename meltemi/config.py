@@ -604,7 +604,7 @@ OPTIONS: tuple[Option, ...] = (
         ObjectPath(),
         None,
         "The typed API to serve (a `meltemi.API` object): `--api myproject.api:api`, or in Django settings "
-        "`MELTEMI = {\"API\": \"myproject.api:api\"}`. Its routes are matched in C first; every other "
+        '`MELTEMI = {"API": "myproject.api:api"}`. Its routes are matched in C first; every other '
         "request goes to the WSGI application (the Django project) on the same port.",
         API,
     ),

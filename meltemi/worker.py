@@ -157,6 +157,14 @@ def load_api(spec: str) -> Any:
 
     module_name, _, attr = spec.partition(":")
     try:
+        if os.environ.get("DJANGO_SETTINGS_MODULE"):
+            # An API of a Django project served without its WSGI application:
+            # its models need Django's app registry.
+            import django
+            from django.apps import apps
+
+            if not apps.ready:
+                django.setup()
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)

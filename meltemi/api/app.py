@@ -31,6 +31,8 @@ _JSON_HEADERS = [("Content-Type", "application/json")]
 _TEXT_HEADERS = [("Content-Type", "text/plain; charset=utf-8")]
 _BYTES_HEADERS = [("Content-Type", "application/octet-stream")]
 _NO_RETURN = (None, type(None))
+# Results that are JSON as they are (no Response, no conversion): the fast path.
+_PLAIN_JSON = frozenset({dict, list, int, float, bool, type(None)})
 
 
 class API(Router):
@@ -264,19 +266,21 @@ class Endpoint:
 
     def run(self, request: Request, params: tuple) -> Any:
         sig = self.sig
-        values: dict[str, Any] = dict(zip(self.path_names, params))
         errors: list[dict[str, Any]] = []
-        if self.convert_path:
-            self._convert_path(values, errors)
-        request.path_params = values
+        if params:
+            values: dict[str, Any] = dict(zip(self.path_names, params, strict=True))
+            if self.convert_path:
+                self._convert_path(values, errors)
+            request.path_params = values
+        else:
+            values = request.path_params
         kwargs = sig.bind(request, values, errors)
         if errors:
             raise ValidationError(errors)
-        result = sig.func(**kwargs)
-        return self.render(result)
+        return self.render(sig.func(**kwargs))
 
     def _convert_path(self, values: dict[str, Any], errors: list[dict[str, Any]]) -> None:
-        for name, conv in zip(self.path_names, self.converters):
+        for name, conv in zip(self.path_names, self.converters, strict=True):
             if conv is None:
                 continue
             try:
@@ -287,16 +291,21 @@ class Endpoint:
 
     def render(self, result: Any) -> Any:
         """The handler's result as (status, headers, body) or a Response."""
+        cls = result.__class__
+        if cls in _PLAIN_JSON and self.response_type is None:
+            return self.status, _JSON_HEADERS, [_json_encode(result)]
         if isinstance(result, Response):
             return result
         rt = self.response_type
-        if rt is not None and type(result) is not rt:
+        if rt is not None and cls is not rt:
             try:
                 result = msgspec.convert(result, rt, from_attributes=True)
             except msgspec.ValidationError as exc:
                 raise ResponseValidationError(
                     f"{self.sig.name} returned a value that is not a {_type_name(rt)}: {exc}"
                 ) from exc
+        if isinstance(result, msgspec.Struct):
+            return self.status, _JSON_HEADERS, [_json_encode(result)]
         if isinstance(result, str):
             return self.status, _TEXT_HEADERS, [result.encode()]
         if isinstance(result, bytes):

@@ -73,18 +73,36 @@ def error_type(msg: str) -> str:
     """A short machine-readable kind for one of msgspec's messages."""
     if msg.startswith("Object missing required field"):
         return "missing"
-    if msg.startswith("Expected"):
-        expected = re.match(r"Expected `([^`]+)`", msg)
-        if expected:
-            name = expected.group(1).split(" ")[0]
-            return {"int": "int_parsing", "float": "float_parsing", "bool": "bool_parsing", "str": "string_type"}.get(
-                name, f"{name}_type"
-            )
-        return "type_error"
-    if "Object contains unknown field" in msg:
+    if msg.startswith("Object contains unknown field"):
         return "extra_forbidden"
-    if msg.startswith("Expected") is False and ("must be" in msg or "Invalid" in msg):
+    if msg.startswith("Invalid enum value"):
+        return "enum"
+    m = re.match(r"Expected `([^`]+)`(.*)$", msg, re.S)
+    if not m:
         return "value_error"
+    name, rest = m.group(1).split(" ")[0], m.group(2).strip()
+    if rest.startswith(", got") or not rest:
+        return {"int": "int_parsing", "float": "float_parsing", "bool": "bool_parsing", "str": "string_type"}.get(
+            name, f"{name}_type"
+        )
+    if rest.startswith("matching regex"):
+        return "string_pattern_mismatch"
+    length = re.match(r"of length (<=|>=|<|>)", rest)
+    if length:
+        short = length.group(1).startswith(">")
+        if name == "str":
+            return "string_too_short" if short else "string_too_long"
+        return "too_short" if short else "too_long"
+    for op, kind in (
+        (">=", "greater_than_equal"),
+        ("<=", "less_than_equal"),
+        (">", "greater_than"),
+        ("<", "less_than"),
+    ):
+        if rest.startswith(op):
+            return kind
+    if rest.startswith("that's a multiple of"):
+        return "multiple_of"
     return "value_error"
 
 

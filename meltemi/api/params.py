@@ -30,7 +30,28 @@ class Param:
     deprecated: bool = False
     include_in_schema: bool = True
     examples: list[Any] | None = None
+    # Constraints, checked by msgspec (as msgspec.Meta on the type).
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    multiple_of: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
     kind = "query"
+
+    def meta(self) -> Any:
+        """The constraints and docs as a msgspec.Meta, or None without any."""
+        import msgspec
+
+        names = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern")
+        given = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        if self.description:
+            given["description"] = self.description
+        if self.examples:
+            given["examples"] = list(self.examples)
+        return msgspec.Meta(**given) if given else None
 
 
 @dataclass(frozen=True)

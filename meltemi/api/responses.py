@@ -99,7 +99,12 @@ class Response:
     def delete_cookie(self, key: str, path: str = "/", domain: str | None = None, samesite: str | None = None) -> None:
         secure = key.startswith(("__Secure-", "__Host-")) or (samesite or "").lower() == "none"
         self.set_cookie(
-            key, max_age=0, path=path, domain=domain, secure=secure, expires="Thu, 01 Jan 1970 00:00:00 GMT",
+            key,
+            max_age=0,
+            path=path,
+            domain=domain,
+            secure=secure,
+            expires="Thu, 01 Jan 1970 00:00:00 GMT",
             samesite=samesite,
         )
 
@@ -221,7 +226,8 @@ class FileResponse(Response):
             shown = filename or name
             try:
                 shown.encode("ascii")
-                value = f'{disposition}; filename="{shown.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+                escaped = shown.replace("\\", "\\\\").replace('"', '\\"')
+                value = f'{disposition}; filename="{escaped}"'
             except UnicodeEncodeError:
                 value = f"{disposition}; filename*=utf-8''{quote(shown)}"
             self.headers.setdefault("Content-Disposition", value)

@@ -26,6 +26,8 @@ from .request import Request
 from .uploads import UploadFile
 
 _SEQUENCES = (list, tuple, set, frozenset)
+_QUERY, _HEADER, _COOKIE, _FORM = range(4)
+_SOURCES = {"query": _QUERY, "header": _HEADER, "cookie": _COOKIE, "form": _FORM}
 
 
 def strip_annotated(tp: Any) -> tuple[Any, list[Any]]:
@@ -121,6 +123,9 @@ class Signature:
         if self.bodies and (self.files or any(p.kind == "form" for p in self.simple)):
             raise TypeError(f"{self.name}: a JSON body and form fields cannot be read from the same request")
         self.model = self._simple_model()
+        # What _bind_simple does per parameter, decided once.
+        self._simple_plan = [(p.name, _SOURCES[p.kind], p.alias, is_sequence(p.annotation)) for p in self.simple]
+        self._file_plan = [(p, is_sequence(p.annotation)) for p in self.files]
         self.body_model = self._body_model()
         self.has_form = bool(self.files) or any(p.kind == "form" for p in self.simple)
 
@@ -136,6 +141,8 @@ class Signature:
             default = marker.default
         # Constraints (msgspec.Meta) stay on the type; our markers are removed.
         kept = [m for m in metadata if not isinstance(m, (Param, Depends))]
+        if isinstance(marker, Param) and marker.meta() is not None:
+            kept.append(marker.meta())
         annotation = Annotated[(base, *kept)] if kept else base
         if isinstance(marker, Depends):
             dep = Signature(marker.dependency, path_names)
@@ -215,7 +222,7 @@ class Signature:
             self._bind_body(request, kwargs, errors)
         if self.files:
             form = request_form(request)
-            for p in self.files:
+            for p, is_list in self._file_plan:
                 found = form.files.get(p.alias)
                 if not found:
                     if p.required:
@@ -223,50 +230,59 @@ class Signature:
                     else:
                         kwargs[p.name] = p.default
                 else:
-                    kwargs[p.name] = found if is_sequence(p.annotation) else found[-1]
+                    kwargs[p.name] = found if is_list else found[-1]
         for p in self.depends:
             kwargs[p.name] = resolve(p.dependency, request, path_values, errors, p.marker.use_cache)
         return kwargs
 
     def _bind_simple(self, request: Request, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         raw: dict[str, Any] = {}
-        query = headers = cookies = form = None
-        for p in self.simple:
-            if p.kind == "query":
-                if query is None:
-                    query = request.query
-                value = query.get(p.alias)
-            elif p.kind == "header":
-                if headers is None:
-                    headers = request.headers
-                value = headers.get(p.alias)
-                if value is not None and is_sequence(p.annotation):
-                    value = [v.strip() for v in value.split(",")]
-            elif p.kind == "cookie":
-                if cookies is None:
-                    cookies = request.cookies
-                value = cookies.get(p.alias)
-            else:
-                if form is None:
-                    form = request_form(request)
-                value = form.fields.get(p.alias)
+        sources: list[Any] = [None, None, None, None]
+        for name, source, alias, is_list in self._simple_plan:
+            found = sources[source]
+            if found is None:
+                found = sources[source] = self._source(request, source)
+            value = found.get(alias)
             if value is None:
                 continue
-            if is_sequence(p.annotation):
-                raw[p.name] = value if isinstance(value, list) else [value]
+            if source == _HEADER and is_list:
+                value = [v.strip() for v in value.split(",")]
+            if is_list:
+                raw[name] = value if value.__class__ is list else [value]
             else:
-                raw[p.name] = value[-1] if isinstance(value, list) else value
+                raw[name] = value[-1] if value.__class__ is list else value
         try:
             values = msgspec.convert(raw, self.model, strict=False)
-        except msgspec.ValidationError as exc:
-            msg, loc = split_msgspec_error(exc)
-            param = next((p for p in self.simple if loc and p.name == loc[0]), None)
-            where = ["body" if param and param.kind == "form" else param.kind if param else "query"]
-            where.append(param.alias if param else loc[0] if loc else "")
-            errors.append({"loc": where + loc[1:], "msg": msg, "type": error_type(msg)})
+        except msgspec.ValidationError:
+            # msgspec stops at the first problem; the error path checks each
+            # value on its own so the client hears about all of them at once.
+            self._simple_errors(raw, errors)
             return
         for p in self.simple:
             kwargs[p.name] = getattr(values, p.name)
+
+    @staticmethod
+    def _source(request: Request, source: int) -> Any:
+        if source == _QUERY:
+            return request.query
+        if source == _HEADER:
+            return request.headers
+        if source == _COOKIE:
+            return request.cookies
+        return request_form(request).fields
+
+    def _simple_errors(self, raw: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+        for p in self.simple:
+            where = "body" if p.kind == "form" else p.kind
+            if p.name not in raw:
+                if p.required:
+                    errors.append({"loc": [where, p.alias], "msg": "Field required", "type": "missing"})
+                continue
+            try:
+                msgspec.convert(raw[p.name], p.annotation, strict=False)
+            except msgspec.ValidationError as exc:
+                msg, loc = split_msgspec_error(exc)
+                errors.append({"loc": [where, p.alias, *loc], "msg": msg, "type": error_type(msg)})
 
     def _bind_body(self, request: Request, kwargs: dict[str, Any], errors: list[dict[str, Any]]) -> None:
         ctype = request.content_type

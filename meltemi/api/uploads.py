@@ -80,7 +80,8 @@ def parse_form(request: Request) -> FormData:
     if not request.headers.get("content-type") and not request.body:
         return FormData({}, {})
     raise HTTPException(
-        415, f"Unsupported media type {ctype!r}: a form must be application/x-www-form-urlencoded or multipart/form-data"
+        415,
+        f"Unsupported media type {ctype!r}: a form must be application/x-www-form-urlencoded or multipart/form-data",
     )
 
 
@@ -99,7 +100,7 @@ def _parse_multipart(request: Request) -> FormData:
     try:
         parser = MultiPartParser(meta, io.BytesIO(body), handlers, "utf-8")
         post, files = parser.parse()
-    except (RequestDataTooBig,) as exc:
+    except RequestDataTooBig as exc:
         raise HTTPException(413, str(exc) or "The form is too large") from None
     except TooManyFieldsSent as exc:
         raise HTTPException(400, str(exc)) from None

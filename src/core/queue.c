@@ -1,5 +1,8 @@
 #include "queue.h"
 
+#include <errno.h>
+#include <time.h>
+
 int mt_queue_init(mt_queue_t *q) {
     q->head = q->tail = NULL;
     q->waiting = 0;
@@ -7,7 +10,12 @@ int mt_queue_init(mt_queue_t *q) {
     int rc = pthread_mutex_init(&q->lock, NULL);
     if (rc)
         return -rc;
-    rc = pthread_cond_init(&q->ready, NULL);
+    /* A monotonic clock for mt_queue_pop_timed: wall-clock jumps don't stretch its waits. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(&q->ready, &attr);
+    pthread_condattr_destroy(&attr);
     if (rc) {
         pthread_mutex_destroy(&q->lock);
         return -rc;
@@ -35,11 +43,28 @@ void mt_queue_push(mt_queue_t *q, mt_queue_item_t *item) {
 }
 
 mt_queue_item_t *mt_queue_pop(mt_queue_t *q) {
+    return mt_queue_pop_timed(q, -1);
+}
+
+mt_queue_item_t *mt_queue_pop_timed(mt_queue_t *q, int timeout_ms) {
+    struct timespec deadline;
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
     pthread_mutex_lock(&q->lock);
     while (q->head == NULL && !q->closed) {
         q->waiting++;
-        pthread_cond_wait(&q->ready, &q->lock);
+        int rc = timeout_ms < 0 ? pthread_cond_wait(&q->ready, &q->lock)
+                                : pthread_cond_timedwait(&q->ready, &q->lock, &deadline);
         q->waiting--;
+        if (rc == ETIMEDOUT)
+            break;
     }
     mt_queue_item_t *item = q->head;
     if (item) {

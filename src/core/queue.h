@@ -33,6 +33,10 @@ void mt_queue_push(mt_queue_t *q, mt_queue_item_t *item);
  * closed and empty. */
 mt_queue_item_t *mt_queue_pop(mt_queue_t *q);
 
+/* Like mt_queue_pop, waiting at most timeout_ms (-1: forever); NULL on
+ * timeout too. */
+mt_queue_item_t *mt_queue_pop_timed(mt_queue_t *q, int timeout_ms);
+
 /* Marks the queue closed and wakes every waiter. */
 void mt_queue_close(mt_queue_t *q);
 

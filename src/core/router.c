@@ -216,9 +216,12 @@ bool mt_router_int_value(const char *s, size_t n, long long *out) {
     return true;
 }
 
+/* Longer than CPython converts from text by default (sys.int_info.default_max_str_digits). */
+#define MAX_INT_DIGITS 4300
+
 static bool valid_int(const char *s, size_t n) {
     size_t i = n > 0 && s[0] == '-' ? 1 : 0;
-    if (i == n)
+    if (i == n || n - i > MAX_INT_DIGITS)
         return false;
     for (; i < n; i++)
         if (!is_digit(s[i]))

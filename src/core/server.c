@@ -367,7 +367,11 @@ bool mt_server_draining(const mt_server_t *s) {
 }
 
 mt_conn_t *mt_server_next(mt_server_t *s) {
-    mt_queue_item_t *item = mt_queue_pop(&s->queue);
+    return mt_server_next_timed(s, -1);
+}
+
+mt_conn_t *mt_server_next_timed(mt_server_t *s, int timeout_ms) {
+    mt_queue_item_t *item = mt_queue_pop_timed(&s->queue, timeout_ms);
     return item ? mt_conn_from_item(item) : NULL;
 }
 

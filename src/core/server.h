@@ -79,6 +79,9 @@ bool mt_server_draining(const mt_server_t *s);
  * ownership of it; NULL once the server has stopped. */
 mt_conn_t *mt_server_next(mt_server_t *s);
 
+/* Like mt_server_next, waiting at most timeout_ms: NULL on timeout too. */
+mt_conn_t *mt_server_next_timed(mt_server_t *s, int timeout_ms);
+
 /* Gives a connection back after its request was answered. With keep_alive,
  * parses what the client already pipelined: if another complete head is
  * there, returns the connection again (still owned by the caller, to answer

@@ -35,8 +35,8 @@ static const struct {
     const char *name;
     int id;
 } method_ids[] = {
-    {"GET", HTTP_GET},       {"HEAD", HTTP_HEAD},     {"POST", HTTP_POST},       {"PUT", HTTP_PUT},
-    {"PATCH", HTTP_PATCH},   {"DELETE", HTTP_DELETE}, {"OPTIONS", HTTP_OPTIONS},
+    {"GET", HTTP_GET},     {"HEAD", HTTP_HEAD},     {"POST", HTTP_POST},       {"PUT", HTTP_PUT},
+    {"PATCH", HTTP_PATCH}, {"DELETE", HTTP_DELETE}, {"OPTIONS", HTTP_OPTIONS},
 };
 
 static const char *const type_labels[MT_PARAM_NTYPES] = {"int", "float", "uuid", "bool", "str", "path"};
@@ -84,9 +84,10 @@ static char *invalid_body(const char *name, int type) {
     size_t size = strlen(name) + 160;
     char *body = malloc(size);
     if (body)
-        snprintf(body, size,
-                 "{\"detail\":[{\"loc\":[\"path\",\"%s\"],\"msg\":\"Expected `%s`, got `str`\",\"type\":\"%s_parsing\"}]}",
-                 name, label, label);
+        snprintf(
+            body, size,
+            "{\"detail\":[{\"loc\":[\"path\",\"%s\"],\"msg\":\"Expected `%s`, got `str`\",\"type\":\"%s_parsing\"}]}",
+            name, label, label);
     return body;
 }
 
@@ -340,7 +341,8 @@ static PyObject *param_value(const char *s, const mt_route_value_t *v) {
         return PyFloat_FromDouble(strtod(text, NULL));
     case MT_PARAM_BOOL: {
         bool yes = (v->len == 4 && strncasecmp(text, "true", 4) == 0) || (v->len == 1 && text[0] == '1') ||
-                   (v->len == 3 && strncasecmp(text, "yes", 3) == 0) || (v->len == 2 && strncasecmp(text, "on", 2) == 0);
+                   (v->len == 3 && strncasecmp(text, "yes", 3) == 0) ||
+                   (v->len == 2 && strncasecmp(text, "on", 2) == 0);
         return Py_NewRef(yes ? Py_True : Py_False);
     }
     default:
@@ -511,9 +513,8 @@ static PyObject *mt_api_parse_query(PyObject *module, PyObject *arg) {
             const char *eq = memchr(s + pos, '=', (size_t)(end - pos));
             Py_ssize_t kend = eq ? eq - s : end;
             PyObject *key = query_component(s + pos, (size_t)(kend - pos), buf);
-            PyObject *value = key ? (eq ? query_component(eq + 1, (size_t)(end - kend - 1), buf)
-                                        : Py_NewRef(mt_str.empty))
-                                  : NULL;
+            PyObject *value =
+                key ? (eq ? query_component(eq + 1, (size_t)(end - kend - 1), buf) : Py_NewRef(mt_str.empty)) : NULL;
             int rc = value ? add_pair(d, key, value) : -1;
             Py_XDECREF(key);
             Py_XDECREF(value);

@@ -300,6 +300,51 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* For meltemi.testing: serves, in the calling thread, the request of one
+ * connection that arrives within `timeout` seconds (and what that client
+ * pipelined), so a test's handler runs on the test's own thread (and
+ * database connection). Returns whether a request was taken. */
+static PyObject *Worker_serve_one(WorkerObject *self, PyObject *arg) {
+    if (check_ready(self) < 0)
+        return NULL;
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    int timeout_ms = seconds < 0 ? -1 : (int)(seconds * 1000);
+    mt_server_t *s = &self->server;
+    mt_handler_t handler = {.z = NULL, .route = -1};
+    mt_buf_init(&handler.out);
+    mt_buf_init(&handler.zbuf);
+    mt_conn_t *c;
+    bool taken;
+    Py_BEGIN_ALLOW_THREADS
+        c = mt_server_next_timed(s, timeout_ms);
+        taken = c != NULL;
+        c = serve_in_c(self, c, &handler, false);
+    Py_END_ALLOW_THREADS
+    while (c) {
+        bool keep_alive = mt_response_run(self, c, &handler);
+        Py_BEGIN_ALLOW_THREADS
+            if (handler.out.len) {
+                struct iovec iov = {handler.out.data, handler.out.len};
+                if (mt_conn_writev(c, &iov, 1) < 0)
+                    keep_alive = false;
+                handler.out.len = 0;
+            }
+            if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
+                keep_alive = false;
+            c = mt_server_finish(s, c, keep_alive);
+            c = serve_in_c(self, c, &handler, false);
+        Py_END_ALLOW_THREADS
+    }
+    mt_buf_dispose(&handler.out);
+    mt_buf_dispose(&handler.zbuf);
+    if (handler.z)
+        mt_compressor_destroy(handler.z);
+    free(handler.scratch);
+    return PyBool_FromLong(taken);
+}
+
 static PyObject *Worker_shutdown(WorkerObject *self, PyObject *unused) {
     if (check_ready(self) < 0)
         return NULL;
@@ -345,6 +390,9 @@ static PyMethodDef Worker_methods[] = {
      "start()\n--\n\nStarts the I/O thread (which never holds the GIL)."},
     {"handle_requests", (PyCFunction)Worker_handle_requests, METH_NOARGS,
      "handle_requests()\n--\n\nAnswers requests until the worker stops; run it in each handler thread."},
+    {"serve_one", (PyCFunction)Worker_serve_one, METH_O,
+     "serve_one(timeout)\n--\n\nServes one connection's request in the calling thread if one arrives within "
+     "timeout seconds; returns whether one did (meltemi.testing)."},
     {"shutdown", (PyCFunction)Worker_shutdown, METH_NOARGS,
      "shutdown()\n--\n\nBegins a graceful stop: no more accepting, requests in flight complete."},
     {"join", (PyCFunction)(void (*)(void))Worker_join, METH_FASTCALL,

@@ -110,6 +110,11 @@ static void test_invalid_values(void) {
         mt_route_match_t m = match(r, HTTP_GET, bad[i].path);
         ok(m.status == MT_ROUTE_INVALID && m.route == bad[i].route && m.bad_param == 0, "%s is a 422", bad[i].path);
     }
+    char digits[4400] = "/n/";
+    memset(digits + 3, '7', 4301);
+    is_int(match(r, HTTP_GET, digits).status, MT_ROUTE_INVALID, "an int longer than Python converts is a 422");
+    digits[3 + 4300] = '\0';
+    is_int(match(r, HTTP_GET, digits).status, MT_ROUTE_FOUND, "4300 digits are fine");
     mt_route_match_t m = match(r, HTTP_GET, "/n/%31%32");
     ok(m.status == MT_ROUTE_FOUND, "an encoded int is decoded first");
     is_str(param(&m, 0), "12", "to its digits");

@@ -58,6 +58,8 @@ def demo_env(tmp_path_factory) -> dict[str, str]:
         "DEMO_SECRET_KEY": "meltemi-test-" + uuid.uuid4().hex * 2,
         "DEMO_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "DEMO_DEBUG": "0",
+        # So `meltemi demo.wsgi:application` reads the MELTEMI setting (the API), as runmeltemi does.
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
     }
     manage(env, "migrate", "--noinput")
     manage(env, "collectstatic", "--noinput")
@@ -362,6 +364,38 @@ def test_blocking_view_does_not_stall_the_worker(demo):
     assert response.content == b"Hello, World!"
     assert slow_result == {"status": 200, "body": "slept 2000 ms\n"}
     assert fast_done < 1.5, f"/hello/ took {fast_done:.2f}s while /slow/ blocked its worker"
+
+
+def test_api_items_crud_backed_by_the_orm(demo):
+    base = demo.url + "/api/items"
+    created = requests.post(base, json={"name": "Kite", "price": "12.50", "description": "red"}, timeout=10)
+    assert created.status_code == 201, created.text
+    item = created.json()
+    assert item["name"] == "Kite" and item["price"] == "12.50" and item["in_stock"] is True
+    assert requests.get(f"{base}/{item['id']}", timeout=10).json() == item
+    found = requests.get(base, params={"q": "kite", "limit": 5}, timeout=10).json()
+    assert item in found["items"] and found["count"] >= 1
+    patched = requests.patch(f"{base}/{item['id']}", json={"in_stock": False}, timeout=10).json()
+    assert patched["in_stock"] is False and patched["name"] == "Kite"
+    replaced = requests.put(f"{base}/{item['id']}", json={"name": "Box", "price": 1}, timeout=10).json()
+    assert replaced["name"] == "Box" and replaced["description"] == ""
+    assert requests.delete(f"{base}/{item['id']}", timeout=10).status_code == 204
+    gone = requests.get(f"{base}/{item['id']}", timeout=10)
+    assert gone.status_code == 404 and gone.json() == {"detail": f"item {item['id']} does not exist"}
+
+
+def test_api_errors_and_the_rest_of_the_site(demo):
+    r = requests.post(demo.url + "/api/items", json={"name": "", "price": -1}, timeout=10)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body"
+    r = requests.post(demo.url + "/api/items", json={"name": "x", "price": 1, "colour": "red"}, timeout=10)
+    assert r.status_code == 422, "unknown fields are refused"
+    assert requests.get(demo.url + "/api/items/abc", timeout=10).status_code == 422
+    assert requests.get(demo.url + "/api/items?limit=1000", timeout=10).status_code == 422
+    assert requests.delete(demo.url + "/api/items", timeout=10).status_code == 405
+    assert requests.get(demo.url + "/api/health", timeout=10).json() == {"status": "ok"}
+    assert requests.get(demo.url + "/api/hello?name=Ann", timeout=10).json() == {"message": "Hello, Ann!"}
+    assert requests.get(demo.url + "/api/me", timeout=10).json() == {"authenticated": False, "username": ""}
+    assert requests.get(demo.url + "/hello/", timeout=10).content == b"Hello, World!", "Django still serves the rest"
 
 
 def test_runmeltemi_serves_static_files_in_c_and_compresses_pages(demo_env):

@@ -104,3 +104,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False}},
 }
+
+# meltemi: the typed API (demo/api.py) answers under /api/; every other path
+# goes to the URLconf above, on the same port.
+MELTEMI = {"API": "demo.api:api"}

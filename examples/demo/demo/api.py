@@ -1,0 +1,147 @@
+"""The demo's typed API, served by meltemi at /api/ (docs at /api/docs).
+
+Items live in the database (notes.models.Item, also in the admin). Routing,
+path conversion and 404/405/422 for malformed paths happen in C; each
+handler runs in one GIL hold with its parameters validated by msgspec.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from typing import Annotated
+
+import msgspec
+from django.db.models import Q
+
+from meltemi import API, HTTPException, Query, Request, Response, Router
+from notes.models import Item
+
+api = API(
+    prefix="/api",
+    title="meltemi demo API",
+    version="1.0.0",
+    description="Items backed by the Django ORM, served by meltemi's typed API layer.",
+    docs_url=None,  # TEMPORARY until the docs page lands
+)
+
+
+class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    """What a client sends to create or replace an item."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    price: Annotated[decimal.Decimal, msgspec.Meta(ge=0)]
+    description: str = ""
+    in_stock: bool = True
+
+
+class ItemPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields to change; the others stay as they are."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    price: Annotated[decimal.Decimal, msgspec.Meta(ge=0)] | None = None
+    description: str | None = None
+    in_stock: bool | None = None
+
+
+class ItemOut(msgspec.Struct):
+    id: int
+    name: str
+    description: str
+    price: decimal.Decimal
+    in_stock: bool
+    created: datetime.datetime
+
+
+class Page(msgspec.Struct):
+    count: int
+    items: list[ItemOut]
+
+
+items = Router(prefix="/items", tags=["items"])
+
+
+def get_or_404(item_id: int) -> Item:
+    try:
+        return Item.objects.get(pk=item_id)
+    except Item.DoesNotExist:
+        raise HTTPException(404, f"item {item_id} does not exist") from None
+
+
+@items.get("")
+def list_items(
+    q: Annotated[str | None, Query(description="Search in names and descriptions", max_length=100)] = None,
+    in_stock: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page:
+    """List items, newest last, with an optional search."""
+    rows = Item.objects.all()
+    if q:
+        rows = rows.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    if in_stock is not None:
+        rows = rows.filter(in_stock=in_stock)
+    return Page(count=rows.count(), items=list(rows[offset : offset + limit]))
+
+
+@items.get("/{item_id}")
+def get_item(item_id: int) -> ItemOut:
+    """One item by its id."""
+    return get_or_404(item_id)
+
+
+@items.post("", status=201)
+def create_item(item: ItemIn) -> ItemOut:
+    """Create an item."""
+    return Item.objects.create(**msgspec.structs.asdict(item))
+
+
+@items.put("/{item_id}")
+def replace_item(item_id: int, item: ItemIn) -> ItemOut:
+    """Replace every field of an item."""
+    row = get_or_404(item_id)
+    for name, value in msgspec.structs.asdict(item).items():
+        setattr(row, name, value)
+    row.save()
+    return row
+
+
+@items.patch("/{item_id}")
+def update_item(item_id: int, changes: ItemPatch) -> ItemOut:
+    """Change some fields of an item."""
+    row = get_or_404(item_id)
+    for name, value in msgspec.structs.asdict(changes).items():
+        if value is not None:
+            setattr(row, name, value)
+    row.save()
+    return row
+
+
+@items.delete("/{item_id}", status=204)
+def delete_item(item_id: int) -> Response:
+    """Delete an item."""
+    get_or_404(item_id).delete()
+    return Response(status=204)
+
+
+api.include_router(items)
+
+
+class Greeting(msgspec.Struct):
+    message: str
+
+
+@api.get("/hello", tags=["misc"])
+def hello(name: str = "World") -> Greeting:
+    """A greeting (the JSON hello of the benchmarks)."""
+    return Greeting(message=f"Hello, {name}!")
+
+
+@api.get("/me", tags=["misc"])
+def me(request: Request) -> dict:
+    """Who the session cookie says you are (log in at /admin/)."""
+    user = request.user
+    return {"authenticated": user.is_authenticated, "username": user.get_username()}
+
+
+api.constant("/health", b'{"status":"ok"}', content_type="application/json")
