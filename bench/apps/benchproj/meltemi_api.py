@@ -8,8 +8,7 @@ from meltemi import API
 from .models import Row
 from .payloads import MESSAGE, RECORDS
 
-# No docs page: the benchmark measures the endpoints (Bolt's and FastAPI's docs routes are idle too).
-api = API(prefix="", docs_url=None)
+api = API(prefix="")
 
 # The ceiling: answered in C, Python never called.
 api.constant("/plain", b"Hello, World!", content_type="text/plain")
