@@ -68,6 +68,21 @@ def terminal_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def summary_table(data: dict) -> list[str]:
+    """req/s (median) per scenario and server, with the ratio to meltemi."""
+    found = ok_results(data)
+    servers = list(data["servers"])
+    rows = ["| scenario | " + " | ".join(servers) + " |", "|---|" + "---:|" * len(servers)]
+    for scenario in data["scenarios"]:
+        base = rps(found.get(("meltemi", scenario)))
+        cells = []
+        for server in servers:
+            value = rps(found.get((server, scenario)))
+            cells.append("–" if value is None else f"{fmt_rps(value)} ({ratio_text(value, base)})")
+        rows.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def scenario_table(data: dict, scenario: str) -> list[str]:
     found = ok_results(data)
     base = rps(found.get(("meltemi", scenario)))
@@ -187,6 +202,13 @@ def markdown(data: dict, json_name: str, plots: list[str]) -> str:
         f"- meltemi commit {m['meltemi_commit']}; typed API available: {data['features'].get('api')}",
         f"- Load average before the run: {' '.join(m['load_before'])}",
         f"- Command: `python -m bench {method['argv']}`",
+        "",
+        "## Summary",
+        "",
+        "Requests per second (median of the runs) and, in brackets, the ratio to meltemi; – where a server does not "
+        "serve the scenario (see below why).",
+        "",
+        *summary_table(data),
         "",
         "## Targets (issue 4)",
         "",
