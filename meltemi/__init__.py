@@ -21,7 +21,11 @@ _API_NAMES = frozenset(
 
 def __getattr__(name: str):
     if name in _API_NAMES:
-        from . import api
-
+        try:
+            from . import api
+        except ModuleNotFoundError as exc:
+            if exc.name != "msgspec":
+                raise
+            raise ImportError("meltemi's typed API needs msgspec: pip install 'meltemi[api]'") from exc
         return getattr(api, name)
     raise AttributeError(f"module 'meltemi' has no attribute {name!r}")

@@ -305,14 +305,22 @@ class Mount:
 
 
 class ObjectPath(ValueType):
-    expected = "'module:attribute', e.g. myproject.api:api"
+    expected = "'module:attribute' (or 'module.attribute'), e.g. myproject.api:api"
     metavar = "MODULE:ATTR"
 
-    def parse(self, text: str) -> str:
+    def parse(self, text: str) -> str | None:
         text = text.strip()
+        if not text:
+            return None  # none: e.g. to override a setting from the command line
+        if ":" not in text and "." in text:
+            module, _, attr = text.rpartition(".")
+            text = f"{module}:{attr}"
         if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", text):
             raise ValueError
         return text
+
+    def show(self, value: str | None) -> str:
+        return value or ""
 
 
 class MountType(ValueType):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
+import msgspec.structs
 
 from .errors import HTTPException, ResponseValidationError, ValidationError, error_type, split_msgspec_error
 from .params import MISSING, Depends
@@ -305,7 +306,15 @@ class Endpoint:
                     f"{self.sig.name} returned a value that is not a {_type_name(rt)}: {exc}"
                 ) from exc
         if isinstance(result, msgspec.Struct):
-            return self.status, _JSON_HEADERS, [_json_encode(result)]
+            try:
+                return self.status, _JSON_HEADERS, [_json_encode(result)]
+            except TypeError:
+                if rt is None:
+                    raise
+                # A Struct of the declared type built around other objects
+                # (Django model instances in a list field): convert its fields
+                # too, by attribute, as for any other result.
+                return self.status, _JSON_HEADERS, [_json_encode(self._convert_fields(result, rt))]
         if isinstance(result, str):
             return self.status, _TEXT_HEADERS, [result.encode()]
         if isinstance(result, bytes):
@@ -313,6 +322,14 @@ class Endpoint:
         if _is_django_response(result):
             return result
         return self.status, _JSON_HEADERS, [_json_encode(result)]
+
+    def _convert_fields(self, result: msgspec.Struct, rt: Any) -> Any:
+        try:
+            return msgspec.convert(msgspec.structs.asdict(result), rt, from_attributes=True)
+        except msgspec.ValidationError as exc:
+            raise ResponseValidationError(
+                f"{self.sig.name} returned a value that is not a {_type_name(rt)}: {exc}"
+            ) from exc
 
 
 def _type_name(tp: Any) -> str:

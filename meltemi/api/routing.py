@@ -88,8 +88,8 @@ class Router:
         dependencies: Sequence[Depends] = (),
         responses: dict[int, Any] | None = None,
     ) -> Route:
-        if not path.startswith("/"):
-            raise ValueError(f"route path {path!r} must start with '/'")
+        if not path.startswith("/") and not (path == "" and self.prefix):
+            raise ValueError(f"route path {path!r} must start with '/' (or be '' for the router's prefix itself)")
         methods = tuple(m.upper() for m in methods)
         for m in methods:
             if m not in METHODS:

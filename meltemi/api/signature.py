@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import msgspec
+import msgspec.inspect
 
 from .errors import HTTPException, ValidationError, error_type, split_msgspec_error
 from .params import MISSING, Body, Cookie, Depends, File, Form, Header, Param, Path, Query
@@ -45,6 +46,18 @@ def strip_optional(tp: Any) -> Any:
         if len(args) == 1:
             return args[0]
     return tp
+
+
+def constrain(base: Any, metadata: list[Any]) -> Any:
+    """Annotated[base, *metadata], with the constraints moved inside an
+    Optional: `str | None` with max_length=3 is `Annotated[str, ...] | None`,
+    which is what msgspec accepts (None has no length)."""
+    if not metadata:
+        return base
+    inner = strip_optional(base)
+    if inner is not base:
+        return Annotated[(inner, *metadata)] | None
+    return Annotated[(base, *metadata)]
 
 
 def is_sequence(tp: Any) -> bool:
@@ -127,6 +140,12 @@ class Signature:
         self._simple_plan = [(p.name, _SOURCES[p.kind], p.alias, is_sequence(p.annotation)) for p in self.simple]
         self._file_plan = [(p, is_sequence(p.annotation)) for p in self.files]
         self.body_model = self._body_model()
+        for model in (self.model, self.body_model):
+            if model is not None:
+                try:
+                    msgspec.inspect.type_info(model)  # msgspec checks types lazily: make it say now
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(f"{self.name}: {exc}") from None
         self.has_form = bool(self.files) or any(p.kind == "form" for p in self.simple)
 
     # ---- compile time ----
@@ -143,7 +162,7 @@ class Signature:
         kept = [m for m in metadata if not isinstance(m, (Param, Depends))]
         if isinstance(marker, Param) and marker.meta() is not None:
             kept.append(marker.meta())
-        annotation = Annotated[(base, *kept)] if kept else base
+        annotation = constrain(base, kept)
         if isinstance(marker, Depends):
             dep = Signature(marker.dependency, path_names)
             return Parameter(p.name, "depends", p.name, annotation, MISSING, marker, dependency=dep)

@@ -6,6 +6,8 @@
 int mt_queue_init(mt_queue_t *q) {
     q->head = q->tail = NULL;
     q->waiting = 0;
+    q->consumers = 0;
+    atomic_init(&q->last_progress_ms, 0);
     q->closed = false;
     int rc = pthread_mutex_init(&q->lock, NULL);
     if (rc)
@@ -36,10 +38,49 @@ void mt_queue_push(mt_queue_t *q, mt_queue_item_t *item) {
     else
         q->head = item;
     q->tail = item;
-    int waiting = q->waiting;
+    bool wake = q->waiting > 0 && (q->consumers == 0 || q->waiting >= q->consumers);
     pthread_mutex_unlock(&q->lock);
-    if (waiting)
+    if (wake)
         pthread_cond_signal(&q->ready);
+}
+
+void mt_queue_consumer_enter(mt_queue_t *q) {
+    pthread_mutex_lock(&q->lock);
+    q->consumers++;
+    pthread_mutex_unlock(&q->lock);
+}
+
+void mt_queue_consumer_exit(mt_queue_t *q) {
+    pthread_mutex_lock(&q->lock);
+    q->consumers--;
+    bool wake = q->head != NULL && q->waiting > 0;
+    pthread_mutex_unlock(&q->lock);
+    if (wake)
+        pthread_cond_signal(&q->ready); /* what the leaving one would have taken */
+}
+
+void mt_queue_progress(mt_queue_t *q, int64_t now_ms) {
+    atomic_store_explicit(&q->last_progress_ms, now_ms, memory_order_relaxed);
+}
+
+bool mt_queue_stall_possible(mt_queue_t *q) {
+    pthread_mutex_lock(&q->lock);
+    bool possible = q->head != NULL && q->waiting > 0;
+    pthread_mutex_unlock(&q->lock);
+    return possible;
+}
+
+bool mt_queue_stalled(mt_queue_t *q, int64_t now_ms, int stall_ms) {
+    pthread_mutex_lock(&q->lock);
+    bool stalled = q->head != NULL && q->waiting > 0 &&
+                   now_ms - atomic_load_explicit(&q->last_progress_ms, memory_order_relaxed) >= stall_ms;
+    pthread_mutex_unlock(&q->lock);
+    return stalled;
+}
+
+void mt_queue_wake_one(mt_queue_t *q, int64_t now_ms) {
+    atomic_store_explicit(&q->last_progress_ms, now_ms, memory_order_relaxed);
+    pthread_cond_signal(&q->ready);
 }
 
 mt_queue_item_t *mt_queue_pop(mt_queue_t *q) {
@@ -68,6 +109,10 @@ mt_queue_item_t *mt_queue_pop_timed(mt_queue_t *q, int timeout_ms) {
     }
     mt_queue_item_t *item = q->head;
     if (item) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        atomic_store_explicit(&q->last_progress_ms, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+                              memory_order_relaxed);
         q->head = item->next;
         if (q->head == NULL)
             q->tail = NULL;

@@ -8,6 +8,8 @@
 #define MT_QUEUE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdbool.h>
 
 typedef struct mt_queue_item {
@@ -19,15 +21,40 @@ typedef struct mt_queue {
     pthread_cond_t ready;
     mt_queue_item_t *head;
     mt_queue_item_t *tail;
-    int waiting; /* threads blocked in pop: push signals only when > 0 */
+    int waiting;   /* threads blocked in pop */
+    int consumers; /* threads registered with mt_queue_consumer_enter (0: none registered) */
     bool closed;
+    _Atomic int64_t last_progress_ms; /* when a consumer last took an item or reported progress */
 } mt_queue_t;
 
 int mt_queue_init(mt_queue_t *q);
 void mt_queue_dispose(mt_queue_t *q);
 
-/* Appends an item; wakes one waiting thread. Never fails. */
+/* Registers (enter) or unregisters (exit) a thread that pops items. With
+ * registered consumers, a push wakes a waiting one only when all of them
+ * wait: a consumer that is running takes the next item itself when it is
+ * done, which saves a wake-up and a hand-off of the GIL per request. A
+ * consumer that is busy too long is covered by mt_queue_stalled. */
+void mt_queue_consumer_enter(mt_queue_t *q);
+void mt_queue_consumer_exit(mt_queue_t *q);
+
+/* Appends an item; wakes one waiting thread if needed (see above). Never fails. */
 void mt_queue_push(mt_queue_t *q, mt_queue_item_t *item);
+
+/* Notes that a consumer finished a piece of work (now, in ms). */
+void mt_queue_progress(mt_queue_t *q, int64_t now_ms);
+
+/* True when items wait while a consumer could be woken: the caller should
+ * check mt_queue_stalled again within a few milliseconds. */
+bool mt_queue_stall_possible(mt_queue_t *q);
+
+/* True if items wait, a consumer sleeps, and no consumer made progress for
+ * stall_ms: the running ones may be blocked (a sleep, a database query). */
+bool mt_queue_stalled(mt_queue_t *q, int64_t now_ms, int stall_ms);
+
+/* Wakes one waiting consumer (and counts that as progress, so that a stall
+ * wakes at most one more consumer per stall_ms). */
+void mt_queue_wake_one(mt_queue_t *q, int64_t now_ms);
 
 /* Removes the oldest item, waiting for one. Returns NULL when the queue is
  * closed and empty. */

@@ -1,7 +1,9 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -15,6 +17,9 @@
 #include "sock.h"
 
 #define SWEEP_INTERVAL_MS 250
+/* A handler that took no new work for this long while requests wait is
+ * taken to be blocked (a sleep, a query): another one is woken. */
+#define STALL_MS 2
 #define ACCEPT_BATCH 64
 #define DRAIN_IDLE_GRACE_MS 1000
 
@@ -269,13 +274,45 @@ void mt_server_thread_batch(void) {
     sched_setscheduler(0, SCHED_BATCH, &param);
 }
 
+/* The calling handler thread's slot in s->handlers, or -1. */
+static __thread int handler_slot = -1;
+
+/* True unless a busy handler thread is running or runnable (state R in
+ * /proc): then it is making progress, or would if it had the CPU, and
+ * another thread would only compete with it for the CPU and the GIL. */
+static bool handlers_blocked(mt_server_t *s) {
+    int n = MT_MIN(atomic_load(&s->nhandlers), MT_MAX_HANDLERS);
+    for (int i = 0; i < n; i++) {
+        int tid = atomic_load(&s->handlers[i].tid);
+        if (tid == 0 || !atomic_load(&s->handlers[i].busy))
+            continue;
+        char path[64], stat[256];
+        snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, stat, sizeof stat - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        stat[len] = '\0';
+        const char *end = strrchr(stat, ')'); /* the name may hold spaces and parentheses */
+        if (end && end[1] == ' ' && end[2] == 'R')
+            return false;
+    }
+    return true;
+}
+
 static void *io_main(void *arg) {
     mt_server_t *s = arg;
     if (s->config.batch_sched)
         mt_server_thread_batch();
     struct epoll_event events[256];
     for (;;) {
-        int n = epoll_wait(s->epfd, events, MT_ARRAY_SIZE(events), SWEEP_INTERVAL_MS);
+        /* Requests wait while handlers that could take them sleep: the
+         * running handler may be blocked, look again soon. */
+        int timeout = mt_queue_stall_possible(&s->queue) ? STALL_MS : SWEEP_INTERVAL_MS;
+        int n = epoll_wait(s->epfd, events, MT_ARRAY_SIZE(events), timeout);
         for (int i = 0; i < n; i++) {
             uint8_t kind = *(uint8_t *)events[i].data.ptr;
             if (kind == MT_KIND_CONN)
@@ -291,6 +328,8 @@ static void *io_main(void *arg) {
             }
         }
         int64_t now = mt_clock_now_ms();
+        if (mt_queue_stalled(&s->queue, now, STALL_MS) && handlers_blocked(s))
+            mt_queue_wake_one(&s->queue, now);
         if (now - s->last_sweep_ms >= SWEEP_INTERVAL_MS)
             sweep(s, now);
         if (atomic_load(&s->draining) && s->nconns == 0)
@@ -366,17 +405,41 @@ bool mt_server_draining(const mt_server_t *s) {
     return atomic_load_explicit(&((mt_server_t *)s)->shutdown_requested, memory_order_relaxed);
 }
 
+void mt_server_handler_enter(mt_server_t *s) {
+    int slot = atomic_fetch_add(&s->nhandlers, 1);
+    if (slot < MT_MAX_HANDLERS) {
+        atomic_store(&s->handlers[slot].busy, true);
+        atomic_store(&s->handlers[slot].tid, (int)gettid());
+        handler_slot = slot;
+    }
+    mt_queue_consumer_enter(&s->queue);
+}
+
+void mt_server_handler_exit(mt_server_t *s) {
+    if (handler_slot >= 0) {
+        atomic_store(&s->handlers[handler_slot].tid, 0);
+        atomic_store(&s->handlers[handler_slot].busy, false);
+        handler_slot = -1;
+    }
+    mt_queue_consumer_exit(&s->queue);
+}
+
 mt_conn_t *mt_server_next(mt_server_t *s) {
     return mt_server_next_timed(s, -1);
 }
 
 mt_conn_t *mt_server_next_timed(mt_server_t *s, int timeout_ms) {
+    if (handler_slot >= 0)
+        atomic_store_explicit(&s->handlers[handler_slot].busy, false, memory_order_relaxed);
     mt_queue_item_t *item = mt_queue_pop_timed(&s->queue, timeout_ms);
+    if (handler_slot >= 0 && item)
+        atomic_store_explicit(&s->handlers[handler_slot].busy, true, memory_order_relaxed);
     return item ? mt_conn_from_item(item) : NULL;
 }
 
 mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive) {
     MT_COUNT(requests_finished);
+    mt_queue_progress(&s->queue, mt_clock_now_ms());
     atomic_fetch_add_explicit(&s->requests_handled, 1, memory_order_relaxed);
     c->requests++;
     if (!keep_alive || mt_server_draining(s)) {

@@ -39,8 +39,18 @@ typedef struct mt_listener {
     int index;
 } mt_listener_t;
 
+#define MT_MAX_HANDLERS 256
+
+/* A handler thread, as the I/O thread's stall check sees it. */
+typedef struct mt_handler_slot {
+    _Atomic int tid;  /* 0: free */
+    atomic_bool busy; /* answering a request (not waiting for one) */
+} mt_handler_slot_t;
+
 typedef struct mt_server {
     mt_server_config_t config;
+    mt_handler_slot_t handlers[MT_MAX_HANDLERS];
+    atomic_int nhandlers;
     int epfd;
     int wake_fd; /* eventfd: shutdown requests */
     uint8_t wake_kind;
@@ -78,6 +88,13 @@ bool mt_server_draining(const mt_server_t *s);
 /* Blocks until a connection with a complete request head is ready and takes
  * ownership of it; NULL once the server has stopped. */
 mt_conn_t *mt_server_next(mt_server_t *s);
+
+/* A handler thread registers before its first mt_server_next and
+ * unregisters when it stops taking requests (see mt_queue_consumer_enter:
+ * with registered handlers, only an idle worker or a blocked handler wakes
+ * another). */
+void mt_server_handler_enter(mt_server_t *s);
+void mt_server_handler_exit(mt_server_t *s);
 
 /* Like mt_server_next, waiting at most timeout_ms: NULL on timeout too. */
 mt_conn_t *mt_server_next_timed(mt_server_t *s, int timeout_ms);

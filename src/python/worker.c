@@ -265,6 +265,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     mt_buf_init(&handler.zbuf);
     mt_conn_t *c = NULL;
     bool keep_alive = false;
+    mt_server_handler_enter(s);
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
             if (c) {
@@ -292,6 +293,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
             break;
         keep_alive = mt_response_run(self, c, &handler);
     }
+    mt_server_handler_exit(s);
     mt_buf_dispose(&handler.out);
     mt_buf_dispose(&handler.zbuf);
     if (handler.z)

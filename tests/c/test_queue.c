@@ -90,6 +90,50 @@ static void test_pop_blocks(void) {
     mt_queue_dispose(&q);
 }
 
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* With registered consumers, a push wakes a sleeping one only when none is
+ * running; a running one that makes no progress is covered by mt_queue_stalled. */
+static void test_consumers_and_stalls(void) {
+    mt_queue_t q;
+    mt_queue_init(&q);
+    mt_queue_consumer_enter(&q); /* a consumer that is busy: it never pops here */
+    mt_queue_consumer_enter(&q); /* the one that waits */
+    popper_t p = {.q = &q};
+    pthread_t t;
+    pthread_create(&t, NULL, pop_one, &p);
+    sleep_ms(50);
+    item_t it = {.value = 7};
+    mt_queue_progress(&q, now_ms());
+    mt_queue_push(&q, &it.q);
+    sleep_ms(100);
+    ok(!atomic_load(&p.done), "a push leaves the sleeper asleep while another consumer runs");
+    ok(mt_queue_stall_possible(&q), "a stall is possible: an item waits and a consumer sleeps");
+    ok(!mt_queue_stalled(&q, now_ms(), 1000), "not stalled before the stall time");
+    ok(mt_queue_stalled(&q, now_ms(), 50), "stalled after it");
+    mt_queue_wake_one(&q, now_ms());
+    ok(!mt_queue_stalled(&q, now_ms(), 50), "a wake-up counts as progress");
+    is_int(join_within(t, 1000, NULL), 0, "wake_one wakes the sleeper");
+    is_int(value_of(p.got), 7, "which takes the item");
+    ok(!mt_queue_stall_possible(&q), "nothing waits any more");
+
+    /* Every consumer asleep: a push wakes one at once. */
+    popper_t p2 = {.q = &q};
+    mt_queue_consumer_exit(&q); /* the busy one leaves: one consumer, and it will wait */
+    pthread_create(&t, NULL, pop_one, &p2);
+    sleep_ms(50);
+    item_t it2 = {.value = 8};
+    mt_queue_push(&q, &it2.q);
+    is_int(join_within(t, 1000, NULL), 0, "with all consumers waiting, a push wakes one");
+    is_int(value_of(p2.got), 8, "the pushed item");
+    mt_queue_consumer_exit(&q);
+    mt_queue_dispose(&q);
+}
+
 static void test_close(void) {
     mt_queue_t q;
     mt_queue_init(&q);
@@ -197,6 +241,7 @@ static void test_stress(void) {
 int main(void) {
     test_fifo();
     test_pop_blocks();
+    test_consumers_and_stalls();
     test_close();
     test_stress();
     return done_testing();

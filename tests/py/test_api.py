@@ -8,9 +8,12 @@ import hashlib
 import json
 import os
 import uuid
+from typing import Annotated  # noqa: F401  (read by a handler's string annotations below)
 
 import pytest
 from apiclient import client as _client
+
+from meltemi import Query  # noqa: F401  (same)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -536,3 +539,79 @@ def test_user_from_session_cookie(c):
 
 def test_request_started_resets_queries(c):
     assert c.get("/api/signals").json() == {"queries_reset": True}
+
+
+def test_many_routes_each_reaches_its_handler():
+    """500 routes of mixed shapes in one API: every path finds its own handler."""
+    from meltemi import API
+    from meltemi.testing import TestClient
+
+    api = API(prefix="/m", docs_url=None, openapi_url=None)
+
+    def make(i):
+        def handler(n: int):
+            return {"route": i, "n": n}
+
+        return handler
+
+    for i in range(500):
+        api.add_route(f"/r{i}/{{n}}" if i % 2 else f"/r{i}/fixed/{{n}}", make(i), ("GET",))
+    with TestClient(api) as client:
+        for i in range(0, 500, 7):
+            path = f"/m/r{i}/{i * 3}" if i % 2 else f"/m/r{i}/fixed/{i * 3}"
+            assert client.get(path).json() == {"route": i, "n": i * 3}
+        assert client.get("/m/r2/5").status_code == 404
+
+
+def test_request_started_and_finished_are_sent(c):
+    """Django's request signals frame every API request (CONN_MAX_AGE relies on them)."""
+    from django.core import signals
+
+    seen = []
+
+    def started(sender, **kw):
+        seen.append("started")
+
+    def finished(sender, **kw):
+        seen.append("finished")
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        c.get("/api/types/int/1")
+        assert seen == ["started", "finished"]
+        seen.clear()
+        c.get("/api/r/stream?n=2")
+        assert seen == ["started", "finished"], "a streamed response finishes when the stream is closed"
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+
+
+def test_constraints_on_optional_parameters(c):
+    assert c.get("/api/optional-constrained").json() == [None, None]
+    assert c.get("/api/optional-constrained?q=ab&n=2").json() == ["ab", 2]
+    r = c.get("/api/optional-constrained?q=abcd&n=0")
+    assert r.status_code == 422
+    assert sorted(e["type"] for e in r.json()["detail"]) == ["greater_than_equal", "string_too_long"]
+
+
+def test_impossible_constraint_is_refused_when_the_api_compiles():
+    from meltemi import API
+
+    api = API(docs_url=None, openapi_url=None)
+
+    @api.get("/bad")
+    def bad(n: Annotated[int, Query(max_length=3)] = 1):
+        return n
+
+    with pytest.raises(TypeError, match="bad: Can only set `max_length`"):
+        api.compile()
+
+
+def test_struct_result_holding_model_instances(c):
+    """A Struct of the declared type built around ORM objects: its fields are converted by attribute."""
+    c.post("/api/items", json={"name": "paged", "price": 1})
+    body = c.get("/api/items-page").json()
+    assert body["count"] >= 1 and {"id", "name", "price", "tags"} <= set(body["items"][0])
+    assert c.get("/api/items-page-wrong").status_code == 500

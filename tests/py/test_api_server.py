@@ -22,7 +22,11 @@ def api_env(tmp_path_factory):
     env = {"DJANGO_SETTINGS_MODULE": "apiproject.settings", "APIPROJECT_DB": str(db)}
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "--noinput", "-v0"],
-        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+            **env,
+            "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]),
+        },
         check=True,
         timeout=120,
     )
@@ -144,3 +148,16 @@ def test_bad_api_is_a_boot_error(api_env, spec, message):
     )
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout
+
+
+def test_oversized_bodies_are_413(start_server, api_env):
+    """Over --max-body-size: refused by the I/O thread when Content-Length says so up front,
+    and by the body reader when a chunked body grows too large, before the handler runs."""
+    server = start_server(APP, "--max-body-size", "1000", env=api_env)
+    assert requests.get(server.url + "/api/health", timeout=30).status_code == 200
+    big = {"name": "x" * 2000, "price": 1}
+    r = requests.post(server.url + "/api/items", json=big, timeout=10)
+    assert r.status_code == 413
+    chunks = (piece for piece in [b'{"name": "', b"x" * 2000, b'", "price": 1}'])
+    r = requests.post(server.url + "/api/items", data=chunks, headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 413

@@ -39,6 +39,7 @@ def manage(env: dict[str, str], *args: str) -> str:
     """Runs examples/demo/manage.py with the test environment; fails the test with its output if it fails."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), full_env.get("PYTHONPATH", "")])
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)  # compiling Django afresh made each command take a minute
     full_env.update(env)
     proc = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=DEMO, env=full_env, capture_output=True, text=True, timeout=120
@@ -389,6 +390,9 @@ def test_api_errors_and_the_rest_of_the_site(demo):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body"
     r = requests.post(demo.url + "/api/items", json={"name": "x", "price": 1, "colour": "red"}, timeout=10)
     assert r.status_code == 422, "unknown fields are refused"
+    for price in ("-1", "1.234", "NaN", "Infinity", "abc"):
+        r = requests.post(demo.url + "/api/items", json={"name": "x", "price": price}, timeout=10)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "price"], price
     assert requests.get(demo.url + "/api/items/abc", timeout=10).status_code == 422
     assert requests.get(demo.url + "/api/items?limit=1000", timeout=10).status_code == 422
     assert requests.delete(demo.url + "/api/items", timeout=10).status_code == 405
@@ -396,6 +400,14 @@ def test_api_errors_and_the_rest_of_the_site(demo):
     assert requests.get(demo.url + "/api/hello?name=Ann", timeout=10).json() == {"message": "Hello, Ann!"}
     assert requests.get(demo.url + "/api/me", timeout=10).json() == {"authenticated": False, "username": ""}
     assert requests.get(demo.url + "/hello/", timeout=10).content == b"Hello, World!", "Django still serves the rest"
+
+
+def test_api_docs_page_and_schema(demo):
+    schema = requests.get(demo.url + "/api/openapi.json", timeout=10).json()
+    assert schema["openapi"].startswith("3.1") and schema["info"]["title"] == "meltemi demo API"
+    assert {"/api/items", "/api/items/{item_id}", "/api/hello", "/api/me"} <= set(schema["paths"])
+    page = requests.get(demo.url + "/api/docs", timeout=10)
+    assert page.status_code == 200 and "swagger" in page.text.lower()
 
 
 def test_runmeltemi_serves_static_files_in_c_and_compresses_pages(demo_env):

@@ -13,16 +13,15 @@ from typing import Annotated
 
 import msgspec
 from django.db.models import Q
-
-from meltemi import API, HTTPException, Query, Request, Response, Router
 from notes.models import Item
+
+from meltemi import API, HTTPException, Query, Request, Response, Router, ValidationError
 
 api = API(
     prefix="/api",
     title="meltemi demo API",
     version="1.0.0",
     description="Items backed by the Django ORM, served by meltemi's typed API layer.",
-    docs_url=None,  # TEMPORARY until the docs page lands
 )
 
 
@@ -30,7 +29,7 @@ class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
     """What a client sends to create or replace an item."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    price: Annotated[decimal.Decimal, msgspec.Meta(ge=0)]
+    price: decimal.Decimal  # msgspec has no bounds for Decimal: checked by check_price
     description: str = ""
     in_stock: bool = True
 
@@ -39,7 +38,7 @@ class ItemPatch(msgspec.Struct, forbid_unknown_fields=True):
     """Fields to change; the others stay as they are."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
-    price: Annotated[decimal.Decimal, msgspec.Meta(ge=0)] | None = None
+    price: decimal.Decimal | None = None
     description: str | None = None
     in_stock: bool | None = None
 
@@ -59,6 +58,13 @@ class Page(msgspec.Struct):
 
 
 items = Router(prefix="/items", tags=["items"])
+
+
+def check_price(price: decimal.Decimal | None) -> None:
+    if price is not None and not (price.is_finite() and price >= 0 and price.as_tuple().exponent >= -2):
+        raise ValidationError(
+            [{"loc": ["body", "price"], "msg": "Expected a price >= 0 with at most 2 decimals", "type": "value_error"}]
+        )
 
 
 def get_or_404(item_id: int) -> Item:
@@ -93,12 +99,14 @@ def get_item(item_id: int) -> ItemOut:
 @items.post("", status=201)
 def create_item(item: ItemIn) -> ItemOut:
     """Create an item."""
+    check_price(item.price)
     return Item.objects.create(**msgspec.structs.asdict(item))
 
 
 @items.put("/{item_id}")
 def replace_item(item_id: int, item: ItemIn) -> ItemOut:
     """Replace every field of an item."""
+    check_price(item.price)
     row = get_or_404(item_id)
     for name, value in msgspec.structs.asdict(item).items():
         setattr(row, name, value)
@@ -109,6 +117,7 @@ def replace_item(item_id: int, item: ItemIn) -> ItemOut:
 @items.patch("/{item_id}")
 def update_item(item_id: int, changes: ItemPatch) -> ItemOut:
     """Change some fields of an item."""
+    check_price(changes.price)
     row = get_or_404(item_id)
     for name, value in msgspec.structs.asdict(changes).items():
         if value is not None:

@@ -37,7 +37,7 @@ from meltemi import (
 
 from .models import Item as ItemRow
 
-api = API(prefix="/api", title="Test API", version="2.0", docs_url=None)
+api = API(prefix="/api", title="Test API", version="2.0")
 
 
 class Item(msgspec.Struct):
@@ -533,3 +533,27 @@ api.constant("/health", b'{"ok":true}', content_type="application/json")
 @api.get("/many/{a}/{b}/{c}/{d}")
 def many(a: int, b: float, c: bool, d: uuid.UUID):
     return [a, b, c, str(d)]
+
+
+@api.get("/optional-constrained")
+def optional_constrained(
+    q: Annotated[str | None, Query(max_length=3)] = None,
+    n: Annotated[int | None, Query(ge=1)] = None,
+):
+    return [q, n]
+
+
+class ItemPage(msgspec.Struct):
+    count: int
+    items: list[ItemOut]
+
+
+@api.get("/items-page")
+def items_page() -> ItemPage:
+    rows = list(ItemRow.objects.order_by("id")[:3])
+    return ItemPage(count=len(rows), items=rows)  # model instances inside the Struct
+
+
+@api.get("/items-page-wrong")
+def items_page_wrong() -> ItemPage:
+    return ItemPage(count=1, items=[object()])
