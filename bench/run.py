@@ -1,6 +1,6 @@
 """meltemi's benchmark suite: meltemi and its peers, side by side, in one run.
 
-    make bench                           # the full suite (about 20 minutes on 2 cores)
+    make bench                           # the full suite (about 22 minutes on 2 cores)
     make bench BENCH_ARGS=--quick        # a short run (under 4 minutes)
     python -m bench --scenarios json,post --servers meltemi,bolt --duration 5
 
