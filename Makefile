@@ -3,9 +3,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
-C_SOURCES := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c)
+C_SOURCES := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c) $(wildcard bench/*.c)
 
-.PHONY: all bootstrap run test test-c test-py test-sanitized fuzz soak soak-sanitized lint format docs clean
+.PHONY: all bootstrap run test test-c test-py test-sanitized fuzz soak soak-sanitized bench bench-quick lint format docs clean
 
 all: bootstrap
 
@@ -47,6 +47,17 @@ soak: bootstrap
 soak-sanitized: bootstrap
 	@mkdir -p build
 	@scripts/test-sanitized --soak --requests 200000 --json build/soak-sanitized.json
+
+# The side-by-side benchmark (not part of `make test`): meltemi and its peers in a
+# Debian 13 root under build/ (debootstrap; needs root). `make bench-quick` for a
+# short run; `python -m bench --help` for the options. Writes bench/results/
+# and bench/RESULTS.md.
+BENCH_ARGS ?=
+bench: bootstrap
+	@$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: bootstrap
+	@$(PY) -m bench --quick $(BENCH_ARGS)
 
 lint: bootstrap
 	clang-format --dry-run --Werror $(C_SOURCES)

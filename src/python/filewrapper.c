@@ -51,7 +51,7 @@ static PyObject *FileWrapper_iternext(FileWrapperObject *self) {
 
 static PyObject *FileWrapper_close(FileWrapperObject *self, PyObject *unused) {
     PyObject *close = NULL;
-    if (_PyObject_LookupAttr(self->filelike, mt_str.close, &close) < 0)
+    if (PyObject_GetOptionalAttr(self->filelike, mt_str.close, &close) < 0)
         return NULL;
     if (close == NULL)
         Py_RETURN_NONE;

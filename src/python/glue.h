@@ -170,6 +170,21 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
  * request itself is at fault. */
 PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t *handler, int *bad_status);
 
+/* CPython 3.13 took these private helpers out of its headers: the public
+ * PyObject_GetOptionalAttr (3.13) and a positional-count check of our own. */
+#if PY_VERSION_HEX < 0x030D0000
+#define PyObject_GetOptionalAttr _PyObject_LookupAttr
+#endif
+
+static inline bool mt_check_positional(const char *name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max) {
+    if (nargs < min || nargs > max) {
+        PyErr_Format(PyExc_TypeError, "%s() takes from %zd to %zd positional arguments (%zd given)", name, min, max,
+                     nargs);
+        return false;
+    }
+    return true;
+}
+
 /* Calls the worker's error_log with the current exception (and clears it). */
 void mt_log_exception(WorkerObject *worker, const char *message);
 

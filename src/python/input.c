@@ -74,7 +74,7 @@ static int parse_size(PyObject *arg, Py_ssize_t *size) {
 
 static PyObject *Input_read(InputObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t size;
-    if (!_PyArg_CheckPositional("read", nargs, 0, 1) || parse_size(nargs ? args[0] : NULL, &size) < 0)
+    if (!mt_check_positional("read", nargs, 0, 1) || parse_size(nargs ? args[0] : NULL, &size) < 0)
         return NULL;
     size_t want = size < 0 ? SIZE_MAX : (size_t)size;
     Py_ssize_t n = fill(self, want);
@@ -105,14 +105,14 @@ static PyObject *readline(InputObject *self, Py_ssize_t size) {
 
 static PyObject *Input_readline(InputObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t size;
-    if (!_PyArg_CheckPositional("readline", nargs, 0, 1) || parse_size(nargs ? args[0] : NULL, &size) < 0)
+    if (!mt_check_positional("readline", nargs, 0, 1) || parse_size(nargs ? args[0] : NULL, &size) < 0)
         return NULL;
     return readline(self, size);
 }
 
 static PyObject *Input_readlines(InputObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t hint;
-    if (!_PyArg_CheckPositional("readlines", nargs, 0, 1) || parse_size(nargs ? args[0] : NULL, &hint) < 0)
+    if (!mt_check_positional("readlines", nargs, 0, 1) || parse_size(nargs ? args[0] : NULL, &hint) < 0)
         return NULL;
     PyObject *lines = PyList_New(0);
     Py_ssize_t total = 0;

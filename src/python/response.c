@@ -697,7 +697,7 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
         /* close() exactly once, whatever happened above (PEP 3333). */
         PyObject *close = NULL;
         if (!PyList_CheckExact(result) && !PyTuple_CheckExact(result) &&
-            _PyObject_LookupAttr(result, mt_str.close, &close) > 0) {
+            PyObject_GetOptionalAttr(result, mt_str.close, &close) > 0) {
             PyObject *r = PyObject_CallNoArgs(close);
             if (r == NULL)
                 mt_log_exception(worker, "Error closing the response iterable");

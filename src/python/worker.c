@@ -355,7 +355,7 @@ static PyObject *Worker_shutdown(WorkerObject *self, PyObject *unused) {
 }
 
 static PyObject *Worker_join(WorkerObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (check_ready(self) < 0 || !_PyArg_CheckPositional("join", nargs, 0, 1))
+    if (check_ready(self) < 0 || !mt_check_positional("join", nargs, 0, 1))
         return NULL;
     int timeout_ms = -1;
     if (nargs && args[0] != Py_None) {

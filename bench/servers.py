@@ -1,0 +1,138 @@
+"""The servers and how each one serves each scenario: one process each, its idiomatic setup.
+
+`launch(server, scenario, ...)` returns the command line and environment that
+serve the scenario, or raises Unsupported with the reason shown in the results.
+Scenarios that share a launch are measured against one server process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .scenarios import Scenario
+
+
+class Unsupported(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    venv: str
+    title: str
+    in_quick: bool = True
+
+
+SERVERS = [
+    Server("meltemi", "meltemi", "meltemi (WSGI + typed API)"),
+    # The same Django views as gunicorn and Granian serve: the server's own cost, with Django's.
+    Server("meltemi-wsgi", "meltemi", "meltemi (Django views only, WSGI)", in_quick=False),
+    Server("bolt", "bolt", "Django Bolt (runbolt)"),
+    Server("granian", "granian", "Granian (WSGI)"),
+    Server("gunicorn", "gunicorn", "gunicorn (sync; gthread for waits)"),
+    Server("uvicorn", "uvicorn", "uvicorn + Django ASGI"),
+    Server("fastapi", "fastapi", "uvicorn + FastAPI"),
+]
+BY_NAME = {server.name: server for server in SERVERS}
+
+# Scenarios that meltemi answers with its typed API (`--api`).
+MELTEMI_API = {"plaintext", "ceiling", "json", "json10k", "params", "post", "orm-sqlite", "orm-postgres", "compress"}
+# What meltemi-wsgi is measured on: the API scenarios, as Django views.
+DJANGO_VIEWS = MELTEMI_API - {"ceiling"}
+# Threads given to servers that run sync views on a thread pool, for the 10 ms wait:
+# as many as the load generator's connections.
+WAIT_THREADS = 50
+
+DJANGO = "benchproj.wsgi:application"
+
+
+@dataclass
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+    path: str  # the path this server answers the scenario on
+
+    def key(self) -> tuple:
+        return (tuple(self.argv), tuple(sorted(self.env.items())))
+
+
+def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path, features: dict) -> Launch:
+    """How `server` serves `scenario`. `features` says what the installed meltemi offers ("api": bool)."""
+    bin_dir = python.parent
+    env = {"BENCH_WORK": str(work), "BENCH_SERVER": server, "DJANGO_SETTINGS_MODULE": "benchproj.settings"}
+    if scenario.db == "postgres":
+        env.update(BENCH_DB="postgres", BENCH_PG_PORT=str(features["pg_port"]))
+    name = scenario.name
+    path = scenario.path
+    host = "127.0.0.1"
+    static_dir = str(work / "static")
+
+    if server == "meltemi":
+        argv = [str(python), "-m", "meltemi", DJANGO, "--bind", f"{host}:{port}", "--workers", "1"]
+        if name in MELTEMI_API:
+            if not features.get("api"):
+                raise Unsupported("this meltemi has no typed API (meltemi.API is missing)")
+            argv += ["--api", "benchproj.meltemi_api:api"]
+        if name == "wait-10ms":
+            argv += ["--threads", str(WAIT_THREADS)]
+        if name.startswith("static"):
+            argv += ["--static", f"/static/={static_dir}"]
+        return Launch(argv, env, path)
+
+    if server == "meltemi-wsgi":
+        if name not in DJANGO_VIEWS:
+            raise Unsupported("measured as meltemi (the same Django views)")
+        argv = [str(python), "-m", "meltemi", DJANGO, "--bind", f"{host}:{port}", "--workers", "1"]
+        return Launch(argv, env, path)  # compress: meltemi compresses the view's response in C
+
+    if name == "ceiling":
+        raise Unsupported("meltemi only: a route answered in C")
+
+    if server == "bolt":
+        if name.startswith("static") or name == "django-page":
+            raise Unsupported("not a Django Bolt feature (its handlers are API endpoints)")
+        if name == "wait-10ms":
+            path = "/wait-async"
+        argv = [str(python), "manage.py", "runbolt", "--host", host, "--port", str(port), "--processes", "1"]
+        return Launch(argv, env, path)
+
+    if server == "fastapi":
+        if name.startswith("orm") or name == "django-page":
+            raise Unsupported("a Django scenario (FastAPI has no Django ORM or templates)")
+        if name == "wait-10ms":
+            path = "/wait-async"
+        argv = [str(bin_dir / "uvicorn"), "fastapi_app:app", "--host", host, "--port", str(port)]
+        argv += ["--no-access-log", "--log-level", "warning"]
+        return Launch(argv, env, path)
+
+    if name == "compress":
+        path = "/json10k-gzip"  # Django's gzip_page: the server itself does not compress
+
+    if server == "uvicorn":
+        if name.startswith("static"):
+            raise Unsupported("no production static file handler for Django under ASGI (WhiteNoise is WSGI)")
+        if name == "wait-10ms":
+            path = "/wait-async"
+        argv = [str(bin_dir / "uvicorn"), "benchproj.asgi:application", "--host", host, "--port", str(port)]
+        argv += ["--no-access-log", "--log-level", "warning"]
+        return Launch(argv, env, path)
+
+    if server == "gunicorn":
+        app = "static_wsgi:app" if name.startswith("static") else DJANGO
+        argv = [str(bin_dir / "gunicorn"), app, "--bind", f"{host}:{port}", "--workers", "1"]
+        if name == "wait-10ms":
+            argv += ["--worker-class", "gthread", "--threads", str(WAIT_THREADS)]
+        return Launch(argv, env, path)
+
+    if server == "granian":
+        argv = [str(bin_dir / "granian"), "--interface", "wsgi", "--host", host, "--port", str(port)]
+        argv += ["--workers", "1"]
+        if name.startswith("static"):
+            argv += ["--static-path-route", "/static", "--static-path-mount", static_dir]
+        if name == "wait-10ms":
+            argv += ["--blocking-threads", str(WAIT_THREADS)]
+        return Launch([*argv, DJANGO], env, path)
+
+    raise Unsupported(f"unknown server {server!r}")
