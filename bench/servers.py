@@ -29,6 +29,8 @@ SERVERS = [
     Server("meltemi", "meltemi", "meltemi (WSGI + typed API)"),
     # The same Django views as gunicorn and Granian serve: the server's own cost, with Django's.
     Server("meltemi-wsgi", "meltemi", "meltemi (Django views only, WSGI)", in_quick=False),
+    # meltemi with one handler thread (SCHED_BATCH): its fastest setting for views that never block.
+    Server("meltemi-t1", "meltemi", "meltemi, --threads 1", in_quick=False),
     Server("bolt", "bolt", "Django Bolt (runbolt)"),
     Server("granian", "granian", "Granian (WSGI)"),
     Server("gunicorn", "gunicorn", "gunicorn (sync; gthread for waits)"),
@@ -69,8 +71,12 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
     host = "127.0.0.1"
     static_dir = str(work / "static")
 
-    if server == "meltemi":
+    if server in ("meltemi", "meltemi-t1"):
         argv = [str(python), "-m", "meltemi", DJANGO, "--bind", f"{host}:{port}", "--workers", "1"]
+        if server == "meltemi-t1":
+            if name == "wait-10ms":
+                raise Unsupported("one thread cannot overlap waits: measured as meltemi")
+            argv += ["--threads", "1"]
         if name in MELTEMI_API:
             if not features.get("api"):
                 raise Unsupported("this meltemi has no typed API (meltemi.API is missing)")
