@@ -145,6 +145,11 @@ class ServerProcess:
         else:
             cmd = argv
             process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **variables}
+            # Under `make test-sanitized` the servers are instrumented too: the
+            # sanitizer runtime must stay preloaded, with its options.
+            for name in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "PYTHONMALLOC"):
+                if name in os.environ:
+                    process_env[name] = os.environ[name]
         self.command = cmd
         self.process = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, *cmd],
@@ -177,7 +182,8 @@ class ServerProcess:
         raise RuntimeError(f"the server did not listen within {timeout:.0f} s: {self.tail()}")
 
     def tail(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         try:
             text = self.log_path.read_bytes()[-600:].decode(errors="replace")
         except OSError:
