@@ -433,32 +433,13 @@ done:
 
 /* ---- parse_query ---- */
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes a query component ('+' is a space, %XX escapes) as UTF-8, with
- * U+FFFD for bytes that are not (as urllib.parse does). */
+/* Decodes a query component ('+' is a space, then %XX escapes, invalid
+ * ones kept as they are) as UTF-8, with U+FFFD for bytes that are not (as
+ * urllib.parse does). */
 static PyObject *query_component(const char *s, size_t n, char *buf) {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        int hi, lo;
-        if (ch == '+')
-            ch = ' ';
-        else if (ch == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        buf[o++] = ch;
-    }
-    return PyUnicode_DecodeUTF8(buf, (Py_ssize_t)o, "replace");
+    for (size_t i = 0; i < n; i++)
+        buf[i] = s[i] == '+' ? ' ' : s[i];
+    return PyUnicode_DecodeUTF8(buf, (Py_ssize_t)mt_http1_percent_decode(buf, buf, n), "replace");
 }
 
 static int add_pair(PyObject *d, PyObject *key, PyObject *value) {

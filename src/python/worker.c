@@ -223,6 +223,31 @@ static PyObject *Worker_start(WorkerObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* Ends the exchange on c without the GIL: sends what handler->out still
+ * holds, drains a body the application did not read (up to 1 MiB, so the
+ * connection can carry the next request) and gives the connection back.
+ * Returns c again when its client pipelined another complete request. */
+static mt_conn_t *hand_back(mt_server_t *s, mt_conn_t *c, mt_handler_t *handler, bool keep_alive) {
+    if (handler->out.len) {
+        struct iovec iov = {handler->out.data, handler->out.len};
+        if (mt_conn_writev(c, &iov, 1) < 0)
+            keep_alive = false;
+        handler->out.len = 0;
+    }
+    if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
+        keep_alive = false;
+    return mt_server_finish(s, c, keep_alive);
+}
+
+/* Frees what a handler kept between requests, when its thread stops serving. */
+static void handler_dispose(mt_handler_t *handler) {
+    mt_buf_dispose(&handler->out);
+    mt_buf_dispose(&handler->zbuf);
+    if (handler->z)
+        mt_compressor_destroy(handler->z);
+    free(handler->scratch);
+}
+
 /* Answers what C can answer without the GIL (static files, and the API
  * router's own answers) and returns the connection whose request needs
  * Python: an API route (handler->route >= 0) or the WSGI application. With
@@ -242,9 +267,7 @@ static mt_conn_t *serve_in_c(WorkerObject *self, mt_conn_t *c, mt_handler_t *han
         } else {
             return c;
         }
-        if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
-            keep_alive = false;
-        c = mt_server_finish(&self->server, c, keep_alive);
+        c = hand_back(&self->server, c, handler, keep_alive);
         if (c == NULL && wait)
             c = mt_server_next(&self->server);
     }
@@ -268,19 +291,8 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     mt_server_handler_enter(s);
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
-            if (c) {
-                if (handler.out.len) {
-                    struct iovec iov = {handler.out.data, handler.out.len};
-                    if (mt_conn_writev(c, &iov, 1) < 0)
-                        keep_alive = false;
-                    handler.out.len = 0;
-                }
-                /* A body the application did not read is drained (up to 1 MiB)
-                 * so the connection can carry the next request. */
-                if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
-                    keep_alive = false;
-                c = mt_server_finish(s, c, keep_alive);
-            }
+            if (c)
+                c = hand_back(s, c, &handler, keep_alive);
             if (c == NULL) {
                 /* Idle: give the blocks back before sleeping. */
                 mt_buf_dispose(&handler.out);
@@ -294,11 +306,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
         keep_alive = mt_response_run(self, c, &handler);
     }
     mt_server_handler_exit(s);
-    mt_buf_dispose(&handler.out);
-    mt_buf_dispose(&handler.zbuf);
-    if (handler.z)
-        mt_compressor_destroy(handler.z);
-    free(handler.scratch);
+    handler_dispose(&handler);
     Py_RETURN_NONE;
 }
 
@@ -327,23 +335,11 @@ static PyObject *Worker_serve_one(WorkerObject *self, PyObject *arg) {
     while (c) {
         bool keep_alive = mt_response_run(self, c, &handler);
         Py_BEGIN_ALLOW_THREADS
-            if (handler.out.len) {
-                struct iovec iov = {handler.out.data, handler.out.len};
-                if (mt_conn_writev(c, &iov, 1) < 0)
-                    keep_alive = false;
-                handler.out.len = 0;
-            }
-            if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
-                keep_alive = false;
-            c = mt_server_finish(s, c, keep_alive);
+            c = hand_back(s, c, &handler, keep_alive);
             c = serve_in_c(self, c, &handler, false);
         Py_END_ALLOW_THREADS
     }
-    mt_buf_dispose(&handler.out);
-    mt_buf_dispose(&handler.zbuf);
-    if (handler.z)
-        mt_compressor_destroy(handler.z);
-    free(handler.scratch);
+    handler_dispose(&handler);
     return PyBool_FromLong(taken);
 }
 
