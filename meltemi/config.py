@@ -501,6 +501,17 @@ OPTIONS: tuple[Option, ...] = (
         core=True,
     ),
     Option(
+        "write_buffer",
+        Size(minimum=4096),
+        256 << 10,
+        "Most response bytes kept in memory per connection for a client that reads slower than the "
+        "application writes. Above it the application's response iterator is paused (without the GIL) until "
+        "the client has taken three quarters of it. Files (static files, `wsgi.file_wrapper`) are queued as "
+        "file ranges and cost no memory here.",
+        LIMITS,
+        core=True,
+    ),
+    Option(
         "max_request_line",
         Size(minimum=16),
         8190,

@@ -317,6 +317,8 @@ COUNTERS = (
     "requests_finished",
     "buffers_acquired",
     "buffers_released",
+    "output_bytes_queued",
+    "output_bytes_released",
 )
 
 

@@ -32,6 +32,8 @@ typedef struct mt_counters {
     atomic_long requests_finished;
     atomic_long buffers_acquired;
     atomic_long buffers_released;
+    atomic_long output_bytes_queued;   /* bytes put on connections' output queues */
+    atomic_long output_bytes_released; /* of those, written or dropped */
 } mt_counters_t;
 
 extern mt_counters_t mt_counters;

@@ -4,7 +4,9 @@
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/sendfile.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -121,41 +123,234 @@ int mt_conn_body_skip(mt_conn_t *c, uint64_t limit) {
     }
 }
 
+/* ---- output ---- */
+
+static void abstime_after(struct timespec *ts, int64_t ms) {
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+void mt_conn_arm_writable(mt_conn_t *c) {
+    if (c->out_armed)
+        return;
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = &c->src};
+    if (epoll_ctl(c->server->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0 &&
+        (errno != ENOENT || epoll_ctl(c->server->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)) {
+        c->out_error = -errno;
+        return;
+    }
+    c->out_armed = true;
+}
+
+/* Fails every later write with rc and drops what was queued (out_lock held). */
+static int fail_output(mt_conn_t *c, int rc) {
+    if (c->out_error == 0)
+        c->out_error = rc;
+    mt_output_clear(&c->out);
+    pthread_cond_broadcast(&c->out_drained);
+    return c->out_error;
+}
+
+/* Waits (out_lock held) until the queue holds at most `mark` bytes of memory
+ * (0: until it is empty), the write fails, or no byte went out for the write
+ * timeout. Returns 0 or a negative errno. */
+static int wait_below(mt_conn_t *c, size_t mark) {
+    const mt_server_config_t *cfg = &c->server->config;
+    while (c->out_error == 0 && (mark ? c->out.memory > mark : !mt_output_empty(&c->out))) {
+        int64_t left = c->out_progress_ms + cfg->write_timeout_ms - mt_clock_now_ms();
+        if (left <= 0)
+            return fail_output(c, -ETIMEDOUT);
+        struct timespec ts;
+        abstime_after(&ts, left);
+        pthread_cond_timedwait(&c->out_drained, &c->out_lock, &ts);
+    }
+    return c->out_error;
+}
+
+/* Drops the first n bytes of iov (n no more than it holds). */
+static void iov_advance(struct iovec **iov, int *iovcnt, size_t n) {
+    while (*iovcnt > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*iovcnt)--;
+    }
+    if (*iovcnt > 0 && n > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+    /* Empty entries at the end mean nothing is left. */
+    while (*iovcnt > 0 && (*iov)->iov_len == 0) {
+        (*iov)++;
+        (*iovcnt)--;
+    }
+}
+
 int mt_conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt) {
-    while (iovcnt > 0) {
-        ssize_t n = writev(c->fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
-        if (n < 0) {
-            int rc = await_ready(c, POLLOUT, c->server->config.write_timeout_ms);
-            if (rc < 0)
-                return rc;
+    const mt_server_config_t *cfg = &c->server->config;
+    iov_advance(&iov, &iovcnt, 0);
+    pthread_mutex_lock(&c->out_lock);
+    int rc = c->out_error;
+    while (rc == 0 && iovcnt > 0) {
+        if (mt_output_empty(&c->out)) {
+            /* Nothing queued: the socket first (the fast path, no copy). */
+            int batch = iovcnt > IOV_MAX ? IOV_MAX : iovcnt;
+            size_t batch_len = 0;
+            for (int i = 0; i < batch; i++)
+                batch_len += iov[i].iov_len;
+            ssize_t n = writev(c->fd, iov, batch);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno != EAGAIN) {
+                rc = fail_output(c, -errno);
+                break;
+            }
+            c->out_progress_ms = mt_clock_now_ms();
+            if (n > 0) {
+                iov_advance(&iov, &iovcnt, (size_t)n);
+                if ((size_t)n == batch_len)
+                    continue; /* all taken: write the next batch, if any */
+            }
+            /* A short write means the socket is full: queue the rest. */
+        }
+        size_t room = cfg->output_high_water > c->out.memory ? cfg->output_high_water - c->out.memory : 0;
+        if (room > 0) {
+            ssize_t taken = mt_output_append_iov(&c->out, iov, MT_MIN(iovcnt, IOV_MAX), room);
+            if (taken < 0) {
+                rc = fail_output(c, (int)taken);
+                break;
+            }
+            iov_advance(&iov, &iovcnt, (size_t)taken);
+            mt_conn_arm_writable(c);
+            rc = c->out_error;
             continue;
         }
-        size_t done = (size_t)n;
-        while (iovcnt > 0 && done >= iov->iov_len) {
-            done -= iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + done;
-            iov->iov_len -= done;
-        }
+        rc = wait_below(c, cfg->output_low_water);
     }
-    return 0;
+    pthread_mutex_unlock(&c->out_lock);
+    return rc;
 }
 
 int mt_conn_sendfile(mt_conn_t *c, int fd, off_t *offset, size_t count) {
-    while (count > 0) {
+    pthread_mutex_lock(&c->out_lock);
+    int rc = c->out_error;
+    bool sent = false;
+    while (rc == 0 && count > 0 && mt_output_empty(&c->out)) {
         ssize_t n = sendfile(c->fd, fd, offset, MT_MIN(count, (size_t)1 << 30));
         if (n > 0) {
             count -= (size_t)n;
+            sent = true;
+            c->out_progress_ms = mt_clock_now_ms();
             continue;
         }
-        if (n == 0)
-            return -ENODATA; /* the file is shorter than announced */
-        int rc = await_ready(c, POLLOUT, c->server->config.write_timeout_ms);
-        if (rc < 0)
+        if (n == 0) {
+            rc = fail_output(c, -ENODATA); /* the file is shorter than announced */
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            break;
+        if ((errno == EINVAL || errno == ENOSYS) && !sent) {
+            rc = -errno; /* not a failure of the connection: the caller copies instead */
+            pthread_mutex_unlock(&c->out_lock);
             return rc;
+        }
+        rc = fail_output(c, -errno);
     }
+    if (rc == 0 && count > 0) {
+        if (mt_output_empty(&c->out))
+            c->out_progress_ms = mt_clock_now_ms();
+        rc = mt_output_append_file(&c->out, fd, *offset, count);
+        if (rc < 0)
+            rc = fail_output(c, rc);
+        else {
+            *offset += (off_t)count;
+            mt_conn_arm_writable(c);
+            rc = c->out_error;
+        }
+    }
+    pthread_mutex_unlock(&c->out_lock);
+    return rc;
+}
+
+int mt_conn_drain(mt_conn_t *c) {
+    pthread_mutex_lock(&c->out_lock);
+    int rc = wait_below(c, 0);
+    pthread_mutex_unlock(&c->out_lock);
+    return rc;
+}
+
+int mt_conn_on_writable(mt_conn_t *c, bool *flushing) {
+    pthread_mutex_lock(&c->out_lock);
+    *flushing = atomic_load_explicit(&c->state, memory_order_relaxed) == MT_CONN_FLUSH;
+    c->out_armed = false;
+    size_t written = 0;
+    int rc = c->out_error;
+    if (rc == 0)
+        rc = mt_output_write(&c->out, c->fd, &written);
+    if (written)
+        c->out_progress_ms = mt_clock_now_ms();
+    if (rc == -EAGAIN) {
+        mt_conn_arm_writable(c);
+        if (c->out_error)
+            rc = fail_output(c, c->out_error);
+        else if (c->out.memory <= c->server->config.output_low_water)
+            pthread_cond_broadcast(&c->out_drained);
+    } else if (rc < 0) {
+        rc = fail_output(c, rc);
+    } else {
+        pthread_cond_broadcast(&c->out_drained);
+    }
+    pthread_mutex_unlock(&c->out_lock);
+    return rc;
+}
+
+/* ---- life ---- */
+
+int mt_conn_init(mt_conn_t *c, struct mt_server *s, int fd) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&c->out_drained, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc)
+        return -rc;
+    if ((rc = pthread_mutex_init(&c->out_lock, NULL))) {
+        pthread_cond_destroy(&c->out_drained);
+        return -rc;
+    }
+    c->src.on_event = NULL;
+    c->ops = NULL;
+    c->proto = NULL;
+    c->server = s;
+    c->fd = fd;
+    atomic_init(&c->state, MT_CONN_IDLE);
+    atomic_init(&c->deadline_ms, 0);
+    mt_buf_init(&c->rbuf);
+    mt_buf_init(&c->body);
+    c->rpos = 0;
+    c->body_pos = 0;
+    c->head_consumed = false;
+    c->continue_sent = false;
+    c->requests = 0;
+    mt_output_init(&c->out);
+    c->out_armed = false;
+    c->keep_alive_after = false;
+    c->out_error = 0;
+    c->out_progress_ms = 0;
+    mt_http1_init(&c->req, &s->config.limits, c->headers, &c->body);
     return 0;
+}
+
+void mt_conn_dispose(mt_conn_t *c) {
+    mt_output_clear(&c->out);
+    mt_buf_dispose(&c->rbuf);
+    mt_buf_dispose(&c->body);
+    pthread_mutex_destroy(&c->out_lock);
+    pthread_cond_destroy(&c->out_drained);
 }

@@ -33,12 +33,16 @@ static void set_deadline(mt_conn_t *c, int timeout_ms) {
  * gives up ownership: from here on the I/O thread may take it. */
 static void rearm(mt_server_t *s, mt_conn_t *c, int state) {
     atomic_store_explicit(&c->state, state, memory_order_release);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &c->src};
     if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
         /* Cannot happen for a valid fd; make the sweep close it. */
         atomic_store(&c->deadline_ms, 0);
     }
 }
+
+static const mt_conn_ops_t http1_ops;
+static mt_conn_t *after_response(mt_server_t *s, mt_conn_t *c, bool keep_alive);
+static void conn_on_event(mt_server_t *s, mt_io_source_t *src, uint32_t events);
 
 static mt_conn_t *conn_create(mt_server_t *s, int fd, int listener, const mt_peer_t *peer) {
     mt_conn_t *c = s->free_conns;
@@ -49,21 +53,14 @@ static mt_conn_t *conn_create(mt_server_t *s, int fd, int listener, const mt_pee
         if (c == NULL)
             return NULL;
     }
-    c->kind = MT_KIND_CONN;
-    c->server = s;
-    c->fd = fd;
+    if (mt_conn_init(c, s, fd) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->src.on_event = conn_on_event;
+    c->ops = &http1_ops;
     c->listener = listener;
     c->peer = *peer;
-    atomic_init(&c->state, MT_CONN_IDLE);
-    atomic_init(&c->deadline_ms, 0);
-    mt_buf_init(&c->rbuf);
-    mt_buf_init(&c->body);
-    c->rpos = 0;
-    c->body_pos = 0;
-    c->head_consumed = false;
-    c->continue_sent = false;
-    c->requests = 0;
-    mt_http1_init(&c->req, &s->config.limits, c->headers, &c->body);
     c->prev = NULL;
     c->next = s->conns;
     if (s->conns)
@@ -75,9 +72,10 @@ static mt_conn_t *conn_create(mt_server_t *s, int fd, int listener, const mt_pee
 }
 
 static void conn_close(mt_server_t *s, mt_conn_t *c) {
+    if (c->ops->on_close)
+        c->ops->on_close(s, c);
     close(c->fd); /* also removes it from epoll: the fd is never duplicated */
-    mt_buf_dispose(&c->rbuf);
-    mt_buf_dispose(&c->body);
+    mt_conn_dispose(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -90,18 +88,48 @@ static void conn_close(mt_server_t *s, mt_conn_t *c) {
     MT_COUNT(connections_closed);
 }
 
-/* Sends what is in `out` without blocking (best effort: the server's own
- * answers are small), then lingers: shut down for writing and discard input
- * until the client closes, so a pending request body does not turn our close
- * into a reset that destroys the answer. */
-static void answer_and_linger(mt_server_t *s, mt_conn_t *c, const char *out, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(c->fd, out, n);
-        if (w <= 0)
-            break;
-        out += w;
-        n -= (size_t)w;
+/* If part of the response is still queued, hands the connection to the I/O
+ * thread, which writes the rest and then goes on as keep_alive says
+ * (http1_on_flushed). Returns true then: the caller no longer owns c. After a
+ * write error the queue is gone and *keep_alive is cleared. */
+static bool flush_later(mt_server_t *s, mt_conn_t *c, bool *keep_alive) {
+    pthread_mutex_lock(&c->out_lock);
+    if (c->out_error)
+        *keep_alive = false;
+    bool pending = !mt_output_empty(&c->out);
+    if (pending) {
+        /* Only what the client pipelined is kept while the rest goes out:
+         * thousands of slow downloads hold no request buffers. */
+        mt_buf_consume(&c->rbuf, c->rpos);
+        c->rpos = 0;
+        if (c->rbuf.len == 0)
+            mt_buf_dispose(&c->rbuf);
+        mt_buf_dispose(&c->body);
+        c->body_pos = 0;
+        c->keep_alive_after = *keep_alive;
+        atomic_store_explicit(&c->deadline_ms, c->out_progress_ms + s->config.write_timeout_ms, memory_order_relaxed);
+        atomic_store_explicit(&c->state, MT_CONN_FLUSH, memory_order_release);
+        mt_conn_arm_writable(c);
+        if (c->out_error)
+            atomic_store(&c->deadline_ms, 0); /* cannot happen for a valid fd; the sweep closes it */
     }
+    pthread_mutex_unlock(&c->out_lock);
+    return pending;
+}
+
+/* Sends what is in `out` (the server's own answers are small: they never
+ * wait), then lingers: shut down for writing and discard input until the
+ * client closes, so a pending request body does not turn our close into a
+ * reset that destroys the answer. What the socket does not take at once is
+ * written by the I/O thread first. */
+static void answer_and_linger(mt_server_t *s, mt_conn_t *c, const char *out, size_t n) {
+    if (n > 0) {
+        struct iovec iov = {(void *)out, n};
+        mt_conn_writev(c, &iov, 1);
+    }
+    bool keep_alive = false;
+    if (flush_later(s, c, &keep_alive))
+        return;
     shutdown(c->fd, SHUT_WR);
     mt_buf_dispose(&c->body);
     set_deadline(c, s->config.linger_ms);
@@ -137,7 +165,7 @@ static int parse_input(mt_server_t *s, mt_conn_t *c) {
     return c->req.head_complete ? 1 : 0;
 }
 
-static void on_readable(mt_server_t *s, mt_conn_t *c) {
+static void http1_on_readable(mt_server_t *s, mt_conn_t *c) {
     int state = atomic_load_explicit(&c->state, memory_order_acquire);
     if (state == MT_CONN_LINGER) {
         char scratch[16384];
@@ -217,34 +245,82 @@ static void accept_batch(mt_server_t *s, mt_listener_t *l) {
         }
         /* A client that connects and says nothing is dropped at the head timeout. */
         set_deadline(c, s->config.head_timeout_ms);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &c->src};
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
             conn_close(s, c);
     }
     mt_buf_dispose(&busy);
 }
 
-/* Closes or answers connections whose deadline passed. A connection that a
- * handler is handing back may be seen here between its state store and its
- * epoll_ctl: the sweep therefore never closes a descriptor itself, it shuts
- * the socket down, and epoll reports it to on_readable, which closes it. */
+/* HTTP/1.1's deadline: a late head gets 408; every late connection is shut
+ * down, and epoll reports it (readable, or writable with an error), so the
+ * event handler closes it. A connection that a handler is handing back may
+ * be seen here between its state store and its epoll_ctl: that is why this
+ * never closes a descriptor itself. */
+static void http1_on_timeout(mt_server_t *s, mt_conn_t *c) {
+    if (atomic_load_explicit(&c->state, memory_order_acquire) == MT_CONN_HEAD) {
+        mt_buf_t out;
+        mt_buf_init(&out);
+        if (mt_http1_write_error(&out, 408, "the request head did not arrive in time", true) == 0) {
+            ssize_t ignored = write(c->fd, out.data, out.len);
+            (void)ignored;
+        }
+        mt_buf_dispose(&out);
+    }
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+/* The queued rest of a response went out (rc 0) or could not (rc < 0),
+ * while the I/O thread owned the connection. */
+static void http1_on_flushed(mt_server_t *s, mt_conn_t *c, int rc) {
+    if (rc < 0) {
+        conn_close(s, c);
+        return;
+    }
+    c = after_response(s, c, c->keep_alive_after);
+    if (c)
+        dispatch(s, c);
+}
+
+static void http1_on_close(mt_server_t *s, mt_conn_t *c) {}
+
+static const mt_conn_ops_t http1_ops = {
+    .name = "http/1.1",
+    .on_readable = http1_on_readable,
+    .on_flushed = http1_on_flushed,
+    .on_timeout = http1_on_timeout,
+    .on_close = http1_on_close,
+};
+
+/* epoll reported a connection. While a handler owns it (ACTIVE) or the I/O
+ * thread writes its queued output (FLUSH), only EPOLLOUT is armed. */
+static void conn_on_event(mt_server_t *s, mt_io_source_t *src, uint32_t events) {
+    mt_conn_t *c = (mt_conn_t *)src;
+    int state = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (state != MT_CONN_ACTIVE && state != MT_CONN_FLUSH) {
+        c->ops->on_readable(s, c);
+        return;
+    }
+    bool flushing;
+    int rc = mt_conn_on_writable(c, &flushing);
+    if (!flushing)
+        return; /* the handler that owns it goes on; a failure reaches it at its next write */
+    if (rc == -EAGAIN)
+        set_deadline(c, s->config.write_timeout_ms);
+    else
+        c->ops->on_flushed(s, c, rc);
+}
+
+/* Calls on_timeout for connections whose deadline passed (not those a
+ * handler owns: it keeps its own time). */
 static void sweep(mt_server_t *s, int64_t now) {
     s->last_sweep_ms = now;
     for (mt_conn_t *c = s->conns; c; c = c->next) {
         int state = atomic_load_explicit(&c->state, memory_order_acquire);
         if (state == MT_CONN_ACTIVE || atomic_load_explicit(&c->deadline_ms, memory_order_relaxed) > now)
             continue;
-        if (state == MT_CONN_HEAD) {
-            mt_buf_t out;
-            mt_buf_init(&out);
-            if (mt_http1_write_error(&out, 408, "the request head did not arrive in time", true) == 0) {
-                ssize_t ignored = write(c->fd, out.data, out.len);
-                (void)ignored;
-            }
-            mt_buf_dispose(&out);
-        }
-        shutdown(c->fd, SHUT_RDWR);
         atomic_store_explicit(&c->deadline_ms, INT64_MAX, memory_order_relaxed);
+        c->ops->on_timeout(s, c);
     }
 }
 
@@ -281,6 +357,20 @@ static void begin_drain(mt_server_t *s) {
     for (mt_conn_t *c = s->conns; c; c = c->next)
         if (atomic_load(&c->state) == MT_CONN_IDLE && atomic_load(&c->deadline_ms) > grace)
             atomic_store(&c->deadline_ms, grace);
+}
+
+static void listener_on_event(mt_server_t *s, mt_io_source_t *src, uint32_t events) {
+    /* A listener reported in the batch that began the drain is no socket any more. */
+    if (!atomic_load(&s->draining))
+        accept_batch(s, (mt_listener_t *)src);
+}
+
+static void wake_on_event(mt_server_t *s, mt_io_source_t *src, uint32_t events) {
+    uint64_t value;
+    ssize_t ignored = read(s->wake_fd, &value, sizeof value);
+    (void)ignored;
+    if (atomic_load(&s->shutdown_requested))
+        begin_drain(s);
 }
 
 void mt_server_thread_batch(void) {
@@ -334,20 +424,8 @@ static void *io_main(void *arg) {
         int timeout = mt_queue_stall_possible(&s->queue) ? STALL_MS : SWEEP_INTERVAL_MS;
         int n = epoll_wait(s->epfd, events, MT_ARRAY_SIZE(events), timeout);
         for (int i = 0; i < n; i++) {
-            uint8_t kind = *(uint8_t *)events[i].data.ptr;
-            if (kind == MT_KIND_CONN)
-                on_readable(s, events[i].data.ptr);
-            else if (kind == MT_KIND_LISTENER) {
-                /* A listener reported in the batch that began the drain is no socket any more. */
-                if (!atomic_load(&s->draining))
-                    accept_batch(s, events[i].data.ptr);
-            } else {
-                uint64_t value;
-                ssize_t ignored = read(s->wake_fd, &value, sizeof value);
-                (void)ignored;
-                if (atomic_load(&s->shutdown_requested))
-                    begin_drain(s);
-            }
+            mt_io_source_t *src = events[i].data.ptr;
+            src->on_event(s, src, events[i].events);
         }
         int64_t now = mt_clock_now_ms();
         if (mt_queue_stalled(&s->queue, now, STALL_MS) && handlers_blocked(s))
@@ -381,20 +459,20 @@ int mt_server_init(mt_server_t *s, const mt_server_config_t *config, const int *
         rc = s->listeners == NULL ? -ENOMEM : -errno;
         goto error;
     }
-    s->wake_kind = MT_KIND_WAKE;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wake_kind};
+    s->wake_src.on_event = wake_on_event;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wake_src};
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {
         rc = -errno;
         goto error;
     }
     for (int i = 0; i < nlisteners; i++) {
         mt_listener_t *l = &s->listeners[i];
-        l->kind = MT_KIND_LISTENER;
+        l->src.on_event = listener_on_event;
         l->fd = listen_fds[i];
         l->index = i;
         /* EPOLLEXCLUSIVE: a socket shared by several workers (a Unix socket)
          * wakes one of them per connection, not all. */
-        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &l->src};
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, l->fd, &lev) < 0) {
             rc = -errno;
             goto error;
@@ -459,11 +537,12 @@ mt_conn_t *mt_server_next_timed(mt_server_t *s, int timeout_ms) {
     return item ? mt_conn_from_item(item) : NULL;
 }
 
-mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive) {
-    MT_COUNT(requests_finished);
-    mt_queue_progress(&s->queue, mt_clock_now_ms());
-    atomic_fetch_add_explicit(&s->requests_handled, 1, memory_order_relaxed);
-    c->requests++;
+/* What follows a response, by the connection's owner (a handler thread, or
+ * the I/O thread after writing the queued rest): a pipelined next request is
+ * returned (complete head, still owned by the caller); otherwise the
+ * connection goes back to epoll, to linger or to wait for the next request,
+ * and NULL is returned. */
+static mt_conn_t *after_response(mt_server_t *s, mt_conn_t *c, bool keep_alive) {
     if (!keep_alive || mt_server_draining(s)) {
         answer_and_linger(s, c, NULL, 0);
         return NULL;
@@ -480,10 +559,8 @@ mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive) {
         int r = parse_input(s, c);
         if (r < 0)
             return NULL;
-        if (r > 0) {
-            MT_COUNT(requests_started);
+        if (r > 0)
             return c;
-        }
         set_deadline(c, s->config.head_timeout_ms);
         rearm(s, c, MT_CONN_HEAD);
         return NULL;
@@ -494,6 +571,19 @@ mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive) {
     set_deadline(c, s->config.keepalive_timeout_ms);
     rearm(s, c, MT_CONN_IDLE);
     return NULL;
+}
+
+mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive) {
+    MT_COUNT(requests_finished);
+    mt_queue_progress(&s->queue, mt_clock_now_ms());
+    atomic_fetch_add_explicit(&s->requests_handled, 1, memory_order_relaxed);
+    c->requests++;
+    if (flush_later(s, c, &keep_alive))
+        return NULL;
+    c = after_response(s, c, keep_alive);
+    if (c)
+        MT_COUNT(requests_started);
+    return c;
 }
 
 int mt_server_join(mt_server_t *s, int timeout_ms) {

@@ -27,14 +27,13 @@ typedef struct mt_server_config {
     int write_timeout_ms;     /* between two writes that made progress */
     int linger_ms;            /* discarding input after the answer before a close */
     uint32_t max_connections;
-    bool batch_sched; /* run the I/O thread (and handlers that ask) under SCHED_BATCH */
+    size_t output_high_water; /* a producer waits while its connection queues more than this */
+    size_t output_low_water;  /* ... until the I/O thread brought it down to this */
+    bool batch_sched;         /* run the I/O thread (and handlers that ask) under SCHED_BATCH */
 } mt_server_config_t;
 
-#define MT_KIND_LISTENER 2
-#define MT_KIND_WAKE 3
-
 typedef struct mt_listener {
-    uint8_t kind;
+    mt_io_source_t src;
     int fd;
     int index;
 } mt_listener_t;
@@ -53,7 +52,7 @@ typedef struct mt_server {
     atomic_int nhandlers;
     int epfd;
     int wake_fd; /* eventfd: shutdown requests */
-    uint8_t wake_kind;
+    mt_io_source_t wake_src;
     int spare_fd;
     mt_listener_t *listeners;
     int nlisteners;
@@ -99,13 +98,21 @@ void mt_server_handler_exit(mt_server_t *s);
 /* Like mt_server_next, waiting at most timeout_ms: NULL on timeout too. */
 mt_conn_t *mt_server_next_timed(mt_server_t *s, int timeout_ms);
 
-/* Gives a connection back after its request was answered. With keep_alive,
- * parses what the client already pipelined: if another complete head is
- * there, returns the connection again (still owned by the caller, to answer
- * next); otherwise hands it back to the I/O thread and returns NULL. Without
- * keep_alive, shuts the connection down for writing and lets the I/O thread
- * linger and close it. */
+/* Gives a connection back after its request was answered. If part of the
+ * response is still queued, the connection goes to the I/O thread, which
+ * writes the rest and then does what follows here; NULL is returned. With
+ * keep_alive, parses what the client already pipelined: if another complete
+ * head is there, returns the connection again (still owned by the caller, to
+ * answer next); otherwise hands it back to the I/O thread and returns NULL.
+ * Without keep_alive (or after a write error), shuts the connection down for
+ * writing and lets the I/O thread linger and close it. */
 mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive);
+
+/* Hands a connection the caller owns (a handler, after answering 101) to
+ * another protocol: from now on the I/O thread calls `ops` for it, with
+ * `proto` as its state, and reads on from the bytes already in c->rbuf past
+ * c->rpos. The HTTP/1.1 request counts as finished. */
+void mt_server_upgrade(mt_server_t *s, mt_conn_t *c, const mt_conn_ops_t *ops, void *proto);
 
 /* Waits up to timeout_ms (-1: forever) for the I/O thread to exit. Returns 0,
  * or -ETIMEDOUT. */

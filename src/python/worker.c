@@ -56,12 +56,12 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         "app", "listeners", "threads", "max_request_line", "max_head_size", "max_headers", "max_body_size",
         "head_timeout", "body_timeout", "keepalive_timeout", "write_timeout", "max_connections", "multiprocess",
         "url_scheme", "access_log", "error_log", "compress", "compress_min_size", "gzip_level", "brotli_level",
-        "zstd_level", "static", "static_max_age", "breach_padding", "api", NULL};
+        "zstd_level", "static", "static_max_age", "breach_padding", "api", "write_buffer", NULL};
     /* clang-format on */
     PyObject *app, *listeners, *max_request_line = NULL, *max_head_size = NULL, *max_headers = NULL,
                                *max_body_size = NULL, *head_timeout = NULL, *body_timeout = NULL,
                                *keepalive_timeout = NULL, *write_timeout = NULL, *max_connections = NULL,
-                               *url_scheme = NULL, *access_log = Py_None, *error_log = Py_None;
+                               *url_scheme = NULL, *access_log = Py_None, *error_log = Py_None, *write_buffer = NULL;
     int threads = 1, multiprocess = 0;
     const char *compress = "";
     unsigned long long compress_min_size = 512;
@@ -73,12 +73,12 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!ipO:Worker", keywords, &app, &PyList_Type,
-                                     &listeners, &threads, &max_request_line, &max_head_size, &max_headers,
-                                     &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout, &write_timeout,
-                                     &max_connections, &multiprocess, &url_scheme, &access_log, &error_log, &compress,
-                                     &compress_min_size, &gzip_level, &brotli_level, &zstd_level, &PyList_Type,
-                                     &statics, &static_max_age, &breach_padding, &api))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!ipOO:Worker", keywords, &app,
+                                     &PyList_Type, &listeners, &threads, &max_request_line, &max_head_size,
+                                     &max_headers, &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout,
+                                     &write_timeout, &max_connections, &multiprocess, &url_scheme, &access_log,
+                                     &error_log, &compress, &compress_min_size, &gzip_level, &brotli_level, &zstd_level,
+                                     &PyList_Type, &statics, &static_max_age, &breach_padding, &api, &write_buffer))
         return -1;
     long mask = mt_codec_parse_list(compress, (Py_ssize_t)strlen(compress), NULL, NULL);
     if (mask < 0)
@@ -124,6 +124,10 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     if (size_option(max_connections, 10000, 1 << 24, &v) < 0)
         return -1;
     config.max_connections = (uint32_t)v;
+    if (size_option(write_buffer, 256 << 10, 1ULL << 40, &v) < 0)
+        return -1;
+    config.output_high_water = (size_t)v;
+    config.output_low_water = (size_t)v / 4;
     if (ms_option(head_timeout, 10, &config.head_timeout_ms) < 0 ||
         ms_option(body_timeout, 30, &config.body_timeout_ms) < 0 ||
         ms_option(keepalive_timeout, 5, &config.keepalive_timeout_ms) < 0 ||
@@ -371,11 +375,13 @@ static PyObject *Worker_join(WorkerObject *self, PyObject *const *args, Py_ssize
 
 static PyObject *Worker_stats(WorkerObject *self, PyObject *unused) {
     return Py_BuildValue(
-        "{s:l,s:l,s:l,s:l,s:l,s:l,s:l}", "connections_opened", atomic_load(&mt_counters.connections_opened),
+        "{s:l,s:l,s:l,s:l,s:l,s:l,s:l,s:l,s:l}", "connections_opened", atomic_load(&mt_counters.connections_opened),
         "connections_closed", atomic_load(&mt_counters.connections_closed), "requests_started",
         atomic_load(&mt_counters.requests_started), "requests_finished", atomic_load(&mt_counters.requests_finished),
         "buffers_acquired", atomic_load(&mt_counters.buffers_acquired), "buffers_released",
-        atomic_load(&mt_counters.buffers_released), "requests_handled",
+        atomic_load(&mt_counters.buffers_released), "output_bytes_queued",
+        atomic_load(&mt_counters.output_bytes_queued), "output_bytes_released",
+        atomic_load(&mt_counters.output_bytes_released), "requests_handled",
         self->server_ready ? atomic_load(&self->server.requests_handled) : 0L);
 }
 

@@ -5,6 +5,7 @@
 #include "buf.c"
 #include "clock.c"
 #include "http1.c"
+#include "output.c"
 #include "conn.c"
 
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "tap.h"
+#include "pump.h"
 
 /* conn.c only reads c->server->config; no I/O thread is needed. */
 static mt_server_t server = {
@@ -29,6 +31,8 @@ static mt_server_t server = {
             .body_timeout_ms = 300,
             .keepalive_timeout_ms = 200,
             .write_timeout_ms = 2000,
+            .output_high_water = 65536,
+            .output_low_water = 16384,
             .linger_ms = 50,
             .max_connections = 16,
         },
@@ -53,22 +57,18 @@ static mt_conn_t *conn_new(int *peer, int sndbuf) {
     struct timeval tv = {2, 0};
     setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     mt_conn_t *c = calloc(1, sizeof *c + sizeof(mt_header_t) * server.config.limits.max_headers);
-    c->kind = MT_KIND_CONN;
-    c->server = &server;
-    c->fd = sv[0];
+    if (mt_conn_init(c, &server, sv[0]) < 0)
+        abort();
     atomic_init(&c->state, MT_CONN_ACTIVE);
-    mt_buf_init(&c->rbuf);
-    mt_buf_init(&c->body);
-    mt_http1_init(&c->req, &server.config.limits, c->headers, &c->body);
     *peer = sv[1];
     return c;
 }
 
 static void conn_free(mt_conn_t *c) {
+    pump_forget(&server, c);
     if (c->fd >= 0)
         close(c->fd);
-    mt_buf_dispose(&c->rbuf);
-    mt_buf_dispose(&c->body);
+    mt_conn_dispose(c);
     free(c);
 }
 
@@ -253,6 +253,74 @@ static void test_sendfile(void) {
     free(r.data);
     free(data);
     close(fd);
+    close(peer);
+    conn_free(c);
+}
+
+/* A file range to a client that does not read: the producer does not wait,
+ * and the range costs no memory (it is queued as a file, not as bytes). */
+static void test_sendfile_queued(void) {
+    char path[] = "/tmp/meltemi-test-sendfile-XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    size_t n = 4 << 20;
+    char *data = malloc(n);
+    pattern(data, n, 5);
+    ok(write(fd, data, n) == (ssize_t)n, "4 MiB temp file written");
+    int peer;
+    mt_conn_t *c = conn_new(&peer, 4096);
+    off_t off = 0;
+    int64_t t0 = mt_clock_now_ms();
+    int rc = mt_conn_sendfile(c, fd, &off, n);
+    int64_t elapsed = mt_clock_now_ms() - t0;
+    is_int(rc, 0, "sendfile to a client that does not read yet: 0");
+    ok(elapsed < 500, "returned at once (%lld ms): the producer never waits for the client", (long long)elapsed);
+    is_int(off, (off_t)n, "the offset is past the whole range");
+    pthread_mutex_lock(&c->out_lock);
+    ok(c->out.pending > 0 && c->out.memory == 0, "the rest is queued as a file range (%zu bytes, %zu in memory)",
+       c->out.pending, c->out.memory);
+    pthread_mutex_unlock(&c->out_lock);
+    close(fd); /* the queue keeps its own descriptor */
+    reader_t r = {.fd = peer, .data = malloc(n), .cap = n, .chunk = 65536};
+    pthread_t t;
+    pthread_create(&t, NULL, slow_read, &r);
+    pthread_join(t, NULL);
+    ok(r.len == n && memcmp(r.data, data, n) == 0, "the client got the whole file, after its owner closed it");
+    is_int(mt_conn_drain(c), 0, "drained");
+    free(r.data);
+    free(data);
+    close(peer);
+    conn_free(c);
+}
+
+/* A producer faster than its client: the queue never holds much more than
+ * the high-water mark, and the bytes arrive whole and in order. */
+static void test_backpressure(void) {
+    int peer;
+    mt_conn_t *c = conn_new(&peer, 4096);
+    size_t n = 2 << 20, piece = 10000;
+    char *data = malloc(n);
+    pattern(data, n, 9);
+    reader_t r = {.fd = peer, .data = malloc(n), .cap = n, .chunk = 4096, .every_kb_sleep_ms = 1};
+    pthread_t t;
+    pthread_create(&t, NULL, slow_read, &r);
+    size_t most = 0;
+    int rc = 0;
+    for (size_t done = 0; done < n && rc == 0; done += piece) {
+        struct iovec iov = {data + done, MT_MIN(piece, n - done)};
+        rc = mt_conn_writev(c, &iov, 1);
+        pthread_mutex_lock(&c->out_lock);
+        most = MT_MAX(most, c->out.memory);
+        pthread_mutex_unlock(&c->out_lock);
+    }
+    is_int(rc, 0, "2 MiB in 10 kB writes to a slow client");
+    ok(most <= server.config.output_high_water, "at most the high-water mark queued in memory (%zu <= %zu)", most,
+       server.config.output_high_water);
+    ok(most > 0, "the slow client made the producer queue (%zu bytes at most)", most);
+    pthread_join(t, NULL);
+    ok(r.len == n && memcmp(r.data, data, n) == 0, "the client got every byte in order");
+    free(r.data);
+    free(data);
     close(peer);
     conn_free(c);
 }
@@ -532,16 +600,22 @@ static void test_body_skip(void) {
 
 int main(void) {
     signal(SIGPIPE, SIG_IGN); /* as in the worker: a vanished client is -EPIPE, not a signal */
+    pump_start(&server);
     test_writev_partial();
     test_write_timeout();
     test_sendfile();
+    test_sendfile_queued();
+    test_backpressure();
     test_body_content_length();
     test_body_chunked();
     test_body_errors();
     test_expect_continue();
     test_body_skip();
+    pump_stop(&server);
     mt_buf_pool_drain();
     is_int(atomic_load(&mt_counters.buffers_acquired), atomic_load(&mt_counters.buffers_released),
            "buffer counters balance");
+    is_int(atomic_load(&mt_counters.output_bytes_queued), atomic_load(&mt_counters.output_bytes_released),
+           "output counters balance (%ld bytes queued)", atomic_load(&mt_counters.output_bytes_queued));
     return done_testing();
 }

@@ -9,6 +9,7 @@
 #include "sock.c"
 #include "http1.c"
 #include "http1_write.c"
+#include "output.c"
 #include "conn.c"
 #include "server.c"
 
@@ -31,6 +32,8 @@ static const mt_server_config_t config = {
     .body_timeout_ms = 200,
     .keepalive_timeout_ms = 200,
     .write_timeout_ms = 1000,
+    .output_high_water = 65536,
+    .output_low_water = 16384,
     .linger_ms = 50,
     .max_connections = 64,
 };

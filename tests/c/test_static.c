@@ -8,6 +8,7 @@
 #include "sock.c"
 #include "http1.c"
 #include "http1_write.c"
+#include "output.c"
 #include "conn.c"
 #include "server.c"
 #include "compress.c"
@@ -22,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "tap.h"
+#include "pump.h"
 
 /* conn.c and static.c only read c->server->config and its stop flag. */
 static mt_server_t server = {
@@ -36,6 +38,8 @@ static mt_server_t server = {
             .body_timeout_ms = 300,
             .keepalive_timeout_ms = 200,
             .write_timeout_ms = 2000,
+            .output_high_water = 65536,
+            .output_low_water = 16384,
             .linger_ms = 50,
             .max_connections = 16,
         },
@@ -174,21 +178,17 @@ static mt_conn_t *conn_new(int *peer) {
     struct timeval tv = {2, 0};
     setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     mt_conn_t *c = calloc(1, sizeof *c + sizeof(mt_header_t) * server.config.limits.max_headers);
-    c->kind = MT_KIND_CONN;
-    c->server = &server;
-    c->fd = sv[0];
+    if (mt_conn_init(c, &server, sv[0]) < 0)
+        abort();
     atomic_init(&c->state, MT_CONN_ACTIVE);
-    mt_buf_init(&c->rbuf);
-    mt_buf_init(&c->body);
-    mt_http1_init(&c->req, &server.config.limits, c->headers, &c->body);
     *peer = sv[1];
     return c;
 }
 
 static void conn_free(mt_conn_t *c) {
+    pump_forget(&server, c);
     close(c->fd);
-    mt_buf_dispose(&c->rbuf);
-    mt_buf_dispose(&c->body);
+    mt_conn_dispose(c);
     free(c);
 }
 
@@ -1011,6 +1011,7 @@ static void test_threads(void) {
 
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
+    pump_start(&server);
     make_tree();
     test_match_and_mount();
     st = mt_static_create();
@@ -1037,8 +1038,11 @@ int main(void) {
     is_int(heads_left, 0, "every answer marks the head consumed");
     mt_static_destroy(st);
     remove_tree();
+    pump_stop(&server);
     mt_buf_pool_drain();
     is_int(atomic_load(&mt_counters.buffers_acquired), atomic_load(&mt_counters.buffers_released),
            "buffer counters balance");
+    is_int(atomic_load(&mt_counters.output_bytes_queued), atomic_load(&mt_counters.output_bytes_released),
+           "output counters balance");
     return done_testing();
 }

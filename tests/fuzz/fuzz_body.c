@@ -46,14 +46,18 @@ static mt_server_t server_small = {.config = {.limits = {.max_request_line = 256
                                                          .max_body_size = 1 << 16,
                                                          .max_chunk_ext = 64},
                                               .body_timeout_ms = 1000,
-                                              .write_timeout_ms = 1000}};
+                                              .write_timeout_ms = 1000,
+                                              .output_high_water = 65536,
+                                              .output_low_water = 16384}};
 static mt_server_t server_tiny = {.config = {.limits = {.max_request_line = 64,
                                                         .max_head_size = 256,
                                                         .max_headers = 6,
                                                         .max_body_size = 40,
                                                         .max_chunk_ext = 8},
                                              .body_timeout_ms = 1000,
-                                             .write_timeout_ms = 1000}};
+                                             .write_timeout_ms = 1000,
+                                             .output_high_water = 65536,
+                                             .output_low_water = 16384}};
 
 /* memcmp may not be given a null pointer, even for zero bytes. */
 static bool same(const mt_buf_t *a, const mt_buf_t *b) {
@@ -117,13 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size) {
 
     mt_conn_t *c = calloc(1, sizeof *c + sizeof(mt_header_t) * lim->max_headers);
     CHECK(c != NULL);
-    c->kind = MT_KIND_CONN;
-    c->server = server;
-    c->fd = sv[0];
+    CHECK(mt_conn_init(c, server, sv[0]) == 0);
     atomic_init(&c->state, MT_CONN_ACTIVE);
-    mt_buf_init(&c->rbuf);
-    mt_buf_init(&c->body);
-    mt_http1_init(&c->req, lim, c->headers, &c->body);
 
     /* The I/O thread's part: reads of `piece` bytes parsed as they come
      * until the head is complete; body bytes of the last one come along. */
@@ -210,8 +209,7 @@ checked:
 done:
     close(sv[0]);
     close(sv[1]);
-    mt_buf_dispose(&c->rbuf);
-    mt_buf_dispose(&c->body);
+    mt_conn_dispose(c);
     free(c);
     mt_buf_dispose(&expected);
     return 0;

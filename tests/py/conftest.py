@@ -172,6 +172,7 @@ class Server:
             assert report["connections_opened"] == report["connections_closed"], report
             assert report["requests_started"] == report["requests_finished"], report
             assert report["buffers_acquired"] == report["buffers_released"], report
+            assert report["output_bytes_queued"] == report["output_bytes_released"], report
 
 
 @pytest.fixture

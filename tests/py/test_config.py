@@ -175,6 +175,7 @@ def test_worker_options_are_the_core_keywords():
         "body_timeout": 30.0,
         "keepalive_timeout": 5.0,
         "write_timeout": 30.0,
+        "write_buffer": 262144,
         "max_connections": 10000,
         "url_scheme": "http",
         "multiprocess": True,
