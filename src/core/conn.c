@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/sendfile.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,6 +126,8 @@ int mt_conn_body_skip(mt_conn_t *c, uint64_t limit) {
 
 /* ---- output ---- */
 
+__thread bool mt_conn_never_wait;
+
 static void abstime_after(struct timespec *ts, int64_t ms) {
     clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += ms / 1000;
@@ -138,7 +141,9 @@ static void abstime_after(struct timespec *ts, int64_t ms) {
 void mt_conn_arm_writable(mt_conn_t *c) {
     if (c->out_armed)
         return;
-    struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.ptr = &c->src};
+    /* An upgraded protocol's connection also keeps reading meanwhile. */
+    bool open = atomic_load_explicit(&c->state, memory_order_relaxed) == MT_CONN_OPEN;
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT | (open ? EPOLLIN : 0), .data.ptr = &c->src};
     if (epoll_ctl(c->server->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0 &&
         (errno != ENOENT || epoll_ctl(c->server->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)) {
         c->out_error = -errno;
@@ -190,7 +195,7 @@ static void iov_advance(struct iovec **iov, int *iovcnt, size_t n) {
     }
 }
 
-int mt_conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt) {
+static int conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt, int flags) {
     const mt_server_config_t *cfg = &c->server->config;
     iov_advance(&iov, &iovcnt, 0);
     pthread_mutex_lock(&c->out_lock);
@@ -202,7 +207,8 @@ int mt_conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt) {
             size_t batch_len = 0;
             for (int i = 0; i < batch; i++)
                 batch_len += iov[i].iov_len;
-            ssize_t n = writev(c->fd, iov, batch);
+            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)batch};
+            ssize_t n = flags ? sendmsg(c->fd, &msg, flags) : writev(c->fd, iov, batch);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0 && errno != EAGAIN) {
@@ -218,6 +224,8 @@ int mt_conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt) {
             /* A short write means the socket is full: queue the rest. */
         }
         size_t room = cfg->output_high_water > c->out.memory ? cfg->output_high_water - c->out.memory : 0;
+        if (mt_conn_never_wait)
+            room = SIZE_MAX;
         if (room > 0) {
             ssize_t taken = mt_output_append_iov(&c->out, iov, MT_MIN(iovcnt, IOV_MAX), room);
             if (taken < 0) {
@@ -233,6 +241,14 @@ int mt_conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt) {
     }
     pthread_mutex_unlock(&c->out_lock);
     return rc;
+}
+
+int mt_conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt) {
+    return conn_writev(c, iov, iovcnt, 0);
+}
+
+int mt_conn_writev_more(mt_conn_t *c, struct iovec *iov, int iovcnt) {
+    return conn_writev(c, iov, iovcnt, MSG_MORE | MSG_NOSIGNAL);
 }
 
 int mt_conn_sendfile(mt_conn_t *c, int fd, off_t *offset, size_t count) {
@@ -337,6 +353,7 @@ int mt_conn_init(mt_conn_t *c, struct mt_server *s, int fd) {
     c->body_pos = 0;
     c->head_consumed = false;
     c->continue_sent = false;
+    c->input_pending = false;
     c->requests = 0;
     mt_output_init(&c->out);
     c->out_armed = false;

@@ -42,6 +42,7 @@ typedef enum mt_conn_state {
     MT_CONN_ACTIVE, /* a handler thread: queued or being answered */
     MT_CONN_FLUSH,  /* I/O thread: answered; writing the queued rest of the response */
     MT_CONN_LINGER, /* I/O thread: answered and shut down for writing; discarding input until EOF */
+    MT_CONN_OPEN,   /* I/O thread: an upgraded protocol's, reading and writing (c->ops) */
 } mt_conn_state_t;
 
 struct mt_conn;
@@ -89,6 +90,7 @@ typedef struct mt_conn {
     mt_request_t req;
     bool head_consumed; /* the head's spans are no longer needed: rbuf may be compacted */
     bool continue_sent; /* "100 Continue" went out for this request */
+    bool input_pending; /* MT_CONN_OPEN: rbuf holds bytes the protocol has not seen yet */
     uint32_t requests;  /* requests answered on this connection */
 
     /* Output: the queue and what the I/O thread and the producer share,
@@ -106,6 +108,10 @@ typedef struct mt_conn {
 static inline mt_conn_t *mt_conn_from_item(mt_queue_item_t *item) {
     return (mt_conn_t *)((char *)item - offsetof(mt_conn_t, qitem));
 }
+
+/* Set on the I/O thread: its writes never wait for the queue to drain (it is
+ * the thread that drains it); what it produces is queued whole. */
+extern __thread bool mt_conn_never_wait;
 
 /* Prepares a connection struct over socket `fd` (state MT_CONN_IDLE, no
  * buffers, the HTTP/1.1 ops). Returns 0 or a negative errno. */
@@ -138,6 +144,11 @@ int mt_conn_body_skip(mt_conn_t *c, uint64_t limit);
  * Returns 0, -ETIMEDOUT (no progress for the write timeout) or -errno (-EPIPE
  * when the client went away); after a failure every later call fails too. */
 int mt_conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt);
+
+/* Like mt_conn_writev, for a head that a file's bytes follow at once
+ * (mt_conn_sendfile): the kernel may hold the bytes back (MSG_MORE) to send
+ * them in the same packets as the file's first bytes. */
+int mt_conn_writev_more(mt_conn_t *c, struct iovec *iov, int iovcnt);
 
 /* Puts `count` bytes of file `fd` from *offset on their way, advancing
  * *offset: sent at once with sendfile(2) as far as the socket takes them, the

@@ -152,6 +152,32 @@ static void dispatch(mt_server_t *s, mt_conn_t *c) {
     mt_queue_push(&s->queue, &c->qitem);
 }
 
+/* A complete request on the I/O thread: answered here if the inline hook
+ * can (a static file: no hand-off, no wake-up), and so on for what the
+ * client pipelined; the first one it cannot answer goes to a handler. */
+static void serve_or_dispatch(mt_server_t *s, mt_conn_t *c) {
+    while (c) {
+        bool keep_alive = false;
+        if (s->config.answer_inline == NULL || !c->req.message_complete || mt_server_draining(s)) {
+            dispatch(s, c);
+            return;
+        }
+        atomic_store_explicit(&c->state, MT_CONN_ACTIVE, memory_order_relaxed);
+        if (!s->config.answer_inline(s->config.inline_ctx, c, &keep_alive)) {
+            MT_COUNT(requests_started);
+            mt_queue_push(&s->queue, &c->qitem);
+            return;
+        }
+        MT_COUNT(requests_started);
+        MT_COUNT(requests_finished);
+        atomic_fetch_add_explicit(&s->requests_handled, 1, memory_order_relaxed);
+        c->requests++;
+        if (flush_later(s, c, &keep_alive))
+            return;
+        c = after_response(s, c, keep_alive);
+    }
+}
+
 /* Parses what rbuf holds past rpos. Returns 1 when a request head is
  * complete, 0 when more input is needed, -1 after answering an error. */
 static int parse_input(mt_server_t *s, mt_conn_t *c) {
@@ -203,7 +229,7 @@ static void http1_on_readable(mt_server_t *s, mt_conn_t *c) {
     }
     int r = parse_input(s, c);
     if (r > 0)
-        dispatch(s, c);
+        serve_or_dispatch(s, c);
     else if (r == 0)
         rearm(s, c, state);
 }
@@ -279,7 +305,7 @@ static void http1_on_flushed(mt_server_t *s, mt_conn_t *c, int rc) {
     }
     c = after_response(s, c, c->keep_alive_after);
     if (c)
-        dispatch(s, c);
+        serve_or_dispatch(s, c);
 }
 
 static void http1_on_close(mt_server_t *s, mt_conn_t *c) {}
@@ -292,11 +318,36 @@ static const mt_conn_ops_t http1_ops = {
     .on_close = http1_on_close,
 };
 
+/* An upgraded protocol's connection: its queued output is written, then its
+ * protocol reads. The protocol re-arms with mt_server_rearm_open (or closes
+ * with mt_server_close); a connection that was only writable is re-armed
+ * here. */
+static void open_on_event(mt_server_t *s, mt_conn_t *c, uint32_t events) {
+    if (c->out_armed && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        bool flushing;
+        int rc = mt_conn_on_writable(c, &flushing);
+        if (rc < 0 && rc != -EAGAIN) {
+            conn_close(s, c);
+            return;
+        }
+    }
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || c->input_pending) {
+        c->input_pending = false;
+        c->ops->on_readable(s, c);
+    } else {
+        mt_server_rearm_open(s, c);
+    }
+}
+
 /* epoll reported a connection. While a handler owns it (ACTIVE) or the I/O
  * thread writes its queued output (FLUSH), only EPOLLOUT is armed. */
 static void conn_on_event(mt_server_t *s, mt_io_source_t *src, uint32_t events) {
     mt_conn_t *c = (mt_conn_t *)src;
     int state = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (state == MT_CONN_OPEN) {
+        open_on_event(s, c, events);
+        return;
+    }
     if (state != MT_CONN_ACTIVE && state != MT_CONN_FLUSH) {
         c->ops->on_readable(s, c);
         return;
@@ -415,6 +466,7 @@ static bool handlers_blocked(mt_server_t *s) {
 
 static void *io_main(void *arg) {
     mt_server_t *s = arg;
+    mt_conn_never_wait = true;
     if (s->config.batch_sched)
         mt_server_thread_batch();
     struct epoll_event events[256];
@@ -584,6 +636,55 @@ mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive) {
     if (c)
         MT_COUNT(requests_started);
     return c;
+}
+
+void mt_server_upgrade(mt_server_t *s, mt_conn_t *c, const mt_conn_ops_t *ops, void *proto) {
+    MT_COUNT(requests_finished);
+    atomic_fetch_add_explicit(&s->requests_handled, 1, memory_order_relaxed);
+    c->requests++;
+    /* What the client sent after the upgrade request is the new protocol's. */
+    mt_buf_consume(&c->rbuf, c->rpos);
+    c->rpos = 0;
+    mt_buf_dispose(&c->body);
+    c->ops = ops;
+    c->proto = proto;
+    set_deadline(c, s->config.keepalive_timeout_ms);
+    pthread_mutex_lock(&c->out_lock);
+    atomic_store_explicit(&c->state, MT_CONN_OPEN, memory_order_release);
+    if (mt_output_empty(&c->out)) {
+        pthread_mutex_unlock(&c->out_lock);
+        /* Bytes already read are the protocol's at once: no EPOLLIN may
+         * come for them, so an EPOLLOUT (at once: the socket has room)
+         * brings the I/O thread to them. */
+        if (c->rbuf.len > 0) {
+            c->input_pending = true;
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLONESHOT, .data.ptr = &c->src};
+            if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+                atomic_store(&c->deadline_ms, 0);
+            return;
+        }
+        rearm(s, c, MT_CONN_OPEN);
+        return;
+    }
+    c->input_pending = c->rbuf.len > 0;
+    mt_conn_arm_writable(c); /* EPOLLIN too, in this state */
+    pthread_mutex_unlock(&c->out_lock);
+}
+
+void mt_server_rearm_open(mt_server_t *s, mt_conn_t *c) {
+    pthread_mutex_lock(&c->out_lock);
+    if (mt_output_empty(&c->out) || c->out_error) {
+        pthread_mutex_unlock(&c->out_lock);
+        rearm(s, c, MT_CONN_OPEN);
+        return;
+    }
+    c->out_armed = false; /* re-armed with both interests */
+    mt_conn_arm_writable(c);
+    pthread_mutex_unlock(&c->out_lock);
+}
+
+void mt_server_close(mt_server_t *s, mt_conn_t *c) {
+    conn_close(s, c);
 }
 
 int mt_server_join(mt_server_t *s, int timeout_ms) {

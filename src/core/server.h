@@ -30,6 +30,14 @@ typedef struct mt_server_config {
     size_t output_high_water; /* a producer waits while its connection queues more than this */
     size_t output_low_water;  /* ... until the I/O thread brought it down to this */
     bool batch_sched;         /* run the I/O thread (and handlers that ask) under SCHED_BATCH */
+    /* Answers in C on the I/O thread, before any hand-off: called for a
+     * request whose head and body have arrived whole. Returns true when it
+     * answered (*keep_alive then says whether the connection stays open);
+     * false leaves the request to a handler thread. It must not block: what
+     * it writes goes through mt_conn_writev/mt_conn_sendfile, which never
+     * wait on the I/O thread. NULL: every request goes to a handler. */
+    bool (*answer_inline)(void *ctx, mt_conn_t *c, bool *keep_alive);
+    void *inline_ctx;
 } mt_server_config_t;
 
 typedef struct mt_listener {
@@ -113,6 +121,16 @@ mt_conn_t *mt_server_finish(mt_server_t *s, mt_conn_t *c, bool keep_alive);
  * `proto` as its state, and reads on from the bytes already in c->rbuf past
  * c->rpos. The HTTP/1.1 request counts as finished. */
 void mt_server_upgrade(mt_server_t *s, mt_conn_t *c, const mt_conn_ops_t *ops, void *proto);
+
+/* For an upgraded protocol, on the I/O thread: waits for the next bytes from
+ * the client (and for room to write what is queued). Its on_readable ends
+ * with this or with mt_server_close. Writes from the I/O thread never wait
+ * (mt_conn_writev queues what the socket does not take); a protocol that
+ * must bound its queue stops reading until it drained. */
+void mt_server_rearm_open(mt_server_t *s, mt_conn_t *c);
+
+/* Closes and frees a connection the I/O thread owns (calls ops->on_close). */
+void mt_server_close(mt_server_t *s, mt_conn_t *c);
 
 /* Waits up to timeout_ms (-1: forever) for the I/O thread to exit. Returns 0,
  * or -ETIMEDOUT. */

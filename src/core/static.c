@@ -790,7 +790,8 @@ static int send_file(reply_t *r, int fd, off_t off, size_t count) {
         r->out.len += count;
         return send_out(r);
     }
-    int rc = send_out(r);
+    struct iovec head = {r->out.data, r->out.len};
+    int rc = mt_conn_writev_more(r->c, &head, 1);
     if (rc == 0)
         rc = mt_conn_sendfile(r->c, fd, &off, count);
     if (rc != -ENOSYS && rc != -EINVAL)

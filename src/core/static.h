@@ -3,9 +3,11 @@
  * open-file cache shared by a worker's handler threads.
  *
  * Threads: mounts are added before the object is shared; after that,
- * mt_static_match and mt_static_serve may be called from any number of
- * handler threads at once (the cache has its own mutex). No function here
- * touches Python. */
+ * mt_static_match and mt_static_serve may be called from the I/O thread and
+ * any number of handler threads at once (the cache has its own mutex). No
+ * function here touches Python. A file's bytes go out by sendfile as far as
+ * the socket takes them and are queued as a file range otherwise, so an
+ * answer never waits for its client. */
 #ifndef MT_STATIC_H
 #define MT_STATIC_H
 
@@ -38,8 +40,9 @@ int mt_static_mount(mt_static_t *st, const char *url_prefix, const char *root, i
  * byte for byte before percent-decoding. Any method. */
 bool mt_static_match(const mt_static_t *st, const mt_request_t *req, const char *base);
 
-/* Answers the request of c (a matched one) on c, for the handler thread that
- * owns c, with blocking writes: GET and HEAD (405 otherwise), 200/206/304/
+/* Answers the request of c (a matched one) on c, for the thread that owns c
+ * (the I/O thread, for a request that arrived whole, or a handler thread):
+ * GET and HEAD (405 otherwise), 200/206/304/
  * 404/416. The head's spans are consumed (c->head_consumed is set); a request
  * body is left unread for the caller to skip. Sets *keep_alive (false when the
  * request, a graceful stop or a failed write says to close). Returns 0, or a

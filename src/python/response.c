@@ -450,7 +450,7 @@ static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
     int rc = 0;
     struct iovec head = {ex->out->data, ex->out->len};
     Py_BEGIN_ALLOW_THREADS
-        rc = mt_conn_writev(ex->conn, &head, 1);
+        rc = mt_conn_writev_more(ex->conn, &head, 1);
         if (rc == 0)
             rc = mt_conn_sendfile(ex->conn, fd, &offset, (size_t)count);
     Py_END_ALLOW_THREADS

@@ -50,6 +50,18 @@ static int mount_statics(WorkerObject *self, PyObject *mounts, int max_age) {
     return 0;
 }
 
+/* The I/O thread's own answers (mt_server_config_t.answer_inline): static
+ * files, which need neither Python nor a handler thread. The same rule as in
+ * serve_in_c: a path under a mount is the static handler's. */
+static bool answer_static_inline(void *ctx, mt_conn_t *c, bool *keep_alive) {
+    WorkerObject *self = ctx;
+    if (!mt_static_match(self->statics, &c->req, c->rbuf.data))
+        return false;
+    if (mt_static_serve(self->statics, c, keep_alive) < 0)
+        *keep_alive = false;
+    return true;
+}
+
 static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     /* clang-format off */
     static char *keywords[] = {
@@ -107,6 +119,10 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
      * mt_server_thread_batch). Several: measured, wake-up preemption gives
      * the better tail latency when handlers pass the GIL among themselves. */
     mt_server_config_t config = {.linger_ms = 2000, .batch_sched = threads == 1};
+    if (self->statics) {
+        config.answer_inline = answer_static_inline;
+        config.inline_ctx = self;
+    }
     unsigned long long v;
     if (size_option(max_request_line, 8190, 1 << 20, &v) < 0)
         return -1;

@@ -69,11 +69,63 @@ static bool answer(mt_server_t *s, mt_conn_t *c) {
     return keep_alive;
 }
 
+/* ---- a toy protocol for the upgrade: echo, on the I/O thread ---- */
+
+static atomic_int echo_closed;
+
+static void echo_on_readable(mt_server_t *s, mt_conn_t *c) {
+    if (c->rbuf.len) { /* what came with the upgrade request */
+        struct iovec iov = {c->rbuf.data, c->rbuf.len};
+        mt_conn_writev(c, &iov, 1);
+        c->rbuf.len = 0;
+    }
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(c->fd, buf, sizeof buf)) > 0) {
+        struct iovec iov = {buf, (size_t)n};
+        if (mt_conn_writev(c, &iov, 1) < 0) {
+            mt_server_close(s, c);
+            return;
+        }
+    }
+    if (n == 0 || errno != EAGAIN) {
+        mt_server_close(s, c);
+        return;
+    }
+    mt_server_rearm_open(s, c);
+}
+
+static void echo_on_timeout(mt_server_t *s, mt_conn_t *c) {
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+static void echo_on_close(mt_server_t *s, mt_conn_t *c) {
+    atomic_fetch_add(&echo_closed, 1);
+}
+
+static const mt_conn_ops_t echo_ops = {
+    .name = "echo", .on_readable = echo_on_readable, .on_timeout = echo_on_timeout, .on_close = echo_on_close};
+
+/* "/echo" is answered with 101 and handed to the echo protocol. */
+static bool upgrade_echo(mt_server_t *s, mt_conn_t *c) {
+    if (c->req.target.len != 5 || memcmp(c->rbuf.data + c->req.target.off, "/echo", 5) != 0)
+        return false;
+    c->head_consumed = true;
+    static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+    struct iovec iov = {(void *)head, sizeof head - 1};
+    mt_conn_writev(c, &iov, 1);
+    atomic_fetch_add(&handled, 1);
+    mt_server_upgrade(s, c, &echo_ops, NULL);
+    return true;
+}
+
 static void *handler_main(void *arg) {
     mt_server_t *s = arg;
     mt_conn_t *c;
     while ((c = mt_server_next(s)) != NULL) {
         while (c) {
+            if (upgrade_echo(s, c))
+                break;
             bool keep_alive = answer(s, c);
             c = mt_server_finish(s, c, keep_alive);
         }
@@ -177,6 +229,67 @@ static void client_close(client_t *cl) {
 }
 
 /* ---- tests ---- */
+
+/* Reads exactly n bytes (or fails). */
+static int client_read_exact(client_t *cl, char *out, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(cl->fd, out + got, n - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static void test_upgrade(void) {
+    client_t cl;
+    is_int(client_open(&cl), 0, "connected");
+    /* The first bytes of the new protocol come in the same packet as the request. */
+    SEND(&cl, "GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello");
+    static const char want[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello";
+    char got[sizeof want];
+    ok(client_read_exact(&cl, got, sizeof want - 1) == 0 && memcmp(got, want, sizeof want - 1) == 0,
+       "101, then the bytes that came with the request, echoed by the new protocol");
+    SEND(&cl, "world");
+    ok(client_read_exact(&cl, got, 5) == 0 && memcmp(got, "world", 5) == 0, "later bytes echoed");
+    /* More than the socket buffers hold while the client is not reading:
+     * the echo queues it, and it all comes back in order. */
+    enum { BIG = 1 << 20 };
+    char *big = malloc(BIG), *back = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (char)('a' + i % 23);
+    pthread_t t;
+    struct sender {
+        int fd;
+        char *data;
+    } snd = {cl.fd, big};
+    void *send_all(void *arg);
+    pthread_create(&t, NULL, send_all, &snd);
+    ok(client_read_exact(&cl, back, BIG) == 0 && memcmp(back, big, BIG) == 0, "1 MiB echoed whole and in order");
+    pthread_join(t, NULL);
+    client_close(&cl);
+    for (int i = 0; i < 100 && atomic_load(&echo_closed) == 0; i++)
+        sleep_ms(10);
+    is_int(atomic_load(&echo_closed), 1, "the protocol's on_close ran when the client closed");
+    free(big);
+    free(back);
+}
+
+void *send_all(void *arg) {
+    struct sender {
+        int fd;
+        char *data;
+    } *snd = arg;
+    size_t done = 0;
+    while (done < (1 << 20)) {
+        ssize_t w = write(snd->fd, snd->data + done, (1 << 20) - done);
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    return NULL;
+}
 
 static void test_keep_alive(void) {
     client_t cl;
@@ -409,6 +522,7 @@ int main(void) {
     test_pipelining();
     test_errors();
     test_timeouts();
+    test_upgrade();
     test_shutdown();
     diag("%d requests handled", atomic_load(&handled));
     mt_buf_pool_drain();
@@ -418,5 +532,7 @@ int main(void) {
            "requests_started == requests_finished (%ld)", atomic_load(&mt_counters.requests_started));
     is_int(atomic_load(&mt_counters.buffers_acquired), atomic_load(&mt_counters.buffers_released),
            "buffers_acquired == buffers_released (%ld)", atomic_load(&mt_counters.buffers_acquired));
+    is_int(atomic_load(&mt_counters.output_bytes_queued), atomic_load(&mt_counters.output_bytes_released),
+           "output_bytes_queued == output_bytes_released (%ld)", atomic_load(&mt_counters.output_bytes_queued));
     return done_testing();
 }
