@@ -38,6 +38,7 @@ ROOT_PACKAGES = [
     "libbrotli-dev",
     "libzstd-dev",
     "zlib1g-dev",
+    "nginx",
     "ca-certificates",
     "postgresql",
     "procps",
@@ -257,6 +258,10 @@ def prepare(mode: str, venvs: list[str]) -> tuple[Env, dict[str, str]]:
     env.outside(env.work).mkdir(parents=True, exist_ok=True)
     missing: dict[str, str] = {}
     for name in venvs:
+        if name == "system":
+            if not shutil.which("nginx") and env.mode == "host":
+                missing[name] = "nginx is not installed on the host (apt-get install nginx-light)"
+            continue
         why = venv_usable(env, name)
         if why:
             missing[name] = why

@@ -255,6 +255,10 @@ def versions(env: envs.Env, names: list[str]) -> dict[str, list[str]]:
     """`pip freeze` of each environment: every version the servers ran with."""
     result = {}
     for name in names:
+        if name == "system":
+            out = subprocess.run([*env.prefix(), "nginx", "-v"], capture_output=True, text=True)
+            result[name] = [out.stderr.strip()]
+            continue
         out = subprocess.run(
             [*env.prefix(), str(env.python(name)), "-m", "pip", "freeze", "--all"], capture_output=True, text=True
         )

@@ -17,6 +17,34 @@ class Unsupported(Exception):
     pass
 
 
+# The "venv" of a server that is a Debian package of the environment, not a Python package.
+SYSTEM = "system"
+
+# nginx as the static scenarios' ceiling: one worker process, no access log,
+# sendfile with tcp_nopush (the head and the file's first bytes in one packet),
+# keep-alive as the load generator uses it.
+NGINX_CONF = """worker_processes 1;
+daemon off;
+# The worker reads the harness's files as the harness does (nginx ignores this unless started as root).
+user root root;
+pid {work}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    types {{ text/plain txt; application/octet-stream bin; }}
+    client_body_temp_path {work}/nginx-body;
+    server {{
+        listen {host}:{port};
+        location /static/ {{ alias {static}/; }}
+    }}
+}}
+"""
+
+
 @dataclass(frozen=True)
 class Server:
     name: str
@@ -36,6 +64,8 @@ SERVERS = [
     Server("gunicorn", "gunicorn", "gunicorn (sync; gthread for waits)"),
     Server("uvicorn", "uvicorn", "uvicorn + Django ASGI"),
     Server("fastapi", "fastapi", "uvicorn + FastAPI"),
+    # The ceiling of the static scenarios: Debian's nginx, one worker, sendfile and tcp_nopush.
+    Server("nginx", SYSTEM, "nginx (static files only: the ceiling)"),
 ]
 BY_NAME = {server.name: server for server in SERVERS}
 
@@ -95,6 +125,14 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
 
     if name == "ceiling":
         raise Unsupported("meltemi only: a route answered in C")
+
+    if server == "nginx":
+        if not name.startswith("static"):
+            raise Unsupported("static files only (the ceiling of the static scenarios)")
+        conf = NGINX_CONF.format(work=work, host=host, port=port, static=static_dir)
+        # Written by a shell inside the environment (the work folder is the environment's), then exec'd.
+        script = f'cat > "$0" <<"NGINX"\n{conf}NGINX\nexec nginx -c "$0"'
+        return Launch(["sh", "-c", script, str(work / "nginx.conf")], env, path)
 
     if server == "bolt":
         if name.startswith("static") or name == "django-page":
