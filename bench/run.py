@@ -270,7 +270,8 @@ def meltemi_features(env: envs.Env) -> dict:
     code = (
         "import meltemi, json; print(json.dumps({'api': hasattr(meltemi, 'API') and hasattr(meltemi.API, 'constant')}))"
     )
-    out = subprocess.run([*env.prefix(), str(env.python("meltemi")), "-c", code], capture_output=True, text=True)
+    # -I: the probe must see the installed meltemi, not the repository's source tree in the working directory.
+    out = subprocess.run([*env.prefix(), str(env.python("meltemi")), "-I", "-c", code], capture_output=True, text=True)
     try:
         return json.loads(out.stdout)
     except ValueError:
