@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 import msgspec.structs
 
+from ..django.cycle import request_cycle
 from .errors import HTTPException, ResponseValidationError, ValidationError, error_type, split_msgspec_error
 from .params import MISSING, Depends
 from .request import Request
@@ -169,17 +170,6 @@ def _django_debug() -> bool:
         return False
 
 
-def _django_signals():
-    """Django's request_started and request_finished, when Django is set up:
-    they reset queries and close stale database connections (CONN_MAX_AGE)."""
-    mod = sys.modules.get("django.conf")
-    if mod is None or not mod.settings.configured:
-        return None
-    from django.core import signals
-
-    return signals.request_started, signals.request_finished
-
-
 def not_found(environ, start_response):
     """The WSGI application behind an API served alone (`meltemi --api mod:api`)."""
     start_response("404 Not Found", [("Content-Type", "application/json")])
@@ -213,7 +203,7 @@ class Endpoint:
         self.convert_path = any(c is not None for c in self.converters)
         self.response_type = self._response_type()
         self.status = status_line(route.status)
-        self.signals = _django_signals()
+        self.cycle = request_cycle()
 
     def __repr__(self) -> str:
         return f"<Endpoint {'|'.join(self.route.methods)} {self.route.path}>"
@@ -242,9 +232,9 @@ class Endpoint:
     # The C router calls this with the request's parts (see src/python/api.c).
     def __call__(self, start_response, input, method, path, query, headers, params):
         request = Request(method, path, query, headers, input)
-        signals = self.signals
-        if signals is not None:
-            signals[0].send(sender=API)
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.started(API)
         streaming = False
         try:
             try:
@@ -259,11 +249,11 @@ class Endpoint:
                 status, headers_out, body, streaming = _wsgi_parts(response)
             start_response(status, headers_out)
             if streaming:
-                return _Finisher(body, request, signals)
+                return _Finisher(body, request, cycle)
             return body
         finally:
             if not streaming:
-                _finish(request, signals)
+                _finish(request, cycle)
 
     def run(self, request: Request, params: tuple) -> Any:
         sig = self.sig
@@ -358,7 +348,7 @@ def _wsgi_parts(response: Any) -> tuple[str, list[tuple[str, str]], Any, bool]:
     return status, headers, response, True
 
 
-def _finish(request: Request, signals) -> None:
+def _finish(request: Request, cycle) -> None:
     cleanups = request._cleanups
     if cleanups:
         for fn in cleanups:
@@ -366,18 +356,18 @@ def _finish(request: Request, signals) -> None:
                 fn()
             except Exception:
                 logger.exception("Error cleaning up after %s %s", request.method, request.path)
-    if signals is not None:
-        signals[1].send(sender=API)
+    if cycle is not None:
+        cycle.finished(API)
 
 
 class _Finisher:
     """A streamed body whose close() ends the request (cleanups, request_finished)."""
 
-    def __init__(self, body, request, signals):
+    def __init__(self, body, request, cycle):
         self._body = body
         self._it = iter(body)
         self._request = request
-        self._signals = signals
+        self._cycle = cycle
 
     def __iter__(self):
         return self
@@ -391,7 +381,7 @@ class _Finisher:
             if close is not None:
                 close()
         finally:
-            _finish(self._request, self._signals)
+            _finish(self._request, self._cycle)
 
 
 _ = FileResponse

@@ -20,6 +20,7 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("APIPROJECT_DB", os.path.join(BASE, "..", "..", "..", "build", "apiproject.sqlite3")),
+        "CONN_MAX_AGE": int(os.environ.get("APIPROJECT_CONN_MAX_AGE", "0")),
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
