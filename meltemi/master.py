@@ -265,7 +265,9 @@ class Master:
             _logger.info("Shut down")
             return self.exit_code
         finally:
-            self._restore_signals()
+            # On the way out the signals stay ignored, not defaulted: a second SIGTERM from a supervisor that
+            # arrives between the last worker's exit and the master's must not turn exit code 0 into -15.
+            self._restore_signals(signal.SIG_IGN if self.state == STOPPING else signal.SIG_DFL)
             self.sockets.close()
 
     def _wait(self) -> None:
@@ -307,12 +309,12 @@ class Master:
         for signum in HANDLED_SIGNALS:
             signal.signal(signum, _ignore)
 
-    def _restore_signals(self) -> None:
+    def _restore_signals(self, handler: Any = signal.SIG_DFL) -> None:
         if self.selector is None:
             return
         signal.set_wakeup_fd(-1)
         for signum in HANDLED_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signum, signal.SIG_DFL if signum == signal.SIGCHLD else handler)
         self.selector.close()
         os.close(self.wake_r)
         os.close(self.wake_w)

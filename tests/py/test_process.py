@@ -532,3 +532,19 @@ def _run_to_exit(args: list[str]):
     from test_cli import meltemi
 
     return meltemi(*args, timeout=15)
+
+
+def test_repeated_sigterm_while_the_master_exits_keeps_exit_code_zero(start_server):
+    """A supervisor that sends SIGTERM again and again (as some do while they wait) must not catch the master
+    between its workers' exit and its own with default signal handlers: the exit code stays 0, not -15."""
+    server = start_server("procapps:app", workers=2)
+    assert get(server)[0] == 200
+    deadline = time.monotonic() + 15
+    while server.proc.poll() is None and time.monotonic() < deadline:
+        try:
+            server.proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            break
+        time.sleep(0.0005)
+    server.stopped = True
+    assert server.proc.wait(5) == 0, server.output
