@@ -323,6 +323,47 @@ class ObjectPath(ValueType):
         return value or ""
 
 
+class FilePath(ValueType):
+    expected = "a file path"
+    metavar = "PATH"
+
+    def parse(self, text: str) -> str | None:
+        text = text.strip()
+        if "\0" in text:
+            raise ValueError
+        return text or None  # empty: none (to override a setting from the command line)
+
+    def show(self, value: str | None) -> str:
+        return value or ""
+
+
+class Account(ValueType):
+    """A user or group of this machine, by name or number; checked when the configuration is read."""
+
+    metavar = "NAME"
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.expected = f"an existing {kind} (name or id)"
+
+    def parse(self, text: str) -> str | None:
+        import grp
+        import pwd
+
+        text = text.strip()
+        if not text:
+            return None
+        lookup = (pwd.getpwuid, pwd.getpwnam) if self.kind == "user" else (grp.getgrgid, grp.getgrnam)
+        try:
+            entry = lookup[0](int(text)) if text.isdigit() else lookup[1](text)
+        except (KeyError, OverflowError):
+            raise ValueError from None
+        return entry[0]  # the name
+
+    def show(self, value: str | None) -> str:
+        return value or ""
+
+
 class MountType(ValueType):
     expected = "URL_PREFIX=DIRECTORY (an existing directory), e.g. /static/=staticfiles"
     metavar = "PREFIX=DIR"
@@ -450,6 +491,53 @@ OPTIONS: tuple[Option, ...] = (
         0,
         "Add a random number between 0 and this to each worker's `max_requests`, so that workers started "
         "together are not all replaced at the same moment.",
+        PROCESSES,
+    ),
+    Option(
+        "max_rss",
+        Size(minimum=0),
+        0,
+        "Replace a worker whose resident memory exceeds this many bytes (checked every quarter second), the "
+        "same way as `max_requests`: the replacement is ready before the old worker drains. 0: never.",
+        PROCESSES,
+    ),
+    Option(
+        "worker_lifetime",
+        Seconds(allow_zero=True),
+        0.0,
+        "Replace each worker after it has served for this many seconds, plus a random tenth of that so that "
+        "workers started together are not replaced together. 0: never.",
+        PROCESSES,
+    ),
+    Option(
+        "boot_timeout",
+        Seconds(),
+        60.0,
+        "Time a new worker has to load the application and report ready; one that takes longer is killed. "
+        "During a reload (SIGHUP) or a recycling the previous worker goes on serving; at start the slot is "
+        "tried again with backoff.",
+        PROCESSES,
+    ),
+    Option(
+        "pid",
+        FilePath(),
+        None,
+        "Write the master's process id to this file once the sockets are bound, and remove it at exit.",
+        PROCESSES,
+    ),
+    Option(
+        "user",
+        Account("user"),
+        None,
+        "Once the sockets are bound, the master gives up root and runs (with its workers) as this user, with "
+        "the user's supplementary groups and, unless `group` is set, its primary group. Needs root.",
+        PROCESSES,
+    ),
+    Option(
+        "group",
+        Account("group"),
+        None,
+        "The group to run as once the sockets are bound (see `user`). Needs root.",
         PROCESSES,
     ),
     Option(

@@ -43,7 +43,8 @@ from typing import Any
 
 from . import worker as worker_module
 from .config import Address, Config
-from .worker import BOOT_ERROR, AppLoader, Listener
+from .systemd import Notifier, listen_fds
+from .worker import BOOT_ERROR, RECYCLE, AppLoader, Listener
 
 _logger = logging.getLogger("meltemi.master")
 
@@ -224,6 +225,7 @@ class Child:
     started: float
     ready: bool = False
     retiring: bool = False  # told to drain; its exit is expected
+    boot_killed: bool = False  # killed for not being ready within boot_timeout
 
 
 RUNNING, STOPPING = "running", "stopping"
@@ -245,19 +247,36 @@ class Master:
         self.kill_at: float | None = None
         self.wake_r = self.wake_w = -1
         self.pid = os.getpid()
+        self.notifier = Notifier()
+        # Readiness is announced (sd_notify) once every slot has a ready worker younger than this sequence
+        # number: 0 at start, the last worker before a reload during one; None once announced.
+        self.announce_after: int | None = 0
+        self.pid_file: str | None = None
 
     # The loop ------------------------------------------------------------
 
     def run(self) -> int:
         """Serves until stopped; returns the exit code. Raises BindError before forking anything."""
-        self.sockets = bind(self.config.bind, self.config.workers, self.config.backlog)
         try:
+            activated = listen_fds()
+        except (ValueError, OSError) as exc:
+            raise BindError(str(exc)) from None
+        if activated:
+            # systemd bound the sockets (a .socket unit): every worker shares each of them.
+            self.sockets = Sockets(slots=[[] for _ in range(self.config.workers)], shared=activated)
+        else:
+            self.sockets = bind(self.config.bind, self.config.workers, self.config.backlog)
+        try:
+            # Signals first: from the moment the address is announced, a SIGTERM is a graceful stop (handled in
+            # the loop below, after the workers started), not the default death.
+            self._install_signals()
+            self._write_pid_file()
+            _drop_privileges(self.config, self.sockets)
             for label in self.sockets.labels():
                 _logger.info("Listening at %s", label)
             _logger.info(
                 "Using %d worker(s) of %d thread(s) for %s", self.config.workers, self.config.threads, self.loader.name
             )
-            self._install_signals()
             for slot in range(self.config.workers):
                 self._spawn(slot)
             while self.children or self.state == RUNNING:
@@ -265,6 +284,8 @@ class Master:
             _logger.info("Shut down")
             return self.exit_code
         finally:
+            self._remove_pid_file()
+            self.notifier.close()
             # On the way out the signals stay ignored, not defaulted: a second SIGTERM from a supervisor that
             # arrives between the last worker's exit and the master's must not turn exit code 0 into -15.
             self._restore_signals(signal.SIG_IGN if self.state == STOPPING else signal.SIG_DFL)
@@ -283,6 +304,12 @@ class Master:
             if when <= now:
                 del self.respawn_at[slot]
                 self._spawn(slot)
+        for child in list(self.children.values()):
+            if (
+                not (child.ready or child.retiring or child.boot_killed)
+                and now >= child.started + self.config.boot_timeout
+            ):
+                self._boot_timed_out(child)
         if self.kill_at is not None and now >= self.kill_at:
             self.kill_at = None
             for child in self.children.values():
@@ -291,6 +318,11 @@ class Master:
 
     def _timeout(self) -> float | None:
         deadlines = list(self.respawn_at.values())
+        deadlines += [
+            child.started + self.config.boot_timeout
+            for child in self.children.values()
+            if not (child.ready or child.retiring or child.boot_killed)
+        ]
         if self.kill_at is not None:
             deadlines.append(self.kill_at)
         if not deadlines:
@@ -404,9 +436,9 @@ class Master:
         for byte in data:
             if byte == ord("R"):
                 self._on_ready(child)
-            elif byte == ord("M") and self.state == RUNNING and not child.retiring:
+            elif byte in RECYCLE and self.state == RUNNING and not child.retiring:
                 if not any(other.seq > child.seq for other in self._active(child.slot)):
-                    _logger.info("Worker %d (pid %d) reached max-requests: replacing it", child.slot + 1, child.pid)
+                    _logger.info("Worker %d (pid %d) %s: replacing it", child.slot + 1, child.pid, RECYCLE[byte])
                     self._spawn(child.slot)
 
     def _on_ready(self, child: Child) -> None:
@@ -420,6 +452,32 @@ class Master:
                     "Worker %d: pid %d replaces pid %d, which now drains", child.slot + 1, child.pid, older.pid
                 )
                 self._retire(older)
+        self._announce_if_serving()
+
+    def _announce_if_serving(self) -> None:
+        """Tells systemd READY=1 once every slot has a ready worker started after the last (re)load began."""
+        after = self.announce_after
+        if after is None:
+            return
+        for slot in range(self.config.workers):
+            if not any(child.ready and child.seq > after for child in self._active(slot)):
+                return
+        self.announce_after = None
+        self.notifier.ready(f"serving with {self.config.workers} worker(s)")
+
+    def _boot_timed_out(self, child: Child) -> None:
+        name = f"Worker {child.slot + 1} (pid {child.pid})"
+        serving = any(other.ready for other in self._active(child.slot) if other is not child)
+        _logger.error(
+            "%s did not load the application within boot-timeout (%gs); killing it%s",
+            name,
+            self.config.boot_timeout,
+            "; the previous worker goes on serving" if serving else "",
+        )
+        if serving:
+            child.retiring = True  # its exit is expected: the slot is served
+        _kill(child.pid, signal.SIGKILL)
+        child.boot_killed = True  # killed once; waitpid reports it
 
     def _active(self, slot: int) -> list[Child]:
         return [child for child in self.children.values() if child.slot == slot and not child.retiring]
@@ -481,12 +539,16 @@ class Master:
         self.respawn_at[child.slot] = time.monotonic() + delay
 
     def _reload(self) -> None:
+        self.notifier.reloading()
+        self.announce_after = self.seq
         self.respawn_at.clear()
         for slot in range(self.config.workers):
             self.failures[slot] = 0
             self._spawn(slot)
 
     def _stop(self, graceful: bool) -> None:
+        if self.state == RUNNING:
+            self.notifier.stopping()
         self.state = STOPPING
         self.respawn_at.clear()
         # No worker will be started again: give up the listening sockets now, so that (with the workers
@@ -499,6 +561,62 @@ class Master:
         timeout = self.config.graceful_timeout + KILL_MARGIN if graceful else QUIT_TIMEOUT
         deadline = time.monotonic() + timeout
         self.kill_at = deadline if self.kill_at is None else min(self.kill_at, deadline)
+
+    # The pid file ---------------------------------------------------------
+
+    def _write_pid_file(self) -> None:
+        path = self.config.pid
+        if not path:
+            return
+        try:
+            # Written whole under another name, then renamed: a reader never sees a partial file.
+            partial = f"{path}.{self.pid}.tmp"
+            with open(partial, "w") as f:
+                f.write(f"{self.pid}\n")
+            os.replace(partial, path)
+        except OSError as exc:
+            raise BindError(f"cannot write the pid file {path}: {exc.strerror}") from None
+        self.pid_file = path
+
+    def _remove_pid_file(self) -> None:
+        path, self.pid_file = self.pid_file, None
+        if path is None:
+            return
+        try:
+            with open(path) as f:
+                ours = f.read().strip() == str(self.pid)
+            if ours:  # a newer server may have written its own
+                os.unlink(path)
+        except OSError as exc:
+            _logger.warning("Cannot remove the pid file %s: %s", path, exc.strerror)
+
+
+def _drop_privileges(config: Config, sockets: Sockets) -> None:
+    """Runs the master (and so its workers) as config.user / config.group from now on. Raises BindError."""
+    if not config.user and not config.group:
+        return
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwnam(config.user) if config.user else None
+        gid = grp.getgrnam(config.group).gr_gid if config.group else user.pw_gid
+        uid = user.pw_uid if user else os.getuid()
+        # The Unix socket files we created belong to the new owner, so the server can remove them at exit.
+        for path, _ in sockets.unix_paths:
+            os.chown(path, uid, gid)
+        if user is not None:
+            os.initgroups(user.pw_name, gid)
+        else:
+            os.setgroups([])
+        os.setgid(gid)
+        if user is not None:
+            os.setuid(uid)
+    except PermissionError:
+        raise BindError("--user/--group: changing the user or group needs root") from None
+    except (OSError, KeyError) as exc:
+        raise BindError(f"--user/--group: {exc}") from None
+    _logger.info("Running as user %s, group %s", config.user or uid, config.group or gid)
 
 
 def _ignore(signum: int, frame: Any) -> None:

@@ -5,7 +5,9 @@ returns the process's exit code.  The worker tells the master how it is doing
 by writing one byte on its status pipe:
 
     b"R"  ready: the application is loaded and the worker accepts connections;
-    b"M"  it has handled max_requests requests and would like to be replaced.
+    b"M"  it has handled max_requests requests and would like to be replaced;
+    b"S"  its resident memory exceeds max_rss: likewise;
+    b"L"  it has served for worker_lifetime seconds: likewise.
 
 Signals: SIGTERM and SIGINT drain gracefully (stop accepting, finish what is
 in flight, close idle connections, at most graceful_timeout seconds); SIGQUIT
@@ -277,6 +279,9 @@ def run(
     limit = 0
     if config.max_requests:
         limit = config.max_requests + random.randint(0, config.max_requests_jitter)
+    retire_at = None
+    if config.worker_lifetime:
+        retire_at = time.monotonic() + config.worker_lifetime * (1 + random.random() / 10)
     asked_to_be_replaced = False
     deadline = None
     drained = False
@@ -291,10 +296,12 @@ def run(
                 _logger.warning("Graceful timeout (%gs) reached; exiting with work in flight", config.graceful_timeout)
                 break
             continue
-        if limit and not asked_to_be_replaced and core.requests_handled >= limit:
-            asked_to_be_replaced = True
-            _logger.info("Handled %d requests (max-requests %d); asking to be replaced", core.requests_handled, limit)
-            _notify(status_fd, b"M")
+        if not asked_to_be_replaced:
+            recycle = _recycle_reason(core, config, limit, retire_at)
+            if recycle:
+                asked_to_be_replaced = True
+                _logger.info("%s; asking to be replaced", recycle[1])
+                _notify(status_fd, recycle[0])
         if os.getppid() != master_pid:
             _logger.warning("The master (pid %d) is gone; stopping", master_pid)
             on_stop(signal.SIGTERM, None)
@@ -308,6 +315,33 @@ def run(
         sys.stderr.write(f"meltemi-counters pid={os.getpid()} {fields}\n")
         sys.stderr.flush()
     return 0
+
+
+def _recycle_reason(core: Any, config: Config, limit: int, retire_at: float | None) -> tuple[bytes, str] | None:
+    """Whether this worker should be replaced now: its status byte for the master (see RECYCLE) and a line for
+    the log, or None."""
+    if limit and core.requests_handled >= limit:
+        return b"M", f"Handled {core.requests_handled} requests (max-requests {limit})"
+    if config.max_rss:
+        rss = _rss_bytes()
+        if rss > config.max_rss:
+            return b"S", f"Resident memory {rss >> 20} MiB is over max-rss ({config.max_rss >> 20} MiB)"
+    if retire_at is not None and time.monotonic() >= retire_at:
+        return b"L", f"Served for its lifetime (worker-lifetime {config.worker_lifetime:g}s)"
+    return None
+
+
+# What a worker tells the master on its status pipe when it wants to be replaced, and why.
+RECYCLE = {ord("M"): "reached max-requests", ord("S"): "exceeded max-rss", ord("L"): "reached worker-lifetime"}
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory (the second field of /proc/self/statm, in pages)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 COUNTERS = (

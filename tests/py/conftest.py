@@ -38,6 +38,7 @@ class Server:
         cwd: Path | None = None,
         timeout: float = 30.0,
         command: list[str] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ):
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), full_env.get("PYTHONPATH", "")])
@@ -58,6 +59,7 @@ class Server:
             cwd=str(cwd or ROOT),
             text=True,
             errors="replace",
+            pass_fds=pass_fds,
         )
         self.lines: list[str] = []
         self._cond = threading.Condition()

@@ -2,17 +2,22 @@
 
 `app` answers every request with the pid of the worker that served it, so a
 test can tell workers apart; `/sleep?s=1` sleeps first (a slow or blocking
-view), `/raise` raises and `/environ` shows some of the environ.  The module doubles as a minimal Django settings module
-(DJANGO_SETTINGS_MODULE=procapps) and URLconf, to test the `MELTEMI` setting
-and `manage.py runmeltemi`.
+view), `/alloc?mb=N` keeps N MiB more resident, `/raise` raises and
+`/environ` shows some of the environ.  The module doubles as a minimal Django
+settings module (DJANGO_SETTINGS_MODULE=procapps) and URLconf, to test the
+`MELTEMI` setting and `manage.py runmeltemi`.
 """
 
 import os
 import time
 from urllib.parse import parse_qs
 
+held = []  # what /alloc?mb=N allocated: it stays resident
+
 
 def app(environ, start_response):
+    if environ["PATH_INFO"] == "/alloc":
+        held.append(b"x" * (int(parse_qs(environ["QUERY_STRING"])["mb"][0]) << 20))
     if environ["PATH_INFO"] == "/sleep":
         time.sleep(float(parse_qs(environ["QUERY_STRING"]).get("s", ["1"])[0]))
     elif environ["PATH_INFO"] == "/raise":
@@ -33,6 +38,13 @@ def breakable():
     """A factory that fails while the file named by $PROCAPPS_BROKEN exists (a bad deploy)."""
     if os.path.exists(os.environ["PROCAPPS_BROKEN"]):
         raise ImportError("procapps is broken for now")
+    return app
+
+
+def hanging():
+    """A factory that hangs while the file named by $PROCAPPS_HANG exists (an import stuck on a network drive)."""
+    while os.path.exists(os.environ["PROCAPPS_HANG"]):
+        time.sleep(0.1)
     return app
 
 
