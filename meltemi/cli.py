@@ -114,6 +114,9 @@ def serve(resolved: config.Config, loader: AppLoader) -> int:
         except OSError as exc:
             log.fatal(f"cannot open the access log {resolved.access_log}: {exc.strerror.lower()}")
             return START_ERROR
+    if resolved.reload and resolved.preload:
+        log.fatal("--reload replaces workers that import the application themselves: it cannot be used with --preload")
+        return START_ERROR
     app = None
     if resolved.preload:
         try:

@@ -541,6 +541,15 @@ OPTIONS: tuple[Option, ...] = (
         PROCESSES,
     ),
     Option(
+        "reload",
+        Flag(),
+        False,
+        "Development: watch the application's source tree (the folder of its top-level package) and replace the "
+        "workers, as SIGHUP does, when a `.py` file changes. If the new code cannot be imported, the error is "
+        "printed and the previous workers go on serving. Not with `preload`.",
+        PROCESSES,
+    ),
+    Option(
         "preload",
         Flag(),
         False,

@@ -43,6 +43,7 @@ from typing import Any
 
 from . import worker as worker_module
 from .config import Address, Config
+from .reloader import DEBOUNCE, SourceWatcher, source_root
 from .systemd import Notifier, listen_fds
 from .worker import BOOT_ERROR, RECYCLE, AppLoader, Listener
 
@@ -252,6 +253,9 @@ class Master:
         # number: 0 at start, the last worker before a reload during one; None once announced.
         self.announce_after: int | None = 0
         self.pid_file: str | None = None
+        self.watcher: SourceWatcher | None = None  # --reload
+        self.reload_at: float | None = None
+        self.changed_file = ""
 
     # The loop ------------------------------------------------------------
 
@@ -272,6 +276,8 @@ class Master:
             self._install_signals()
             self._write_pid_file()
             _drop_privileges(self.config, self.sockets)
+            if self.config.reload:
+                self._watch_sources()
             for label in self.sockets.labels():
                 _logger.info("Listening at %s", label)
             _logger.info(
@@ -286,6 +292,8 @@ class Master:
         finally:
             self._remove_pid_file()
             self.notifier.close()
+            if self.watcher is not None:
+                self.watcher.close()
             # On the way out the signals stay ignored, not defaulted: a second SIGTERM from a supervisor that
             # arrives between the last worker's exit and the master's must not turn exit code 0 into -15.
             self._restore_signals(signal.SIG_IGN if self.state == STOPPING else signal.SIG_DFL)
@@ -296,10 +304,17 @@ class Master:
         for key, _ in self.selector.select(self._timeout()):
             if key.fd == self.wake_r:
                 self._on_signals()
+            elif self.watcher is not None and key.fd == self.watcher.fileno():
+                self._on_source_change()
             else:
                 self._on_status(key.data)
         self._reap()
         now = time.monotonic()
+        if self.reload_at is not None and now >= self.reload_at:
+            self.reload_at = None
+            if self.state == RUNNING:
+                _logger.info("%s changed: replacing the workers", self.changed_file)
+                self._reload()
         for slot, when in list(self.respawn_at.items()):
             if when <= now:
                 del self.respawn_at[slot]
@@ -325,6 +340,8 @@ class Master:
         ]
         if self.kill_at is not None:
             deadlines.append(self.kill_at)
+        if self.reload_at is not None:
+            deadlines.append(self.reload_at)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -422,6 +439,8 @@ class Master:
         for child in self.children.values():
             if child.fd >= 0:
                 os.close(child.fd)
+        if self.watcher is not None:
+            self.watcher.close()
         self.sockets.close_others(slot)
 
     def _on_status(self, child: Child) -> None:
@@ -561,6 +580,26 @@ class Master:
         timeout = self.config.graceful_timeout + KILL_MARGIN if graceful else QUIT_TIMEOUT
         deadline = time.monotonic() + timeout
         self.kill_at = deadline if self.kill_at is None else min(self.kill_at, deadline)
+
+    # --reload --------------------------------------------------------------
+
+    def _watch_sources(self) -> None:
+        try:
+            root = source_root(self.loader.name)
+            self.watcher = SourceWatcher(root)
+        except (ValueError, OSError) as exc:
+            raise BindError(str(exc)) from None
+        assert self.selector is not None
+        self.selector.register(self.watcher.fileno(), selectors.EVENT_READ)
+        _logger.info("Watching %s for changes to .py files (%d folders)", root, len(self.watcher.paths))
+
+    def _on_source_change(self) -> None:
+        assert self.watcher is not None
+        changed = self.watcher.changed()
+        if changed:
+            # A quiet period first: an editor or a checkout writes several files in a burst.
+            self.changed_file = os.path.relpath(changed[0], self.watcher.root)
+            self.reload_at = time.monotonic() + DEBOUNCE
 
     # The pid file ---------------------------------------------------------
 

@@ -187,3 +187,50 @@ def test_replacement_that_hangs_at_boot_is_killed_and_the_old_worker_serves(star
     hang.unlink()
     server.signal(signal.SIGHUP)
     assert wait_until(lambda: pid_of(get(server)[1]) != old, timeout=15), server.output
+
+
+RELOAD_APP = """
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"VERSION"]
+"""
+
+
+def test_reload_on_source_change_keeps_serving_through_a_broken_save(tmp_path):
+    """--reload: a saved change is served after a reload; a save that does not import keeps the old workers
+    serving and prints the error; fixing it reloads again. (Each version has another length: Python's bytecode
+    cache tells sources apart by size and whole-second mtime.)"""
+    project = tmp_path / "project"
+    (project / "webapp").mkdir(parents=True)
+    (project / "webapp" / "__init__.py").write_text("")
+    module = project / "webapp" / "web.py"
+    module.write_text(RELOAD_APP.replace("VERSION", "one"))
+    server = Server(
+        ["webapp.web:application", "--reload", "--bind", "127.0.0.1:0"], cwd=project, env={"PYTHONPATH": str(project)}
+    )
+    try:
+        assert server.wait_for(r"Watching .*project for changes to \.py files"), server.output
+        assert get(server)[1] == "one"
+        module.write_text(RELOAD_APP.replace("VERSION", "second"))
+        assert wait_until(lambda: get(server)[1] == "second", timeout=15), server.output
+        assert "webapp/web.py changed: replacing the workers" in server.output
+        mark = len(server.lines)
+        module.write_text("def application(:\n")
+        assert server.wait_for(r"could not load the application; the previous worker goes on serving", start=mark)
+        assert "SyntaxError" in server.output
+        assert get(server)[1] == "second"
+        # A new folder is watched too.
+        (project / "webapp" / "sub").mkdir()
+        time.sleep(0.2)
+        (project / "webapp" / "sub" / "x.py").write_text("")
+        module.write_text(RELOAD_APP.replace("VERSION", "the third"))
+        assert wait_until(lambda: get(server)[1] == "the third", timeout=15), server.output
+        assert server.stop() == 0
+    finally:
+        if server.proc.poll() is None:
+            server.kill()
+
+
+def test_reload_with_preload_is_refused():
+    code, output = failed_start("procapps:app", "--reload", "--preload", "--bind", "127.0.0.1:0")
+    assert code != 0 and "cannot be used with --preload" in output
