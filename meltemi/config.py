@@ -913,7 +913,9 @@ class WorkerConfig:
 def dispatch_policy(config: Config) -> DispatchPolicy:
     """The dispatch options as the C server applies them ("auto" decided here)."""
     batch = config.threads == 1 if config.sched_batch == "auto" else config.sched_batch == "on"
-    return DispatchPolicy(wake_each=config.dispatch == "eager", stall_ms=config.stall_ms, sched_batch=batch)
+    eager = config.dispatch == "eager"
+    # Eager dispatch leaves no sleeping handler behind a queued request: no stall to watch.
+    return DispatchPolicy(wake_each=eager, stall_ms=0 if eager else config.stall_ms, sched_batch=batch)
 
 
 def worker_config(config: Config) -> WorkerConfig:
