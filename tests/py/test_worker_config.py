@@ -167,3 +167,35 @@ def test_the_test_client_takes_a_config():
     with TestClient(api, app=hello, config=resolve({"compress": "off"}, {}, None)) as client:
         r = client.get("/big", headers={"Accept-Encoding": "gzip"})
         assert "Content-Encoding" not in r.headers
+
+
+def test_the_api_takes_the_c_routers_methods_and_types():
+    from meltemi.api import routing
+
+    assert routing.METHODS is _core.API_METHODS
+    assert _core.API_METHODS == ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    assert _core.API_PARAM_TYPES == ("int", "float", "uuid", "bool", "str", "path")
+    with pytest.raises(ValueError, match="unsupported method 'TRACE'"):
+        routing.Router().add_route("/x", hello, ("TRACE",))
+
+
+def test_the_c_routers_422_is_the_body_python_made():
+    from meltemi import API
+    from meltemi.api.errors import path_error_body
+    from meltemi.testing import TestClient
+
+    api = API(prefix="", docs_url=None, openapi_url=None)
+
+    def item(item_id: int, flag: bool):
+        return {"item_id": item_id}
+
+    api.add_route("/items/{item_id}/{flag}", item, ("GET",))
+    with TestClient(api, app=hello) as client:
+        r = client.get("/items/x/true")
+        assert r.status_code == 422
+        assert r.content == path_error_body("item_id", "int")
+        # Byte for byte what C used to format itself.
+        assert r.content == (
+            b'{"detail":[{"loc":["path","item_id"],"msg":"Expected `int`, got `str`","type":"int_parsing"}]}'
+        )
+        assert client.get("/items/1/maybe").content == path_error_body("flag", "bool")
