@@ -526,7 +526,7 @@ int mt_api_add_constants(PyObject *module) {
 
 PyMethodDef mt_api_methods[] = {
     {"parse_query", mt_api_parse_query, METH_O,
-     "parse_query(qs) -> dict: a query string's keys and values, decoded ('+' and %XX, UTF-8); repeated keys "
-     "give lists."},
+     "parse_query(qs, /)\n--\n\nA query string's keys and values as a dict, decoded ('+' and %XX, UTF-8); repeated "
+     "keys give lists."},
     {NULL, NULL, 0, NULL},
 };
