@@ -16,8 +16,21 @@ pytestmark = pytest.mark.timeout(60)
 SLEEP = 1.5
 
 
+def wait_for_handlers(server, handlers: int) -> int:
+    """The worker's pid, once its main thread, I/O thread and handlers all run."""
+    status, body = get(server)
+    assert status == 200
+    pid = pid_of(body)
+    deadline = time.monotonic() + 10
+    while len(os.listdir(f"/proc/{pid}/task")) < 2 + handlers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)  # and wait for requests
+    return pid
+
+
 def wait_behind_a_blocking_view(server) -> float:
-    """Seconds a request takes while another one sleeps SLEEP s in a view."""
+    """Seconds a request takes while another one sleeps SLEEP s in a view (two handler threads)."""
+    wait_for_handlers(server, 2)
     slow: list = []
     thread = threading.Thread(target=lambda: slow.append(get(server, f"/sleep?s={SLEEP}")))
     thread.start()
@@ -46,11 +59,8 @@ def test_eager_dispatch_wakes_a_sleeping_handler_for_every_request(start_server)
     assert wait_behind_a_blocking_view(server) < 1.0
 
 
-def batch_threads(server) -> tuple[int, int]:
-    """(threads under SCHED_BATCH, all threads) of the worker that answers."""
-    status, body = get(server)
-    assert status == 200
-    pid = pid_of(body)
+def batch_threads(pid: int) -> tuple[int, int]:
+    """(threads under SCHED_BATCH, all threads) of a process."""
     tids = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
     return sum(os.sched_getscheduler(tid) == os.SCHED_BATCH for tid in tids), len(tids)
 
@@ -66,5 +76,15 @@ def batch_threads(server) -> tuple[int, int]:
 )
 def test_sched_batch(start_server, args, expected):
     server = start_server("procapps:app", *args)
-    batch, total = batch_threads(server)
-    assert batch == expected, (batch, total)
+    # The main thread, the I/O thread and the handlers: the worker may still
+    # be starting handlers when it answers its first request.
+    threads = 2 + (int(args[args.index("--threads") + 1]) if "--threads" in args else 4)
+    pid = wait_for_handlers(server, threads - 2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        batch, total = batch_threads(pid)
+        if total == threads and batch == expected:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)  # every handler has had the time to set its policy
+    assert batch_threads(pid) == (expected, threads)
