@@ -32,6 +32,10 @@ class ConfigError(Exception):
     """A configuration value that cannot be used; str() is one line for the user."""
 
 
+class OutOfRange(ValueError):
+    """A well-formed value outside its type's range; args[0] is what was expected, range included."""
+
+
 # --- value types --------------------------------------------------------------
 #
 # A type turns text (from the command line or the environment) or a Python
@@ -55,6 +59,10 @@ class ValueType:
     def show(self, value: Any) -> str:
         """The value as a user would write it (for the docs)."""
         return str(value)
+
+    def describe(self) -> str:
+        """What is expected, range included (for the docs and for OutOfRange)."""
+        return self.expected
 
 
 class Integer(ValueType):
@@ -103,8 +111,9 @@ class Workers(Integer):
 class Seconds(ValueType):
     metavar = "SECONDS"
 
-    def __init__(self, allow_zero: bool = False):
+    def __init__(self, allow_zero: bool = False, maximum: float | None = None):
         self.allow_zero = allow_zero
+        self.maximum = maximum
         self.expected = "a number of seconds >= 0" if allow_zero else "a number of seconds > 0"
 
     def parse(self, text: str) -> float:
@@ -122,10 +131,17 @@ class Seconds(ValueType):
     def check(self, value: float) -> float:
         if not math.isfinite(value) or value < 0 or (value == 0 and not self.allow_zero):
             raise ValueError
+        if self.maximum is not None and value > self.maximum:
+            raise OutOfRange(self.describe())
         return value
 
     def show(self, value: float) -> str:
         return f"{value:g}"
+
+    def describe(self) -> str:
+        if self.maximum is None:
+            return self.expected
+        return f"{self.expected} and at most {self.show(self.maximum)}"
 
 
 class Size(ValueType):
@@ -135,8 +151,9 @@ class Size(ValueType):
     metavar = "BYTES"
     UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
-    def __init__(self, minimum: int = 1):
+    def __init__(self, minimum: int = 1, maximum: int | None = None):
         self.minimum = minimum
+        self.maximum = maximum
 
     def parse(self, text: str) -> int:
         found = re.fullmatch(r"(\d+)\s*([KMG]?)(?:I?B)?", text.strip().upper())
@@ -150,9 +167,14 @@ class Size(ValueType):
         return super().coerce(value)
 
     def check(self, value: int) -> int:
-        if value < self.minimum:
-            raise ValueError
+        if value < self.minimum or (self.maximum is not None and value > self.maximum):
+            raise OutOfRange(self.describe())
         return value
+
+    def describe(self) -> str:
+        if self.maximum is None:
+            return f"{self.expected}, at least {self.show(self.minimum)}"
+        return f"{self.expected}, from {self.show(self.minimum)} to {self.show(self.maximum)}"
 
     def show(self, value: int) -> str:
         for suffix in ("G", "M", "K"):
@@ -394,7 +416,8 @@ class Option:
     # Repeatable: the command line and the environment give a list, which
     # replaces (not extends) the list from a lower-precedence source.
     multiple: bool = False
-    # Passed to meltemi._core.Worker as a keyword argument of the same name.
+    # A field of the same name in WorkerConfig, the object meltemi._core.Worker
+    # takes (see worker_config).
     core: bool = False
     flags: tuple[str, ...] = field(init=False)
 
@@ -429,6 +452,9 @@ COMPRESSION = "Compression"
 STATIC = "Static and media files"
 API = "Typed API"
 SECTIONS = (SERVER, PROCESSES, TIMEOUTS, LIMITS, COMPRESSION, STATIC, API, LOGGING)
+
+# The longest timeout: a week, in milliseconds, still fits the C server's int.
+MAX_TIMEOUT = 7 * 24 * 3600.0
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -476,6 +502,36 @@ OPTIONS: tuple[Option, ...] = (
         "one thread; the worker's other connections go on being served by the others.",
         PROCESSES,
         core=True,
+    ),
+    Option(
+        "dispatch",
+        Choice("lazy", "eager"),
+        "lazy",
+        "How the I/O thread hands requests to the handler threads. `lazy`: a queued request wakes a sleeping "
+        "handler only when no handler is running; a running one takes the next request itself when it is done, so "
+        "under load one handler answers a batch and the GIL is not passed around (more handlers are woken by "
+        "`stall_ms` when the running ones block). `eager`: every queued request wakes a sleeping handler. "
+        'docs/design.md ("Dispatch policy") has the measurements.',
+        PROCESSES,
+    ),
+    Option(
+        "stall_ms",
+        Integer(minimum=0, maximum=1000),
+        2,
+        "With `lazy` dispatch: when requests have waited this many milliseconds while the running handlers took "
+        "none, and no busy handler is running or runnable (its state in `/proc/self/task/<tid>/stat`), one more "
+        "handler is woken: the busy ones are blocked (a sleep, a database query). `0` never wakes one for a stall: "
+        "requests queued behind a blocking view then wait for it.",
+        PROCESSES,
+    ),
+    Option(
+        "sched_batch",
+        Choice("auto", "on", "off"),
+        "auto",
+        "Run the I/O thread and the handler threads under Linux's `SCHED_BATCH` policy (no wake-up preemption), "
+        "so that each side works through a batch of requests per context switch. `auto`: on with `--threads 1`, "
+        "off with more (handlers passing the GIL among themselves then made tail latency worse).",
+        PROCESSES,
     ),
     Option(
         "max_requests",
@@ -567,7 +623,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "head_timeout",
-        Seconds(),
+        Seconds(maximum=MAX_TIMEOUT),
         10.0,
         "Time a client has to send a request's line and headers, from its first byte; then 408 and close (slowloris).",
         TIMEOUTS,
@@ -575,7 +631,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "body_timeout",
-        Seconds(),
+        Seconds(maximum=MAX_TIMEOUT),
         30.0,
         "Longest pause allowed while a request body is being received; then the connection is closed.",
         TIMEOUTS,
@@ -583,7 +639,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "keepalive_timeout",
-        Seconds(),
+        Seconds(maximum=MAX_TIMEOUT),
         5.0,
         "How long an idle keep-alive connection is kept open waiting for the next request.",
         TIMEOUTS,
@@ -591,7 +647,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "write_timeout",
-        Seconds(),
+        Seconds(maximum=MAX_TIMEOUT),
         30.0,
         "Longest time a client may leave a response unread (socket full) before the connection is closed.",
         TIMEOUTS,
@@ -599,7 +655,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "write_buffer",
-        Size(minimum=4096),
+        Size(minimum=4096, maximum=1 << 40),
         256 << 10,
         "Most response bytes kept in memory per connection for a client that reads slower than the "
         "application writes. Above it the application's response iterator is paused (without the GIL) until "
@@ -610,7 +666,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max_request_line",
-        Size(minimum=16),
+        Size(minimum=16, maximum=1 << 20),
         8190,
         "Longest request line (method, target, version) in bytes; longer ones get 414.",
         LIMITS,
@@ -618,7 +674,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max_head_size",
-        Size(minimum=64),
+        Size(minimum=64, maximum=1 << 30),
         16384,
         "Largest request head (request line and all headers) in bytes; larger ones get 431.",
         LIMITS,
@@ -626,7 +682,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max_headers",
-        Integer(minimum=1),
+        Integer(minimum=1, maximum=10000),
         100,
         "Most header fields in a request; more get 431.",
         LIMITS,
@@ -634,7 +690,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max_body_size",
-        Size(minimum=0),
+        Size(minimum=1, maximum=1 << 40),
         100 << 20,
         "Largest request body in bytes; a larger Content-Length (or chunked body) gets 413 without being read. "
         "Django applies its own, smaller limits on top (DATA_UPLOAD_MAX_MEMORY_SIZE) to what it keeps in memory.",
@@ -643,7 +699,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max_connections",
-        Integer(minimum=1),
+        Integer(minimum=1, maximum=1 << 24),
         10000,
         "Most open client connections per worker; beyond it, new connections are answered 503 and closed.",
         LIMITS,
@@ -663,7 +719,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "compress_min_size",
-        Size(minimum=0),
+        Size(minimum=0, maximum=1 << 40),
         512,
         "Smallest response body worth compressing, in bytes (streamed bodies of unknown length are always "
         "compressed when their type is).",
@@ -700,7 +756,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "static_max_age",
-        Integer(minimum=0),
+        Integer(minimum=0, maximum=(1 << 31) - 1),
         60,
         "Cache-Control max-age (seconds) of static files whose names carry no content hash; hashed names "
         "(ManifestStaticFilesStorage) are cached for a year as immutable.",
@@ -816,15 +872,16 @@ def cli_values(namespace: argparse.Namespace | Mapping[str, Any]) -> dict[str, A
     return given
 
 
-def _fail(source: str, option: Option, shown: Any) -> ConfigError:
-    return ConfigError(f"{source}: expected {option.type.expected}, got {shown!r}")
+def _fail(source: str, option: Option, shown: Any, error: ValueError | None = None) -> ConfigError:
+    expected = error.args[0] if isinstance(error, OutOfRange) else option.type.expected
+    return ConfigError(f"{source}: expected {expected}, got {shown!r}")
 
 
 def _from_text(option: Option, source: str, text: str) -> Any:
     try:
         return option.type.parse(text)
-    except ValueError:
-        raise _fail(source, option, text) from None
+    except ValueError as error:
+        raise _fail(source, option, text, error) from None
 
 
 def _from_cli(option: Option, raw: Any) -> Any:
@@ -851,8 +908,8 @@ def _from_setting(option: Option, value: Any) -> Any:
                 raise ValueError
             return tuple(option.type.coerce(item) for item in items)
         return option.type.coerce(value)
-    except ValueError:
-        raise _fail(source, option, value) from None
+    except ValueError as error:
+        raise _fail(source, option, value, error) from None
 
 
 def resolve(
@@ -895,7 +952,7 @@ def resolve(
 
 
 def worker_options(config: Config) -> dict[str, Any]:
-    """Keyword arguments for meltemi._core.Worker (without the log callables)."""
+    """The WorkerConfig fields that are server options, by name, as the C side takes them."""
     options = {option.name: getattr(config, option.name) for option in OPTIONS if option.core}
     # Several processes serve the same application: tells WSGI applications
     # (wsgi.multiprocess) that process-local state is not shared.
@@ -904,6 +961,63 @@ def worker_options(config: Config) -> dict[str, Any]:
     options["compress"] = ",".join(config.compress)
     options["static"] = [(mount.prefix, mount.root) for mount in config.static]
     return options
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    """How requests reach the handler threads (options dispatch, stall_ms and
+    sched_batch), as mechanisms the C server applies without choosing any."""
+
+    # Every queued request wakes a sleeping handler (eager); else only when no
+    # handler runs (lazy).
+    wake_each: bool
+    # Lazy: wake one more handler when requests waited this long while the busy
+    # ones are blocked; 0 never.
+    stall_ms: int
+    # SCHED_BATCH for the I/O thread and the handler threads.
+    sched_batch: bool
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What meltemi._core.Worker takes: every value of the C server, checked here
+    (the C side restates no default and no range). Built by `worker_config`."""
+
+    threads: int
+    max_request_line: int
+    max_head_size: int
+    max_headers: int
+    max_body_size: int
+    head_timeout: float
+    body_timeout: float
+    keepalive_timeout: float
+    write_timeout: float
+    write_buffer: int
+    max_connections: int
+    url_scheme: str
+    multiprocess: bool
+    compress: str  # "zstd,br,gzip"; "" for none
+    compress_min_size: int
+    gzip_level: int
+    brotli_level: int
+    zstd_level: int
+    static: list[tuple[str, str]]  # [(url_prefix, directory), ...]
+    static_max_age: int
+    breach_padding: bool
+    dispatch: DispatchPolicy
+
+
+def dispatch_policy(config: Config) -> DispatchPolicy:
+    """The dispatch options as the C server applies them ("auto" decided here)."""
+    batch = config.threads == 1 if config.sched_batch == "auto" else config.sched_batch == "on"
+    eager = config.dispatch == "eager"
+    # Eager dispatch leaves no sleeping handler behind a queued request: no stall to watch.
+    return DispatchPolicy(wake_each=eager, stall_ms=0 if eager else config.stall_ms, sched_batch=batch)
+
+
+def worker_config(config: Config) -> WorkerConfig:
+    """The object meltemi._core.Worker takes, for production and meltemi.testing alike."""
+    return WorkerConfig(**worker_options(config), dispatch=dispatch_policy(config))
 
 
 def option_table() -> list[Option]:

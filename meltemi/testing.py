@@ -11,6 +11,12 @@ client: parsed by the C parser, routed by the C router, and answered by the
 handler **in the calling thread** (`Worker.serve_one`), so inside Django's
 `TestCase` the handler sees the test's database transaction. Requests that
 no API route matches go to the Django project (or `app=`), as in production.
+
+The worker is built by the same code as in production (meltemi.worker.build)
+from the same configuration: defaults, `MELTEMI_*` variables and the Django
+setting `MELTEMI` (compression on, the same limits and timeouts), or the
+`config=` given (a meltemi.config.Config). Only `threads` is 1: the one
+thread that serves is the caller's.
 """
 
 from __future__ import annotations
@@ -56,9 +62,9 @@ class TestClient:
 
     __test__ = False
 
-    def __init__(self, api: Any = None, app: Any = None, timeout: float = 30.0):
-        from . import _core
+    def __init__(self, api: Any = None, app: Any = None, timeout: float = 30.0, config: Any = None):
         from .api import API
+        from .worker import Listener, build
 
         if api is None:
             from django.conf import settings
@@ -78,7 +84,11 @@ class TestClient:
         self._listener.bind(self._path)
         self._listener.listen(64)
         self._listener.setblocking(False)
-        self._core = _core.Worker(app, [(self._listener.fileno(), "testserver", "80")], threads=1, api=api.c_routes())
+        if config is None:
+            config = _production_config()
+        listener = Listener(self._listener, "testserver", "80", f"unix:{self._path}")
+        self.config = config.replace(threads=1)
+        self._core = build(app, [listener], self.config, api=api)
         self._core.start()
         self._closed = False
 
@@ -197,6 +207,21 @@ class TestClient:
         if "error" in outcome:
             raise outcome["error"]
         return outcome["response"]
+
+
+def _production_config() -> Any:
+    """What `meltemi` and `runmeltemi` would resolve here, without a command line."""
+    from . import config
+
+    django = None
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            django = config.django_setting(settings)
+    except ImportError:
+        pass
+    return config.resolve(None, os.environ, django)
 
 
 def _default_app() -> Any:

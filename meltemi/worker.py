@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import log
-from .config import Config, worker_options
+from .config import Config, worker_config
 
 # Exit code of a worker that could not load the application: the master stops
 # instead of restarting it forever.
@@ -181,17 +181,19 @@ def load_api(spec: str) -> Any:
     return obj
 
 
-def build(app: Any, listeners: list[Listener], config: Config) -> Any:
-    """A new, not yet started _core.Worker serving `app` on `listeners`
-    (and the typed API of config.api, loaded now: after the application, so
-    Django is set up)."""
+def build(app: Any, listeners: list[Listener], config: Config, api: Any = None) -> Any:
+    """A new, not yet started _core.Worker serving `app` on `listeners`, and
+    `api` (a meltemi.API) or else the typed API of config.api, loaded now:
+    after the application, so Django is set up. meltemi.testing builds its
+    worker here too, so tests run with the production configuration."""
     from . import _core  # imported here: the CLI and the master work without it loaded
 
-    api = load_api(config.api) if config.api else None
+    if api is None and config.api:
+        api = load_api(config.api)
     return _core.Worker(
         app,
         [listener.core_tuple() for listener in listeners],
-        **worker_options(config),
+        worker_config(config),
         access_log=log.access_logger(config.access_log),
         error_log=log.application_error,
         api=api.c_routes() if api is not None else None,

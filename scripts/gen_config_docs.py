@@ -116,7 +116,7 @@ def render() -> str:
                 f"- command line: {flags(option)}",
                 f"- environment: `{option.env}`",
                 f'- Django: `{config.DJANGO_SETTING} = {{"{option.setting}": ...}}`',
-                f"- value: {option.type.expected}",
+                f"- value: {option.type.describe()}",
                 f"- default: `{option.show_default()}`",
                 "",
             ]

@@ -19,7 +19,14 @@ import msgspec
 import msgspec.structs
 
 from ..django.cycle import request_cycle
-from .errors import HTTPException, ResponseValidationError, ValidationError, error_type, split_msgspec_error
+from .errors import (
+    HTTPException,
+    ResponseValidationError,
+    ValidationError,
+    error_type,
+    path_error_body,
+    split_msgspec_error,
+)
 from .params import MISSING, Depends
 from .request import Request
 from .responses import FileResponse, HTMLResponse, JSONResponse, Response, status_line
@@ -89,11 +96,14 @@ class API(Router):
 
     def c_routes(self) -> tuple[bool, list[tuple]]:
         """What meltemi._core.Worker(api=...) takes: (redirect_slash, [(template,
-        methods, target, names), ...]), target an Endpoint or (status, content type, body)."""
+        methods, target, invalid), ...]), target an Endpoint or (status, content type,
+        body), invalid the 422 body per path parameter (errors.path_error_body)."""
         routes = []
         for ep in self.compile():
             target = (ep.route.status, ep.route.constant[1], ep.route.constant[0]) if ep.route.constant else ep
-            routes.append((ep.template, list(ep.route.methods), target, tuple(ep.path_names)))
+            labels = [seg[1:-1] for seg in ep.template.split("/") if seg.startswith("{")]
+            invalid = tuple(path_error_body(n, t) for n, t in zip(ep.path_names, labels, strict=True))
+            routes.append((ep.template, list(ep.route.methods), target, invalid))
         return self.trailing_slash == "redirect", routes
 
     def _add_docs_routes(self) -> None:

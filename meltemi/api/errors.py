@@ -2,7 +2,8 @@
 
 Every refusal of the API layer is ``{"detail": ...}``: a string for most
 statuses, and for 422 a list of ``{"loc": [...], "msg": str, "type": str}``
-(the same shape the C router uses for a path segment that does not convert).
+(the C router answers a path segment that does not convert with the body
+`path_error_body` makes).
 """
 
 from __future__ import annotations
@@ -108,3 +109,11 @@ def error_type(msg: str) -> str:
 
 def json_error_body(status: int, detail: Any) -> bytes:
     return msgspec.json.encode({"detail": detail})
+
+
+def path_error_body(name: str, label: str) -> bytes:
+    """The 422 the C router answers, without Python, when the path segment of
+    parameter `name` does not convert to `label` (one of _core.API_PARAM_TYPES):
+    computed once per route and parameter (API.c_routes)."""
+    error = {"loc": ["path", name], "msg": f"Expected `{label}`, got `str`", "type": f"{label}_parsing"}
+    return json_error_body(422, [error])

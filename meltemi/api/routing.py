@@ -20,16 +20,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._core import API_METHODS, API_PARAM_TYPES
 from .params import MISSING, Depends
 from .signature import Signature, strip_annotated, strip_optional
 
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# The methods the C router knows (src/python/api.c).
+METHODS: tuple[str, ...] = API_METHODS
 
-_PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(path|int|float|bool|str|uuid))?\}$")
+# {name} or {name:type}, type one of the C router's (int, float, uuid, bool, str, path).
+_PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(" + "|".join(API_PARAM_TYPES) + r"))?\}$")
 
 # The C router's own checks, by annotation. Anything else is read as a
 # string segment and converted by msgspec in Python.
 _C_TYPES = {int: "int", float: "float", bool: "bool", uuid.UUID: "uuid", str: "str"}
+assert set(_C_TYPES.values()) <= set(API_PARAM_TYPES), "a type the C router does not know"
 
 
 @dataclass

@@ -17,9 +17,6 @@
 #include "sock.h"
 
 #define SWEEP_INTERVAL_MS 250
-/* A handler that took no new work for this long while requests wait is
- * taken to be blocked (a sleep, a query): another one is woken. */
-#define STALL_MS 2
 #define ACCEPT_BATCH 64
 #define DRAIN_IDLE_GRACE_MS 1000
 
@@ -467,20 +464,25 @@ static bool handlers_blocked(mt_server_t *s) {
 static void *io_main(void *arg) {
     mt_server_t *s = arg;
     mt_conn_never_wait = true;
-    if (s->config.batch_sched)
+    if (s->config.dispatch.sched_batch)
         mt_server_thread_batch();
+    /* A handler that took no new work for stall_ms while requests wait may be
+     * blocked (a sleep, a query): then another one is woken. */
+    int stall_ms = s->config.dispatch.stall_ms;
     struct epoll_event events[256];
     for (;;) {
         /* Requests wait while handlers that could take them sleep: the
          * running handler may be blocked, look again soon. */
-        int timeout = mt_queue_stall_possible(&s->queue) ? STALL_MS : SWEEP_INTERVAL_MS;
+        int timeout = SWEEP_INTERVAL_MS;
+        if (stall_ms > 0 && mt_queue_stall_possible(&s->queue))
+            timeout = MT_MIN(stall_ms, SWEEP_INTERVAL_MS);
         int n = epoll_wait(s->epfd, events, MT_ARRAY_SIZE(events), timeout);
         for (int i = 0; i < n; i++) {
             mt_io_source_t *src = events[i].data.ptr;
             src->on_event(s, src, events[i].events);
         }
         int64_t now = mt_clock_now_ms();
-        if (mt_queue_stalled(&s->queue, now, STALL_MS) && handlers_blocked(s))
+        if (stall_ms > 0 && mt_queue_stalled(&s->queue, now, stall_ms) && handlers_blocked(s))
             mt_queue_wake_one(&s->queue, now);
         if (now - s->last_sweep_ms >= SWEEP_INTERVAL_MS)
             sweep(s, now);
@@ -564,7 +566,8 @@ void mt_server_handler_enter(mt_server_t *s) {
         atomic_store(&s->handlers[slot].tid, (int)gettid());
         handler_slot = slot;
     }
-    mt_queue_consumer_enter(&s->queue);
+    if (!s->config.dispatch.wake_each)
+        mt_queue_consumer_enter(&s->queue);
 }
 
 void mt_server_handler_exit(mt_server_t *s) {
@@ -573,7 +576,8 @@ void mt_server_handler_exit(mt_server_t *s) {
         atomic_store(&s->handlers[handler_slot].busy, false);
         handler_slot = -1;
     }
-    mt_queue_consumer_exit(&s->queue);
+    if (!s->config.dispatch.wake_each)
+        mt_queue_consumer_exit(&s->queue);
 }
 
 mt_conn_t *mt_server_next(mt_server_t *s) {

@@ -19,6 +19,16 @@
 #include "http1.h"
 #include "queue.h"
 
+/* How parsed requests reach the handler threads: the mechanisms, each
+ * chosen by meltemi/config.py (options dispatch, stall_ms, sched_batch; the
+ * rule and its measurements are in docs/design.md, "Dispatch policy"). */
+typedef struct mt_dispatch_policy {
+    bool wake_each;   /* every queued request wakes a sleeping handler; else only when none runs */
+    int stall_ms;     /* wake one more handler when requests waited this long while the busy ones
+                         are blocked (state not R in /proc); 0: never */
+    bool sched_batch; /* the I/O thread and the handler threads run under SCHED_BATCH */
+} mt_dispatch_policy_t;
+
 typedef struct mt_server_config {
     mt_limits_t limits;
     int head_timeout_ms;      /* from the first byte of a head to its end */
@@ -29,7 +39,7 @@ typedef struct mt_server_config {
     uint32_t max_connections;
     size_t output_high_water; /* a producer waits while its connection queues more than this */
     size_t output_low_water;  /* ... until the I/O thread brought it down to this */
-    bool batch_sched;         /* run the I/O thread (and handlers that ask) under SCHED_BATCH */
+    mt_dispatch_policy_t dispatch;
     /* Answers in C on the I/O thread, before any hand-off: called for a
      * request whose head and body have arrived whole. Returns true when it
      * answered (*keep_alive then says whether the connection stays open);
@@ -97,9 +107,11 @@ bool mt_server_draining(const mt_server_t *s);
 mt_conn_t *mt_server_next(mt_server_t *s);
 
 /* A handler thread registers before its first mt_server_next and
- * unregisters when it stops taking requests (see mt_queue_consumer_enter:
+ * unregisters when it stops taking requests. Unless the policy is
+ * wake_each, it registers as a queue consumer (see mt_queue_consumer_enter:
  * with registered handlers, only an idle worker or a blocked handler wakes
- * another). */
+ * another). Under sched_batch, the caller should also call
+ * mt_server_thread_batch. */
 void mt_server_handler_enter(mt_server_t *s);
 void mt_server_handler_exit(mt_server_t *s);
 

@@ -17,7 +17,7 @@
 typedef struct mt_api_route {
     PyObject *endpoint; /* NULL for a constant route */
     int nparams;
-    char **invalid_body; /* per parameter: the 422 answer's JSON body */
+    char **invalid_body; /* per parameter: the 422 answer's JSON body (meltemi/api/errors.py) */
     /* A constant route, answered in C. */
     int status;
     char *content_type;
@@ -31,6 +31,9 @@ struct mt_api {
     int nroutes;
 };
 
+/* The methods and parameter types the router knows: exported as
+ * _core.API_METHODS and _core.API_PARAM_TYPES, which meltemi/api/routing.py
+ * takes as its own. */
 static const struct {
     const char *name;
     int id;
@@ -78,23 +81,10 @@ static int template_types(const char *tmpl, uint8_t *types, int max) {
     return n;
 }
 
-/* {"detail":[{"loc":["path","item_id"],"msg":"Expected `int`, got `str`","type":"int_parsing"}]} */
-static char *invalid_body(const char *name, int type) {
-    const char *label = type_labels[type];
-    size_t size = strlen(name) + 160;
-    char *body = malloc(size);
-    if (body)
-        snprintf(
-            body, size,
-            "{\"detail\":[{\"loc\":[\"path\",\"%s\"],\"msg\":\"Expected `%s`, got `str`\",\"type\":\"%s_parsing\"}]}",
-            name, label, label);
-    return body;
-}
-
 static int add_route(mt_api_t *api, int id, PyObject *spec) {
-    PyObject *methods, *target, *names;
+    PyObject *methods, *target, *invalid;
     const char *tmpl;
-    if (!PyArg_ParseTuple(spec, "sO!OO!:API route", &tmpl, &PyList_Type, &methods, &target, &PyTuple_Type, &names))
+    if (!PyArg_ParseTuple(spec, "sO!OO!:API route", &tmpl, &PyList_Type, &methods, &target, &PyTuple_Type, &invalid))
         return -1;
     uint64_t mask = method_mask(methods);
     if (mask == 0)
@@ -102,8 +92,8 @@ static int add_route(mt_api_t *api, int id, PyObject *spec) {
     mt_api_route_t *route = &api->routes[id];
     uint8_t types[MT_ROUTER_MAX_PARAMS];
     route->nparams = template_types(tmpl, types, MT_ROUTER_MAX_PARAMS);
-    if (route->nparams != PyTuple_GET_SIZE(names)) {
-        PyErr_Format(PyExc_ValueError, "route %s: %zd names for %d parameters", tmpl, PyTuple_GET_SIZE(names),
+    if (route->nparams != PyTuple_GET_SIZE(invalid)) {
+        PyErr_Format(PyExc_ValueError, "route %s: %zd 422 answers for %d parameters", tmpl, PyTuple_GET_SIZE(invalid),
                      route->nparams);
         return -1;
     }
@@ -137,10 +127,11 @@ static int add_route(mt_api_t *api, int id, PyObject *spec) {
             return -1;
         }
         for (int i = 0; i < route->nparams; i++) {
-            const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, i));
-            if (name == NULL)
+            char *body;
+            Py_ssize_t len;
+            if (PyBytes_AsStringAndSize(PyTuple_GET_ITEM(invalid, i), &body, &len) < 0)
                 return -1;
-            if ((route->invalid_body[i] = invalid_body(name, types[i])) == NULL) {
+            if ((route->invalid_body[i] = copy_text(body, (size_t)len)) == NULL) {
                 PyErr_NoMemory();
                 return -1;
             }
@@ -512,9 +503,30 @@ static PyObject *mt_api_parse_query(PyObject *module, PyObject *arg) {
     return d;
 }
 
+int mt_api_add_constants(PyObject *module) {
+    PyObject *methods = PyTuple_New(MT_ARRAY_SIZE(method_ids));
+    PyObject *types = PyTuple_New(MT_PARAM_NTYPES);
+    int rc = methods && types ? 0 : -1;
+    for (Py_ssize_t i = 0; rc == 0 && i < (Py_ssize_t)MT_ARRAY_SIZE(method_ids); i++) {
+        PyObject *name = PyUnicode_FromString(method_ids[i].name);
+        rc = name ? PyTuple_SetItem(methods, i, name) : -1;
+    }
+    for (Py_ssize_t i = 0; rc == 0 && i < MT_PARAM_NTYPES; i++) {
+        PyObject *label = PyUnicode_FromString(type_labels[i]);
+        rc = label ? PyTuple_SetItem(types, i, label) : -1;
+    }
+    if (rc == 0)
+        rc = PyModule_AddObjectRef(module, "API_METHODS", methods);
+    if (rc == 0)
+        rc = PyModule_AddObjectRef(module, "API_PARAM_TYPES", types);
+    Py_XDECREF(methods);
+    Py_XDECREF(types);
+    return rc;
+}
+
 PyMethodDef mt_api_methods[] = {
     {"parse_query", mt_api_parse_query, METH_O,
-     "parse_query(qs) -> dict: a query string's keys and values, decoded ('+' and %XX, UTF-8); repeated keys "
-     "give lists."},
+     "parse_query(qs, /)\n--\n\nA query string's keys and values as a dict, decoded ('+' and %XX, UTF-8); repeated "
+     "keys give lists."},
     {NULL, NULL, 0, NULL},
 };

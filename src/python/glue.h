@@ -163,6 +163,10 @@ typedef enum mt_api_result {
 /* From API.c_routes() (GIL held). NULL with an exception. */
 mt_api_t *mt_api_create(PyObject *spec);
 void mt_api_destroy(mt_api_t *api);
+/* Adds API_METHODS and API_PARAM_TYPES (tuples of str: the methods and the
+ * path parameter types the router knows) to the module. 0, or -1 with an
+ * exception. */
+int mt_api_add_constants(PyObject *module);
 /* Matches the request on c, without the GIL; answers it when C can. */
 mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_handler_t *handler, bool *keep_alive);
 /* Calls the matched route's endpoint like a WSGI application (GIL held).

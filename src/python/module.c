@@ -31,7 +31,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         PyExc_OSError, NULL);
     if (mt_ClientDisconnected == NULL || mt_RequestBodyError == NULL ||
         PyModule_AddFunctions(m, mt_precompress_methods) < 0 || PyModule_AddFunctions(m, mt_api_methods) < 0 ||
-        PyModule_AddObjectRef(m, "ClientDisconnected", mt_ClientDisconnected) < 0 ||
+        mt_api_add_constants(m) < 0 || PyModule_AddObjectRef(m, "ClientDisconnected", mt_ClientDisconnected) < 0 ||
         PyModule_AddObjectRef(m, "RequestBodyError", mt_RequestBodyError) < 0 ||
         PyModule_AddObjectRef(m, "Worker", (PyObject *)&Worker_Type) < 0 ||
         PyModule_AddObjectRef(m, "FileWrapper", (PyObject *)&FileWrapper_Type) < 0)

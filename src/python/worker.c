@@ -1,34 +1,13 @@
 /* meltemi._core.Worker: one worker process's server, driven from Python
  * (meltemi/worker.py): start() spawns the C I/O thread, handle_requests() is
  * the body of each handler thread, shutdown() and join() stop it. */
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "glue.h"
 #include "static.h"
-
-static int ms_option(PyObject *value, double fallback_seconds, int *out) {
-    double seconds = value ? PyFloat_AsDouble(value) : fallback_seconds;
-    if (seconds == -1.0 && PyErr_Occurred())
-        return -1;
-    if (seconds <= 0 || seconds > 86400 * 7) {
-        PyErr_SetString(PyExc_ValueError, "timeouts must be between 0 and one week (seconds)");
-        return -1;
-    }
-    *out = (int)(seconds * 1000);
-    return 0;
-}
-
-static int size_option(PyObject *value, unsigned long long fallback, unsigned long long max, unsigned long long *out) {
-    unsigned long long v = value ? PyLong_AsUnsignedLongLong(value) : fallback;
-    if (v == (unsigned long long)-1 && PyErr_Occurred())
-        return -1;
-    if (v == 0 || v > max) {
-        PyErr_Format(PyExc_ValueError, "limit out of range: %llu (1 to %llu)", v, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 /* [(url_prefix, directory), ...] into the C static file handler. */
 static int mount_statics(WorkerObject *self, PyObject *mounts, int max_age) {
@@ -62,93 +41,169 @@ static bool answer_static_inline(void *ctx, mt_conn_t *c, bool *keep_alive) {
     return true;
 }
 
+/* The values come from a meltemi.config.WorkerConfig: config.py declares
+ * every default and range and checked the values, so these readers take
+ * them as they are and only refuse what does not fit their C type. */
+
+static int config_ull(PyObject *config, const char *name, unsigned long long max, unsigned long long *out) {
+    PyObject *value = PyObject_GetAttrString(config, name);
+    if (value == NULL)
+        return -1;
+    unsigned long long v = PyLong_AsUnsignedLongLong(value);
+    Py_DECREF(value);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    if (v > max) {
+        PyErr_Format(PyExc_OverflowError, "WorkerConfig.%s: %llu does not fit the C server", name, v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int config_int(PyObject *config, const char *name, int *out) {
+    unsigned long long v;
+    if (config_ull(config, name, INT_MAX, &v) < 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int config_bool(PyObject *config, const char *name, bool *out) {
+    PyObject *value = PyObject_GetAttrString(config, name);
+    if (value == NULL)
+        return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    if (truth < 0)
+        return -1;
+    *out = truth;
+    return 0;
+}
+
+/* Seconds (a float) as milliseconds, rounded up: a timeout is never shorter than asked. */
+static int config_ms(PyObject *config, const char *name, int *out) {
+    PyObject *value = PyObject_GetAttrString(config, name);
+    if (value == NULL)
+        return -1;
+    double seconds = PyFloat_AsDouble(value);
+    Py_DECREF(value);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(seconds >= 0 && seconds * 1000 <= INT_MAX)) {
+        PyErr_Format(PyExc_OverflowError, "WorkerConfig.%s: %g s does not fit the C server", name, seconds);
+        return -1;
+    }
+    *out = (int)ceil(seconds * 1000);
+    return 0;
+}
+
+/* config.dispatch (a meltemi.config.DispatchPolicy) into the server's policy. */
+static int config_dispatch(PyObject *config, mt_dispatch_policy_t *out) {
+    PyObject *policy = PyObject_GetAttrString(config, "dispatch");
+    if (policy == NULL)
+        return -1;
+    int rc = config_bool(policy, "wake_each", &out->wake_each) < 0 ||
+                     config_int(policy, "stall_ms", &out->stall_ms) < 0 ||
+                     config_bool(policy, "sched_batch", &out->sched_batch) < 0
+                 ? -1
+                 : 0;
+    Py_DECREF(policy);
+    return rc;
+}
+
+/* The server's part of the WorkerConfig. */
+static int server_config(PyObject *cfg, mt_server_config_t *config) {
+    unsigned long long line, head, headers, body, conns, write_buffer;
+    if (config_ull(cfg, "max_request_line", UINT32_MAX, &line) < 0 ||
+        config_ull(cfg, "max_head_size", UINT32_MAX, &head) < 0 ||
+        config_ull(cfg, "max_headers", UINT32_MAX, &headers) < 0 ||
+        config_ull(cfg, "max_body_size", UINT64_MAX, &body) < 0 ||
+        config_ull(cfg, "max_connections", UINT32_MAX, &conns) < 0 ||
+        config_ull(cfg, "write_buffer", SIZE_MAX, &write_buffer) < 0 ||
+        config_ms(cfg, "head_timeout", &config->head_timeout_ms) < 0 ||
+        config_ms(cfg, "body_timeout", &config->body_timeout_ms) < 0 ||
+        config_ms(cfg, "keepalive_timeout", &config->keepalive_timeout_ms) < 0 ||
+        config_ms(cfg, "write_timeout", &config->write_timeout_ms) < 0 || config_dispatch(cfg, &config->dispatch) < 0)
+        return -1;
+    config->limits.max_request_line = (uint32_t)line;
+    config->limits.max_head_size = (uint32_t)head;
+    config->limits.max_headers = (uint32_t)headers;
+    config->limits.max_body_size = body;
+    config->max_connections = (uint32_t)conns;
+    config->output_high_water = (size_t)write_buffer;
+    config->output_low_water = (size_t)write_buffer / 4;
+    return 0;
+}
+
+/* The response side's part of the WorkerConfig: compression and static files. */
+static int response_config(WorkerObject *self, PyObject *cfg) {
+    PyObject *compress = PyObject_GetAttrString(cfg, "compress");
+    if (compress == NULL)
+        return -1;
+    Py_ssize_t len;
+    const char *codings = PyUnicode_AsUTF8AndSize(compress, &len);
+    long mask = codings ? mt_codec_parse_list(codings, len, NULL, NULL) : -1;
+    Py_DECREF(compress);
+    if (mask < 0)
+        return -1;
+    self->compress_mask = (unsigned)mask;
+    int max_age;
+    if (config_ull(cfg, "compress_min_size", ULLONG_MAX, &self->compress_min_size) < 0 ||
+        config_bool(cfg, "breach_padding", &self->breach_padding) < 0 ||
+        config_int(cfg, "gzip_level", &self->compress_level[MT_CODING_GZIP]) < 0 ||
+        config_int(cfg, "brotli_level", &self->compress_level[MT_CODING_BR]) < 0 ||
+        config_int(cfg, "zstd_level", &self->compress_level[MT_CODING_ZSTD]) < 0 ||
+        config_int(cfg, "static_max_age", &max_age) < 0)
+        return -1;
+    PyObject *mounts = PyObject_GetAttrString(cfg, "static");
+    if (mounts == NULL)
+        return -1;
+    int rc = 0;
+    if (!PyList_Check(mounts)) {
+        PyErr_SetString(PyExc_TypeError, "WorkerConfig.static: a list of (url_prefix, directory)");
+        rc = -1;
+    } else if (PyList_GET_SIZE(mounts)) {
+        rc = mount_statics(self, mounts, max_age);
+    }
+    Py_DECREF(mounts);
+    return rc;
+}
+
 static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
-    /* clang-format off */
-    static char *keywords[] = {
-        "app", "listeners", "threads", "max_request_line", "max_head_size", "max_headers", "max_body_size",
-        "head_timeout", "body_timeout", "keepalive_timeout", "write_timeout", "max_connections", "multiprocess",
-        "url_scheme", "access_log", "error_log", "compress", "compress_min_size", "gzip_level", "brotli_level",
-        "zstd_level", "static", "static_max_age", "breach_padding", "api", "write_buffer", NULL};
-    /* clang-format on */
-    PyObject *app, *listeners, *max_request_line = NULL, *max_head_size = NULL, *max_headers = NULL,
-                               *max_body_size = NULL, *head_timeout = NULL, *body_timeout = NULL,
-                               *keepalive_timeout = NULL, *write_timeout = NULL, *max_connections = NULL,
-                               *url_scheme = NULL, *access_log = Py_None, *error_log = Py_None, *write_buffer = NULL;
-    int threads = 1, multiprocess = 0;
-    const char *compress = "";
-    unsigned long long compress_min_size = 512;
-    int gzip_level = -1, brotli_level = -1, zstd_level = -1, static_max_age = 60;
-    PyObject *statics = NULL, *api = Py_None;
-    int breach_padding = 0;
+    static char *keywords[] = {"app", "listeners", "config", "access_log", "error_log", "api", NULL};
+    PyObject *app, *listeners, *cfg, *access_log = Py_None, *error_log = Py_None, *api = Py_None;
+    PyObject *scheme = NULL;
     int *fds = NULL;
     if (self->server_ready) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!ipOO:Worker", keywords, &app,
-                                     &PyList_Type, &listeners, &threads, &max_request_line, &max_head_size,
-                                     &max_headers, &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout,
-                                     &write_timeout, &max_connections, &multiprocess, &url_scheme, &access_log,
-                                     &error_log, &compress, &compress_min_size, &gzip_level, &brotli_level, &zstd_level,
-                                     &PyList_Type, &statics, &static_max_age, &breach_padding, &api, &write_buffer))
-        return -1;
-    long mask = mt_codec_parse_list(compress, (Py_ssize_t)strlen(compress), NULL, NULL);
-    if (mask < 0)
-        return -1;
-    self->compress_mask = (unsigned)mask;
-    self->compress_min_size = compress_min_size;
-    self->breach_padding = breach_padding;
-    if ((gzip_level != -1 && (gzip_level < 1 || gzip_level > 9)) ||
-        (brotli_level != -1 && (brotli_level < 0 || brotli_level > 11)) ||
-        (zstd_level != -1 && (zstd_level < 1 || zstd_level > 19))) {
-        PyErr_SetString(PyExc_ValueError, "compression levels: gzip 1-9, brotli 0-11, zstd 1-19");
-        return -1;
-    }
-    self->compress_level[MT_CODING_GZIP] = gzip_level;
-    self->compress_level[MT_CODING_BR] = brotli_level;
-    self->compress_level[MT_CODING_ZSTD] = zstd_level;
-    if (statics && PyList_GET_SIZE(statics) && mount_statics(self, statics, static_max_age) < 0)
-        return -1;
-    if (api != Py_None && (self->api = mt_api_create(api)) == NULL)
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O|$OOO:Worker", keywords, &app, &PyList_Type, &listeners, &cfg,
+                                     &access_log, &error_log, &api))
         return -1;
     if (!PyCallable_Check(app)) {
         PyErr_SetString(PyExc_TypeError, "app must be a WSGI callable");
         return -1;
     }
-    /* One handler thread: the I/O thread and it take turns in batches (see
-     * mt_server_thread_batch). Several: measured, wake-up preemption gives
-     * the better tail latency when handlers pass the GIL among themselves. */
-    mt_server_config_t config = {.linger_ms = 2000, .batch_sched = threads == 1};
+    mt_server_config_t config = {.linger_ms = 2000, .limits.max_chunk_ext = 4096};
+    int threads;
+    bool multiprocess;
+    if (server_config(cfg, &config) < 0 || response_config(self, cfg) < 0 || config_int(cfg, "threads", &threads) < 0 ||
+        config_bool(cfg, "multiprocess", &multiprocess) < 0)
+        return -1;
+    if ((scheme = PyObject_GetAttrString(cfg, "url_scheme")) == NULL)
+        return -1;
+    if (!PyUnicode_Check(scheme)) {
+        PyErr_SetString(PyExc_TypeError, "WorkerConfig.url_scheme: a str");
+        goto error;
+    }
+    if (api != Py_None && (self->api = mt_api_create(api)) == NULL)
+        goto error;
     if (self->statics) {
         config.answer_inline = answer_static_inline;
         config.inline_ctx = self;
     }
-    unsigned long long v;
-    if (size_option(max_request_line, 8190, 1 << 20, &v) < 0)
-        return -1;
-    config.limits.max_request_line = (uint32_t)v;
-    if (size_option(max_head_size, 16384, 1 << 20, &v) < 0)
-        return -1;
-    config.limits.max_head_size = (uint32_t)v;
-    if (size_option(max_headers, 100, 10000, &v) < 0)
-        return -1;
-    config.limits.max_headers = (uint32_t)v;
-    if (size_option(max_body_size, 100ULL << 20, 1ULL << 50, &v) < 0)
-        return -1;
-    config.limits.max_body_size = v;
-    config.limits.max_chunk_ext = 4096;
-    if (size_option(max_connections, 10000, 1 << 24, &v) < 0)
-        return -1;
-    config.max_connections = (uint32_t)v;
-    if (size_option(write_buffer, 256 << 10, 1ULL << 40, &v) < 0)
-        return -1;
-    config.output_high_water = (size_t)v;
-    config.output_low_water = (size_t)v / 4;
-    if (ms_option(head_timeout, 10, &config.head_timeout_ms) < 0 ||
-        ms_option(body_timeout, 30, &config.body_timeout_ms) < 0 ||
-        ms_option(keepalive_timeout, 5, &config.keepalive_timeout_ms) < 0 ||
-        ms_option(write_timeout, 30, &config.write_timeout_ms) < 0)
-        return -1;
 
     Py_ssize_t n = PyList_GET_SIZE(listeners);
     self->listeners = PyMem_Calloc((size_t)(n ? n : 1), sizeof *self->listeners);
@@ -166,11 +221,6 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         self->listeners[i] = (mt_py_listener_t){name, port};
         self->nlisteners = (int)i + 1;
     }
-    PyObject *scheme = url_scheme ? url_scheme : PyUnicode_InternFromString("http");
-    if (scheme == NULL)
-        goto error;
-    if (!url_scheme)
-        Py_DECREF(scheme); /* interned: kept alive by the interpreter */
     self->environ_template = mt_environ_template(self, scheme, threads > 1, multiprocess);
     if (self->environ_template == NULL)
         goto error;
@@ -191,9 +241,11 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         Py_INCREF(error_log);
         self->error_log = error_log;
     }
+    Py_DECREF(scheme);
     PyMem_Free(fds);
     return 0;
 error:
+    Py_XDECREF(scheme);
     PyMem_Free(fds);
     return -1;
 }
@@ -301,7 +353,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     if (check_ready(self) < 0)
         return NULL;
     mt_server_t *s = &self->server;
-    if (s->config.batch_sched)
+    if (s->config.dispatch.sched_batch)
         mt_server_thread_batch();
     mt_handler_t handler = {.z = NULL, .route = -1};
     mt_buf_init(&handler.out);
@@ -430,7 +482,8 @@ PyTypeObject Worker_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "meltemi._core.Worker",
     .tp_basicsize = sizeof(WorkerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Worker(app, listeners, *, threads=1, ...)\n--\n\nA worker process's HTTP server.",
+    .tp_doc = "Worker(app, listeners, config, *, access_log=None, error_log=None, api=None)\n--\n\n"
+              "A worker process's HTTP server; config is a meltemi.config.WorkerConfig.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Worker_init,
     .tp_dealloc = (destructor)Worker_dealloc,

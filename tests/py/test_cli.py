@@ -148,6 +148,16 @@ def test_usage_error_is_one_line_and_exit_2(args, env, line):
     assert result.stderr == f"meltemi: error: {line}\n"
 
 
+def test_max_body_size_0_fails_at_config_time_not_in_the_worker():
+    """It passed config.py and then made every worker fail to boot (exit 3)."""
+    result = meltemi("procapps:app", "--max-body-size", "0")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "meltemi: error: --max-body-size: expected a size in bytes such as 16384, 64K or 100M, from 1 to 1024G, "
+        "got '0'\n"
+    )
+
+
 def test_port_in_use_is_reported_at_once():
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))

@@ -1,0 +1,90 @@
+"""Types of meltemi._core, the C extension (src/python/).
+
+tests/py/test_core_stub.py checks that this stub and the module name the
+same things, with the same parameters.
+"""
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+from .config import WorkerConfig
+
+# The methods and the path parameter types the C router knows
+# (meltemi/api/routing.py takes them as its own).
+API_METHODS: Final[tuple[str, ...]]
+API_PARAM_TYPES: Final[tuple[str, ...]]
+# The version of the llhttp library the extension was built with.
+llhttp_version: Final[str]
+
+class ClientDisconnected(OSError):
+    """The client closed the connection before the exchange ended."""
+
+class RequestBodyError(OSError):
+    """The request body could not be read: too slow, too large or malformed."""
+
+# A WSGI application: environ, start_response -> iterable of bytes.
+_WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# A bound listening socket: (file descriptor, SERVER_NAME, SERVER_PORT).
+_Listener = tuple[int, str, str]
+# What meltemi.API.c_routes() returns.
+_APIRoutes = tuple[bool, list[tuple[Any, ...]]]
+
+class Worker:
+    """A worker process's HTTP server (see meltemi/worker.py)."""
+
+    def __init__(
+        self,
+        app: _WSGIApp,
+        listeners: list[_Listener],
+        config: WorkerConfig,
+        *,
+        access_log: Callable[[str], None] | None = None,
+        error_log: Callable[[str, BaseException], None] | None = None,
+        api: _APIRoutes | None = None,
+    ) -> None: ...
+    def start(self) -> None:
+        """Starts the I/O thread (which never holds the GIL)."""
+    def handle_requests(self) -> None:
+        """Answers requests until the worker stops; run it in each handler thread."""
+    def serve_one(self, timeout: float, /) -> bool:
+        """Serves one connection's request in the calling thread if one arrives within timeout seconds."""
+    def shutdown(self) -> None:
+        """Begins a graceful stop: no more accepting, requests in flight complete."""
+    def join(self, timeout: float | None = None, /) -> bool:
+        """Waits for the I/O thread to exit; True if it did."""
+    def stats(self) -> dict[str, int]:
+        """The process's object counters."""
+    @property
+    def requests_handled(self) -> int:
+        """Requests answered by this worker."""
+
+class FileWrapper:
+    """wsgi.file_wrapper: sends a file with sendfile(2)."""
+
+    filelike: Any
+    blksize: int
+    def __init__(self, filelike: Any, blksize: int = 65536) -> None: ...
+    def __iter__(self) -> FileWrapper: ...
+    def __next__(self) -> bytes: ...
+    def close(self) -> None: ...
+
+def compress(data: bytes | bytearray | memoryview, coding: str, level: int = -1, chunks: int = 1) -> bytes:
+    """Compresses data with 'gzip', 'br', 'zstd' or 'identity'."""
+
+def compressible_type(content_type: str, /) -> bool:
+    """Whether responses of this Content-Type are worth compressing."""
+
+def negotiate_encoding(accept: str, enabled: str = "zstd,br,gzip") -> str:
+    """The content coding to answer an Accept-Encoding value with."""
+
+def parse_query(qs: str, /) -> dict[str, str | list[str]]:
+    """A query string's keys and values, decoded; repeated keys give lists."""
+
+def precompress_file(
+    path: str | bytes | os.PathLike[str],
+    codings: str = "zstd,br,gzip",
+    levels: Mapping[str, int] | None = None,
+    min_size: int = 512,
+) -> list[str]:
+    """Writes the precompressed variants of a file beside it; returns the codings written."""
