@@ -611,6 +611,19 @@ OPTIONS: tuple[Option, ...] = (
         core=True,
     ),
     Option(
+        "static_compress_cache",
+        Size(minimum=0),
+        16 << 20,
+        "Memory per worker for compressed copies of static files that have no precompressed variant beside "
+        "them: a file of a compressible type between `compress_min_size` and 1 MiB is compressed once per "
+        "version and coding (with the `compress` codings and levels), on the first request that accepts the "
+        "coding, then served like a precompressed variant; the least recently used copies go first. Larger "
+        "files are never compressed on the fly (it would stall the worker's other connections): run "
+        "`precompress` for them. `0` turns the cache off.",
+        STATIC,
+        core=True,
+    ),
+    Option(
         "serve_media",
         Flag(),
         False,

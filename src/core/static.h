@@ -1,5 +1,6 @@
 /* Static and media files answered in C: URL-prefix mounts over directories,
- * conditional requests, a single byte range, precompressed variants, and an
+ * conditional requests, a single byte range, precompressed variants (or
+ * copies compressed once per file version, src/core/zcache.h), and an
  * open-file cache shared by a worker's handler threads.
  *
  * Threads: mounts are added before the object is shared; after that,
@@ -15,6 +16,7 @@
 
 #include "conn.h"
 #include "http1.h"
+#include "zcache.h"
 
 typedef struct mt_static mt_static_t;
 
@@ -34,6 +36,14 @@ void mt_static_destroy(mt_static_t *st);
  * Not thread-safe. Returns 0, -EINVAL (bad prefix), -ENOENT/-ENOTDIR/-EACCES
  * (bad root) or -ENOMEM. */
 int mt_static_mount(mt_static_t *st, const char *url_prefix, const char *root, int max_age);
+
+/* Turns on compressed copies: a compressible file (mt_zcache_eligible) that
+ * has no precompressed variant is compressed once per version and coding into
+ * a cache bounded by config->budget, owned by st and freed with it, and served
+ * like a precompressed variant (Content-Encoding, Vary, an ETag per coding,
+ * ranges over the compressed bytes). Not thread-safe: call before st is
+ * shared. Returns 0, -EINVAL (budget 0 or no coding) or -ENOMEM. */
+int mt_static_compress(mt_static_t *st, const mt_zcache_config_t *config);
 
 /* True when the path of req's target (in `base`, before '?'; the authority of
  * an absolute-form target is skipped) starts with a mount's prefix, compared

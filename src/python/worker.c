@@ -68,7 +68,8 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         "app", "listeners", "threads", "max_request_line", "max_head_size", "max_headers", "max_body_size",
         "head_timeout", "body_timeout", "keepalive_timeout", "write_timeout", "max_connections", "multiprocess",
         "url_scheme", "access_log", "error_log", "compress", "compress_min_size", "gzip_level", "brotli_level",
-        "zstd_level", "static", "static_max_age", "breach_padding", "api", "write_buffer", NULL};
+        "zstd_level", "static", "static_max_age", "breach_padding", "api", "write_buffer", "static_compress_cache",
+        NULL};
     /* clang-format on */
     PyObject *app, *listeners, *max_request_line = NULL, *max_head_size = NULL, *max_headers = NULL,
                                *max_body_size = NULL, *head_timeout = NULL, *body_timeout = NULL,
@@ -76,7 +77,7 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
                                *url_scheme = NULL, *access_log = Py_None, *error_log = Py_None, *write_buffer = NULL;
     int threads = 1, multiprocess = 0;
     const char *compress = "";
-    unsigned long long compress_min_size = 512;
+    unsigned long long compress_min_size = 512, static_compress_cache = 16 << 20;
     int gzip_level = -1, brotli_level = -1, zstd_level = -1, static_max_age = 60;
     PyObject *statics = NULL, *api = Py_None;
     int breach_padding = 0;
@@ -85,12 +86,12 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!ipOO:Worker", keywords, &app,
-                                     &PyList_Type, &listeners, &threads, &max_request_line, &max_head_size,
-                                     &max_headers, &max_body_size, &head_timeout, &body_timeout, &keepalive_timeout,
-                                     &write_timeout, &max_connections, &multiprocess, &url_scheme, &access_log,
-                                     &error_log, &compress, &compress_min_size, &gzip_level, &brotli_level, &zstd_level,
-                                     &PyList_Type, &statics, &static_max_age, &breach_padding, &api, &write_buffer))
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "OO!|$iOOOOOOOOOpUOOsKiiiO!ipOOK:Worker", keywords, &app, &PyList_Type, &listeners, &threads,
+            &max_request_line, &max_head_size, &max_headers, &max_body_size, &head_timeout, &body_timeout,
+            &keepalive_timeout, &write_timeout, &max_connections, &multiprocess, &url_scheme, &access_log, &error_log,
+            &compress, &compress_min_size, &gzip_level, &brotli_level, &zstd_level, &PyList_Type, &statics,
+            &static_max_age, &breach_padding, &api, &write_buffer, &static_compress_cache))
         return -1;
     long mask = mt_codec_parse_list(compress, (Py_ssize_t)strlen(compress), NULL, NULL);
     if (mask < 0)
@@ -109,6 +110,22 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     self->compress_level[MT_CODING_ZSTD] = zstd_level;
     if (statics && PyList_GET_SIZE(statics) && mount_statics(self, statics, static_max_age) < 0)
         return -1;
+    if (self->statics && self->compress_mask && static_compress_cache) {
+        /* Static files get the codings and levels of responses: --compress off means off here too. */
+        mt_zcache_config_t zconfig = {
+            .budget = (size_t)static_compress_cache,
+            .min_size = (size_t)compress_min_size,
+            .codings = self->compress_mask,
+            .levels = {[MT_CODING_IDENTITY] = -1,
+                       [MT_CODING_GZIP] = gzip_level,
+                       [MT_CODING_BR] = brotli_level,
+                       [MT_CODING_ZSTD] = zstd_level},
+        };
+        if (mt_static_compress(self->statics, &zconfig) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
     if (api != Py_None && (self->api = mt_api_create(api)) == NULL)
         return -1;
     if (!PyCallable_Check(app)) {

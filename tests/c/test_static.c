@@ -12,6 +12,7 @@
 #include "conn.c"
 #include "server.c"
 #include "compress.c"
+#include "zcache.c"
 #include "static.c"
 
 #include <dirent.h>
