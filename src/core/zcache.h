@@ -30,7 +30,7 @@
 
 /* Files above this size are never compressed inline: the first request for
  * each coding pays the compression on the thread that answers it, usually
- * the I/O thread, where 1 MiB already costs ~25 ms at gzip 6 during which no
+ * the I/O thread, where 1 MiB already costs ~40 ms at gzip 6 during which no
  * other connection of the worker is served. Larger files are for `precompress`. */
 #define MT_ZCACHE_MAX_FILE (1 << 20)
 
