@@ -596,7 +596,8 @@ OPTIONS: tuple[Option, ...] = (
         "Serve a directory under a URL prefix entirely in C, before Python: `--static /static/=staticfiles`. "
         "Repeat for several. `runmeltemi` adds `STATIC_URL` from `STATIC_ROOT` on its own (and `MEDIA_URL` "
         "from `MEDIA_ROOT` with `serve_media`). Files are sent with sendfile, with ETag, Last-Modified, "
-        "304s, single ranges and precompressed `.zst`/`.br`/`.gz` variants found beside them.",
+        "304s, single ranges and precompressed `.zst`/`.br`/`.gz` variants found beside them (or copies the "
+        "server compresses once, see `static_compress_cache`).",
         STATIC,
         multiple=True,
         core=True,

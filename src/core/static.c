@@ -893,9 +893,14 @@ static mt_coding_t find_compressed(mt_static_t *st, const mt_request_t *req, con
     off_t size;
     if (mt_zcache_get(st->zcache, file->fd, &version, type, coding, &fd, &size, item) < 0)
         return MT_CODING_IDENTITY; /* not worth it, or not possible now: the file as it is */
-    *copy = *file;
+    /* Only the fields answer_file reads, all fixed since the entry was made:
+     * the rest (references, LRU links, checked_ms) change under the lock. */
+    memset(copy, 0, sizeof *copy);
     copy->fd = fd;
     copy->size = size;
+    copy->mtime = file->mtime;
+    copy->mount = file->mount;
+    memcpy(copy->last_modified, file->last_modified, sizeof copy->last_modified);
     /* A file tag is at most 50 characters (three 64-bit numbers in hex). */
     snprintf(copy->tag, sizeof copy->tag, "%.50s-z%d", file->tag, mt_zcache_level(st->zcache, coding));
     return coding;

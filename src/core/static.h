@@ -54,8 +54,11 @@ bool mt_static_match(const mt_static_t *st, const mt_request_t *req, const char 
  * (the I/O thread, for a request that arrived whole, or a handler thread):
  * GET and HEAD (405 otherwise), 200/206/304/
  * 404/416. The head's spans are consumed (c->head_consumed is set); a request
- * body is left unread for the caller to skip. Sets *keep_alive (false when the
- * request, a graceful stop or a failed write says to close). Returns 0, or a
+ * body is left unread for the caller to skip. With mt_static_compress, the
+ * first request for a coding of a compressible file compresses it on the
+ * calling thread (at most MT_ZCACHE_MAX_FILE bytes, once per version). Sets
+ * *keep_alive (false when the request, a graceful stop or a failed write says
+ * to close). Returns 0, or a
  * negative errno when the connection must be closed (client gone, write
  * timeout, out of memory, a file cut short while it was sent). */
 int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive);
