@@ -4,10 +4,10 @@ precompressed variant, through a real server process.
 
 Covered: gzip, br and zstd to clients that accept them, decoding to the file; Vary: Accept-Encoding on every
 answer of such a file (identity included); an ETag per coding, 304 on it, and no 304 across codings; a range
-of the compressed bytes; HEAD; a modified file compressed again; what is never compressed (images, files under
---compress-min-size or over 1 MiB); a precompressed variant taking precedence; a large copy sent to a slow
-reader; --static-compress-cache 0 and --compress; and the demo project's admin `base.css` as `make run`
-serves it.
+of the compressed bytes; HEAD; a handler thread's answer (a request with a body); a modified file compressed
+again; what is never compressed (images, files under --compress-min-size or over 1 MiB); a precompressed
+variant taking precedence; a large copy sent to a slow reader; --static-compress-cache 0 and --compress; and
+the demo project's admin `base.css` as `make run` serves it.
 """
 
 from __future__ import annotations
@@ -205,6 +205,19 @@ def test_modified_file_is_compressed_again(server, root):
     # The old ETag no longer gives a 304.
     stale = request(server, "/s/changing.css", Accept_Encoding="zstd", If_None_Match=before.header("etag"))
     assert stale.status == 200
+
+
+def test_compressed_on_a_handler_thread(server):
+    """A request whose body is still on its way is answered by a handler thread, which shares the cache."""
+    with server.connect() as sock:
+        head = "GET /s/site.css HTTP/1.1\r\nHost: test\r\nAccept-Encoding: br\r\nContent-Length: 4\r\n\r\n"
+        sock.sendall(head.encode())
+        time.sleep(0.1)
+        sock.sendall(b"body")
+        response = ResponseReader(sock).read_response()
+    assert response.status == 200 and response.header("content-encoding") == "br"
+    assert brotli.decompress(response.body) == CSS
+    assert response.body == request(server, "/s/site.css", Accept_Encoding="br").body
 
 
 # -- what is not compressed ---------------------------------------------------------------------------------
