@@ -749,7 +749,8 @@ OPTIONS: tuple[Option, ...] = (
         "Serve a directory under a URL prefix entirely in C, before Python: `--static /static/=staticfiles`. "
         "Repeat for several. `runmeltemi` adds `STATIC_URL` from `STATIC_ROOT` on its own (and `MEDIA_URL` "
         "from `MEDIA_ROOT` with `serve_media`). Files are sent with sendfile, with ETag, Last-Modified, "
-        "304s, single ranges and precompressed `.zst`/`.br`/`.gz` variants found beside them.",
+        "304s, single ranges and precompressed `.zst`/`.br`/`.gz` variants found beside them (or copies the "
+        "server compresses once, see `static_compress_cache`).",
         STATIC,
         multiple=True,
         core=True,
@@ -760,6 +761,19 @@ OPTIONS: tuple[Option, ...] = (
         60,
         "Cache-Control max-age (seconds) of static files whose names carry no content hash; hashed names "
         "(ManifestStaticFilesStorage) are cached for a year as immutable.",
+        STATIC,
+        core=True,
+    ),
+    Option(
+        "static_compress_cache",
+        Size(minimum=0),
+        16 << 20,
+        "Memory per worker for compressed copies of static files that have no precompressed variant beside "
+        "them: a file of a compressible type between `compress_min_size` and 1 MiB is compressed once per "
+        "version and coding (with the `compress` codings and levels), on the first request that accepts the "
+        "coding, then served like a precompressed variant; the least recently used copies go first. Larger "
+        "files are never compressed on the fly (it would stall the worker's other connections): run "
+        "`precompress` for them. `0` turns the cache off.",
         STATIC,
         core=True,
     ),
@@ -1003,6 +1017,7 @@ class WorkerConfig:
     zstd_level: int
     static: list[tuple[str, str]]  # [(url_prefix, directory), ...]
     static_max_age: int
+    static_compress_cache: int  # bytes of compressed static copies per worker; 0: none
     breach_padding: bool
     dispatch: DispatchPolicy
 

@@ -20,6 +20,7 @@
 #include "compress.h"
 #include "http1_write.h"
 #include "server.h"
+#include "zcache.h"
 
 #define CACHE_TTL_MS 1000   /* an entry is trusted this long, then revalidated with one fstatat */
 #define CACHE_CAPACITY 1024 /* entries (open descriptors and remembered misses) */
@@ -64,7 +65,7 @@ typedef struct entry {
     int64_t checked_ms; /* when the entry was last known to match the file system */
     uint32_t hash;
     const mount_t *mount;
-    char tag[52]; /* the ETag's opaque part: size, mtime and inode in hex */
+    char tag[64]; /* the ETag's opaque part: size, mtime and inode in hex (and a compressed copy's level) */
     char last_modified[MT_HTTP_DATE_LEN + 1];
     size_t path_len;
     char path[];
@@ -79,6 +80,7 @@ struct mt_static {
     size_t count, capacity;
     int ttl_ms;
     unsigned long opens; /* files looked up on disk (the tests watch the cache with it) */
+    mt_zcache_t *zcache; /* compressed copies of files without precompressed variants; NULL: off */
 };
 
 /* ---- opening a path without leaving the root ----
@@ -366,6 +368,7 @@ void mt_static_destroy(mt_static_t *st) {
         free(st->mounts[i]);
     }
     free(st->mounts);
+    mt_zcache_destroy(st->zcache);
     pthread_mutex_destroy(&st->lock);
     free(st);
 }
@@ -391,6 +394,15 @@ int mt_static_mount(mt_static_t *st, const char *url_prefix, const char *root, i
     m->root_fd = fd;
     m->max_age = max_age;
     st->mounts[st->nmounts++] = m;
+    return 0;
+}
+
+int mt_static_compress(mt_static_t *st, const mt_zcache_config_t *config) {
+    mt_zcache_t *zc = mt_zcache_create(config);
+    if (zc == NULL)
+        return config->budget == 0 || (config->codings & MT_CODING_ALL) == 0 ? -EINVAL : -ENOMEM;
+    mt_zcache_destroy(st->zcache);
+    st->zcache = zc;
     return 0;
 }
 
@@ -860,6 +872,40 @@ static unsigned find_variants(mt_static_t *st, entry_t *e, char *path, size_t le
     return available;
 }
 
+/* For a file without precompressed variants: the copy that the compressed-file
+ * cache holds (or makes now) in the coding the client prefers among those
+ * offered. Returns that coding with *item referenced and *copy a view of the
+ * file's entry on the copy's bytes (its tag names the level, since a copy made
+ * at another level has other bytes), or MT_CODING_IDENTITY with *item NULL.
+ * Sets *vary when the file is one the cache compresses, whatever this client
+ * accepts, so that caches keep the representations apart. */
+static mt_coding_t find_compressed(mt_static_t *st, const mt_request_t *req, const char *base, const entry_t *file,
+                                   const char *path, size_t plen, entry_t *copy, mt_zcache_item_t **item, bool *vary) {
+    const char *type = content_type(path, plen);
+    if (!mt_zcache_eligible(st->zcache, type, file->size))
+        return MT_CODING_IDENTITY;
+    *vary = true;
+    mt_coding_t coding = choose_coding(req, base, mt_zcache_codings(st->zcache));
+    if (coding == MT_CODING_IDENTITY)
+        return coding;
+    mt_zcache_version_t version = {file->dev, file->ino, file->size, file->mtime, file->ctime};
+    int fd;
+    off_t size;
+    if (mt_zcache_get(st->zcache, file->fd, &version, type, coding, &fd, &size, item) < 0)
+        return MT_CODING_IDENTITY; /* not worth it, or not possible now: the file as it is */
+    /* Only the fields answer_file reads, all fixed since the entry was made:
+     * the rest (references, LRU links, checked_ms) change under the lock. */
+    memset(copy, 0, sizeof *copy);
+    copy->fd = fd;
+    copy->size = size;
+    copy->mtime = file->mtime;
+    copy->mount = file->mount;
+    memcpy(copy->last_modified, file->last_modified, sizeof copy->last_modified);
+    /* A file tag is at most 50 characters (three 64-bit numbers in hex). */
+    snprintf(copy->tag, sizeof copy->tag, "%.50s-z%d", file->tag, mt_zcache_level(st->zcache, coding));
+    return coding;
+}
+
 /* Answers with the representation `rep` of the file at `path`. */
 static int answer_file(reply_t *r, const mt_request_t *req, const char *base, entry_t *rep, mt_coding_t coding,
                        bool vary, const char *path, size_t plen) {
@@ -961,6 +1007,8 @@ int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
         r.keep_alive = false;
     mt_buf_init(&r.out);
     entry_t *file = NULL, *variants[NCODINGS] = {NULL};
+    entry_t copy;
+    mt_zcache_item_t *zitem = NULL;
     int rc;
     if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD) {
         rc = answer_text(&r, 405, "Allow: GET, HEAD\r\n");
@@ -977,14 +1025,20 @@ int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
     unsigned available = find_variants(st, file, path, plen, variants);
     mt_coding_t coding = available ? choose_coding(req, base, available) : MT_CODING_IDENTITY;
     entry_t *rep = coding ? variants[coding] : file;
-    rc = answer_file(&r, req, base, rep, coding, available != 0, path, plen);
+    bool vary = available != 0;
+    if (!available)
+        coding = find_compressed(st, req, base, file, path, plen, &copy, &zitem, &vary);
+    if (zitem)
+        rep = &copy;
+    rc = answer_file(&r, req, base, rep, coding, vary, path, plen);
     if (rc == -EIO || rc == -ENODATA)
-        entry_expire(st, rep); /* the file changed under us: look again next time */
+        entry_expire(st, zitem ? file : rep); /* the file changed under us: look again next time */
 done:
     c->head_consumed = true;
     for (size_t i = 0; i < NCODINGS; i++)
         if (variants[i])
             entry_release(st, variants[i]);
+    mt_zcache_release(st->zcache, zitem);
     if (file)
         entry_release(st, file);
     mt_buf_dispose(&r.out);

@@ -1,5 +1,6 @@
 /* Static and media files answered in C: URL-prefix mounts over directories,
- * conditional requests, a single byte range, precompressed variants, and an
+ * conditional requests, a single byte range, precompressed variants (or
+ * copies compressed once per file version, src/core/zcache.h), and an
  * open-file cache shared by a worker's handler threads.
  *
  * Threads: mounts are added before the object is shared; after that,
@@ -15,6 +16,7 @@
 
 #include "conn.h"
 #include "http1.h"
+#include "zcache.h"
 
 typedef struct mt_static mt_static_t;
 
@@ -35,6 +37,14 @@ void mt_static_destroy(mt_static_t *st);
  * (bad root) or -ENOMEM. */
 int mt_static_mount(mt_static_t *st, const char *url_prefix, const char *root, int max_age);
 
+/* Turns on compressed copies: a compressible file (mt_zcache_eligible) that
+ * has no precompressed variant is compressed once per version and coding into
+ * a cache bounded by config->budget, owned by st and freed with it, and served
+ * like a precompressed variant (Content-Encoding, Vary, an ETag per coding,
+ * ranges over the compressed bytes). Not thread-safe: call before st is
+ * shared. Returns 0, -EINVAL (budget 0 or no coding) or -ENOMEM. */
+int mt_static_compress(mt_static_t *st, const mt_zcache_config_t *config);
+
 /* True when the path of req's target (in `base`, before '?'; the authority of
  * an absolute-form target is skipped) starts with a mount's prefix, compared
  * byte for byte before percent-decoding. Any method. */
@@ -44,8 +54,11 @@ bool mt_static_match(const mt_static_t *st, const mt_request_t *req, const char 
  * (the I/O thread, for a request that arrived whole, or a handler thread):
  * GET and HEAD (405 otherwise), 200/206/304/
  * 404/416. The head's spans are consumed (c->head_consumed is set); a request
- * body is left unread for the caller to skip. Sets *keep_alive (false when the
- * request, a graceful stop or a failed write says to close). Returns 0, or a
+ * body is left unread for the caller to skip. With mt_static_compress, the
+ * first request for a coding of a compressible file compresses it on the
+ * calling thread (at most MT_ZCACHE_MAX_FILE bytes, once per version). Sets
+ * *keep_alive (false when the request, a graceful stop or a failed write says
+ * to close). Returns 0, or a
  * negative errno when the connection must be closed (client gone, write
  * timeout, out of memory, a file cut short while it was sent). */
 int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive);

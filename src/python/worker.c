@@ -167,6 +167,25 @@ static int response_config(WorkerObject *self, PyObject *cfg) {
         rc = mount_statics(self, mounts, max_age);
     }
     Py_DECREF(mounts);
+    unsigned long long zcache_budget;
+    if (rc == 0 && config_ull(cfg, "static_compress_cache", SIZE_MAX, &zcache_budget) < 0)
+        rc = -1;
+    if (rc == 0 && self->statics && self->compress_mask && zcache_budget) {
+        /* Static files get the codings and levels of responses: --compress off means off here too. */
+        mt_zcache_config_t zconfig = {
+            .budget = (size_t)zcache_budget,
+            .min_size = (size_t)self->compress_min_size,
+            .codings = self->compress_mask,
+            .levels = {[MT_CODING_IDENTITY] = -1,
+                       [MT_CODING_GZIP] = self->compress_level[MT_CODING_GZIP],
+                       [MT_CODING_BR] = self->compress_level[MT_CODING_BR],
+                       [MT_CODING_ZSTD] = self->compress_level[MT_CODING_ZSTD]},
+        };
+        if (mt_static_compress(self->statics, &zconfig) < 0) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+    }
     return rc;
 }
 

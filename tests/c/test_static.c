@@ -12,6 +12,7 @@
 #include "conn.c"
 #include "server.c"
 #include "compress.c"
+#include "zcache.c"
 #include "static.c"
 
 #include <dirent.h>
@@ -953,6 +954,97 @@ static void test_fd_leaks(void) {
     is_int(count_fds(), before, "no descriptor leaked after destroy");
 }
 
+/* Inflates a gzip body; returns the decoded length, or -1. */
+static long gunzip(const char *in, size_t n, char *out, size_t cap) {
+    z_stream zs = {0};
+    inflateInit2(&zs, 15 + 16);
+    zs.next_in = (Bytef *)in;
+    zs.avail_in = (uInt)n;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)cap;
+    long got = inflate(&zs, Z_FINISH) == Z_STREAM_END && zs.avail_in == 0 ? (long)zs.total_out : -1;
+    inflateEnd(&zs);
+    return got;
+}
+
+/* Files without precompressed variants, compressed by the zcache and served
+ * like variants (src/core/zcache.c has the cache's own tests). */
+static void test_compressed_copies(void) {
+    enum { CSS_SIZE = 20000, TEXT_SIZE = 120000 };
+    static char css[CSS_SIZE], text[TEXT_SIZE], out[TEXT_SIZE + 64];
+    pattern(css, CSS_SIZE, 3);
+    unsigned seed = 5;
+    for (size_t i = 0; i < TEXT_SIZE; i++) { /* letters at random: the copy stays larger than SMALL_BODY */
+        seed = seed * 1103515245u + 12345u;
+        text[i] = (char)('a' + (seed >> 16) % 26);
+    }
+    put_file("root/z.css", css, CSS_SIZE);
+    put_file("root/zbig.txt", text, TEXT_SIZE);
+    put_file("root/zv.css", css, CSS_SIZE);
+    put_text("root/zv.css.gz", "GZ-OF-ZV");
+    int before = count_fds();
+    mt_static_t *s = mt_static_create();
+    mt_static_mount(s, "/static/", root, 60);
+    mt_zcache_config_t config = {.budget = 1 << 20, .min_size = 512, .codings = MT_CODING_ALL, .levels = {-1, 6, 4, 3}};
+    is_int(mt_static_compress(s, &config), 0, "compressed copies on");
+    config.budget = 0;
+    is_int(mt_static_compress(s, &config), -EINVAL, "a budget of 0 is refused");
+
+    response_t plain = get_with(s, "/static/z.css", NULL);
+    ok(plain.status == 200 && field(&plain, "Content-Encoding") == NULL && plain.body_len == CSS_SIZE,
+       "identity without Accept-Encoding");
+    is_str(field(&plain, "Vary"), "Accept-Encoding", "Vary on the identity answer of a compressible file");
+    response_t r = get_with(s, "/static/z.css", "Accept-Encoding: gzip\r\n");
+    is_str(field(&r, "Content-Encoding"), "gzip", "gzip for a client that accepts it");
+    is_str(field(&r, "Vary"), "Accept-Encoding", "with Vary");
+    ok(r.body_len < CSS_SIZE / 4 && gunzip(r.body, r.body_len, out, sizeof out) == CSS_SIZE &&
+           memcmp(out, css, CSS_SIZE) == 0,
+       "the copy decodes to the file (%zu bytes)", r.body_len);
+    char etag[128], want[160];
+    snprintf(etag, sizeof etag, "%s", field(&r, "ETag"));
+    snprintf(want, sizeof want, "%.*s-z6-gzip\"", (int)strlen(field(&plain, "ETag")) - 1, field(&plain, "ETag"));
+    is_str(etag, want, "the ETag: the file's, the level and the coding");
+    response_t again = get_with(s, "/static/z.css", "Accept-Encoding: gzip\r\n");
+    ok(again.body_len == r.body_len && memcmp(again.body, r.body, r.body_len) == 0, "the same copy again");
+    response_free(&again);
+    char fields[256];
+    snprintf(fields, sizeof fields, "Accept-Encoding: gzip\r\nIf-None-Match: %s\r\n", etag);
+    again = get_with(s, "/static/z.css", fields);
+    ok(again.status == 304 && strcmp(field(&again, "ETag"), etag) == 0, "304 on the copy's ETag");
+    response_free(&again);
+    snprintf(fields, sizeof fields, "If-None-Match: %s\r\n", etag);
+    again = get_with(s, "/static/z.css", fields);
+    is_int(again.status, 200, "not for a client that takes identity");
+    response_free(&again);
+    again = get_with(s, "/static/z.css", "Accept-Encoding: gzip\r\nRange: bytes=2-11\r\n");
+    char range[64];
+    snprintf(range, sizeof range, "bytes 2-11/%zu", r.body_len);
+    ok(again.status == 206 && again.body_len == 10 && memcmp(again.body, r.body + 2, 10) == 0,
+       "a range of the compressed bytes");
+    is_str(field(&again, "Content-Range"), range, "Content-Range of the copy");
+    response_free(&again);
+    response_free(&r);
+    response_free(&plain);
+
+    r = get_with(s, "/static/zbig.txt", "Accept-Encoding: gzip\r\n");
+    ok(r.body_len > SMALL_BODY && gunzip(r.body, r.body_len, out, sizeof out) == TEXT_SIZE &&
+           memcmp(out, text, TEXT_SIZE) == 0,
+       "a copy larger than SMALL_BODY goes out by sendfile (%zu bytes)", r.body_len);
+    response_free(&r);
+    r = get_with(s, "/static/PIC.PNG", "Accept-Encoding: gzip\r\n");
+    ok(field(&r, "Content-Encoding") == NULL && field(&r, "Vary") == NULL, "an image: neither coding nor Vary");
+    response_free(&r);
+    r = get_with(s, "/static/zv.css", "Accept-Encoding: br\r\n");
+    ok(field(&r, "Content-Encoding") == NULL && r.body_len == CSS_SIZE,
+       "a file with a precompressed variant gets no copy in another coding");
+    response_free(&r);
+    r = get_with(s, "/static/zv.css", "Accept-Encoding: br, gzip\r\n");
+    ok(strcmp(r.body, "GZ-OF-ZV") == 0, "its variant is sent");
+    response_free(&r);
+    mt_static_destroy(s);
+    is_int(count_fds(), before, "no descriptor left after destroy");
+}
+
 typedef struct hammer {
     mt_static_t *s;
     int id, errors;
@@ -1034,6 +1126,7 @@ int main(void) {
     test_mounts();
     test_changes();
     test_fd_leaks();
+    test_compressed_copies();
     test_threads();
     is_int(heads_left, 0, "every answer marks the head consumed");
     mt_static_destroy(st);

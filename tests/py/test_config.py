@@ -186,6 +186,7 @@ def test_worker_options_are_the_core_keywords():
         "zstd_level": 3,
         "static": [],
         "static_max_age": 60,
+        "static_compress_cache": 16 << 20,
         "breach_padding": False,
     }
 

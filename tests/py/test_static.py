@@ -103,6 +103,29 @@ def server(tree):
         stop(server)
 
 
+@pytest.fixture(scope="module")
+def variants_only(tree):
+    """The same tree without the compressed-file cache: what precompressed variants alone give (the copies
+    the server compresses itself are tests/py/test_static_compress.py's)."""
+    server = Server(
+        [
+            "compressapps:main",
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--static",
+            f"/static/={tree['root']}",
+            "--static-compress-cache",
+            "0",
+        ]
+    )
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
 def build(target: str, method: str = "GET", extra: str = "", version: str = "1.1") -> bytes:
     host = "Host: test\r\n" if version == "1.1" else ""
     return f"{method} {target} HTTP/{version}\r\n{host}{extra}\r\n".encode("latin-1")
@@ -403,8 +426,8 @@ def test_only_existing_variants(server, tree):
     assert response.header("vary") == "Accept-Encoding"
 
 
-def test_stale_variant_ignored(server):
-    response = request(server, "/static/stale.css", extra="Accept-Encoding: br\r\n")
+def test_stale_variant_ignored(variants_only):
+    response = request(variants_only, "/static/stale.css", extra="Accept-Encoding: br\r\n")
     assert response.status == 200
     assert response.header("content-encoding") is None
     assert response.body == CSS
@@ -640,14 +663,16 @@ def test_changed_file_noticed(server, tree):
     assert back.body == b"back\n"
 
 
-def test_new_variant_noticed(server, tree):
+def test_new_variant_noticed(variants_only, tree):
     path = tree["root"] / "late.css"
     write(path, CSS, time.time() - 60)
-    assert request(server, "/static/late.css", extra="Accept-Encoding: br\r\n").header("content-encoding") is None
+    assert (
+        request(variants_only, "/static/late.css", extra="Accept-Encoding: br\r\n").header("content-encoding") is None
+    )
     write(tree["root"] / "late.css.br", brotli.compress(CSS))
     deadline = time.monotonic() + 3
     while True:
-        response = request(server, "/static/late.css", extra="Accept-Encoding: br\r\n")
+        response = request(variants_only, "/static/late.css", extra="Accept-Encoding: br\r\n")
         if response.header("content-encoding") == "br" or time.monotonic() > deadline:
             break
         time.sleep(0.05)
