@@ -23,6 +23,7 @@
 #ifndef MT_RESPOND_H
 #define MT_RESPOND_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
