@@ -11,8 +11,8 @@ are covered by `make bench`, which checks every answer before measuring.
 
 from __future__ import annotations
 
-import subprocess
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 

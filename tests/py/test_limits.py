@@ -603,7 +603,8 @@ def test_repeated_disconnects_mid_body_and_mid_response_leak_nothing(start_serve
         time.sleep(0.1)  # lingering closes end within the linger timeout
     assert open_fds(pid) <= fds_before, f"{open_fds(pid) - fds_before} descriptors more after the disconnects"
     grown = rss_bytes(pid) - rss_before
-    assert grown < 16 * 1024 * 1024 + asan_quarantine_bytes(), f"worker RSS grew by {grown >> 20} MiB over {2 * rounds} disconnects"
+    limit = 16 * 1024 * 1024 + asan_quarantine_bytes()
+    assert grown < limit, f"worker RSS grew by {grown >> 20} MiB over {2 * rounds} disconnects"
     assert worker_pid(server) == pid
     print(f"disconnects: fds {fds_before} -> {open_fds(pid)}, RSS grew {grown >> 10} KiB")
 
