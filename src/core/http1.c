@@ -467,3 +467,38 @@ size_t mt_http1_target_path(const mt_request_t *req, const char *base, const cha
         *query = (mt_span_t){(uint32_t)(q + 1 - base), (uint32_t)(n - plen - 1)};
     return plen;
 }
+
+int mt_request_header(const mt_request_t *req, const char *base, const char *lower, size_t n, char *buf,
+                      const char **value, size_t *len) {
+    const char *found = NULL;
+    size_t total = 0;
+    *value = NULL;
+    *len = 0;
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        const mt_header_t *h = &req->headers[i];
+        if (!mt_span_ieq(base, h->name, lower, n))
+            continue;
+        const char *v = mt_span_ptr(base, h->value);
+        if (found == NULL) {
+            found = v;
+            total = h->value.len;
+            continue;
+        }
+        if (found != buf) { /* a second field: the list starts its copy */
+            if (total > MT_REQUEST_FIELD_MAX)
+                return -E2BIG;
+            memcpy(buf, found, total);
+            found = buf;
+        }
+        if (total + 2 + h->value.len > MT_REQUEST_FIELD_MAX)
+            return -E2BIG;
+        memcpy(buf + total, ", ", 2);
+        memcpy(buf + total + 2, v, h->value.len);
+        total += 2 + h->value.len;
+    }
+    if (found == NULL)
+        return 0;
+    *value = found;
+    *len = total;
+    return 1;
+}

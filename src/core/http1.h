@@ -111,6 +111,23 @@ static inline const char *mt_span_ptr(const char *base, mt_span_t span) {
 /* Case-insensitive comparison of a span with a lowercase literal. */
 bool mt_span_ieq(const char *base, mt_span_t span, const char *lower, size_t n);
 
+/* The longest joined value mt_request_header gives (and the size of its `buf`). */
+#define MT_REQUEST_FIELD_MAX 4096
+
+/* The value of the request's field named `lower` (lowercase, n bytes), for
+ * every caller that reads one (Accept-Encoding, If-None-Match, Range, ...).
+ * A field given once is returned as it is, in `base`, without a copy. A
+ * field given several times is one list (RFC 9110 5.3): the values are
+ * joined with ", " into buf (MT_REQUEST_FIELD_MAX bytes), so a later
+ * "gzip;q=0" is heard. Returns 1 and sets *value and *len; 0 when the request
+ * has no such field; -E2BIG when several fields joined would exceed
+ * MT_REQUEST_FIELD_MAX bytes (one field alone is never cut): then
+ * *value is NULL, and the caller must act as for a value it cannot use, never
+ * on a prefix of the list (identity for Accept-Encoding, no Range, an
+ * If-None-Match that matches nothing, an If-Match that fails). */
+int mt_request_header(const mt_request_t *req, const char *base, const char *lower, size_t n, char *buf,
+                      const char **value, size_t *len);
+
 /* Decodes %XX escapes of src[0, n) into dst (which may be src). Invalid escapes
  * are copied as they are. Returns the decoded length. */
 size_t mt_http1_percent_decode(char *dst, const char *src, size_t n);

@@ -183,24 +183,3 @@ size_t mt_http1_chunk_size_line(char *line, size_t size) {
     line[n + 1] = '\n';
     return n + 2;
 }
-
-int mt_http1_write_error(mt_buf_t *out, int status, const char *detail, bool close) {
-    char body[256];
-    const char *reason = mt_http1_reason(status);
-    int blen = snprintf(body, sizeof body, "%d %s%s%s\n", status, reason, detail ? ": " : "", detail ? detail : "");
-    if (blen < 0 || (size_t)blen >= sizeof body)
-        blen = (int)strlen(body);
-    char head[256];
-    int hlen = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, reason);
-    int rc = mt_buf_append(out, head, (size_t)hlen);
-    if (rc == 0)
-        rc = mt_http1_write_date(out);
-    if (rc == 0) {
-        hlen = snprintf(head, sizeof head, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n",
-                        blen, close ? "Connection: close\r\n" : "");
-        rc = mt_buf_append(out, head, (size_t)hlen);
-    }
-    if (rc == 0)
-        rc = mt_buf_append(out, body, (size_t)blen);
-    return rc;
-}

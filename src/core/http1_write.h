@@ -1,5 +1,7 @@
-/* HTTP/1.1 response serialization: status line, validated header fields, the
- * Date header, chunk framing and the server's own error responses. */
+/* HTTP/1.1 response serialization primitives: the reason phrases, the status
+ * line, validated header fields, the Date header and chunk framing. The rules
+ * of a whole head (framing, which fields may stand) are respond.c's, which
+ * builds every head from these. */
 #ifndef MT_HTTP1_WRITE_H
 #define MT_HTTP1_WRITE_H
 
@@ -8,7 +10,7 @@
 
 #include "buf.h"
 
-/* The reason phrase of a status code the server answers itself, or "Unknown". */
+/* The reason phrase of a status code (the server's one table), or "Unknown". */
 const char *mt_http1_reason(int status);
 
 /* True if s[0, n) is a non-empty RFC 9110 token (a valid field name). */
@@ -39,10 +41,5 @@ int mt_http1_write_raw(mt_buf_t *out, const char *text, size_t n);
 /* Writes the size line of a chunk ("1a2b\r\n") into line (>= 20 bytes);
  * returns its length. */
 size_t mt_http1_chunk_size_line(char *line, size_t size);
-
-/* Appends a complete error response of the server's own: status line, Date,
- * text/plain body naming the problem, and "Connection: close" when `close`.
- * Returns 0 or -ENOMEM. */
-int mt_http1_write_error(mt_buf_t *out, int status, const char *detail, bool close);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include "clock.h"
 #include "common.h"
-#include "http1_write.h"
+#include "respond.h"
 #include "sock.h"
 
 #define SWEEP_INTERVAL_MS 250
@@ -136,7 +136,7 @@ static void answer_and_linger(mt_server_t *s, mt_conn_t *c, const char *out, siz
 static void answer_error(mt_server_t *s, mt_conn_t *c, int status, const char *reason) {
     mt_buf_t out;
     mt_buf_init(&out);
-    if (mt_http1_write_error(&out, status, reason, true) == 0)
+    if (mt_respond_error(&out, NULL, status, reason, false) == 0)
         answer_and_linger(s, c, out.data, out.len);
     else
         answer_and_linger(s, c, NULL, 0);
@@ -235,7 +235,7 @@ static void http1_on_readable(mt_server_t *s, mt_conn_t *c) {
  * client knows to retry, instead of a connection left in the backlog. */
 static void busy_response(mt_buf_t *out) {
     out->len = 0;
-    if (mt_http1_write_error(out, 503, "the server is at its connection limit", true) < 0)
+    if (mt_respond_error(out, NULL, 503, "the server is at its connection limit", false) < 0)
         out->len = 0;
 }
 
@@ -284,7 +284,7 @@ static void http1_on_timeout(mt_server_t *s, mt_conn_t *c) {
     if (atomic_load_explicit(&c->state, memory_order_acquire) == MT_CONN_HEAD) {
         mt_buf_t out;
         mt_buf_init(&out);
-        if (mt_http1_write_error(&out, 408, "the request head did not arrive in time", true) == 0) {
+        if (mt_respond_error(&out, NULL, 408, "the request head did not arrive in time", false) == 0) {
             ssize_t ignored = write(c->fd, out.data, out.len);
             (void)ignored;
         }

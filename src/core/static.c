@@ -19,6 +19,7 @@
 #include "common.h"
 #include "compress.h"
 #include "http1_write.h"
+#include "respond.h"
 #include "server.h"
 #include "zcache.h"
 
@@ -462,17 +463,17 @@ static ssize_t clean_path(const char *raw, size_t n, char *out, size_t cap) {
     return (ssize_t)o;
 }
 
-/* The value of the first header field named `lower` (lowercase), or NULL. */
-static const char *header_value(const mt_request_t *req, const char *base, const char *lower, size_t n, size_t *len) {
-    for (uint32_t i = 0; i < req->nheaders; i++)
-        if (mt_span_ieq(base, req->headers[i].name, lower, n)) {
-            *len = req->headers[i].value.len;
-            return mt_span_ptr(base, req->headers[i].value);
-        }
-    return NULL;
+/* A request field, several of them joined (mt_request_header). NULL when
+ * absent; *too_long is set when the joined list overflowed (then NULL too). */
+static const char *header_value(const mt_request_t *req, const char *base, const char *lower, size_t n, char *buf,
+                                size_t *len, bool *too_long) {
+    const char *value;
+    int rc = mt_request_header(req, base, lower, n, buf, &value, len);
+    *too_long = rc == -E2BIG;
+    return rc > 0 ? value : NULL;
 }
 
-#define HEADER(req, base, name, len) header_value((req), (base), name, sizeof name - 1, (len))
+#define HEADER(name, len) header_value(req, base, name, sizeof name - 1, joined, (len), &too_long)
 
 static bool is_blank(char c) {
     return c == ' ' || c == '\t';
@@ -480,34 +481,14 @@ static bool is_blank(char c) {
 
 /* The coding the client prefers among the available variants (a mask of
  * MT_CODING_MASK bits), by the negotiation that compressed responses use.
- * Several Accept-Encoding fields are one list (RFC 9110 5.3), so they are
- * joined, as far as 4 KiB holds them. */
+ * Several Accept-Encoding fields are one list; one too long to join gets
+ * identity, never a coding its lost part may have refused. */
 static mt_coding_t choose_coding(const mt_request_t *req, const char *base, unsigned available) {
-    char joined[4096];
-    const char *value = NULL;
-    size_t n = 0;
-    for (uint32_t i = 0; i < req->nheaders; i++) {
-        if (!mt_span_ieq(base, req->headers[i].name, "accept-encoding", 15))
-            continue;
-        const char *v = mt_span_ptr(base, req->headers[i].value);
-        size_t len = req->headers[i].value.len;
-        if (value == NULL) {
-            value = v;
-            n = len;
-            continue;
-        }
-        if (value != joined) { /* a second field: start a copy */
-            if (n > sizeof joined)
-                break;
-            memcpy(joined, value, n);
-            value = joined;
-        }
-        if (n + 1 + len > sizeof joined)
-            break;
-        joined[n++] = ',';
-        memcpy(joined + n, v, len);
-        n += len;
-    }
+    char joined[MT_REQUEST_FIELD_MAX];
+    const char *value;
+    size_t n;
+    if (mt_request_header(req, base, "accept-encoding", 15, joined, &value, &n) <= 0)
+        return MT_CODING_IDENTITY;
     return mt_compress_negotiate(value, n, available);
 }
 
@@ -723,63 +704,21 @@ static const char *content_type(const char *path, size_t len) {
 typedef struct reply {
     mt_conn_t *c;
     mt_buf_t out;
-    bool keep_alive;
-    bool head_only; /* HEAD: the fields GET would get, no body */
+    mt_respond_t head; /* the response writer: framing, fields, connection */
 } reply_t;
-
-static const char *reason(int status) {
-    switch (status) {
-    case 206:
-        return "Partial Content";
-    case 304:
-        return "Not Modified";
-    case 412:
-        return "Precondition Failed";
-    case 416:
-        return "Range Not Satisfiable";
-    default:
-        return mt_http1_reason(status);
-    }
-}
-
-/* Appends the status line and Date. */
-static int begin(reply_t *r, int status) {
-    char line[64];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, reason(status));
-    int rc = mt_buf_append(&r->out, line, (size_t)n);
-    return rc ? rc : mt_http1_write_date(&r->out);
-}
-
-/* Appends the connection field (if any) and the blank line. */
-static int end_head(reply_t *r) {
-    if (!r->keep_alive)
-        return mt_buf_append(&r->out, "Connection: close\r\n\r\n", 21);
-    if (r->c->req.http_minor == 0)
-        return mt_buf_append(&r->out, "Connection: keep-alive\r\n\r\n", 26);
-    return mt_buf_append(&r->out, "\r\n", 2);
-}
 
 static int send_out(reply_t *r) {
     struct iovec iov = {r->out.data, r->out.len};
     return mt_conn_writev(r->c, &iov, 1);
 }
 
-/* A short text/plain answer of the server's own, with `fields` (whole lines)
- * added to the head. */
-static int answer_text(reply_t *r, int status, const char *fields) {
+/* A short text/plain answer of the server's own, with `fields` added to the
+ * head. */
+static int answer_text(reply_t *r, int status, const mt_field_t *fields, int nfields) {
     char body[64];
-    int blen = snprintf(body, sizeof body, "%d %s\n", status, reason(status));
-    int rc = begin(r, status);
-    if (rc == 0)
-        rc = mt_buf_append(&r->out, "Content-Type: text/plain; charset=utf-8\r\n", 41);
-    if (rc == 0)
-        rc = mt_http1_write_content_length(&r->out, (unsigned long long)blen);
-    if (rc == 0 && fields)
-        rc = mt_buf_append(&r->out, fields, strlen(fields));
-    if (rc == 0)
-        rc = end_head(r);
-    if (rc == 0 && !r->head_only)
-        rc = mt_buf_append(&r->out, body, (size_t)blen);
+    int blen = snprintf(body, sizeof body, "%d %s\n", status, mt_http1_reason(status));
+    int rc =
+        mt_respond_answer(&r->head, &r->out, status, fields, nfields, "text/plain; charset=utf-8", body, (size_t)blen);
     return rc ? rc : send_out(r);
 }
 
@@ -915,81 +854,94 @@ static int answer_file(reply_t *r, const mt_request_t *req, const char *base, en
     int64_t mtime = rep->mtime.tv_sec;
     const char *v;
     size_t vlen;
+    char joined[MT_REQUEST_FIELD_MAX];
+    bool too_long;
+    bool head_only = req->method_id == HTTP_HEAD;
 
-    /* Preconditions in the order of RFC 9110 13.2.2. */
+    /* Preconditions in the order of RFC 9110 13.2.2. A list too long to
+     * join is a value we cannot use: If-Match fails, If-None-Match matches
+     * nothing, Range and If-Range are ignored (the whole file goes out). */
     int status = 200;
-    if ((v = HEADER(req, base, "if-match", &vlen)) != NULL) {
-        if (!etag_list_match(v, vlen, etag, elen, true))
+    if ((v = HEADER("if-match", &vlen)) != NULL || too_long) {
+        if (v == NULL || !etag_list_match(v, vlen, etag, elen, true))
             status = 412;
-    } else if ((v = HEADER(req, base, "if-unmodified-since", &vlen)) != NULL) {
+    } else if ((v = HEADER("if-unmodified-since", &vlen)) != NULL) {
         int64_t t = parse_http_date(v, vlen);
         if (t >= 0 && mtime > t)
             status = 412;
     }
-    if (status == 200 && (v = HEADER(req, base, "if-none-match", &vlen)) != NULL) {
-        if (etag_list_match(v, vlen, etag, elen, false))
+    if (status == 200 && ((v = HEADER("if-none-match", &vlen)) != NULL || too_long)) {
+        if (v && etag_list_match(v, vlen, etag, elen, false))
             status = 304;
-    } else if (status == 200 && (v = HEADER(req, base, "if-modified-since", &vlen)) != NULL) {
+    } else if (status == 200 && (v = HEADER("if-modified-since", &vlen)) != NULL) {
         int64_t t = parse_http_date(v, vlen);
         if (t >= 0 && mtime <= t)
             status = 304;
     }
     if (status == 412)
-        return answer_text(r, 412, NULL);
+        return answer_text(r, 412, NULL, 0);
 
     uint64_t size = (uint64_t)rep->size, first = 0, last = size ? size - 1 : 0;
-    if (status == 200 && !r->head_only && (v = HEADER(req, base, "range", &vlen)) != NULL) {
-        const char *ir;
-        size_t irlen;
+    if (status == 200 && !head_only) {
+        /* If-Range first: both lookups may use `joined`. */
         bool current = true;
-        if ((ir = HEADER(req, base, "if-range", &irlen)) != NULL) {
-            if (irlen && (ir[0] == '"' || ir[0] == 'W'))
-                current = etag_list_match(ir, irlen, etag, elen, true);
+        if ((v = HEADER("if-range", &vlen)) != NULL || too_long) {
+            if (v == NULL)
+                current = false;
+            else if (vlen && (v[0] == '"' || v[0] == 'W'))
+                current = etag_list_match(v, vlen, etag, elen, true);
             else
-                current = parse_http_date(ir, irlen) == mtime;
+                current = parse_http_date(v, vlen) == mtime;
         }
-        range_result_t range = current ? parse_range(v, vlen, size, &first, &last) : RANGE_IGNORE;
+        range_result_t range = RANGE_IGNORE;
+        if (current && (v = HEADER("range", &vlen)) != NULL)
+            range = parse_range(v, vlen, size, &first, &last);
         if (range == RANGE_UNSATISFIABLE) {
-            char field[64];
-            snprintf(field, sizeof field, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
-            return answer_text(r, 416, field);
+            char value[48];
+            int n = snprintf(value, sizeof value, "bytes */%llu", (unsigned long long)size);
+            mt_field_t field = {"Content-Range", 13, value, (size_t)n};
+            return answer_text(r, 416, &field, 1);
         }
         if (range == RANGE_ONE)
             status = 206;
     }
 
-    char fields[1024];
-    int n = 0;
+    mt_respond_t *h = &r->head;
+    mt_buf_t *out = &r->out;
+    h->vary = vary;
+    char value[96];
+    int n;
+    int rc = mt_respond_status(h, out, status);
     if (status != 304) {
-        n += snprintf(fields + n, sizeof fields - (size_t)n, "Content-Type: %s\r\nContent-Length: %llu\r\n",
-                      content_type(path, plen), (unsigned long long)(size ? last - first + 1 : 0));
-        if (status == 206)
-            n += snprintf(fields + n, sizeof fields - (size_t)n, "Content-Range: bytes %llu-%llu/%llu\r\n",
-                          (unsigned long long)first, (unsigned long long)last, (unsigned long long)size);
-        if (coding)
-            n += snprintf(fields + n, sizeof fields - (size_t)n, "Content-Encoding: %s\r\n",
-                          mt_compress_coding_name(coding));
-        n += snprintf(fields + n, sizeof fields - (size_t)n, "Accept-Ranges: bytes\r\n");
+        const char *type = content_type(path, plen);
+        if (rc == 0)
+            rc = mt_respond_field(h, out, "Content-Type", 12, type, strlen(type));
+        if (rc == 0 && status == 206) {
+            n = snprintf(value, sizeof value, "bytes %llu-%llu/%llu", (unsigned long long)first,
+                         (unsigned long long)last, (unsigned long long)size);
+            rc = mt_respond_field(h, out, "Content-Range", 13, value, (size_t)n);
+        }
+        if (rc == 0)
+            rc = mt_respond_field(h, out, "Accept-Ranges", 13, "bytes", 5);
     }
-    n += snprintf(fields + n, sizeof fields - (size_t)n, "ETag: %s\r\nLast-Modified: %s\r\n", etag, rep->last_modified);
+    if (rc == 0)
+        rc = mt_respond_field(h, out, "ETag", 4, etag, elen);
+    if (rc == 0)
+        rc = mt_respond_field(h, out, "Last-Modified", 13, rep->last_modified, MT_HTTP_DATE_LEN);
     int max_age = rep->mount->max_age;
-    if (hashed_name(path, plen))
-        n += snprintf(fields + n, sizeof fields - (size_t)n, "Cache-Control: " IMMUTABLE_MAX_AGE "\r\n");
-    else if (max_age > 0)
-        n += snprintf(fields + n, sizeof fields - (size_t)n, "Cache-Control: public, max-age=%d\r\n", max_age);
-    else if (max_age == 0)
-        n += snprintf(fields + n, sizeof fields - (size_t)n, "Cache-Control: no-cache\r\n");
-    if (vary)
-        n += snprintf(fields + n, sizeof fields - (size_t)n, "Vary: Accept-Encoding\r\n");
-
-    int rc = begin(r, status);
+    if (rc == 0 && hashed_name(path, plen)) {
+        rc = mt_respond_field(h, out, "Cache-Control", 13, IMMUTABLE_MAX_AGE, sizeof IMMUTABLE_MAX_AGE - 1);
+    } else if (rc == 0 && max_age >= 0) {
+        n = max_age > 0 ? snprintf(value, sizeof value, "public, max-age=%d", max_age)
+                        : snprintf(value, sizeof value, "no-cache");
+        rc = mt_respond_field(h, out, "Cache-Control", 13, value, (size_t)n);
+    }
     if (rc == 0)
-        rc = mt_buf_append(&r->out, fields, (size_t)n);
-    if (rc == 0)
-        rc = end_head(r);
+        rc = mt_respond_end(h, out, coding && status != 304 ? mt_compress_coding_name(coding) : NULL,
+                            (long long)(size ? last - first + 1 : 0));
     if (rc < 0)
         return rc;
-    if (status == 304 || r->head_only || size == 0)
+    if (status == 304 || head_only || size == 0)
         return send_out(r);
     return send_file(r, rep->fd, (off_t)first, (size_t)(last - first + 1));
 }
@@ -997,21 +949,16 @@ static int answer_file(reply_t *r, const mt_request_t *req, const char *base, en
 int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
     const mt_request_t *req = &c->req;
     const char *base = c->rbuf.data;
-    reply_t r = {
-        .c = c,
-        .keep_alive = req->keep_alive && !mt_server_draining(c->server),
-        .head_only = req->method_id == HTTP_HEAD,
-    };
-    /* A client waiting for "100 Continue" may never send the body it announced. */
-    if (req->expect_continue && !c->continue_sent && !req->message_complete)
-        r.keep_alive = false;
+    reply_t r = {.c = c};
+    mt_respond_init(&r.head, req, mt_respond_keep_alive(c, mt_server_draining(c->server)));
     mt_buf_init(&r.out);
     entry_t *file = NULL, *variants[NCODINGS] = {NULL};
     entry_t copy;
     mt_zcache_item_t *zitem = NULL;
     int rc;
     if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD) {
-        rc = answer_text(&r, 405, "Allow: GET, HEAD\r\n");
+        static const mt_field_t allow = {"Allow", 5, "GET, HEAD", 9};
+        rc = answer_text(&r, 405, &allow, 1);
         goto done;
     }
     char path[MAX_PATH];
@@ -1019,7 +966,7 @@ int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
     int err = 0;
     file = find_file(st, req, base, path, &plen, &err);
     if (file == NULL) {
-        rc = answer_text(&r, err ? 503 : 404, NULL);
+        rc = answer_text(&r, err ? 503 : 404, NULL, 0);
         goto done;
     }
     unsigned available = find_variants(st, file, path, plen, variants);
@@ -1042,6 +989,6 @@ done:
     if (file)
         entry_release(st, file);
     mt_buf_dispose(&r.out);
-    *keep_alive = r.keep_alive && rc == 0;
+    *keep_alive = r.head.keep_alive && rc == 0;
     return rc;
 }

@@ -1,15 +1,17 @@
 /* The typed API's side of the glue: the routes meltemi.api compiled
- * (API.c_routes()) in the C router; the answers the router gives without
- * Python (405 with Allow, OPTIONS, 422 for a path segment of the wrong type,
- * the 308 of the trailing-slash policy, constant routes); and, for a Python
- * route, the call of its endpoint with the request's parts, in the GIL hold
- * that also sends the response (response.c). Plus parse_query, the C query
- * string parser the API's Python side uses. */
+ * (API.c_routes()) in the C router, with the texts of the answers C gives
+ * without Python (written by src/core/answer.c: 405 with Allow, OPTIONS,
+ * 422 for a path segment of the wrong type, the 308 of the trailing-slash
+ * policy, constant routes); and, for a Python route, the call of its
+ * endpoint with the request's parts, in the GIL hold that also sends the
+ * response (response.c). Plus parse_query, the C query string parser the
+ * API's Python side uses. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "answer.h"
 #include "glue.h"
 #include "http1_write.h"
 #include "router.h"
@@ -17,12 +19,7 @@
 typedef struct mt_api_route {
     PyObject *endpoint; /* NULL for a constant route */
     int nparams;
-    char **invalid_body; /* per parameter: the 422 answer's JSON body (meltemi/api/errors.py) */
-    /* A constant route, answered in C. */
-    int status;
-    char *content_type;
-    char *body;
-    size_t body_len;
+    mt_answer_route_t answer; /* what C answers for it (422 bodies; a constant route's response) */
 } mt_api_route_t;
 
 struct mt_api {
@@ -100,17 +97,18 @@ static int add_route(mt_api_t *api, int id, PyObject *spec) {
     if (PyTuple_Check(target)) {
         const char *ctype, *body;
         Py_ssize_t body_len;
-        if (!PyArg_ParseTuple(target, "isy#:constant route", &route->status, &ctype, &body, &body_len))
+        mt_answer_route_t *a = &route->answer;
+        if (!PyArg_ParseTuple(target, "isy#:constant route", &a->status, &ctype, &body, &body_len))
             return -1;
-        if (route->status < 200 || route->status > 999 || route->status == 204 || route->status == 304 ||
+        if (a->status < 200 || a->status > 999 || a->status == 204 || a->status == 304 ||
             !mt_http1_value_valid(ctype, strlen(ctype))) {
             PyErr_Format(PyExc_ValueError, "constant route %s: bad status or content type", tmpl);
             return -1;
         }
-        route->content_type = copy_text(ctype, strlen(ctype));
-        route->body = copy_text(body, (size_t)body_len);
-        route->body_len = (size_t)body_len;
-        if (route->content_type == NULL || route->body == NULL) {
+        a->content_type = copy_text(ctype, strlen(ctype));
+        a->body = copy_text(body, (size_t)body_len);
+        a->body_len = (size_t)body_len;
+        if (a->content_type == NULL || a->body == NULL) {
             PyErr_NoMemory();
             return -1;
         }
@@ -121,8 +119,8 @@ static int add_route(mt_api_t *api, int id, PyObject *spec) {
         return -1;
     }
     if (route->nparams) {
-        route->invalid_body = calloc((size_t)route->nparams, sizeof(char *));
-        if (route->invalid_body == NULL) {
+        route->answer.invalid_body = calloc((size_t)route->nparams, sizeof(char *));
+        if (route->answer.invalid_body == NULL) {
             PyErr_NoMemory();
             return -1;
         }
@@ -131,7 +129,7 @@ static int add_route(mt_api_t *api, int id, PyObject *spec) {
             Py_ssize_t len;
             if (PyBytes_AsStringAndSize(PyTuple_GET_ITEM(invalid, i), &body, &len) < 0)
                 return -1;
-            if ((route->invalid_body[i] = copy_text(body, (size_t)len)) == NULL) {
+            if ((route->answer.invalid_body[i] = copy_text(body, (size_t)len)) == NULL) {
                 PyErr_NoMemory();
                 return -1;
             }
@@ -153,12 +151,12 @@ void mt_api_destroy(mt_api_t *api) {
     for (int i = 0; i < api->nroutes; i++) {
         mt_api_route_t *r = &api->routes[i];
         Py_XDECREF(r->endpoint);
-        if (r->invalid_body)
+        if (r->answer.invalid_body)
             for (int k = 0; k < r->nparams; k++)
-                free(r->invalid_body[k]);
-        free(r->invalid_body);
-        free(r->content_type);
-        free(r->body);
+                free(r->answer.invalid_body[k]);
+        free(r->answer.invalid_body);
+        free(r->answer.content_type);
+        free(r->answer.body);
     }
     free(api->routes);
     mt_router_destroy(api->router);
@@ -187,103 +185,7 @@ mt_api_t *mt_api_create(PyObject *spec) {
     return api;
 }
 
-/* ---- answers given in C, without the GIL ---- */
-
-static int head_end(mt_buf_t *out, const mt_conn_t *c, bool keep_alive) {
-    if (!keep_alive)
-        return mt_http1_write_raw(out, "Connection: close\r\n\r\n", 21);
-    if (c->req.http_minor == 0)
-        return mt_http1_write_raw(out, "Connection: keep-alive\r\n\r\n", 26);
-    return mt_http1_write_raw(out, "\r\n", 2);
-}
-
-/* Writes a whole small response: status, the fields in `fields` (already
- * CRLF-terminated), a body (none for HEAD, counted still). */
-static int answer(mt_conn_t *c, mt_buf_t *out, int status, const char *fields, size_t flen, const char *ctype,
-                  const char *body, size_t blen, bool keep_alive) {
-    char line[64];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, mt_http1_reason(status));
-    out->len = 0;
-    int rc = mt_http1_write_raw(out, line, (size_t)n);
-    if (rc == 0)
-        rc = mt_http1_write_date(out);
-    if (rc == 0 && flen)
-        rc = mt_http1_write_raw(out, fields, flen);
-    if (rc == 0 && status != 204) {
-        if (ctype) {
-            rc = mt_http1_write_raw(out, "Content-Type: ", 14);
-            if (rc == 0)
-                rc = mt_http1_write_raw(out, ctype, strlen(ctype));
-            if (rc == 0)
-                rc = mt_http1_write_raw(out, "\r\n", 2);
-        }
-        if (rc == 0)
-            rc = mt_http1_write_content_length(out, blen);
-    }
-    if (rc == 0)
-        rc = head_end(out, c, keep_alive);
-    if (rc == 0 && blen && c->req.method_id != HTTP_HEAD && status != 204)
-        rc = mt_http1_write_raw(out, body, blen);
-    if (rc < 0)
-        return rc;
-    struct iovec iov = {out->data, out->len};
-    rc = mt_conn_writev(c, &iov, 1);
-    out->len = 0;
-    return rc;
-}
-
-#define JSON "application/json"
-
-static int answer_match(mt_api_t *api, mt_conn_t *c, mt_handler_t *h, const char *path, size_t plen, mt_span_t query,
-                        bool keep_alive) {
-    const mt_route_match_t *m = &h->match;
-    char fields[512];
-    int flen = 0;
-    switch (m->status) {
-    case MT_ROUTE_METHOD:
-    case MT_ROUTE_OPTIONS: {
-        char allow[256];
-        mt_router_allow_value(m->allow, allow, sizeof allow);
-        flen = snprintf(fields, sizeof fields, "Allow: %s\r\n", allow);
-        if (m->status == MT_ROUTE_OPTIONS)
-            return answer(c, &h->out, 204, fields, (size_t)flen, NULL, NULL, 0, keep_alive);
-        static const char body[] = "{\"detail\":\"Method Not Allowed\"}";
-        return answer(c, &h->out, 405, fields, (size_t)flen, JSON, body, sizeof body - 1, keep_alive);
-    }
-    case MT_ROUTE_INVALID: {
-        const char *body = api->routes[m->route].invalid_body[m->bad_param];
-        return answer(c, &h->out, 422, NULL, 0, JSON, body, strlen(body), keep_alive);
-    }
-    case MT_ROUTE_REDIRECT: {
-        /* The path with its trailing slash toggled, and the query, as sent. */
-        mt_buf_t *loc = &h->zbuf;
-        loc->len = 0;
-        bool slash = path[plen - 1] == '/';
-        int rc = mt_http1_write_raw(loc, "Location: ", 10);
-        if (rc == 0)
-            rc = mt_http1_write_raw(loc, path, slash ? plen - 1 : plen);
-        if (rc == 0 && !slash)
-            rc = mt_http1_write_raw(loc, "/", 1);
-        if (rc == 0 && query.len) {
-            rc = mt_http1_write_raw(loc, "?", 1);
-            if (rc == 0)
-                rc = mt_http1_write_raw(loc, c->rbuf.data + query.off, query.len);
-        }
-        if (rc == 0)
-            rc = mt_http1_write_raw(loc, "\r\n", 2);
-        if (rc == 0) {
-            static const char body[] = "{\"detail\":\"Permanent Redirect\"}";
-            rc = answer(c, &h->out, 308, loc->data, loc->len, JSON, body, sizeof body - 1, keep_alive);
-        }
-        loc->len = 0;
-        return rc;
-    }
-    default: {
-        const mt_api_route_t *r = &api->routes[m->route];
-        return answer(c, &h->out, r->status, NULL, 0, r->content_type, r->body, r->body_len, keep_alive);
-    }
-    }
-}
+/* ---- routing, without the GIL ---- */
 
 mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_handler_t *h, bool *keep_alive) {
     mt_api_t *api = worker->api;
@@ -310,8 +212,11 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
         h->query = query;
         return MT_API_PYTHON;
     }
+    /* Answered in C (src/core/answer.c). */
+    bool known = m->status == MT_ROUTE_FOUND || m->status == MT_ROUTE_INVALID;
     *keep_alive = c->req.keep_alive && !mt_server_draining(&worker->server);
-    if (answer_match(api, c, h, path, plen, query, *keep_alive) < 0)
+    if (mt_answer_send(c, &h->out, &h->zbuf, m, known ? &api->routes[m->route].answer : NULL, path, plen, query,
+                       keep_alive) < 0)
         *keep_alive = false;
     c->head_consumed = true;
     return MT_API_ANSWERED;

@@ -14,55 +14,14 @@ mt_coding_t mt_encoding_negotiate(const WorkerObject *worker, const mt_conn_t *c
     const mt_request_t *req = &conn->req;
     if (worker->compress_mask == 0 || req->method_id == HTTP_HEAD)
         return MT_CODING_IDENTITY;
-    /* Several Accept-Encoding lines are one list (RFC 9110 5.3): join them,
-     * or a later "zstd;q=0" would go unheard. */
-    const char *base = conn->rbuf.data;
-    char joined[2048];
-    size_t len = 0;
-    const char *only = NULL;
-    size_t only_len = 0;
-    int found = 0;
-    for (uint32_t i = 0; i < req->nheaders; i++) {
-        const mt_header_t *h = &req->headers[i];
-        if (!mt_span_ieq(base, h->name, "accept-encoding", 15))
-            continue;
-        if (found++ == 0) {
-            only = base + h->value.off;
-            only_len = h->value.len;
-        }
-        if (len + h->value.len + 2 > sizeof joined)
-            return MT_CODING_IDENTITY; /* an absurd list: stay safe, send identity */
-        if (len) {
-            memcpy(joined + len, ", ", 2);
-            len += 2;
-        }
-        memcpy(joined + len, base + h->value.off, h->value.len);
-        len += h->value.len;
-    }
-    if (found == 0)
+    /* An overflowing list yields identity: never a coding the client did
+     * not accept (a refusal may be in the part that did not fit). */
+    char joined[MT_REQUEST_FIELD_MAX];
+    const char *value;
+    size_t len;
+    if (mt_request_header(req, conn->rbuf.data, "accept-encoding", 15, joined, &value, &len) <= 0)
         return MT_CODING_IDENTITY;
-    if (found == 1)
-        return mt_compress_negotiate(only, only_len, worker->compress_mask);
-    return mt_compress_negotiate(joined, len, worker->compress_mask);
-}
-
-bool mt_encoding_varies_already(const char *value, size_t n) {
-    /* Token by token: "X-Accept-Encoding-Hint" is not Accept-Encoding. */
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < n && value[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-            end--;
-        size_t m = end - start;
-        if ((m == 1 && value[start] == '*') || (m == 15 && strncasecmp(value + start, "accept-encoding", 15) == 0))
-            return true;
-    }
-    return false;
+    return mt_compress_negotiate(value, len, worker->compress_mask);
 }
 
 static bool ieq(const char *s, Py_ssize_t n, const char *lower) {

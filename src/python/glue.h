@@ -101,9 +101,8 @@ typedef struct mt_exchange {
     bool head_sent;  /* bytes of the response went on the wire */
     bool failed;     /* the client went away: nothing more can be sent */
     bool keep_alive;
-    bool chunked; /* the body goes out with chunked framing */
-    bool no_body; /* HEAD, 1xx, 204, 304 */
-    bool has_date;
+    bool chunked;              /* the body goes out with chunked framing */
+    bool no_body;              /* HEAD, 1xx, 204, 304 */
     long long declared_length; /* the application's Content-Length, or -1 */
     unsigned long long body_sent;
     int status_code;
@@ -143,8 +142,6 @@ long mt_codec_parse_list(const char *s, Py_ssize_t n, mt_coding_t *order, int *c
 /* The coding the request accepts among those offered (from its
  * Accept-Encoding field; call before the head's bytes are reused). */
 mt_coding_t mt_encoding_negotiate(const WorkerObject *worker, const mt_conn_t *conn);
-/* True if a Vary value already names Accept-Encoding (or is "*"). */
-bool mt_encoding_varies_already(const char *value, size_t n);
 /* Decides, from the application's status and headers and the body's length
  * (-1 when unknown), whether the response varies by Accept-Encoding
  * (ex->vary) and is compressed (ex->compressing). */

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "glue.h"
 #include "http1_write.h"
+#include "respond.h"
 
 #define SMALL_BODY 65536
 
@@ -74,22 +75,10 @@ static const char *latin1_bytes(PyObject *str, Py_ssize_t *len, PyObject **holde
     return PyBytes_AS_STRING(*holder);
 }
 
-static bool parse_length(const char *s, Py_ssize_t n, long long *out) {
-    if (n == 0 || n > 18)
-        return false;
-    long long v = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Serializes the status line and headers into ex->out and decides the
- * framing. `known_length` is the body's length when the server already has
- * all of it, or -1. Returns 0, or -1 with an exception set (nothing written). */
+/* Serializes the status line and headers into ex->out through the response
+ * writer (src/core/respond.c), which decides the framing. `known_length` is
+ * the body's length when the server already has all of it, or -1. Returns
+ * 0, or -1 with an exception set (nothing written). */
 static int build_head(mt_exchange_t *ex, long long known_length) {
     mt_buf_t *out = ex->out;
     size_t mark = out->len;
@@ -98,11 +87,14 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
         PyErr_SetString(PyExc_RuntimeError, "the application returned without calling start_response()");
         return -1;
     }
+    mt_conn_t *c = ex->conn;
+    mt_respond_t head;
+    mt_respond_init(&head, &c->req, ex->keep_alive && mt_respond_keep_alive(c, false));
     Py_ssize_t slen, nlen, vlen;
     const char *status = latin1_bytes(ex->status, &slen, &holder);
     if (status == NULL)
         goto error;
-    int rc = mt_http1_write_status(out, status, (size_t)slen, &ex->status_code);
+    int rc = mt_respond_status_line(&head, out, status, (size_t)slen);
     Py_CLEAR(holder);
     if (rc == -EINVAL) {
         PyErr_Format(PyExc_ValueError, "invalid status line %R", ex->status);
@@ -110,14 +102,12 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
     }
     if (rc < 0)
         goto nomem;
-    int code = ex->status_code;
-    bool bodiless_status = code < 200 || code == 204 || code == 304;
-    ex->no_body = ex->no_body || bodiless_status;
+    ex->status_code = head.status;
+    ex->no_body = ex->no_body || head.no_body;
     if (!ex->decided)
         mt_encoding_decide(ex, known_length);
-    bool vary_written = false;
-    ex->declared_length = -1;
-    ex->has_date = false;
+    head.compressing = ex->compressing;
+    head.vary = ex->vary;
     Py_ssize_t count = PyList_GET_SIZE(ex->headers);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(ex->headers, i);
@@ -129,57 +119,13 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
         const char *value = name ? latin1_bytes(PyTuple_GET_ITEM(item, 1), &vlen, &holder2) : NULL;
         if (value == NULL)
             goto error;
-        bool skip = false;
-        rc = 0;
-        if (nlen == 14 && strncasecmp(name, "content-length", 14) == 0) {
-            long long declared;
-            if (!parse_length(value, vlen, &declared)) {
-                PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PyTuple_GET_ITEM(item, 1));
-                goto error;
-            }
-            ex->declared_length = declared;
-            /* Never on 1xx and 204 (RFC 9110 8.6); replaced when compressing. */
-            skip = code < 200 || code == 204 || ex->compressing;
-        } else if ((nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) ||
-                   (nlen == 10 && strncasecmp(name, "keep-alive", 10) == 0)) {
-            skip = true; /* hop-by-hop: the server frames the message itself */
-        } else if (nlen == 10 && strncasecmp(name, "connection", 10) == 0) {
-            if (vlen >= 5 && strcasestr(value, "close"))
-                ex->keep_alive = false;
-            skip = true; /* written below, from keep_alive */
-        } else if (nlen == 4 && strncasecmp(name, "date", 4) == 0) {
-            ex->has_date = true;
-        } else if (ex->compressing && nlen == 4 && strncasecmp(name, "etag", 4) == 0 && vlen >= 2 && value[0] == '"') {
-            /* A strong validator names exact bytes, and these are not those
-             * (RFC 9110 8.8.1): the compressed representation's is weak. */
-            rc = mt_http1_write_raw(out, "ETag: W/", 8);
-            if (rc == 0)
-                rc = mt_http1_write_raw(out, value, (size_t)vlen);
-            if (rc == 0)
-                rc = mt_http1_write_raw(out, "\r\n", 2);
-            if (rc < 0)
-                goto nomem;
-            skip = true;
-        } else if (ex->vary && nlen == 4 && strncasecmp(name, "vary", 4) == 0) {
-            vary_written = true;
-            if (!mt_encoding_varies_already(value, (size_t)vlen)) {
-                /* Merge: "Vary: Cookie" becomes "Vary: Cookie, Accept-Encoding". */
-                if (!mt_http1_value_valid(value, (size_t)vlen)) {
-                    rc = -EINVAL;
-                } else {
-                    rc = mt_http1_write_raw(out, "Vary: ", 6);
-                    if (rc == 0)
-                        rc = mt_http1_write_raw(out, value, (size_t)vlen);
-                    if (rc == 0)
-                        rc = mt_http1_write_raw(out, ", Accept-Encoding\r\n", 19);
-                }
-                skip = true;
-            }
-        }
-        if (rc == 0 && !skip)
-            rc = mt_http1_write_field(out, name, (size_t)nlen, value, (size_t)vlen);
+        rc = mt_respond_field(&head, out, name, (size_t)nlen, value, (size_t)vlen);
         Py_CLEAR(holder);
         Py_CLEAR(holder2);
+        if (rc == MT_RESPOND_EBADLENGTH) {
+            PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PyTuple_GET_ITEM(item, 1));
+            goto error;
+        }
         if (rc == -EINVAL) {
             PyErr_Format(PyExc_ValueError, "invalid response header %R (bad character in name or value)", item);
             goto error;
@@ -187,44 +133,12 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
         if (rc < 0)
             goto nomem;
     }
-    mt_conn_t *c = ex->conn;
-    if (c->req.expect_continue && !c->continue_sent && !c->req.message_complete)
-        ex->keep_alive = false; /* the client may never send the body we did not ask for: say we close */
-    rc = ex->has_date ? 0 : mt_http1_write_date(out);
-    if (rc == 0 && ex->compressing) {
-        const char *coding = mt_compress_coding_name(ex->coding);
-        rc = mt_http1_write_field(out, "Content-Encoding", 16, coding, strlen(coding));
-    }
-    if (rc == 0 && ex->vary && !vary_written)
-        rc = mt_http1_write_raw(out, "Vary: Accept-Encoding\r\n", 23);
-    /* The length that frames the body: the application's, unless the body
-     * is compressed (then known_length is the compressed length, or -1). */
-    long long app_length = ex->compressing ? -1 : ex->declared_length;
-    ex->chunked = false;
-    if (rc == 0 && !(code < 200 || code == 204)) {
-        if (app_length < 0 && known_length >= 0 && code != 304)
-            rc = mt_http1_write_content_length(out, (unsigned long long)known_length);
-        else if (app_length < 0 && ex->conn->req.method_id == HTTP_HEAD && !bodiless_status) {
-            /* HEAD gets the headers GET would get; the body framing is moot. */
-            if (ex->conn->req.http_minor == 1)
-                rc = mt_http1_write_raw(out, "Transfer-Encoding: chunked\r\n", 28);
-        } else if (app_length < 0 && !ex->no_body) {
-            if (ex->conn->req.http_minor == 1) {
-                ex->chunked = true;
-                rc = mt_http1_write_raw(out, "Transfer-Encoding: chunked\r\n", 28);
-            } else {
-                ex->keep_alive = false; /* HTTP/1.0: the close delimits the body */
-            }
-        }
-    }
-    if (rc == 0 && !ex->keep_alive)
-        rc = mt_http1_write_raw(out, "Connection: close\r\n\r\n", 21);
-    else if (rc == 0 && ex->conn->req.http_minor == 0)
-        rc = mt_http1_write_raw(out, "Connection: keep-alive\r\n\r\n", 26);
-    else if (rc == 0)
-        rc = mt_http1_write_raw(out, "\r\n", 2);
-    if (rc < 0)
+    const char *coding = ex->compressing ? mt_compress_coding_name(ex->coding) : NULL;
+    if (mt_respond_end(&head, out, coding, known_length) < 0)
         goto nomem;
+    ex->declared_length = head.declared_length;
+    ex->keep_alive = head.keep_alive;
+    ex->chunked = head.chunked;
     ex->head_built = true;
     return 0;
 nomem:
@@ -484,7 +398,8 @@ static long long app_content_length(mt_exchange_t *ex) {
             PyUnicode_Check(PyTuple_GET_ITEM(item, 1)) &&
             (name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nlen)) && nlen == 14 &&
             strncasecmp(name, "content-length", 14) == 0 &&
-            (value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vlen)) && parse_length(value, vlen, &length))
+            (value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vlen)) &&
+            mt_respond_parse_length(value, (size_t)vlen, &length))
             return length;
     }
     PyErr_Clear();
@@ -596,7 +511,7 @@ static void answer_error(mt_exchange_t *ex, int status, const char *detail, bool
     ex->out->len = 0;
     ex->keep_alive = keep_alive;
     ex->status_code = status;
-    if (mt_http1_write_error(ex->out, status, detail, !keep_alive) < 0)
+    if (mt_respond_error(ex->out, &ex->conn->req, status, detail, keep_alive) < 0)
         ex->out->len = 0;
     ex->body_sent = 0;
 }

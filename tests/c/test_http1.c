@@ -916,6 +916,63 @@ static void test_span_ieq(void) {
     ok(mt_span_ieq(base, (mt_span_t){0, 0}, "", 0), "span_ieq: empty equals empty");
 }
 
+/* Parses `text` (a whole head) into req over `headers`. */
+static void parse_head(mt_request_t *req, mt_header_t *headers, const char *text) {
+    static const mt_limits_t limits = {.max_request_line = 1024,
+                                       .max_head_size = 65536,
+                                       .max_headers = 64,
+                                       .max_body_size = 1024,
+                                       .max_chunk_ext = 64};
+    static mt_buf_t sink;
+    mt_http1_init(req, &limits, headers, &sink);
+    size_t stop;
+    mt_parse_result_t r = mt_http1_parse(req, text, 0, strlen(text), &stop);
+    if (r != MT_PARSE_COMPLETE)
+        diag("parse_head: %d (%s)", r, req->error_reason ? req->error_reason : "");
+}
+
+static void test_request_header(void) {
+    mt_header_t headers[64];
+    mt_request_t req;
+    char buf[MT_REQUEST_FIELD_MAX];
+    const char *value;
+    size_t len;
+    const char *text = "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nX-One: 1\r\n"
+                       "accept-encoding: br;q=0\r\nRange: bytes=0-1\r\n\r\n";
+    parse_head(&req, headers, text);
+    is_int(mt_request_header(&req, text, "if-none-match", 13, buf, &value, &len), 0, "an absent field: 0");
+    ok(value == NULL && len == 0, "... and no value");
+    is_int(mt_request_header(&req, text, "range", 5, buf, &value, &len), 1, "a field given once: 1");
+    ok(len == 9 && memcmp(value, "bytes=0-1", 9) == 0 && value > text && value < text + strlen(text),
+       "... its own bytes, not a copy");
+    is_int(mt_request_header(&req, text, "accept-encoding", 15, buf, &value, &len), 1, "a field given twice: 1");
+    ok(value == buf && len == 12 && memcmp(value, "gzip, br;q=0", 12) == 0,
+       "... joined with \", \" in the caller's buffer (names compared without case)");
+
+    /* Two fields whose join passes MT_REQUEST_FIELD_MAX: reported, never cut. */
+    size_t big = MT_REQUEST_FIELD_MAX / 2 + 16;
+    char *long_head = malloc(2 * big + 256);
+    int n = sprintf(long_head, "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: ");
+    memset(long_head + n, 'x', big);
+    n += (int)big;
+    n += sprintf(long_head + n, "\r\nAccept-Encoding: gzip;q=0, ");
+    memset(long_head + n, 'y', big);
+    n += (int)big;
+    strcpy(long_head + n, "\r\n\r\n");
+    parse_head(&req, headers, long_head);
+    is_int(mt_request_header(&req, long_head, "accept-encoding", 15, buf, &value, &len), -E2BIG,
+           "a joined list longer than MT_REQUEST_FIELD_MAX: -E2BIG");
+    ok(value == NULL && len == 0, "... and no value (no prefix of the list)");
+    /* One field alone, however long (within the head limits), is given whole. */
+    n = sprintf(long_head, "GET / HTTP/1.1\r\nHost: a\r\nRange: ");
+    memset(long_head + n, 'z', 2 * big);
+    strcpy(long_head + n + 2 * big, "\r\n\r\n");
+    parse_head(&req, headers, long_head);
+    is_int(mt_request_header(&req, long_head, "range", 5, buf, &value, &len), 1, "one long field: 1");
+    ok(len == 2 * big, "... whole");
+    free(long_head);
+}
+
 int main(void) {
     page = (size_t)sysconf(_SC_PAGESIZE);
     test_simple_get();
@@ -929,5 +986,6 @@ int main(void) {
     test_limits_second_message();
     test_percent_decode();
     test_span_ieq();
+    test_request_header();
     return done_testing();
 }

@@ -8,6 +8,7 @@
 #include "sock.c"
 #include "http1.c"
 #include "http1_write.c"
+#include "respond.c"
 #include "output.c"
 #include "conn.c"
 #include "server.c"

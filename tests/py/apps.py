@@ -456,7 +456,11 @@ def raw_bad_header(environ, start_response):
     """
     where = _query(environ).get("where", "value_crlf")
     status, name, value = "200 OK", "X-Test", "fine"
-    if where == "status_crlf":
+    extra = []
+    if where == "length_twice":
+        # Two lengths would frame the body two ways downstream: "Injected" could hide in the difference.
+        extra = [("Content-Length", "9"), ("Content-Length", "14")]
+    elif where == "status_crlf":
         status = "200 OK\r\nInjected: yes"
     elif where == "status_lf":
         status = "200 OK\nInjected: yes"
@@ -484,7 +488,7 @@ def raw_bad_header(environ, start_response):
         value = b"Injected"  # PEP 3333: header values are str; bytes are an application error.
     else:
         raise AppError(f"unknown variant {where!r}")
-    start_response(status, [("Content-Type", "text/plain"), (name, value)])
+    start_response(status, [("Content-Type", "text/plain"), (name, value), *extra])
     return [b"Injected body\n"]
 
 

@@ -916,6 +916,7 @@ def test_streaming_response_is_chunked_for_http_1_1(server):
         "value_cr",
         "value_nul",
         "value_bytes",
+        "length_twice",
     ],
 )
 def test_bad_application_header_500(server, where):

@@ -431,6 +431,21 @@ def test_connection_after_500(server):
         assert follow.status == 200 and follow.body == b"Hello, world!\n"
 
 
+def test_head_500_has_no_body(server):
+    """A 500 of the server's own to a HEAD request keeps the HEAD rule: the fields and no body, so a
+    pipelined request after it is read as its own (a body here would be taken for the next response)."""
+    with Conn(server) as conn:
+        conn.send(b"HEAD /raise HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        response = conn.response("HEAD")
+        assert response.status == 500, response
+        assert response.body == b"", response
+        if is_close(response):
+            assert conn.closed()
+            return
+        follow = conn.response()
+        assert follow.status == 200 and follow.body == b"Hello, world!\n", follow
+
+
 def test_exc_info_before_body_replaces_response(server):
     response = get(server, "/exc_info")
     assert response.status == 500
