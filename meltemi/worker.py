@@ -254,7 +254,6 @@ def run(
             return BOOT_ERROR
     try:
         core = build(app, listeners, config)
-        core.start()
     except BootError as exc:
         exc.report()
         return BOOT_ERROR
@@ -271,9 +270,20 @@ def run(
     def on_quit(signum: int, frame: Any) -> None:
         os._exit(0)
 
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGQUIT, on_quit)
+    # Once started, the I/O thread answers at once (static files need no handler thread): a stop signal from
+    # then on must drain, not kill. So the signals wait, blocked, until their handlers are in place.
+    stop_signals = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        core.start()
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGQUIT, on_quit)
+    except Exception:
+        _logger.exception("Cannot start the server for %s", loader.name)
+        return BOOT_ERROR
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     threads = _start_threads(core, config.threads)
     _notify(status_fd, b"R")
