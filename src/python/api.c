@@ -303,7 +303,7 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
     size_t dlen = mt_http1_percent_decode(decoded, h->path, h->path_len);
     args[3] = PyUnicode_DecodeUTF8(decoded, (Py_ssize_t)dlen, "replace");
     args[4] = h->query.len ? PyUnicode_DecodeLatin1(c->rbuf.data + h->query.off, h->query.len, NULL)
-                           : Py_NewRef(mt_str.empty);
+                           : Py_NewRef(ex->worker->st->str.empty);
     args[5] = headers_dict(c);
     args[6] = PyTuple_New(m->nparams);
     if (args[3] == NULL || args[4] == NULL || args[5] == NULL || args[6] == NULL)
@@ -374,6 +374,7 @@ static PyObject *mt_api_parse_query(PyObject *module, PyObject *arg) {
         s = PyBytes_AS_STRING(holder);
         n = PyBytes_GET_SIZE(holder);
     }
+    PyObject *empty = ((mt_state_t *)PyModule_GetState(module))->str.empty;
     PyObject *d = PyDict_New();
     char stack[512];
     char *buf = n <= (Py_ssize_t)sizeof stack ? stack : PyMem_Malloc((size_t)n);
@@ -391,7 +392,7 @@ static PyObject *mt_api_parse_query(PyObject *module, PyObject *arg) {
             Py_ssize_t kend = eq ? eq - s : end;
             PyObject *key = query_component(s + pos, (size_t)(kend - pos), buf);
             PyObject *value =
-                key ? (eq ? query_component(eq + 1, (size_t)(end - kend - 1), buf) : Py_NewRef(mt_str.empty)) : NULL;
+                key ? (eq ? query_component(eq + 1, (size_t)(end - kend - 1), buf) : Py_NewRef(empty)) : NULL;
             int rc = value ? add_pair(d, key, value) : -1;
             Py_XDECREF(key);
             Py_XDECREF(value);

@@ -6,20 +6,17 @@
 #include "glue.h"
 #include "http1.h"
 
-mt_py_strings_t mt_str;
-
 /* Request header fields that most requests carry, with their environ keys
  * made once. Other names get a key built per request. */
 typedef struct common_field {
     const char *name; /* lowercase */
     size_t len;
-    const char *key;
-    PyObject *key_obj;
+    const char *key; /* its environ key, interned into the module state's field_keys[] */
 } common_field_t;
 
 #define FIELD(name, key)                                                                                               \
-    { name, sizeof(name) - 1, key, NULL }
-static common_field_t common_fields[] = {
+    { name, sizeof(name) - 1, key }
+static const common_field_t common_fields[] = {
     FIELD("host", "HTTP_HOST"),
     FIELD("user-agent", "HTTP_USER_AGENT"),
     FIELD("accept", "HTTP_ACCEPT"),
@@ -53,9 +50,10 @@ static PyObject *intern(const char *s) {
     return PyUnicode_InternFromString(s);
 }
 
-int mt_environ_init_strings(void) {
+int mt_environ_init_strings(mt_py_strings_t *s) {
+    _Static_assert(MT_ARRAY_SIZE(common_fields) <= MT_COMMON_FIELDS_MAX, "MT_COMMON_FIELDS_MAX is too small");
 #define S(field, text)                                                                                                 \
-    if ((mt_str.field = intern(text)) == NULL)                                                                         \
+    if ((s->field = intern(text)) == NULL)                                                                             \
         return -1;
     S(REQUEST_METHOD, "REQUEST_METHOD")
     S(SCRIPT_NAME, "SCRIPT_NAME")
@@ -87,22 +85,25 @@ int mt_environ_init_strings(void) {
     S(read, "read")
 #undef S
     /* llhttp_method_name() aborts on ids it does not know: walk its map. */
-    mt_str.methods[0] = NULL;
+    s->methods[0] = NULL;
 #define METHOD(num, name, string)                                                                                      \
-    if (num < MT_ARRAY_SIZE(mt_str.methods) && (mt_str.methods[num] = intern(#string)) == NULL)                        \
+    if (num < MT_ARRAY_SIZE(s->methods) && (s->methods[num] = intern(#string)) == NULL)                                \
         return -1;
     HTTP_METHOD_MAP(METHOD)
 #undef METHOD
-    for (size_t i = 0; i < MT_ARRAY_SIZE(mt_str.methods); i++)
-        if (mt_str.methods[i] == NULL)
-            mt_str.methods[i] = mt_str.empty;
+    for (size_t i = 0; i < MT_ARRAY_SIZE(s->methods); i++)
+        if (s->methods[i] == NULL)
+            s->methods[i] = Py_NewRef(s->empty);
     for (size_t i = 0; i < MT_ARRAY_SIZE(common_fields); i++)
-        if ((common_fields[i].key_obj = intern(common_fields[i].key)) == NULL)
+        if ((s->field_keys[i] = intern(common_fields[i].key)) == NULL)
             return -1;
+    for (size_t i = MT_ARRAY_SIZE(common_fields); i < MT_COMMON_FIELDS_MAX; i++)
+        s->field_keys[i] = Py_NewRef(s->empty);
     return 0;
 }
 
 PyObject *mt_environ_template(WorkerObject *worker, PyObject *url_scheme, int multithread, int multiprocess) {
+    const mt_py_strings_t *S = &worker->st->str;
     PyObject *env = PyDict_New(), *version = NULL;
     if (env == NULL)
         return NULL;
@@ -110,15 +111,13 @@ PyObject *mt_environ_template(WorkerObject *worker, PyObject *url_scheme, int mu
     version = Py_BuildValue("(ii)", 1, 0);
     if (version == NULL || errors == NULL)
         goto error;
-    if (PyDict_SetItem(env, mt_str.wsgi_version, version) < 0 ||
-        PyDict_SetItem(env, mt_str.wsgi_url_scheme, url_scheme) < 0 ||
-        PyDict_SetItem(env, mt_str.wsgi_errors, errors) < 0 ||
-        PyDict_SetItem(env, mt_str.wsgi_multithread, multithread ? Py_True : Py_False) < 0 ||
-        PyDict_SetItem(env, mt_str.wsgi_multiprocess, multiprocess ? Py_True : Py_False) < 0 ||
-        PyDict_SetItem(env, mt_str.wsgi_run_once, Py_False) < 0 ||
-        PyDict_SetItem(env, mt_str.wsgi_file_wrapper, (PyObject *)&FileWrapper_Type) < 0 ||
-        PyDict_SetItem(env, mt_str.wsgi_input_terminated, Py_True) < 0 ||
-        PyDict_SetItem(env, mt_str.SCRIPT_NAME, mt_str.empty) < 0)
+    if (PyDict_SetItem(env, S->wsgi_version, version) < 0 || PyDict_SetItem(env, S->wsgi_url_scheme, url_scheme) < 0 ||
+        PyDict_SetItem(env, S->wsgi_errors, errors) < 0 ||
+        PyDict_SetItem(env, S->wsgi_multithread, multithread ? Py_True : Py_False) < 0 ||
+        PyDict_SetItem(env, S->wsgi_multiprocess, multiprocess ? Py_True : Py_False) < 0 ||
+        PyDict_SetItem(env, S->wsgi_run_once, Py_False) < 0 ||
+        PyDict_SetItem(env, S->wsgi_file_wrapper, (PyObject *)worker->st->FileWrapper_Type) < 0 ||
+        PyDict_SetItem(env, S->wsgi_input_terminated, Py_True) < 0 || PyDict_SetItem(env, S->SCRIPT_NAME, S->empty) < 0)
         goto error;
     Py_DECREF(version);
     return env;
@@ -147,14 +146,13 @@ static int set_latin1(PyObject *env, PyObject *key, const char *s, size_t n) {
  * upper-cased with '-' as '_'. NULL without an exception for a name that
  * contains '_' (dropped: it could pose as another header, see
  * HTTP-CHECKLIST.md). */
-static PyObject *field_key(const char *name, size_t n, bool *special) {
+static PyObject *field_key(const mt_py_strings_t *S, const char *name, size_t n, bool *special) {
     *special = false;
     for (size_t i = 0; i < MT_ARRAY_SIZE(common_fields); i++) {
         const common_field_t *f = &common_fields[i];
         if (f->len == n && strncasecmp(f->name, name, n) == 0) {
             *special = f->key[0] == 'C'; /* CONTENT_TYPE, CONTENT_LENGTH */
-            Py_INCREF(f->key_obj);
-            return f->key_obj;
+            return Py_NewRef(S->field_keys[i]);
         }
     }
     if (memchr(name, '_', n) != NULL)
@@ -176,14 +174,14 @@ static PyObject *field_key(const char *name, size_t n, bool *special) {
 
 /* Adds one header field; a repeated field is joined to the earlier value
  * with ", " (RFC 9110 5.3), or "; " for Cookie (RFC 6265 5.4). */
-static int add_field(PyObject *env, const char *base, const mt_header_t *h) {
+static int add_field(const mt_py_strings_t *S, PyObject *env, const char *base, const mt_header_t *h) {
     const char *name = base + h->name.off;
     const char *value = base + h->value.off;
     size_t vlen = h->value.len;
     while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
         vlen--;
     bool special;
-    PyObject *key = field_key(name, h->name.len, &special);
+    PyObject *key = field_key(S, name, h->name.len, &special);
     if (key == NULL)
         return PyErr_Occurred() ? -1 : 0;
     int rc = -1;
@@ -208,24 +206,24 @@ done:
 }
 
 PyObject *mt_environ_build(WorkerObject *worker, mt_conn_t *conn, PyObject *input, PyObject **uri) {
+    const mt_py_strings_t *S = &worker->st->str;
     mt_request_t *req = &conn->req;
     char *base = conn->rbuf.data;
     PyObject *env = PyDict_Copy(worker->environ_template);
     if (env == NULL)
         return NULL;
     mt_py_listener_t *listener = &worker->listeners[conn->listener];
-    PyObject *method = mt_str.methods[req->method_id < MT_ARRAY_SIZE(mt_str.methods) ? req->method_id : 0];
-    if (PyDict_SetItem(env, mt_str.REQUEST_METHOD, method) < 0 ||
-        PyDict_SetItem(env, mt_str.SERVER_PROTOCOL, req->http_minor ? mt_str.HTTP_1_1 : mt_str.HTTP_1_0) < 0 ||
-        PyDict_SetItem(env, mt_str.SERVER_NAME, listener->server_name) < 0 ||
-        PyDict_SetItem(env, mt_str.SERVER_PORT, listener->server_port) < 0 ||
-        PyDict_SetItem(env, mt_str.wsgi_input, input) < 0)
+    PyObject *method = S->methods[req->method_id < MT_ARRAY_SIZE(S->methods) ? req->method_id : 0];
+    if (PyDict_SetItem(env, S->REQUEST_METHOD, method) < 0 ||
+        PyDict_SetItem(env, S->SERVER_PROTOCOL, req->http_minor ? S->HTTP_1_1 : S->HTTP_1_0) < 0 ||
+        PyDict_SetItem(env, S->SERVER_NAME, listener->server_name) < 0 ||
+        PyDict_SetItem(env, S->SERVER_PORT, listener->server_port) < 0 || PyDict_SetItem(env, S->wsgi_input, input) < 0)
         goto error;
 
     for (uint32_t i = 0; i < req->nheaders; i++)
-        if (add_field(env, base, &req->headers[i]) < 0)
+        if (add_field(S, env, base, &req->headers[i]) < 0)
             goto error;
-    if (req->chunked && PyDict_DelItem(env, mt_str.CONTENT_LENGTH) < 0)
+    if (req->chunked && PyDict_DelItem(env, S->CONTENT_LENGTH) < 0)
         PyErr_Clear(); /* llhttp refuses both; nothing to delete is the usual case */
 
     /* The target: origin form "/path?query", absolute form
@@ -234,8 +232,7 @@ PyObject *mt_environ_build(WorkerObject *worker, mt_conn_t *conn, PyObject *inpu
     char *target = base + req->target.off;
     size_t tlen = req->target.len;
     *uri = latin1(target, tlen);
-    if (*uri == NULL || PyDict_SetItem(env, mt_str.REQUEST_URI, *uri) < 0 ||
-        PyDict_SetItem(env, mt_str.RAW_URI, *uri) < 0)
+    if (*uri == NULL || PyDict_SetItem(env, S->REQUEST_URI, *uri) < 0 || PyDict_SetItem(env, S->RAW_URI, *uri) < 0)
         goto error;
     if (target[0] != '/' && tlen > 1) {
         size_t skip = target[4] == ':' ? 7 : 8; /* "http://" or "https://" */
@@ -243,7 +240,7 @@ PyObject *mt_environ_build(WorkerObject *worker, mt_conn_t *conn, PyObject *inpu
         size_t alen = 0;
         while (skip + alen < tlen && authority[alen] != '/' && authority[alen] != '?')
             alen++;
-        if (set_latin1(env, common_fields[0].key_obj, authority, alen) < 0)
+        if (set_latin1(env, S->field_keys[0], authority, alen) < 0)
             goto error;
         target = authority + alen;
         tlen -= skip + alen;
@@ -253,27 +250,27 @@ PyObject *mt_environ_build(WorkerObject *worker, mt_conn_t *conn, PyObject *inpu
         tlen = (size_t)(hash - target);
     char *query = memchr(target, '?', tlen);
     size_t plen = query ? (size_t)(query - target) : tlen;
-    if (query ? set_latin1(env, mt_str.QUERY_STRING, query + 1, tlen - plen - 1) < 0
-              : PyDict_SetItem(env, mt_str.QUERY_STRING, mt_str.empty) < 0)
+    if (query ? set_latin1(env, S->QUERY_STRING, query + 1, tlen - plen - 1) < 0
+              : PyDict_SetItem(env, S->QUERY_STRING, S->empty) < 0)
         goto error;
     /* PATH_INFO is percent-decoded, as latin-1 (PEP 3333). The raw target was
      * copied into REQUEST_URI above, so decoding in place is safe. */
     if (plen == 0 || (plen == 1 && target[0] == '*')) {
-        if (set_latin1(env, mt_str.PATH_INFO, plen ? "*" : "/", 1) < 0)
+        if (set_latin1(env, S->PATH_INFO, plen ? "*" : "/", 1) < 0)
             goto error;
-    } else if (set_latin1(env, mt_str.PATH_INFO, target, mt_http1_percent_decode(target, target, plen)) < 0) {
+    } else if (set_latin1(env, S->PATH_INFO, target, mt_http1_percent_decode(target, target, plen)) < 0) {
         goto error;
     }
 
     char host[64];
     int port;
     mt_sock_peer_format(&conn->peer, host, sizeof host, &port);
-    if (set_latin1(env, mt_str.REMOTE_ADDR, host, strlen(host)) < 0)
+    if (set_latin1(env, S->REMOTE_ADDR, host, strlen(host)) < 0)
         goto error;
     if (port) {
         char digits[8];
         int n = snprintf(digits, sizeof digits, "%d", port);
-        if (set_latin1(env, mt_str.REMOTE_PORT, digits, (size_t)n) < 0)
+        if (set_latin1(env, S->REMOTE_PORT, digits, (size_t)n) < 0)
             goto error;
     }
     return env;

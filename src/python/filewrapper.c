@@ -23,12 +23,15 @@ static PyObject *FileWrapper_new(PyTypeObject *type, PyObject *args, PyObject *k
 }
 
 static void FileWrapper_dealloc(FileWrapperObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->filelike);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type); /* a heap type's instances hold a reference to it */
 }
 
 static int FileWrapper_traverse(FileWrapperObject *self, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->filelike);
     return 0;
 }
@@ -51,7 +54,7 @@ static PyObject *FileWrapper_iternext(FileWrapperObject *self) {
 
 static PyObject *FileWrapper_close(FileWrapperObject *self, PyObject *unused) {
     PyObject *close = NULL;
-    if (PyObject_GetOptionalAttr(self->filelike, mt_str.close, &close) < 0)
+    if (PyObject_GetOptionalAttr(self->filelike, mt_state_of((PyObject *)self)->str.close, &close) < 0)
         return NULL;
     if (close == NULL)
         Py_RETURN_NONE;
@@ -71,16 +74,21 @@ static PyMemberDef FileWrapper_members[] = {
     {NULL},
 };
 
-PyTypeObject FileWrapper_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "meltemi._core.FileWrapper",
-    .tp_basicsize = sizeof(FileWrapperObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "FileWrapper(filelike, blksize=65536)\n--\n\nwsgi.file_wrapper: sends a file with sendfile(2).",
-    .tp_new = FileWrapper_new,
-    .tp_dealloc = (destructor)FileWrapper_dealloc,
-    .tp_traverse = (traverseproc)FileWrapper_traverse,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)FileWrapper_iternext,
-    .tp_methods = FileWrapper_methods,
-    .tp_members = FileWrapper_members,
+static PyType_Slot FileWrapper_slots[] = {
+    {Py_tp_doc, "FileWrapper(filelike, blksize=65536)\n--\n\nwsgi.file_wrapper: sends a file with sendfile(2)."},
+    {Py_tp_new, FileWrapper_new},
+    {Py_tp_dealloc, FileWrapper_dealloc},
+    {Py_tp_traverse, FileWrapper_traverse},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, FileWrapper_iternext},
+    {Py_tp_methods, FileWrapper_methods},
+    {Py_tp_members, FileWrapper_members},
+    {0, NULL},
+};
+
+PyType_Spec FileWrapper_Spec = {
+    .name = "meltemi._core.FileWrapper",
+    .basicsize = sizeof(FileWrapperObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = FileWrapper_slots,
 };

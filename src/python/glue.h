@@ -15,25 +15,38 @@
 #include "router.h"
 #include "server.h"
 
-/* Interned strings and constants, created once at import (bjoern's prebuilt
- * keys, msgspec's module state). The module is single-phase: one copy per
- * process. */
+/* Interned strings, created once per module (bjoern's prebuilt keys,
+ * msgspec's module state). Every member is a PyObject * the state owns, so
+ * the struct can be visited and cleared as an array. */
+#define MT_COMMON_FIELDS_MAX 32
 typedef struct mt_py_strings {
     PyObject *REQUEST_METHOD, *SCRIPT_NAME, *PATH_INFO, *QUERY_STRING, *REQUEST_URI, *RAW_URI, *SERVER_PROTOCOL,
         *SERVER_NAME, *SERVER_PORT, *REMOTE_ADDR, *REMOTE_PORT, *CONTENT_TYPE, *CONTENT_LENGTH;
     PyObject *wsgi_input, *wsgi_version, *wsgi_url_scheme, *wsgi_errors, *wsgi_multithread, *wsgi_multiprocess,
         *wsgi_run_once, *wsgi_file_wrapper, *wsgi_input_terminated;
     PyObject *HTTP_1_0, *HTTP_1_1, *empty, *close, *fileno, *read;
-    PyObject *methods[64]; /* REQUEST_METHOD values by llhttp method id */
+    PyObject *methods[64];                      /* REQUEST_METHOD values by llhttp method id */
+    PyObject *field_keys[MT_COMMON_FIELDS_MAX]; /* environ keys of common header fields (environ.c) */
 } mt_py_strings_t;
 
-extern mt_py_strings_t mt_str;
-extern PyTypeObject Worker_Type;
-extern PyTypeObject Input_Type;
-extern PyTypeObject StartResponse_Type;
-extern PyTypeObject FileWrapper_Type;
-extern PyObject *mt_ClientDisconnected; /* OSError subclass raised by wsgi.input */
-extern PyObject *mt_RequestBodyError;   /* OSError subclass: the body timed out, was too large or malformed */
+/* The module's state (multi-phase init, PEP 489): one per module object, so
+ * one per interpreter. Objects reach it through their heap type
+ * (mt_state_of); a Worker keeps a pointer to it, valid as long as the Worker
+ * lives (an instance holds its type, the type its module). */
+typedef struct mt_state {
+    mt_py_strings_t str;
+    PyTypeObject *Worker_Type, *Input_Type, *StartResponse_Type, *FileWrapper_Type;
+    PyObject *ClientDisconnected; /* OSError subclass raised by wsgi.input */
+    PyObject *RequestBodyError;   /* OSError subclass: the body timed out, was too large or malformed */
+} mt_state_t;
+
+/* The heap types, made from these specs by the module's exec function. */
+extern PyType_Spec Worker_Spec, Input_Spec, StartResponse_Spec, FileWrapper_Spec;
+
+/* The state of the module that defined obj's type (one of the types above). */
+static inline mt_state_t *mt_state_of(PyObject *obj) {
+    return (mt_state_t *)PyType_GetModuleState(Py_TYPE(obj));
+}
 
 /* One listening socket's SERVER_NAME and SERVER_PORT. */
 typedef struct mt_py_listener {
@@ -43,6 +56,7 @@ typedef struct mt_py_listener {
 
 typedef struct WorkerObject {
     PyObject_HEAD mt_server_t server;
+    mt_state_t *st; /* its module's state */
     bool server_ready;
     PyObject *app;
     PyObject *environ_template; /* the keys that are the same for every request */
@@ -86,7 +100,7 @@ typedef struct mt_exchange {
     InputObject *input;
     PyObject *status;  /* from start_response */
     PyObject *headers; /* from start_response */
-    PyObject *method;  /* for HEAD and the access log (borrowed from mt_str) */
+    PyObject *method;  /* for HEAD and the access log (borrowed from the module state) */
     PyObject *uri;     /* the request target, for the access log */
     mt_buf_t *out;     /* the response head (and small bodies), written in one go */
     mt_handler_t *handler;
@@ -120,11 +134,11 @@ typedef struct FileWrapperObject {
 /* environ.c: builds the environ dict of the request on `conn` (GIL held).
  * Returns a new reference or NULL with an exception set. */
 PyObject *mt_environ_build(WorkerObject *worker, mt_conn_t *conn, PyObject *input, PyObject **uri);
-int mt_environ_init_strings(void);
+int mt_environ_init_strings(mt_py_strings_t *s);
 PyObject *mt_environ_template(WorkerObject *worker, PyObject *url_scheme, int multithread, int multiprocess);
 
 /* input.c */
-InputObject *mt_input_create(mt_conn_t *conn);
+InputObject *mt_input_create(mt_state_t *st, mt_conn_t *conn);
 
 /* response.c: runs the application for the request on `conn` and sends its
  * response (GIL held on entry and exit; released around blocking I/O). Leaves

@@ -5,11 +5,8 @@
 
 #include "glue.h"
 
-PyObject *mt_ClientDisconnected;
-PyObject *mt_RequestBodyError;
-
-InputObject *mt_input_create(mt_conn_t *conn) {
-    InputObject *self = PyObject_New(InputObject, &Input_Type);
+InputObject *mt_input_create(mt_state_t *st, mt_conn_t *conn) {
+    InputObject *self = PyObject_New(InputObject, st->Input_Type);
     if (self) {
         self->conn = conn;
         self->error_status = 0;
@@ -21,12 +18,13 @@ InputObject *mt_input_create(mt_conn_t *conn) {
  * (0: end of the body), or -1 with an exception set. */
 static Py_ssize_t fill(InputObject *self, size_t want) {
     mt_conn_t *c = self->conn;
+    const mt_state_t *st = mt_state_of((PyObject *)self);
     if (c == NULL) {
         PyErr_SetString(PyExc_ValueError, "wsgi.input used after its request ended");
         return -1;
     }
     if (self->error_status) {
-        PyErr_SetString(mt_RequestBodyError, "the request body could not be read");
+        PyErr_SetString(st->RequestBodyError, "the request body could not be read");
         return -1;
     }
     ssize_t n;
@@ -40,13 +38,13 @@ static Py_ssize_t fill(InputObject *self, size_t want) {
         return n;
     if (n == -MT_ECLOSED || n == -EPIPE || n == -ECONNRESET) {
         self->error_status = 400;
-        PyErr_SetString(mt_ClientDisconnected, "the client closed the connection before the end of the body");
+        PyErr_SetString(st->ClientDisconnected, "the client closed the connection before the end of the body");
     } else if (n == -ETIMEDOUT) {
         self->error_status = 408;
-        PyErr_SetString(mt_RequestBodyError, "the request body did not arrive in time");
+        PyErr_SetString(st->RequestBodyError, "the request body did not arrive in time");
     } else if (n == -MT_EPROTO) {
         self->error_status = c->req.error_status ? c->req.error_status : 400;
-        PyErr_Format(mt_RequestBodyError, "invalid request body: %s",
+        PyErr_Format(st->RequestBodyError, "invalid request body: %s",
                      c->req.error_reason ? c->req.error_reason : "malformed");
     } else {
         self->error_status = 500;
@@ -151,13 +149,24 @@ static PyMethodDef Input_methods[] = {
     {NULL},
 };
 
-PyTypeObject Input_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "meltemi._core.Input",
-    .tp_basicsize = sizeof(InputObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "wsgi.input: the body of one request.",
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)Input_iternext,
-    .tp_methods = Input_methods,
-    .tp_dealloc = (destructor)PyObject_Del,
+static void Input_dealloc(InputObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_Free(self);
+    Py_DECREF(type); /* a heap type's instances hold a reference to it */
+}
+
+static PyType_Slot Input_slots[] = {
+    {Py_tp_doc, "wsgi.input: the body of one request."},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, Input_iternext},
+    {Py_tp_methods, Input_methods},
+    {Py_tp_dealloc, Input_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec Input_Spec = {
+    .name = "meltemi._core.Input",
+    .basicsize = sizeof(InputObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Input_slots,
 };

@@ -169,7 +169,7 @@ static int send_now(mt_exchange_t *ex, struct iovec *iov, int iovcnt) {
     if (rc < 0) {
         ex->keep_alive = false;
         ex->failed = true;
-        PyErr_SetString(mt_ClientDisconnected,
+        PyErr_SetString(ex->worker->st->ClientDisconnected,
                         rc == -ETIMEDOUT ? "the client did not read the response in time" : "the client went away");
         return -1;
     }
@@ -251,7 +251,9 @@ static PyObject *StartResponse_write(StartResponseObject *self, PyObject *arg) {
 }
 
 static void StartResponse_dealloc(StartResponseObject *self) {
-    PyObject_Del(self);
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_Free(self);
+    Py_DECREF(type); /* a heap type's instances hold a reference to it */
 }
 
 static PyMethodDef StartResponse_methods[] = {
@@ -260,14 +262,19 @@ static PyMethodDef StartResponse_methods[] = {
     {NULL},
 };
 
-PyTypeObject StartResponse_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "meltemi._core.StartResponse",
-    .tp_basicsize = sizeof(StartResponseObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "start_response(status, headers, exc_info=None)\n--\n\nThe WSGI start_response callable.",
-    .tp_call = (ternaryfunc)StartResponse_call,
-    .tp_methods = StartResponse_methods,
-    .tp_dealloc = (destructor)StartResponse_dealloc,
+static PyType_Slot StartResponse_slots[] = {
+    {Py_tp_doc, "start_response(status, headers, exc_info=None)\n--\n\nThe WSGI start_response callable."},
+    {Py_tp_call, StartResponse_call},
+    {Py_tp_methods, StartResponse_methods},
+    {Py_tp_dealloc, StartResponse_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec StartResponse_Spec = {
+    .name = "meltemi._core.StartResponse",
+    .basicsize = sizeof(StartResponseObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = StartResponse_slots,
 };
 
 /* ---- the body ---- */
@@ -334,7 +341,7 @@ static int send_known(mt_exchange_t *ex, PyObject *const *items, Py_ssize_t coun
  * file's current position. Returns 1 if sent, 0 if the file cannot be sent
  * this way (iterate it instead), -1 with an exception set. */
 static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
-    PyObject *fileno_obj = PyObject_CallMethodNoArgs(wrapper->filelike, mt_str.fileno);
+    PyObject *fileno_obj = PyObject_CallMethodNoArgs(wrapper->filelike, ex->worker->st->str.fileno);
     if (fileno_obj == NULL) {
         PyErr_Clear(); /* BytesIO and friends: no descriptor */
         return 0;
@@ -373,7 +380,7 @@ static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
     if (rc < 0) {
         ex->keep_alive = false;
         ex->failed = true;
-        PyErr_SetString(mt_ClientDisconnected, "the client went away during sendfile");
+        PyErr_SetString(ex->worker->st->ClientDisconnected, "the client went away during sendfile");
         return -1;
     }
     ex->body_sent += (unsigned long long)count;
@@ -444,7 +451,7 @@ static int send_result(mt_exchange_t *ex, PyObject *result) {
         return send_known(ex, PySequence_Fast_ITEMS(result), PyList_GET_SIZE(result));
     if (PyTuple_CheckExact(result))
         return send_known(ex, PySequence_Fast_ITEMS(result), PyTuple_GET_SIZE(result));
-    if (Py_IS_TYPE(result, &FileWrapper_Type)) {
+    if (Py_IS_TYPE(result, ex->worker->st->FileWrapper_Type)) {
         int rc = send_file(ex, (FileWrapperObject *)result);
         if (rc != 0)
             return rc < 0 ? -1 : 0;
@@ -525,9 +532,9 @@ static void access_log(mt_exchange_t *ex) {
         snprintf(size, sizeof size, "%llu", ex->body_sent);
     else
         strcpy(size, "-");
-    PyObject *line = PyUnicode_FromFormat("%s - - [%s] \"%U %U HTTP/1.%d\" %d %s", host[0] ? host : "-",
-                                          mt_clock_log_date(), ex->method, ex->uri ? ex->uri : mt_str.empty,
-                                          ex->conn->req.http_minor, ex->status_code, size);
+    PyObject *line = PyUnicode_FromFormat(
+        "%s - - [%s] \"%U %U HTTP/1.%d\" %d %s", host[0] ? host : "-", mt_clock_log_date(), ex->method,
+        ex->uri ? ex->uri : ex->worker->st->str.empty, ex->conn->req.http_minor, ex->status_code, size);
     PyObject *result = line ? PyObject_CallOneArg(ex->worker->access_log, line) : NULL;
     if (result == NULL)
         PyErr_Clear(); /* the access log never breaks a response */
@@ -549,12 +556,13 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
         .status_code = 500,
     };
     out->len = 0;
-    ex.method = mt_str.methods[conn->req.method_id < MT_ARRAY_SIZE(mt_str.methods) ? conn->req.method_id : 0];
+    const mt_py_strings_t *S = &worker->st->str;
+    ex.method = S->methods[conn->req.method_id < MT_ARRAY_SIZE(S->methods) ? conn->req.method_id : 0];
     PyObject *environ = NULL, *result = NULL, *args[2];
     StartResponseObject *start_response = NULL;
-    ex.input = mt_input_create(conn);
+    ex.input = mt_input_create(worker->st, conn);
     if (ex.input)
-        start_response = PyObject_New(StartResponseObject, &StartResponse_Type);
+        start_response = PyObject_New(StartResponseObject, worker->st->StartResponse_Type);
     if (start_response == NULL) {
         mt_log_exception(worker, "cannot allocate a request");
         answer_error(&ex, 503, "out of memory", false);
@@ -612,7 +620,7 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
         /* close() exactly once, whatever happened above (PEP 3333). */
         PyObject *close = NULL;
         if (!PyList_CheckExact(result) && !PyTuple_CheckExact(result) &&
-            PyObject_GetOptionalAttr(result, mt_str.close, &close) > 0) {
+            PyObject_GetOptionalAttr(result, S->close, &close) > 0) {
             PyObject *r = PyObject_CallNoArgs(close);
             if (r == NULL)
                 mt_log_exception(worker, "Error closing the response iterable");

@@ -201,6 +201,7 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O|$OOO:Worker", keywords, &app, &PyList_Type, &listeners, &cfg,
                                      &access_log, &error_log, &api))
         return -1;
+    self->st = mt_state_of((PyObject *)self);
     if (!PyCallable_Check(app)) {
         PyErr_SetString(PyExc_TypeError, "app must be a WSGI callable");
         return -1;
@@ -289,7 +290,9 @@ static void Worker_dealloc(WorkerObject *self) {
     Py_XDECREF(self->environ_template);
     Py_XDECREF(self->access_log);
     Py_XDECREF(self->error_log);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type); /* a heap type's instances hold a reference to it */
 }
 
 static int check_ready(WorkerObject *self) {
@@ -497,15 +500,20 @@ static PyGetSetDef Worker_getset[] = {
     {NULL},
 };
 
-PyTypeObject Worker_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "meltemi._core.Worker",
-    .tp_basicsize = sizeof(WorkerObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Worker(app, listeners, config, *, access_log=None, error_log=None, api=None)\n--\n\n"
-              "A worker process's HTTP server; config is a meltemi.config.WorkerConfig.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Worker_init,
-    .tp_dealloc = (destructor)Worker_dealloc,
-    .tp_methods = Worker_methods,
-    .tp_getset = Worker_getset,
+static PyType_Slot Worker_slots[] = {
+    {Py_tp_doc, "Worker(app, listeners, config, *, access_log=None, error_log=None, api=None)\n--\n\n"
+                "A worker process's HTTP server; config is a meltemi.config.WorkerConfig."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, Worker_init},
+    {Py_tp_dealloc, Worker_dealloc},
+    {Py_tp_methods, Worker_methods},
+    {Py_tp_getset, Worker_getset},
+    {0, NULL},
+};
+
+PyType_Spec Worker_Spec = {
+    .name = "meltemi._core.Worker",
+    .basicsize = sizeof(WorkerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Worker_slots,
 };
