@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -67,7 +68,7 @@ def test_extension_links_the_bundled_libraries(root: Root, venv: Path):
     assert "not found" not in resolved.values(), resolved
     for name, path in resolved.items():
         if name.startswith(BUNDLED):
-            assert path and Path(path).parent == libs, f"{name} resolves to {path}, not to {libs}"
+            assert path and Path(os.path.normpath(path)).parent == libs, f"{name} resolves to {path}, not to {libs}"
         else:
             assert Path(name).name in POLICY, f"{name} ({path}) is neither bundled nor in the manylinux policy"
     assert {n.split("-")[0] for n in resolved if n.startswith(BUNDLED)} == set(BUNDLED), resolved
@@ -79,7 +80,7 @@ def test_extension_links_the_bundled_libraries(root: Root, venv: Path):
         "import meltemi._core; print(open('/proc/self/maps').read())",
     ).stdout
     mapped = {line.split()[-1] for line in maps.splitlines() if any(b in line for b in BUNDLED)}
-    assert mapped and all(Path(p).parent == libs for p in mapped), mapped
+    assert mapped and all(Path(os.path.normpath(p)).parent == libs for p in mapped), mapped
 
 
 def test_console_script_runs(root: Root, venv: Path):
