@@ -189,6 +189,10 @@ def wheel() -> Path:
 @pytest.fixture(scope="session")
 def venv(root: Root, wheel: Path) -> Path:
     """A clean venv in the root with the wheel and its extras (Django, msgspec, ...) from the package index."""
+    interpreter = root.run("python3", "-c", "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')")
+    tag = interpreter.stdout.strip()
+    if f"-{tag}-" not in wheel.name:
+        pytest.fail(f"{wheel.name} is not for the root's Python ({tag}, Debian {SUITE}): build it with CPython 3.11")
     root.run("rm", "-rf", VENV)
     root.outside(WORK).mkdir(parents=True, exist_ok=True)
     shutil.copy(wheel, root.outside(WORK / wheel.name))
