@@ -10,7 +10,9 @@ compressed with zstd, brotli and gzip.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import http.client
 import json
 import os
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import zipfile
 from pathlib import Path
 
 import brotli
@@ -40,6 +43,31 @@ def core_extension(root: Root) -> Path:
     found = sorted(root.outside(VENV).glob("lib/python3*/site-packages/meltemi/_core*.so"))
     assert len(found) == 1, found
     return Path("/") / found[0].relative_to(root.base)
+
+
+def test_wheel_bundles_the_libraries_with_their_licences_and_a_true_record(wheel: Path):
+    """What auditwheel and scripts/wheel_licenses.py leave: the libraries, their copyright files, RECORD's hashes."""
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+        distinfo = next(n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info"))
+        record = whl.read(f"{distinfo}/RECORD").decode()
+        for line in record.splitlines():
+            name, digest, size = line.rsplit(",", 2)
+            if not digest:
+                continue
+            data = whl.read(name)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert digest == f"sha256={expected}" and int(size) == len(data), name
+        listed = {line.rsplit(",", 2)[0] for line in record.splitlines()}
+        assert {n for n in names if not n.endswith("/")} == listed
+        metadata = whl.read(f"{distinfo}/METADATA").decode()
+    libs = [n.split("/")[1] for n in names if n.startswith("meltemi.libs/") and n != "meltemi.libs/"]
+    assert sorted(lib.split("-")[0] for lib in libs) == sorted(BUNDLED), libs
+    copyrights = [n.split("/")[-1] for n in names if n.startswith(f"{distinfo}/licenses/bundled/")]
+    for package in ("libllhttp", "libzstd", "libbrotli"):  # Debian's names: libllhttp9.2, libzstd1, libbrotli1
+        found = [c for c in copyrights if c.startswith(package)]
+        assert len(found) == 1, copyrights
+        assert f"License-File: bundled/{found[0]}" in metadata
 
 
 def test_root_has_none_of_the_c_libraries(root: Root):
