@@ -135,11 +135,11 @@ def root() -> Root:
         shutil.rmtree(ROOT_DIR, ignore_errors=True)  # a debootstrap that did not finish
         if not shutil.which("debootstrap"):
             log("installing debootstrap (Debian package) on the host")
-            subprocess.run(
-                ["apt-get", "install", "-y", "-qq", "debootstrap"],
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-                check=True,
-            )
+            apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            install = ["apt-get", "install", "-y", "-qq", "debootstrap"]
+            if subprocess.run(install, env=apt_env, check=False).returncode != 0:
+                subprocess.run(["apt-get", "update", "-qq"], env=apt_env, check=True)  # package lists too old
+                subprocess.run(install, env=apt_env, check=True)
         log(f"debootstrap --variant=minbase {SUITE} {ROOT_DIR}")
         ROOT_DIR.parent.mkdir(parents=True, exist_ok=True)
         with timed("debootstrap"):

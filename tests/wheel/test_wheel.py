@@ -229,6 +229,7 @@ def test_demo_compresses_static_files_and_pages(demo: Demo, coding: str):
     original = (demo.static_root / "admin" / "css" / "base.css").read_bytes()
     status, headers, body = demo.request("GET", "/static/admin/css/base.css", headers={"Accept-Encoding": coding})
     assert status == 200 and headers.get("content-encoding") == coding, headers
+    assert "etag" in headers and headers.get("accept-ranges") == "bytes", "not meltemi's static files in C"
     assert len(body) < len(original) and DECODERS[coding](body) == original
 
     status, headers, body = demo.request("GET", "/hello/template/", headers={"Accept-Encoding": coding})
