@@ -147,6 +147,7 @@ def root() -> Root:
                 ["debootstrap", "--variant=minbase", SUITE, str(ROOT_DIR), MIRROR],
                 check=True,
                 stdout=subprocess.DEVNULL,
+                timeout=600,  # a stalled mirror fails the run instead of hanging CI (49 s cold here)
             )
         base_stamp.write_text(f"{SUITE} minbase\n")
     shutil.copy("/etc/resolv.conf", ROOT_DIR / "etc" / "resolv.conf")
@@ -165,7 +166,8 @@ def root() -> Root:
         with timed("root packages"):
             env.sh(
                 "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
-                "apt-get install -y -qq --no-install-recommends " + " ".join(PACKAGES)
+                "apt-get install -y -qq --no-install-recommends " + " ".join(PACKAGES),
+                timeout=600,
             )
         packages_stamp.write_text(wanted)
     if extra:
