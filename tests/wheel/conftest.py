@@ -161,18 +161,18 @@ def root() -> Root:
     mount("tmpfs", ROOT_DIR / "dev" / "shm", "-o", "mode=1777")
     env = Root(ROOT_DIR, CLEAN_ENV + host_index_env())
     wanted = " ".join(PACKAGES) + "\n"
-    if not packages_stamp.exists() or packages_stamp.read_text() != wanted:
-        log("installing in the root: " + " ".join(PACKAGES))
-        with timed("root packages"):
-            env.sh(
-                "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
-                "apt-get install -y -qq --no-install-recommends " + " ".join(PACKAGES),
-                timeout=600,
-            )
-        packages_stamp.write_text(wanted)
-    if extra:
-        env.sh("update-ca-certificates >/dev/null")
     try:
+        if not packages_stamp.exists() or packages_stamp.read_text() != wanted:
+            log("installing in the root: " + " ".join(PACKAGES))
+            with timed("root packages"):
+                env.sh(
+                    "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
+                    "apt-get install -y -qq --no-install-recommends " + " ".join(PACKAGES),
+                    timeout=600,
+                )
+            packages_stamp.write_text(wanted)
+        if extra:
+            env.sh("update-ca-certificates >/dev/null")
         yield env
     finally:
         unmount_all()
@@ -197,6 +197,8 @@ def venv(root: Root, wheel: Path) -> Path:
         pytest.fail(f"{wheel.name} is not for the root's Python ({tag}, Debian {SUITE}): build it with CPython 3.11")
     root.run("rm", "-rf", VENV)
     root.outside(WORK).mkdir(parents=True, exist_ok=True)
+    for old in root.outside(WORK).glob("meltemi-*.whl"):
+        old.unlink()
     shutil.copy(wheel, root.outside(WORK / wheel.name))
     with timed("venv and pip install"):
         root.run("python3", "-m", "venv", VENV)
