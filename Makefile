@@ -5,7 +5,7 @@ MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
 C_SOURCES := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c) $(wildcard bench/*.c)
 
-.PHONY: all bootstrap run test test-c test-py test-sanitized fuzz soak soak-sanitized bench bench-quick lint format docs clean
+.PHONY: all bootstrap run test test-c test-py test-sanitized test-wheel wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
 
 all: bootstrap
 
@@ -31,6 +31,17 @@ test-py: bootstrap
 # pytest against a build of the extension with ASan and UBSan (build/sanitize/).
 test-sanitized: bootstrap
 	@scripts/test-sanitized $(PYTEST_ARGS)
+
+# The sdist and a manylinux wheel (auditwheel repair, bundling libllhttp, libzstd and
+# libbrotli) in dist/, the wheel built from the sdist: docs/install.md.
+wheel: bootstrap
+	@scripts/build-wheel
+
+# The wheel installed into a clean venv in a Debian 12 root without those libraries
+# (debootstrap under build/wheel-root; needs root), serving the demo project. Not
+# part of `make test` (root, a few minutes cold); .ci/run calls it.
+test-wheel: wheel
+	@$(PY) -m pytest -q -s -p no:cacheprovider tests/wheel $(PYTEST_ARGS)
 
 # libFuzzer drivers of tests/fuzz/ under ASan and UBSan, FUZZ_SECONDS each (clang from Debian).
 FUZZ_SECONDS ?= 60
@@ -74,4 +85,4 @@ docs: bootstrap
 	$(PY) scripts/gen_config_docs.py
 
 clean:
-	rm -rf build
+	rm -rf build dist
