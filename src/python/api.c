@@ -12,7 +12,8 @@
 #include <strings.h>
 
 #include "answer.h"
-#include "glue.h"
+#include "api.h"
+#include "encoding.h"
 #include "http1_write.h"
 #include "router.h"
 

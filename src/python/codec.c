@@ -1,6 +1,6 @@
 /* meltemi._core.negotiate_encoding and meltemi._core.compress: the content
  * codings of src/core/compress.c for Python (tests, the precompress command). */
-#include "glue.h"
+#include "codec.h"
 
 #include "compress.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "glue.h"
+#include "encoding.h"
 
 mt_coding_t mt_encoding_negotiate(const WorkerObject *worker, const mt_conn_t *conn) {
     const mt_request_t *req = &conn->req;

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "glue.h"
+#include "environ.h"
 #include "http1.h"
 
 /* Request header fields that most requests carry, with their environ keys

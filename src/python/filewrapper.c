@@ -1,7 +1,7 @@
 /* wsgi.file_wrapper: marks a file-like object so the response is sent with
  * sendfile(2) when it is a regular file (response.c), and iterates it in
  * blocks otherwise. close() closes the file-like object. */
-#include "glue.h"
+#include "filewrapper.h"
 
 static PyObject *FileWrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"filelike", "blksize", NULL};

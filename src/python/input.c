@@ -3,7 +3,7 @@
  * of the body, for Content-Length and chunked bodies alike. */
 #include <string.h>
 
-#include "glue.h"
+#include "input.h"
 
 InputObject *mt_input_create(mt_state_t *st, mt_conn_t *conn) {
     InputObject *self = PyObject_New(InputObject, st->Input_Type);

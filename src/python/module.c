@@ -1,16 +1,14 @@
 /* meltemi._core: module initialization, multi-phase (PEP 489).
  *
  * The module's Python objects (interned strings, the four types, the two
- * exceptions) live in its state (mt_state_t in glue.h), not in C globals, so
+ * exceptions) live in its state (mt_state_t in module.h), not in C globals, so
  * each interpreter that imports the module gets its own; the types are heap
  * types made from specs, and reach the state through PyType_GetModuleState.
  * What the C core keeps process-wide (the object counters, buffer free
  * lists) holds no Python object. */
-#include "glue.h"
-
-extern PyMethodDef mt_codec_methods[];       /* codec.c */
-extern PyMethodDef mt_precompress_methods[]; /* precompress.c */
-extern PyMethodDef mt_api_methods[];         /* api.c */
+#include "api.h"
+#include "environ.h"
+#include "module.h"
 
 /* The state's objects as an array: every member of mt_state_t is a PyObject * it owns. */
 static PyObject **state_objects(PyObject *module, size_t *count) {

@@ -5,7 +5,8 @@
  *
  * precompress_file does all its work without the GIL, so a thread pool
  * compresses as many files at once as it has threads. */
-#include "glue.h"
+#include "codec.h"
+#include "module.h"
 
 #include <errno.h>
 #include <fcntl.h>

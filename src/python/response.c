@@ -14,7 +14,11 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "glue.h"
+#include "api.h"
+#include "encoding.h"
+#include "environ.h"
+#include "filewrapper.h"
+#include "response.h"
 #include "http1_write.h"
 #include "respond.h"
 

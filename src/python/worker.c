@@ -6,7 +6,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "glue.h"
+#include "api.h"
+#include "codec.h"
+#include "environ.h"
+#include "response.h"
+#include "worker.h"
 #include "static.h"
 
 /* [(url_prefix, directory), ...] into the C static file handler. */

@@ -1,0 +1,17 @@
+/* wsgi.input (input.c): the body of one request, read on demand without the GIL. */
+#ifndef MT_PY_INPUT_H
+#define MT_PY_INPUT_H
+
+#include "conn.h"
+#include "module.h"
+
+/* wsgi.input: reads the request body of one request. */
+typedef struct InputObject {
+    PyObject_HEAD mt_conn_t *conn; /* NULL once the request is over */
+    int error_status;              /* set when reading failed: the status to answer with (408, 413, 400) */
+} InputObject;
+
+/* A new wsgi.input over the body of the request on conn (GIL held). NULL with an exception. */
+InputObject *mt_input_create(mt_state_t *st, mt_conn_t *conn);
+
+#endif

@@ -1,0 +1,64 @@
+/* meltemi._core's module (module.c): the module state every object of the glue reaches, and the
+ * CPython compatibility helpers. The glue (src/python) is the only code that includes Python.h and knows the GIL. */
+#ifndef MT_PY_MODULE_H
+#define MT_PY_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdbool.h>
+
+#include "common.h"
+
+/* Interned strings, created once per module (bjoern's prebuilt keys,
+ * msgspec's module state). Every member is a PyObject * the state owns, so
+ * the struct can be visited and cleared as an array. */
+#define MT_COMMON_FIELDS_MAX 32
+typedef struct mt_py_strings {
+    PyObject *REQUEST_METHOD, *SCRIPT_NAME, *PATH_INFO, *QUERY_STRING, *REQUEST_URI, *RAW_URI, *SERVER_PROTOCOL,
+        *SERVER_NAME, *SERVER_PORT, *REMOTE_ADDR, *REMOTE_PORT, *CONTENT_TYPE, *CONTENT_LENGTH;
+    PyObject *wsgi_input, *wsgi_version, *wsgi_url_scheme, *wsgi_errors, *wsgi_multithread, *wsgi_multiprocess,
+        *wsgi_run_once, *wsgi_file_wrapper, *wsgi_input_terminated;
+    PyObject *HTTP_1_0, *HTTP_1_1, *empty, *close, *fileno, *read;
+    PyObject *methods[64];                      /* REQUEST_METHOD values by llhttp method id */
+    PyObject *field_keys[MT_COMMON_FIELDS_MAX]; /* environ keys of common header fields (environ.c) */
+} mt_py_strings_t;
+
+/* The module's state (multi-phase init, PEP 489): one per module object, so
+ * one per interpreter. Objects reach it through their heap type
+ * (mt_state_of); a Worker keeps a pointer to it, valid as long as the Worker
+ * lives (an instance holds its type, the type its module). */
+typedef struct mt_state {
+    mt_py_strings_t str;
+    PyTypeObject *Worker_Type, *Input_Type, *StartResponse_Type, *FileWrapper_Type;
+    PyObject *ClientDisconnected; /* OSError subclass raised by wsgi.input */
+    PyObject *RequestBodyError;   /* OSError subclass: the body timed out, was too large or malformed */
+} mt_state_t;
+
+/* The heap types, made from these specs by the module's exec function. */
+extern PyType_Spec Worker_Spec, Input_Spec, StartResponse_Spec, FileWrapper_Spec;
+
+/* The state of the module that defined obj's type (one of the types above). */
+static inline mt_state_t *mt_state_of(PyObject *obj) {
+    return (mt_state_t *)PyType_GetModuleState(Py_TYPE(obj));
+}
+
+/* CPython 3.13 took these private helpers out of its headers: the public
+ * PyObject_GetOptionalAttr (3.13) and a positional-count check of our own. */
+#if PY_VERSION_HEX < 0x030D0000
+#define PyObject_GetOptionalAttr _PyObject_LookupAttr
+#endif
+
+static inline bool mt_check_positional(const char *name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max) {
+    if (nargs < min || nargs > max) {
+        PyErr_Format(PyExc_TypeError, "%s() takes from %zd to %zd positional arguments (%zd given)", name, min, max,
+                     nargs);
+        return false;
+    }
+    return true;
+}
+
+/* The module-level functions of codec.c, precompress.c and api.c. */
+extern PyMethodDef mt_codec_methods[], mt_precompress_methods[], mt_api_methods[];
+
+#endif

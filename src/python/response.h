@@ -1,0 +1,48 @@
+/* Running a WSGI application or API endpoint and sending its response (response.c): the exchange
+ * between start_response, the body iterator and the response writer. */
+#ifndef MT_PY_RESPONSE_H
+#define MT_PY_RESPONSE_H
+
+#include "input.h"
+#include "worker.h"
+
+/* The state of one request/response exchange, on the handler thread's stack. */
+typedef struct mt_exchange {
+    WorkerObject *worker;
+    mt_conn_t *conn;
+    InputObject *input;
+    PyObject *status;  /* from start_response */
+    PyObject *headers; /* from start_response */
+    PyObject *method;  /* for HEAD and the access log (borrowed from the module state) */
+    PyObject *uri;     /* the request target, for the access log */
+    mt_buf_t *out;     /* the response head (and small bodies), written in one go */
+    mt_handler_t *handler;
+    mt_coding_t coding; /* what the request's Accept-Encoding allows us (identity for HEAD) */
+    bool decided;       /* the compression decision below is made */
+    bool compressing;   /* the body goes out compressed with `coding` */
+    bool vary;          /* the response depends on Accept-Encoding: say so in Vary */
+    bool compress_started;
+    bool compress_ended;
+    bool pad;        /* BREACH mitigation: random-length padding before the end of the stream */
+    bool head_built; /* the head is in `out` (or was sent) */
+    bool head_sent;  /* bytes of the response went on the wire */
+    bool failed;     /* the client went away: nothing more can be sent */
+    bool keep_alive;
+    bool chunked;              /* the body goes out with chunked framing */
+    bool no_body;              /* HEAD, 1xx, 204, 304 */
+    long long declared_length; /* the application's Content-Length, or -1 */
+    unsigned long long body_sent;
+    int status_code;
+} mt_exchange_t;
+
+typedef struct StartResponseObject {
+    PyObject_HEAD mt_exchange_t *exchange; /* NULL once the request is over */
+} StartResponseObject;
+
+/* response.c: runs the application for the request on `conn` and sends its
+ * response (GIL held on entry and exit; released around blocking I/O). Leaves
+ * a final write in handler->out for the caller to send without the GIL.
+ * Returns whether the connection may be kept alive. */
+bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handler);
+
+#endif

@@ -1,0 +1,55 @@
+/* _core.Worker (worker.c): a worker process's server, the Python side of an mt_server_t, and what a
+ * handler thread keeps between requests. */
+#ifndef MT_PY_WORKER_H
+#define MT_PY_WORKER_H
+
+#include "buf.h"
+#include "compress.h"
+#include "conn.h"
+#include "module.h"
+#include "router.h"
+#include "server.h"
+
+/* One listening socket's SERVER_NAME and SERVER_PORT. */
+typedef struct mt_py_listener {
+    PyObject *server_name;
+    PyObject *server_port;
+} mt_py_listener_t;
+
+typedef struct WorkerObject {
+    PyObject_HEAD mt_server_t server;
+    mt_state_t *st; /* its module's state */
+    bool server_ready;
+    PyObject *app;
+    PyObject *environ_template; /* the keys that are the same for every request */
+    mt_py_listener_t *listeners;
+    int nlisteners;
+    PyObject *access_log;   /* callable(str) or NULL */
+    PyObject *error_log;    /* callable(str, BaseException) or NULL */
+    unsigned compress_mask; /* MT_CODING_MASK bits of the codings offered */
+    unsigned long long compress_min_size;
+    bool breach_padding;       /* pad compressed HTML with a random-length comment */
+    int compress_level[4];     /* by mt_coding_t */
+    struct mt_static *statics; /* NULL when no directory is mounted */
+    struct mt_api *api;        /* NULL without a typed API */
+} WorkerObject;
+
+/* What a handler thread keeps from one request to the next. */
+typedef struct mt_handler {
+    mt_buf_t out;       /* the response head and small bodies */
+    mt_buf_t zbuf;      /* compressed output of the current chunk */
+    mt_compressor_t *z; /* created on first use, reset per response */
+    /* The API route of the current request (route < 0: none, the WSGI application's). */
+    int route;
+    mt_route_match_t match;
+    char *scratch; /* the router's decoded values; 6 * max_request_line + 8 bytes */
+    size_t scratch_size;
+    const char *path; /* the target's path (in the connection's buffer) */
+    size_t path_len;
+    mt_span_t query;
+} mt_handler_t;
+
+/* response.c: calls the worker's error_log with the current exception (and clears it). */
+void mt_log_exception(WorkerObject *worker, const char *message);
+
+#endif
