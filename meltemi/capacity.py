@@ -47,6 +47,7 @@ MAX_BISECT_STEPS = 8
 LOWEST_RATE = 1.0
 WARMUP_RATE = 20.0
 SETTLE_SECONDS = 10.0
+SETTLE_CONNECTIONS = 8
 
 
 class _Parser(argparse.ArgumentParser):
@@ -250,15 +251,26 @@ def search(
             settle()
         return step
 
+    idle_us = 0
+
     def settle() -> None:
-        # A step that broke leaves a queue in the server (requests whose
-        # connections the generator closed are still served): one request
-        # answered after it means the queue is gone, so the next step starts
-        # from an idle server instead of inheriting the backlog.
-        run(target.address, target.port, 1.0, 1, 0.001, request_file, SETTLE_SECONDS)
+        # A step that broke leaves queues in the server (requests whose
+        # connections the generator closed are still served), in each worker.
+        # A burst of one request on each of a few new connections (spread over
+        # the workers by the kernel) answered about as fast as in the warm-up
+        # means the queues are gone, so the next step starts from an idle
+        # server instead of inheriting the backlog.
+        deadline = time.monotonic() + SETTLE_SECONDS
+        burst = min(connections, SETTLE_CONNECTIONS)
+        while time.monotonic() < deadline:
+            probe = run(target.address, target.port, burst * 100.0, burst, 0.01, request_file, SETTLE_SECONDS)
+            if probe.max_us <= 3 * idle_us + 2000:
+                return
+            time.sleep(0.05)
 
     result = Search(p99_ms)
-    warmup = measure(WARMUP_RATE, min(duration, 1.0), min(connections, 4))
+    warmup = run(target.address, target.port, WARMUP_RATE, min(connections, 4), min(duration, 1.0), request_file, grace)
+    idle_us = warmup.p99_us
     if warmup.completed and warmup.bad_status == warmup.completed:
         result.breaking = warmup
         return result
