@@ -317,6 +317,26 @@ def answer(target: Target, found: Search) -> str:
     return line + f"; above that p99 climbs to {format_ms(breaking.p99_us)} (at {breaking.rate:,.0f} req/s)"
 
 
+def connections_hint(found: Search, connections: int) -> str | None:
+    """A warning when the generator's connections, not the server, may have set the limit.
+
+    By Little's law a rate λ at latency W keeps λ·W requests in flight; the
+    generator has one per connection, so a rate needing about as many as it
+    has is queued in the generator (charged to the answer, rightly so for
+    latency, but the server might hold more with more connections).
+    """
+    breaking = found.breaking
+    if breaking is None or breaking.failures:
+        return None
+    needed = breaking.rate * found.p99_ms / 1000
+    if needed < 0.8 * connections:
+        return None
+    return (
+        f"at {breaking.rate:,.0f} req/s and p99 {found.p99_ms:g} ms, about {needed:,.0f} requests are in flight "
+        f"(Little's law) for {connections} connections: run again with --connections {2 * round(needed)}"
+    )
+
+
 def describe_failures(step: Step) -> str:
     parts = []
     if step.bad_status:
@@ -380,6 +400,9 @@ def run_command(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.std
             )
         return FAILS_AT_EVERY_RATE
     out.write(answer(target, found) + "\n")
+    hint = connections_hint(found, args.connections)
+    if hint:
+        err.write(f"capacity: note: {hint}\n")
     if not args.no_plot:
         err.write(f"capacity: {len(found.steps)} steps in {time.monotonic() - started:.0f} s; plot: {args.plot}\n")
     return FOUND
