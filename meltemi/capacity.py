@@ -320,20 +320,21 @@ def answer(target: Target, found: Search) -> str:
 def connections_hint(found: Search, connections: int) -> str | None:
     """A warning when the generator's connections, not the server, may have set the limit.
 
-    By Little's law a rate λ at latency W keeps λ·W requests in flight; the
-    generator has one per connection, so a rate needing about as many as it
-    has is queued in the generator (charged to the answer, rightly so for
-    latency, but the server might hold more with more connections).
+    By Little's law a rate λ answered in W keeps λ·W requests in flight; the
+    generator has one per connection, so when the breaking rate at the
+    latency of the highest holding step needs about as many as it has, the
+    requests queued in the generator (charged to the answer: rightly, for
+    latency) and the server might hold more with more connections.
     """
-    breaking = found.breaking
-    if breaking is None or breaking.failures:
+    breaking, holding = found.breaking, found.holding
+    if breaking is None or holding is None or breaking.failures:
         return None
-    needed = breaking.rate * found.p99_ms / 1000
+    needed = breaking.rate * holding.p99_us / 1e6
     if needed < 0.8 * connections:
         return None
     return (
-        f"at {breaking.rate:,.0f} req/s and p99 {found.p99_ms:g} ms, about {needed:,.0f} requests are in flight "
-        f"(Little's law) for {connections} connections: run again with --connections {2 * round(needed)}"
+        f"at {breaking.rate:,.0f} req/s with a p99 of {format_ms(holding.p99_us)}, about {needed:,.0f} requests "
+        f"are in flight (Little's law) for {connections} connections: try --connections {2 * max(1, round(needed))}"
     )
 
 
