@@ -322,18 +322,18 @@ def connections_hint(found: Search, connections: int) -> str | None:
 
     By Little's law a rate λ answered in W keeps λ·W requests in flight; the
     generator has one per connection, so when the breaking rate at the
-    latency of the highest holding step needs about as many as it has, the
+    median latency (standing in for the mean) of the highest holding step needs about as many as it has, the
     requests queued in the generator (charged to the answer: rightly, for
     latency) and the server might hold more with more connections.
     """
     breaking, holding = found.breaking, found.holding
     if breaking is None or holding is None or breaking.failures:
         return None
-    needed = breaking.rate * holding.p99_us / 1e6
+    needed = breaking.rate * holding.p50_us / 1e6
     if needed < 0.8 * connections:
         return None
     return (
-        f"at {breaking.rate:,.0f} req/s with a p99 of {format_ms(holding.p99_us)}, about {needed:,.0f} requests "
+        f"at {breaking.rate:,.0f} req/s with a median of {format_ms(holding.p50_us)}, about {needed:,.0f} requests "
         f"are in flight (Little's law) for {connections} connections: try --connections {2 * max(1, round(needed))}"
     )
 
