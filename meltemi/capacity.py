@@ -26,7 +26,7 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn, TextIO
 from urllib.parse import urlsplit
@@ -147,6 +147,21 @@ class Target:
     port: int
     host_header: str
     path: str
+    addresses: tuple[str, ...] = ()  # every address the host name resolved to
+
+
+def connectable(target: Target, timeout: float = 3.0) -> Target:
+    """The target with the first of its addresses that accepts a connection ('localhost' may
+    resolve to ::1 first while the server listens on 127.0.0.1 only); raises ConnectionError."""
+    problems = []
+    for address in target.addresses or (target.address,):
+        try:
+            socket.create_connection((address, target.port), timeout=timeout).close()
+        except OSError as exc:
+            problems.append(f"{address} port {target.port}: {exc.strerror or exc}")
+            continue
+        return replace(target, address=address)
+    raise ConnectionError("cannot connect to " + "; ".join(problems))
 
 
 def parse_target(url: str, allow_remote: bool) -> Target:
@@ -173,7 +188,7 @@ def parse_target(url: str, allow_remote: bool) -> Target:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return Target(url, addresses[0], port, parts.netloc, path)
+    return Target(url, addresses[0], port, parts.netloc, path, tuple(dict.fromkeys(addresses)))
 
 
 @dataclass
@@ -370,6 +385,11 @@ def run_command(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.std
     except OSError as exc:
         log.fatal(f"cannot read --body {args.body}: {exc.strerror}")
         return USAGE_ERROR
+    try:
+        target = connectable(target)
+    except ConnectionError as exc:
+        log.fatal(f"cannot measure {args.url}: {exc}")
+        return UNREACHABLE
     request = raw_request(args.method.upper(), target.host_header, target.path, headers, body)
     progress = Progress(err, MAX_RAMP_STEPS // 2 + MAX_BISECT_STEPS // 2)
     started = time.monotonic()

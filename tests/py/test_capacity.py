@@ -7,6 +7,7 @@ must land near 50 whatever the machine.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import socket
@@ -138,3 +139,39 @@ def test_localhost_and_ipv6_loopback_are_on_this_machine():
     assert capacity.parse_target("http://[::1]:8000/", allow_remote=False).address == "::1"
     with pytest.raises(ValueError, match="only http://"):
         capacity.parse_target("https://127.0.0.1/", allow_remote=False)
+
+
+def model_run(ceiling: float, p99_over_us: int = 200_000):
+    """A stand-in for the generator: a server that holds p99 5 ms up to `ceiling` req/s and p99_over_us above."""
+    calls = []
+
+    def run(address, port, rate, connections, seconds, request_file, grace=5.0):
+        calls.append(rate)
+        p99 = 5_000 if rate <= ceiling else p99_over_us
+        due = max(1, round(rate * seconds))
+        return loadgen.Step(rate, seconds, connections, due, due, due, 0, 0, 0, 0, 1_000, 2_000, p99, p99, p99)
+
+    return run, calls
+
+
+def test_search_ramps_then_bisects_to_the_resolution(monkeypatch):
+    fake, calls = model_run(ceiling=1_000)
+    monkeypatch.setattr(capacity, "run", fake)
+    progress = capacity.Progress(io.StringIO(), 12)
+    target = capacity.Target("http://127.0.0.1:1/", "127.0.0.1", 1, "127.0.0.1:1", "/")
+    found = capacity.search(target, Path("unused"), 50.0, 64, 1.0, 0.05, progress)
+    assert found.holding.rate == 1_000  # 500 (half what 1 ms suggests for one connection), then 1,000
+    assert 1_000 < found.breaking.rate <= 1_000 / 0.95
+    assert len(found.steps) <= capacity.MAX_RAMP_STEPS + capacity.MAX_BISECT_STEPS
+    assert capacity.answer(target, found).startswith("/ holds 1,000 req/s at p99 ≤ 50 ms on this machine; above")
+
+
+def test_search_gives_up_at_the_lowest_rate(monkeypatch):
+    fake, calls = model_run(ceiling=0)
+    monkeypatch.setattr(capacity, "run", fake)
+    progress = capacity.Progress(io.StringIO(), 12)
+    target = capacity.Target("http://127.0.0.1:1/", "127.0.0.1", 1, "127.0.0.1:1", "/")
+    found = capacity.search(target, Path("unused"), 50.0, 64, 1.0, 0.05, progress)
+    assert found.holding is None
+    assert found.breaking.rate == capacity.LOWEST_RATE
+    assert len(found.steps) < 10
