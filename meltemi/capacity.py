@@ -266,26 +266,26 @@ def search(
             settle()
         return step
 
-    idle_us = 0
+    burst = min(connections, SETTLE_CONNECTIONS)
+
+    def burst_max_us() -> int:
+        # One request on each of a few new connections at once (spread over
+        # the workers by the kernel): the slowest answer.
+        return run(target.address, target.port, burst * 100.0, burst, 0.01, request_file, SETTLE_SECONDS).max_us
 
     def settle() -> None:
         # A step that broke leaves queues in the server (requests whose
         # connections the generator closed are still served), in each worker.
-        # A burst of one request on each of a few new connections (spread over
-        # the workers by the kernel) answered about as fast as in the warm-up
-        # means the queues are gone, so the next step starts from an idle
+        # Once a burst is answered about as fast as on the idle server after
+        # the warm-up, the queues are gone: the next step starts from an idle
         # server instead of inheriting the backlog.
         deadline = time.monotonic() + SETTLE_SECONDS
-        burst = min(connections, SETTLE_CONNECTIONS)
-        while time.monotonic() < deadline:
-            probe = run(target.address, target.port, burst * 100.0, burst, 0.01, request_file, SETTLE_SECONDS)
-            if probe.max_us <= 3 * idle_us + 2000:
-                return
+        while time.monotonic() < deadline and burst_max_us() > 2 * idle_burst_us + 5000:
             time.sleep(0.05)
 
     result = Search(p99_ms)
     warmup = run(target.address, target.port, WARMUP_RATE, min(connections, 4), min(duration, 1.0), request_file, grace)
-    idle_us = warmup.p99_us
+    idle_burst_us = burst_max_us()
     if warmup.completed and warmup.bad_status == warmup.completed:
         result.breaking = warmup
         return result
