@@ -28,15 +28,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 from urllib.parse import urlsplit
 
-from . import log, plot
+from . import cli, log, plot
 from .loadgen import LoadgenError, Step, raw_request, run
 
 FOUND = 0
 UNREACHABLE = 1
-USAGE_ERROR = 2
+USAGE_ERROR = cli.USAGE_ERROR
 FAILS_AT_EVERY_RATE = 3
 
 # Bounds of the search: at most this many ramp steps (doubling each time, so a
@@ -50,14 +50,9 @@ SETTLE_SECONDS = 10.0
 SETTLE_CONNECTIONS = 8
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        log.fatal(f"{message} (see '{self.prog} --help')")
-        sys.exit(USAGE_ERROR)
-
-
 def build_parser(prog: str = "meltemi capacity") -> argparse.ArgumentParser:
-    parser = _Parser(
+    # The serving command's parser class: usage errors are one line and exit 2 in both.
+    parser = cli._Parser(
         prog=prog,
         description="Find the highest request rate URL holds with p99 latency under a target and no errors: an "
         "open-loop load (requests sent on schedule, latency counted from each due time) searched by ramp and "

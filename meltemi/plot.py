@@ -146,7 +146,7 @@ def nice_step(span: float, ticks: int = 6) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-def format_ms(ms: float) -> str:
+def tick_label(ms: float) -> str:
     return f"{ms:g}" if ms < 1 else f"{ms:,.0f}"
 
 
@@ -179,7 +179,7 @@ def write_capacity_png(path: Path, steps: Sequence[Step], p99_ms: float, answer_
             if low <= math.log10(ms) <= high:
                 y = py(ms)
                 canvas.line(x0, y, x1, y, GRID)
-                canvas.text(x0 - 8, y - 7, format_ms(ms), GREY, "right")
+                canvas.text(x0 - 8, y - 7, tick_label(ms), GREY, "right")
     canvas.line(x0, y0, x1, y0, BLACK)
     canvas.line(x0, y0, x0, y1, BLACK)
     canvas.text((x0 + x1) // 2, HEIGHT - 30, "offered rate (requests per second)", BLACK, "center")
