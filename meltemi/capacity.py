@@ -252,8 +252,9 @@ def search(
 ) -> Search:
     """Warm-up, ramp, bisection; raises LoadgenError when the target cannot be reached."""
     # Answers still missing this long after a step's end are over the target
-    # anyway: waiting longer would only make a breaking step slower.
-    grace = min(5.0, 2 * p99_ms / 1000 + 0.25)
+    # anyway (the generator charges each the time since it was due): waiting
+    # longer would only make a breaking step slower.
+    grace = 2 * p99_ms / 1000 + 0.25
 
     def measure(rate: float, seconds: float = duration, conns: int = connections) -> Step:
         step = run(target.address, target.port, rate, conns, seconds, request_file, grace)
