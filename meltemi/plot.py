@@ -134,9 +134,10 @@ class Canvas:
             return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
         header = struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)  # 8-bit RGB
-        return (
-            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
-        )
+        # tEXt "Software": the file names its generator, as generated files here do.
+        software = chunk(b"tEXt", b"Software\x00meltemi capacity (meltemi/plot.py)")
+        image = chunk(b"IDAT", zlib.compress(rows, 9))
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + software + image + chunk(b"IEND", b"")
 
 
 def nice_step(span: float, ticks: int = 6) -> float:

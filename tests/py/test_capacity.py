@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,11 @@ def test_finds_a_rate_for_a_fast_endpoint_and_draws_the_plot(start_server, tmp_p
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert data[12:16] == b"IHDR"
     assert struct.unpack(">II", data[16:24]) == (900, 540)
+    assert b"tEXtSoftware\x00meltemi capacity" in data
+    # The image data inflates to one filter byte and 900 RGB pixels per row.
+    start = data.index(b"IDAT") + 4
+    length = struct.unpack(">I", data[start - 8 : start - 4])[0]
+    assert len(zlib.decompress(data[start : start + length])) == 540 * (1 + 3 * 900)
 
 
 def test_one_thread_sleeping_20ms_holds_about_50_per_second(start_server, tmp_path):
