@@ -1,7 +1,8 @@
 """SLO mode: the highest request rate a server sustains with p99 under a target.
 
-A fixed-rate, open-loop generator (bench/loadgen.c, built here with the host's
-C compiler: neither wrk2 nor an open-loop generator is packaged in Debian)
+A fixed-rate, open-loop generator (meltemi-loadgen, src/loadgen/loadgen.c,
+built and installed with the meltemi package and shared with `meltemi
+capacity`: neither wrk2 nor an open-loop generator is packaged in Debian)
 drives the server at a rate; latency counts from each request's due time. The
 search measures the closed-loop maximum with wrk, then bisects between a
 rate that passes and one that fails (a failing rate is tried twice). A rate passes when p99 <= target, no
@@ -10,30 +11,17 @@ request failed, and at least 99% of the due requests completed.
 
 from __future__ import annotations
 
-import json
-import subprocess
+from dataclasses import asdict
 from pathlib import Path
+
+from meltemi import loadgen
 
 from . import measure
 from .scenarios import Scenario
 
-BENCH = Path(__file__).resolve().parent
-
-
-def loadgen(work: Path) -> Path:
-    binary = work / "loadgen"
-    source = BENCH / "loadgen.c"
-    if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
-        subprocess.run(["cc", "-O2", "-o", str(binary), str(source)], check=True)
-    return binary
-
 
 def raw_request(scenario: Scenario, path: str) -> bytes:
-    lines = [f"{scenario.method} {path} HTTP/1.1", "Host: 127.0.0.1"]
-    lines += [f"{name}: {value}" for name, value in scenario.headers.items()]
-    if scenario.body is not None:
-        lines.append(f"Content-Length: {len(scenario.body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (scenario.body or b"")
+    return loadgen.raw_request(scenario.method, "127.0.0.1", path, list(scenario.headers.items()), scenario.body)
 
 
 def plan(quick: bool) -> tuple[int, float]:
@@ -41,7 +29,6 @@ def plan(quick: bool) -> tuple[int, float]:
 
 
 def search(port: int, scenario: Scenario, path: str, p99_ms: float, connections: int, quick: bool, work: Path) -> dict:
-    binary = loadgen(work)
     request_file = work / f"{scenario.name}.request"
     request_file.write_bytes(raw_request(scenario, path))
     script = measure.wrk_script(scenario, work)
@@ -49,16 +36,19 @@ def search(port: int, scenario: Scenario, path: str, p99_ms: float, connections:
     steps, seconds = plan(quick)
 
     def attempt(rate: int) -> dict:
-        out = subprocess.run(
-            ["taskset", "-c", measure.CLIENT_CPU, str(binary), str(port), str(rate), str(connections), f"{seconds:g}"]
-            + [str(request_file)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if out.returncode:
-            raise RuntimeError(f"loadgen failed: {out.stderr.strip()[-300:]}")
-        figures = json.loads(out.stdout)
+        try:
+            step = loadgen.run(
+                "127.0.0.1",
+                port,
+                rate,
+                connections,
+                seconds,
+                request_file,
+                prefix=["taskset", "-c", measure.CLIENT_CPU],
+            )
+        except loadgen.LoadgenError as exc:
+            raise RuntimeError(f"loadgen failed: {exc}") from exc
+        figures = asdict(step)
         figures["ok"] = (
             figures["p99_us"] <= p99_ms * 1000
             and figures["errors"] == 0

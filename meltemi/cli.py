@@ -1,4 +1,5 @@
-"""The `meltemi` command: `meltemi module:application [options]`.
+"""The `meltemi` command: `meltemi module:application [options]` serves;
+`meltemi capacity URL [options]` measures an endpoint (meltemi/capacity.py).
 
 Exit codes: 0 after a clean stop; 1 when the server cannot start (an address
 cannot be bound, the access log cannot be opened); 2 for a usage or configuration error; 3 when the
@@ -32,7 +33,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(prog: str = "meltemi") -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
-        description="Serve a WSGI application (a Django project's wsgi.py, for one) with meltemi.",
+        usage=f"%(prog)s [APP] [options]\n       {prog} capacity URL [options]",
+        description="Serve a WSGI application (a Django project's wsgi.py, for one) with meltemi. "
+        f"'{prog} capacity URL' instead finds the highest request rate URL holds under a p99 latency target "
+        f"(see '{prog} capacity --help'); a module named capacity is served as 'capacity:application'.",
         epilog=f"Every option can also be set with an environment variable ({config.ENV_PREFIX}WORKERS=4) or in "
         f'the Django setting {config.DJANGO_SETTING} ({{"WORKERS": 4}}), read when DJANGO_SETTINGS_MODULE is set; '
         "the command line wins, then the environment, then the setting. See docs/config.md.",
@@ -54,7 +58,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Parses the command line and serves; returns the exit code."""
+    """Parses the command line and serves (or measures, for `capacity`); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["capacity"]:
+        from .capacity import run_command
+
+        return run_command(argv[1:])
     args = build_parser().parse_args(argv)
     if not args.app and not (args.meltemi_api or os.environ.get("MELTEMI_API")):
         log.fatal("missing the application to serve, e.g. 'meltemi myproject.wsgi:application'")
