@@ -4,6 +4,7 @@
 #define MT_COMMON_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,11 @@ enum {
 #define MT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MT_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MT_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Optional whitespace of HTTP fields (RFC 9110 5.6.3): space or horizontal tab. */
+static inline bool mt_is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
 
 /* Object counters of one worker process. They cost one relaxed atomic add per
  * event, so they stay on in release builds; tests assert that they balance

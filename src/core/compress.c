@@ -16,10 +16,6 @@
 
 #define Q_UNLISTED (-1)
 
-static bool is_ows(char c) {
-    return c == ' ' || c == '\t';
-}
-
 static char lower(char c) {
     return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
 }
@@ -58,22 +54,22 @@ static int parse_qvalue(const char *p, size_t n) {
 static int parse_weight(const char *p, const char *end) {
     int q = -1;
     for (;;) {
-        while (p < end && is_ows(*p))
+        while (p < end && mt_is_ows(*p))
             p++;
         if (p == end)
             return q < 0 ? 1000 : q;
         if (*p != ';')
             return -1;
         p++;
-        while (p < end && is_ows(*p))
+        while (p < end && mt_is_ows(*p))
             p++;
         const char *name = p;
-        while (p < end && *p != '=' && *p != ';' && !is_ows(*p))
+        while (p < end && *p != '=' && *p != ';' && !mt_is_ows(*p))
             p++;
         size_t name_len = (size_t)(p - name);
         const char *value = p < end && *p == '=' ? p + 1 : p;
         const char *value_end = value;
-        while (value_end < end && *value_end != ';' && !is_ows(*value_end))
+        while (value_end < end && *value_end != ';' && !mt_is_ows(*value_end))
             value_end++;
         if (name_len == 1 && lower(name[0]) == 'q') {
             if (q >= 0 || value == p)
@@ -108,10 +104,10 @@ mt_coding_t mt_compress_negotiate(const char *accept, size_t n, unsigned enabled
         if (elem_end == NULL)
             elem_end = end;
         const char *tok = p;
-        while (tok < elem_end && is_ows(*tok))
+        while (tok < elem_end && mt_is_ows(*tok))
             tok++;
         const char *tok_end = tok;
-        while (tok_end < elem_end && *tok_end != ';' && !is_ows(*tok_end))
+        while (tok_end < elem_end && *tok_end != ';' && !mt_is_ows(*tok_end))
             tok_end++;
         p = elem_end + (elem_end < end);
         if (tok == tok_end) /* an empty list element, or junk before a ';' */
@@ -202,10 +198,10 @@ bool mt_compress_type_ok(const char *content_type, size_t n) {
     if (content_type == NULL)
         return false;
     const char *p = content_type, *end = content_type + n;
-    while (p < end && is_ows(*p))
+    while (p < end && mt_is_ows(*p))
         p++;
     size_t len = 0;
-    while (p + len < end && p[len] != ';' && !is_ows(p[len]))
+    while (p + len < end && p[len] != ';' && !mt_is_ows(p[len]))
         len++;
     if (len == 0 || len >= sizeof type)
         return false;

@@ -5,14 +5,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common.h"
 #include "http1_write.h"
 
 static bool name_is(const char *s, size_t n, const char *lower, size_t m) {
     return n == m && strncasecmp(s, lower, m) == 0;
-}
-
-static bool is_list_space(char c) {
-    return c == ' ' || c == '\t';
 }
 
 /* Calls back each element of a comma-separated list, trimmed; stops when the
@@ -22,13 +19,13 @@ typedef bool (*element_fn)(const char *s, size_t n, void *arg);
 static bool each_element(const char *value, size_t n, element_fn fn, void *arg) {
     size_t i = 0;
     while (i < n) {
-        while (i < n && (is_list_space(value[i]) || value[i] == ','))
+        while (i < n && (mt_is_ows(value[i]) || value[i] == ','))
             i++;
         size_t start = i;
         while (i < n && value[i] != ',')
             i++;
         size_t end = i;
-        while (end > start && is_list_space(value[end - 1]))
+        while (end > start && mt_is_ows(value[end - 1]))
             end--;
         if (end > start && fn(value + start, end - start, arg))
             return true;
@@ -142,7 +139,7 @@ static int write_vary(mt_respond_t *r, mt_buf_t *out, const char *name, size_t n
             return write_line(out, name, nlen, value, vlen, NULL, 0);
         r->vary_added = true;
         size_t end = vlen;
-        while (end > 0 && (is_list_space(value[end - 1]) || value[end - 1] == ','))
+        while (end > 0 && (mt_is_ows(value[end - 1]) || value[end - 1] == ','))
             end--;
         if (end == 0)
             return write_line(out, name, nlen, "Accept-Encoding", 15, NULL, 0);
@@ -160,13 +157,13 @@ static int write_vary(mt_respond_t *r, mt_buf_t *out, const char *name, size_t n
     bool any = false;
     size_t i = 0;
     while (i < vlen) {
-        while (i < vlen && (is_list_space(value[i]) || value[i] == ','))
+        while (i < vlen && (mt_is_ows(value[i]) || value[i] == ','))
             i++;
         size_t start = i;
         while (i < vlen && value[i] != ',')
             i++;
         size_t end = i;
-        while (end > start && is_list_space(value[end - 1]))
+        while (end > start && mt_is_ows(value[end - 1]))
             end--;
         if (end == start || is_accept_encoding(value + start, end - start, NULL))
             continue;

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "common.h"
 #include "compress.h"
+#include "conditional.h"
 #include "http1_write.h"
 #include "respond.h"
 #include "server.h"
@@ -219,18 +220,6 @@ static bool same_file(const entry_t *e, const struct stat *sb) {
            e->ctime.tv_sec == sb->st_ctim.tv_sec && e->ctime.tv_nsec == sb->st_ctim.tv_nsec;
 }
 
-/* An IMF-fixdate, without the locale that strftime would consult. */
-static void format_http_date(char *out, time_t t) {
-    static const char days[] = "SunMonTueWedThuFriSat", months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char buf[64]; /* roomier than the result, so the compiler sees no truncation */
-    snprintf(buf, sizeof buf, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", days + 3 * tm.tm_wday, tm.tm_mday,
-             months + 3 * tm.tm_mon, (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    memcpy(out, buf, MT_HTTP_DATE_LEN);
-    out[MT_HTTP_DATE_LEN] = '\0';
-}
-
 /* Opens path under m and enters the result in the cache, replacing an older
  * entry for the same path. Returns a referenced entry, or NULL with *err set
  * for failures worth a 503 rather than a 404 (out of descriptors or memory). */
@@ -263,7 +252,7 @@ static entry_t *cache_open(mt_static_t *st, const mount_t *m, uint32_t h, const 
         unsigned long long mtime_ns = (unsigned long long)sb.st_mtim.tv_sec * 1000000000ull + sb.st_mtim.tv_nsec;
         snprintf(e->tag, sizeof e->tag, "%llx-%llx-%llx", (unsigned long long)sb.st_size, mtime_ns,
                  (unsigned long long)sb.st_ino);
-        format_http_date(e->last_modified, sb.st_mtim.tv_sec);
+        mt_http_date_format(e->last_modified, sb.st_mtim.tv_sec);
     }
     e->checked_ms = now;
     e->hash = h;
@@ -475,10 +464,6 @@ static const char *header_value(const mt_request_t *req, const char *base, const
 
 #define HEADER(name, len) header_value(req, base, name, sizeof name - 1, joined, (len), &too_long)
 
-static bool is_blank(char c) {
-    return c == ' ' || c == '\t';
-}
-
 /* The coding the client prefers among the available variants (a mask of
  * MT_CODING_MASK bits), by the negotiation that compressed responses use.
  * Several Accept-Encoding fields are one list; one too long to join gets
@@ -490,131 +475,6 @@ static mt_coding_t choose_coding(const mt_request_t *req, const char *base, unsi
     if (mt_request_header(req, base, "accept-encoding", 15, joined, &value, &n) <= 0)
         return MT_CODING_IDENTITY;
     return mt_compress_negotiate(value, n, available);
-}
-
-/* True when the entity-tag list s[0, n) ("*", or tags separated by commas)
- * holds etag: weak comparison (a W/ prefix is ignored) or strong (a weak tag
- * never matches). */
-static bool etag_list_match(const char *s, size_t n, const char *etag, size_t elen, bool strong) {
-    size_t i = 0;
-    for (;;) {
-        while (i < n && (is_blank(s[i]) || s[i] == ','))
-            i++;
-        if (i >= n)
-            return false;
-        if (s[i] == '*')
-            return true;
-        bool weak = n - i >= 2 && s[i] == 'W' && s[i + 1] == '/';
-        if (weak)
-            i += 2;
-        if (i >= n || s[i] != '"')
-            return false;
-        const char *close = memchr(s + i + 1, '"', n - i - 1);
-        if (close == NULL)
-            return false;
-        size_t len = (size_t)(close - (s + i)) + 1;
-        if (!(strong && weak) && len == elen && memcmp(s + i, etag, elen) == 0)
-            return true;
-        i += len;
-    }
-}
-
-/* An HTTP-date (IMF-fixdate, or the obsolete RFC 850 and asctime forms that
- * recipients must accept) in seconds since the epoch, or -1. */
-static int64_t parse_http_date(const char *s, size_t n) {
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    char buf[64], mon[4] = "";
-    int d, y, hh, mm, ss, end = -1;
-    if (n >= sizeof buf)
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    /* sscanf's %d takes a sign, and a date has none ("-1:00:00" is no hour,
-     * "-0" no minute): a '-' is only the separator of RFC 850's "06-Nov-94",
-     * next to a letter. */
-    if (memchr(buf, '+', n))
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        bool letter_before = i > 0 && isalpha((unsigned char)buf[i - 1]);
-        bool letter_after = i + 1 < n && isalpha((unsigned char)buf[i + 1]);
-        if (buf[i] == '-' && !letter_before && !letter_after)
-            return -1;
-    }
-    if (sscanf(buf, "%*3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", &d, mon, &y, &hh, &mm, &ss, &end) == 6 &&
-        end == (int)n) {
-    } else if ((end = -1, sscanf(buf, "%*[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d GMT%n", &d, mon, &y, &hh, &mm, &ss,
-                                 &end)) == 6 &&
-               end == (int)n) {
-        if (y < 0)
-            return -1;
-        y += y < 70 ? 2000 : 1900;
-    } else if ((end = -1,
-                sscanf(buf, "%*3[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", mon, &d, &hh, &mm, &ss, &y, &end)) == 6 &&
-               end == (int)n) {
-    } else {
-        return -1;
-    }
-    const char *m = strlen(mon) == 3 ? strstr(months, mon) : NULL;
-    if (m == NULL || (m - months) % 3 || d < 1 || d > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 ||
-        ss > 60 || y < 1970)
-        return -1;
-    struct tm tm = {
-        .tm_year = y - 1900, .tm_mon = (int)(m - months) / 3, .tm_mday = d, .tm_hour = hh, .tm_min = mm, .tm_sec = ss};
-    return (int64_t)timegm(&tm);
-}
-
-typedef enum range_result { RANGE_IGNORE, RANGE_ONE, RANGE_UNSATISFIABLE } range_result_t;
-
-/* Digits of s[*i, n) as a number (saturating); false when there are none. */
-static bool parse_pos(const char *s, size_t n, size_t *i, uint64_t *v) {
-    size_t start = *i;
-    *v = 0;
-    for (; *i < n && s[*i] >= '0' && s[*i] <= '9'; (*i)++)
-        *v = *v > UINT64_MAX / 20 ? UINT64_MAX / 2 : *v * 10 + (uint64_t)(s[*i] - '0');
-    return *i > start;
-}
-
-/* A Range field against a representation of `size` bytes (RFC 9110 14.2):
- * one satisfiable range sets [*first, *last]; a field that is malformed, in
- * another unit or asks for several ranges is ignored (the whole file goes
- * out, which the RFC allows for multiple ranges). */
-static range_result_t parse_range(const char *s, size_t n, uint64_t size, uint64_t *first, uint64_t *last) {
-    if (n < 6 || strncasecmp(s, "bytes=", 6) != 0)
-        return RANGE_IGNORE;
-    size_t i = 6, elements = 0;
-    uint64_t a = 0, b = 0;
-    bool has_a = false, has_b = false;
-    while (i < n) {
-        while (i < n && (is_blank(s[i]) || s[i] == ','))
-            i++;
-        if (i >= n)
-            break;
-        if (++elements > 1)
-            return RANGE_IGNORE;
-        has_a = parse_pos(s, n, &i, &a);
-        if (i >= n || s[i] != '-')
-            return RANGE_IGNORE;
-        i++;
-        has_b = parse_pos(s, n, &i, &b);
-        while (i < n && is_blank(s[i]))
-            i++;
-        if ((i < n && s[i] != ',') || (!has_a && !has_b) || (has_a && has_b && b < a))
-            return RANGE_IGNORE;
-    }
-    if (elements == 0)
-        return RANGE_IGNORE;
-    if (!has_a) { /* suffix: the last b bytes */
-        if (b == 0 || size == 0)
-            return RANGE_UNSATISFIABLE;
-        *first = b >= size ? 0 : size - b;
-        *last = size - 1;
-        return RANGE_ONE;
-    }
-    if (a >= size)
-        return RANGE_UNSATISFIABLE;
-    *first = a;
-    *last = has_b && b < size ? b : size - 1;
-    return RANGE_ONE;
 }
 
 static bool hex12(const char *s) {
@@ -863,18 +723,18 @@ static int answer_file(reply_t *r, const mt_request_t *req, const char *base, en
      * nothing, Range and If-Range are ignored (the whole file goes out). */
     int status = 200;
     if ((v = HEADER("if-match", &vlen)) != NULL || too_long) {
-        if (v == NULL || !etag_list_match(v, vlen, etag, elen, true))
+        if (v == NULL || !mt_etag_list_match(v, vlen, etag, elen, true))
             status = 412;
     } else if ((v = HEADER("if-unmodified-since", &vlen)) != NULL) {
-        int64_t t = parse_http_date(v, vlen);
+        int64_t t = mt_http_date_parse(v, vlen);
         if (t >= 0 && mtime > t)
             status = 412;
     }
     if (status == 200 && ((v = HEADER("if-none-match", &vlen)) != NULL || too_long)) {
-        if (v && etag_list_match(v, vlen, etag, elen, false))
+        if (v && mt_etag_list_match(v, vlen, etag, elen, false))
             status = 304;
     } else if (status == 200 && (v = HEADER("if-modified-since", &vlen)) != NULL) {
-        int64_t t = parse_http_date(v, vlen);
+        int64_t t = mt_http_date_parse(v, vlen);
         if (t >= 0 && mtime <= t)
             status = 304;
     }
@@ -889,20 +749,20 @@ static int answer_file(reply_t *r, const mt_request_t *req, const char *base, en
             if (v == NULL)
                 current = false;
             else if (vlen && (v[0] == '"' || v[0] == 'W'))
-                current = etag_list_match(v, vlen, etag, elen, true);
+                current = mt_etag_list_match(v, vlen, etag, elen, true);
             else
-                current = parse_http_date(v, vlen) == mtime;
+                current = mt_http_date_parse(v, vlen) == mtime;
         }
-        range_result_t range = RANGE_IGNORE;
+        mt_range_result_t range = MT_RANGE_IGNORE;
         if (current && (v = HEADER("range", &vlen)) != NULL)
-            range = parse_range(v, vlen, size, &first, &last);
-        if (range == RANGE_UNSATISFIABLE) {
+            range = mt_range_parse(v, vlen, size, &first, &last);
+        if (range == MT_RANGE_UNSATISFIABLE) {
             char value[48];
             int n = snprintf(value, sizeof value, "bytes */%llu", (unsigned long long)size);
             mt_field_t field = {"Content-Range", 13, value, (size_t)n};
             return answer_text(r, 416, &field, 1);
         }
-        if (range == RANGE_ONE)
+        if (range == MT_RANGE_ONE)
             status = 206;
     }
 

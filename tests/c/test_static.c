@@ -14,6 +14,7 @@
 #include "server.c"
 #include "compress.c"
 #include "zcache.c"
+#include "conditional.c"
 #include "static.c"
 
 #include <dirent.h>
@@ -363,7 +364,7 @@ static void test_basic(void) {
     char path[256], lm[MT_HTTP_DATE_LEN + 1];
     snprintf(path, sizeof path, "%s/hello.txt", root);
     stat(path, &sb);
-    format_http_date(lm, sb.st_mtime);
+    mt_http_date_format(lm, sb.st_mtime);
     is_str(field(&r, "Last-Modified"), lm, "Last-Modified is the file's mtime");
     ok(!field(&r, "Vary") && !field(&r, "Content-Encoding") && !field(&r, "Connection"),
        "no Vary, Content-Encoding or Connection");
@@ -478,11 +479,6 @@ static void test_conditional(void) {
     r = get("/static/hello.txt", "If-Modified-Since: Thu Jan  1 00:00:00 2037\r\n");
     is_int(r.status, 304, "an asctime date in the future: 304");
     response_free(&r);
-    is_int(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", 29), 784111777, "IMF-fixdate parsed");
-    is_int(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", 30), 784111777, "RFC 850 date parsed");
-    is_int(parse_http_date("Sun Nov  6 08:49:37 1994", 24), 784111777, "asctime date parsed");
-    is_int(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMTx", 30), -1, "trailing garbage refused");
-    is_int(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT", 29), -1, "unknown month refused");
 
     r = request_with(st, "HEAD /static/hello.txt HTTP/1.1\r\nHost: a\r\nIf-None-Match: *\r\n\r\n");
     is_int(r.status, 304, "HEAD with a matching If-None-Match: 304");

@@ -1,5 +1,5 @@
-/* libFuzzer driver for the request-field parsers of the static handler,
- * which are static functions of static.c: the file is included here. It
+/* libFuzzer driver for the request-field parsers of the static handler
+ * (static functions of static.c, included here, and conditional.c). It
  * covers path cleaning, Range, If-None-Match / If-Match lists, HTTP dates,
  * the path of a target, hashed names and content types, and the joining of
  * several Accept-Encoding fields.
@@ -48,9 +48,9 @@ static void fuzz_range(const char *s, size_t n, unsigned param) {
     static const uint64_t sizes[] = {0, 1, 2, 10, 100, 1000, 1024, 65536, UINT32_MAX, UINT64_MAX / 2, UINT64_MAX};
     uint64_t size = sizes[param % MT_ARRAY_SIZE(sizes)];
     uint64_t first = 0, last = 0;
-    range_result_t r = parse_range(s, n, size, &first, &last);
-    CHECK(r == RANGE_IGNORE || r == RANGE_ONE || r == RANGE_UNSATISFIABLE);
-    if (r == RANGE_ONE)
+    mt_range_result_t r = mt_range_parse(s, n, size, &first, &last);
+    CHECK(r == MT_RANGE_IGNORE || r == MT_RANGE_ONE || r == MT_RANGE_UNSATISFIABLE);
+    if (r == MT_RANGE_ONE)
         CHECK(size > 0 && first <= last && last < size);
 }
 
@@ -64,14 +64,14 @@ static void fuzz_etags(const char *s, size_t n, unsigned param) {
         etag = nul + 1;
         elen = n - ln - 1;
     }
-    bool strong = etag_list_match(list, ln, etag, elen, true);
-    bool weak = etag_list_match(list, ln, etag, elen, false);
+    bool strong = mt_etag_list_match(list, ln, etag, elen, true);
+    bool weak = mt_etag_list_match(list, ln, etag, elen, false);
     CHECK(!strong || weak); /* the strong comparison is the stricter one */
     (void)param;
 }
 
 static void fuzz_date(const char *s, size_t n, unsigned param) {
-    int64_t t = parse_http_date(s, n);
+    int64_t t = mt_http_date_parse(s, n);
     CHECK(t >= -1); /* seconds since the epoch, or -1 */
     if (t >= 0) {
         /* The numbers of an HTTP-date are unsigned digits: a sign is no date. */
@@ -84,8 +84,8 @@ static void fuzz_date(const char *s, size_t n, unsigned param) {
     }
     if (t >= 0 && t < 253402300800) { /* before year 10000: the formatter's range */
         char back[MT_HTTP_DATE_LEN + 1];
-        format_http_date(back, (time_t)t);
-        CHECK(parse_http_date(back, MT_HTTP_DATE_LEN) == t);
+        mt_http_date_format(back, (time_t)t);
+        CHECK(mt_http_date_parse(back, MT_HTTP_DATE_LEN) == t);
     }
     (void)param;
 }
