@@ -3,15 +3,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +15,7 @@
 #include "common.h"
 #include "compress.h"
 #include "conditional.h"
+#include "file_cache.h"
 #include "http1_write.h"
 #include "respond.h"
 #include "server.h"
@@ -26,7 +23,6 @@
 
 #define CACHE_TTL_MS 1000   /* an entry is trusted this long, then revalidated with one fstatat */
 #define CACHE_CAPACITY 1024 /* entries (open descriptors and remembered misses) */
-#define CACHE_BUCKETS 2048  /* a power of two */
 #define MAX_PATH 1024       /* decoded path below a mount, suffix included */
 #define SMALL_BODY 12288    /* bodies up to this size go out with the head in one writev */
 #define IMMUTABLE_MAX_AGE "public, max-age=31536000, immutable"
@@ -51,285 +47,12 @@ static const struct {
 
 #define NCODINGS MT_ARRAY_SIZE(suffixes)
 
-/* A cached lookup of one path under one mount: an open regular file, or a
- * remembered miss (fd -1). Reference-counted so that an entry evicted or
- * replaced while a thread sends from it keeps its descriptor until then. */
-typedef struct entry {
-    struct entry *hnext;       /* hash chain */
-    struct entry *prev, *next; /* LRU list, most recently used first */
-    int refs;                  /* the table's reference (while in_table) + one per user; under the lock */
-    bool in_table;
-    int fd;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
-    int64_t checked_ms; /* when the entry was last known to match the file system */
-    uint32_t hash;
-    const mount_t *mount;
-    char tag[64]; /* the ETag's opaque part: size, mtime and inode in hex (and a compressed copy's level) */
-    char last_modified[MT_HTTP_DATE_LEN + 1];
-    size_t path_len;
-    char path[];
-} entry_t;
-
 struct mt_static {
     mount_t **mounts;
     int nmounts;
-    pthread_mutex_t lock; /* guards everything below */
-    entry_t *buckets[CACHE_BUCKETS];
-    entry_t lru; /* sentinel of the LRU list */
-    size_t count, capacity;
-    int ttl_ms;
-    unsigned long opens; /* files looked up on disk (the tests watch the cache with it) */
-    mt_zcache_t *zcache; /* compressed copies of files without precompressed variants; NULL: off */
+    mt_file_cache_t *files; /* the open-file cache, shared by every mount (file_cache.h) */
+    mt_zcache_t *zcache;    /* compressed copies of files without precompressed variants; NULL: off */
 };
-
-/* ---- opening a path without leaving the root ----
- *
- * openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) (Linux 5.6+, used on this
- * kernel): the kernel refuses every resolution that would leave the root, be
- * it through "..", an absolute path, an absolute symlink or a relative one
- * that climbs out, and /proc magic links. Relative symlinks that stay inside
- * the root are followed. Where openat2 is missing (ENOSYS, or EPERM from a
- * seccomp filter), each component is opened with O_NOFOLLOW instead: no
- * symlink is followed at all, so no realpath check is needed, at the price of
- * not serving symlinks inside the root either. Paths reaching here never
- * start with '/' nor contain "", "." or ".." segments (clean_path). O_NONBLOCK
- * keeps a FIFO from blocking the open; it is refused as non-regular after. */
-static atomic_bool openat2_missing;
-
-static int open_walk(int root_fd, const char *path) {
-    int dir = root_fd;
-    for (;;) {
-        const char *slash = strchr(path, '/');
-        int fd;
-        if (slash == NULL) {
-            fd = openat(dir, path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
-        } else {
-            char name[256];
-            size_t len = (size_t)(slash - path);
-            if (len >= sizeof name) {
-                fd = -1;
-                errno = ENAMETOOLONG;
-            } else {
-                memcpy(name, path, len);
-                name[len] = '\0';
-                fd = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            }
-        }
-        int err = errno;
-        if (dir != root_fd)
-            close(dir);
-        if (fd < 0 || slash == NULL)
-            return fd < 0 ? -err : fd;
-        dir = fd;
-        path = slash + 1;
-    }
-}
-
-static int open_beneath(int root_fd, const char *path) {
-    if (!atomic_load_explicit(&openat2_missing, memory_order_relaxed)) {
-        struct open_how how = {
-            .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
-            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-        };
-        int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
-        if (fd >= 0 || errno != ENOSYS)
-            return fd >= 0 ? fd : -errno;
-        atomic_store(&openat2_missing, true);
-    }
-    return open_walk(root_fd, path);
-}
-
-/* Decides once per mount whether openat2 works here (see above). */
-static void probe_openat2(int root_fd) {
-    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
-    int fd = (int)syscall(SYS_openat2, root_fd, ".", &how, sizeof how);
-    if (fd >= 0)
-        close(fd);
-    else if (errno == ENOSYS || errno == EPERM)
-        atomic_store(&openat2_missing, true);
-}
-
-/* ---- the open-file cache ---- */
-
-static uint32_t hash_path(const mount_t *m, const char *path, size_t len) {
-    uint32_t h = 2166136261u ^ (uint32_t)(uintptr_t)m;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)path[i]) * 16777619u;
-    return h;
-}
-
-static void lru_unlink(entry_t *e) {
-    e->prev->next = e->next;
-    e->next->prev = e->prev;
-}
-
-static void lru_push(mt_static_t *st, entry_t *e) {
-    e->next = st->lru.next;
-    e->prev = &st->lru;
-    st->lru.next->prev = e;
-    st->lru.next = e;
-}
-
-static entry_t *table_find(mt_static_t *st, const mount_t *m, uint32_t h, const char *path, size_t len) {
-    for (entry_t *e = st->buckets[h & (CACHE_BUCKETS - 1)]; e; e = e->hnext)
-        if (e->hash == h && e->mount == m && e->path_len == len && memcmp(e->path, path, len) == 0)
-            return e;
-    return NULL;
-}
-
-/* Takes e out of the table; returns it if that dropped its last reference
- * (the caller frees it after unlocking), else NULL. Under the lock. */
-static entry_t *table_remove(mt_static_t *st, entry_t *e) {
-    entry_t **p = &st->buckets[e->hash & (CACHE_BUCKETS - 1)];
-    while (*p != e)
-        p = &(*p)->hnext;
-    *p = e->hnext;
-    lru_unlink(e);
-    e->in_table = false;
-    st->count--;
-    return --e->refs == 0 ? e : NULL;
-}
-
-static void entry_free(entry_t *e) {
-    if (e->fd >= 0)
-        close(e->fd);
-    free(e);
-}
-
-static void entry_release(mt_static_t *st, entry_t *e) {
-    pthread_mutex_lock(&st->lock);
-    bool last = --e->refs == 0;
-    pthread_mutex_unlock(&st->lock);
-    if (last)
-        entry_free(e);
-}
-
-/* Makes the next lookup of e check the file system again. */
-static void entry_expire(mt_static_t *st, entry_t *e) {
-    pthread_mutex_lock(&st->lock);
-    e->checked_ms = INT64_MIN / 2;
-    pthread_mutex_unlock(&st->lock);
-}
-
-static bool same_file(const entry_t *e, const struct stat *sb) {
-    return e->dev == sb->st_dev && e->ino == sb->st_ino && e->size == sb->st_size &&
-           e->mtime.tv_sec == sb->st_mtim.tv_sec && e->mtime.tv_nsec == sb->st_mtim.tv_nsec &&
-           e->ctime.tv_sec == sb->st_ctim.tv_sec && e->ctime.tv_nsec == sb->st_ctim.tv_nsec;
-}
-
-/* Opens path under m and enters the result in the cache, replacing an older
- * entry for the same path. Returns a referenced entry, or NULL with *err set
- * for failures worth a 503 rather than a 404 (out of descriptors or memory). */
-static entry_t *cache_open(mt_static_t *st, const mount_t *m, uint32_t h, const char *path, size_t len, int64_t now,
-                           int *err) {
-    int fd = open_beneath(m->root_fd, path);
-    struct stat sb;
-    if (fd >= 0 && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))) {
-        close(fd);
-        fd = -EISDIR; /* a directory, FIFO, socket or device: not ours to serve */
-    }
-    if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
-        *err = fd;
-        return NULL;
-    }
-    entry_t *e = calloc(1, sizeof *e + len + 1);
-    if (e == NULL) {
-        if (fd >= 0)
-            close(fd);
-        *err = -ENOMEM;
-        return NULL;
-    }
-    e->fd = fd >= 0 ? fd : -1;
-    if (fd >= 0) {
-        e->dev = sb.st_dev;
-        e->ino = sb.st_ino;
-        e->size = sb.st_size;
-        e->mtime = sb.st_mtim;
-        e->ctime = sb.st_ctim;
-        unsigned long long mtime_ns = (unsigned long long)sb.st_mtim.tv_sec * 1000000000ull + sb.st_mtim.tv_nsec;
-        snprintf(e->tag, sizeof e->tag, "%llx-%llx-%llx", (unsigned long long)sb.st_size, mtime_ns,
-                 (unsigned long long)sb.st_ino);
-        mt_http_date_format(e->last_modified, sb.st_mtim.tv_sec);
-    }
-    e->checked_ms = now;
-    e->hash = h;
-    e->mount = m;
-    e->path_len = len;
-    memcpy(e->path, path, len);
-    e->refs = 2; /* the table's and the caller's */
-    e->in_table = true;
-
-    entry_t *dead = NULL;
-    pthread_mutex_lock(&st->lock);
-    st->opens++;
-    entry_t *old = table_find(st, m, h, path, len);
-    if (old && (old = table_remove(st, old)) != NULL) {
-        old->hnext = dead;
-        dead = old;
-    }
-    entry_t **bucket = &st->buckets[h & (CACHE_BUCKETS - 1)];
-    e->hnext = *bucket;
-    *bucket = e;
-    lru_push(st, e);
-    st->count++;
-    while (st->count > st->capacity) {
-        entry_t *victim = table_remove(st, st->lru.prev);
-        if (victim) {
-            victim->hnext = dead;
-            dead = victim;
-        }
-    }
-    pthread_mutex_unlock(&st->lock);
-    while (dead) {
-        entry_t *next = dead->hnext;
-        entry_free(dead);
-        dead = next;
-    }
-    return e;
-}
-
-/* The cache entry for path under m, referenced (entry_release when done):
- * from memory while younger than the TTL, after one fstatat that finds the
- * file unchanged when older, else opened afresh. */
-static entry_t *cache_get(mt_static_t *st, const mount_t *m, const char *path, size_t len, int *err) {
-    uint32_t h = hash_path(m, path, len);
-    int64_t now = mt_clock_now_ms();
-    pthread_mutex_lock(&st->lock);
-    entry_t *e = table_find(st, m, h, path, len);
-    bool fresh = false;
-    if (e) {
-        e->refs++;
-        lru_unlink(e);
-        lru_push(st, e);
-        fresh = now - e->checked_ms < st->ttl_ms;
-    }
-    pthread_mutex_unlock(&st->lock);
-    if (fresh) {
-        /* One fstat on the open descriptor still catches a file rewritten in
-         * place (same inode, new size or mtime): serving the old length of
-         * new bytes under the old strong ETag would poison caches. */
-        struct stat sb;
-        if (e->fd < 0 || (fstat(e->fd, &sb) == 0 && same_file(e, &sb)))
-            return e;
-    }
-    if (e) {
-        /* The stat only decides whether to look again: a file that changed,
-         * wherever the path now leads, is reopened under the rules above. */
-        struct stat sb;
-        bool exists = fstatat(m->root_fd, path, &sb, 0) == 0;
-        if (e->fd >= 0 ? exists && same_file(e, &sb) : !exists) {
-            pthread_mutex_lock(&st->lock);
-            e->checked_ms = now;
-            pthread_mutex_unlock(&st->lock);
-            return e;
-        }
-        entry_release(st, e);
-    }
-    return cache_open(st, m, h, path, len, now, err);
-}
 
 /* ---- mounts ---- */
 
@@ -337,21 +60,17 @@ mt_static_t *mt_static_create(void) {
     mt_static_t *st = calloc(1, sizeof *st);
     if (st == NULL)
         return NULL;
-    pthread_mutex_init(&st->lock, NULL);
-    st->lru.next = st->lru.prev = &st->lru;
-    st->capacity = CACHE_CAPACITY;
-    st->ttl_ms = CACHE_TTL_MS;
+    if ((st->files = mt_file_cache_create(CACHE_CAPACITY, CACHE_TTL_MS)) == NULL) {
+        free(st);
+        return NULL;
+    }
     return st;
 }
 
 void mt_static_destroy(mt_static_t *st) {
     if (st == NULL)
         return;
-    while (st->lru.next != &st->lru) {
-        entry_t *e = table_remove(st, st->lru.next);
-        if (e)
-            entry_free(e);
-    }
+    mt_file_cache_destroy(st->files);
     for (int i = 0; i < st->nmounts; i++) {
         close(st->mounts[i]->root_fd);
         free(st->mounts[i]->prefix);
@@ -359,7 +78,6 @@ void mt_static_destroy(mt_static_t *st) {
     }
     free(st->mounts);
     mt_zcache_destroy(st->zcache);
-    pthread_mutex_destroy(&st->lock);
     free(st);
 }
 
@@ -379,7 +97,7 @@ int mt_static_mount(mt_static_t *st, const char *url_prefix, const char *root, i
         close(fd);
         return -ENOMEM;
     }
-    probe_openat2(fd);
+    mt_file_cache_probe(fd);
     m->prefix_len = plen;
     m->root_fd = fd;
     m->max_age = max_age;
@@ -626,8 +344,8 @@ static int send_file(reply_t *r, int fd, off_t off, size_t count) {
 /* Looks up the file for the request path in the matching mounts (the first
  * that has it wins). Returns a referenced entry and its mount, NULL for a 404,
  * or NULL with *err for a 503. */
-static entry_t *find_file(mt_static_t *st, const mt_request_t *req, const char *base, char *path, size_t *plen,
-                          int *err) {
+static mt_file_t *find_file(mt_static_t *st, const mt_request_t *req, const char *base, char *path, size_t *plen,
+                            int *err) {
     const char *raw;
     size_t n = mt_http1_target_path(req, base, &raw, NULL);
     for (int i = 0; i < st->nmounts; i++) {
@@ -637,26 +355,27 @@ static entry_t *find_file(mt_static_t *st, const mt_request_t *req, const char *
         ssize_t len = clean_path(raw + m->prefix_len, n - m->prefix_len, path, MAX_PATH - 8);
         if (len < 0)
             continue;
-        entry_t *e = cache_get(st, m, path, (size_t)len, err);
+        mt_file_t *e = mt_file_cache_get(st->files, m, m->root_fd, path, (size_t)len, err);
         if (e == NULL)
             return NULL;
         if (e->fd >= 0) {
             *plen = (size_t)len;
             return e;
         }
-        entry_release(st, e);
+        mt_file_release(st->files, e);
     }
     return NULL;
 }
 
 /* The precompressed variants beside e that are at least as new as it: fills
  * variants[] (referenced) and returns their bits. */
-static unsigned find_variants(mt_static_t *st, entry_t *e, char *path, size_t len, entry_t *variants[NCODINGS]) {
+static unsigned find_variants(mt_static_t *st, mt_file_t *e, char *path, size_t len, mt_file_t *variants[NCODINGS]) {
     unsigned available = 0;
     for (mt_coding_t c = MT_CODING_GZIP; c < NCODINGS; c++) {
         memcpy(path + len, suffixes[c].text, suffixes[c].len + 1);
         int err;
-        entry_t *v = cache_get(st, e->mount, path, len + suffixes[c].len, &err);
+        mt_file_t *v = mt_file_cache_get(st->files, e->owner, ((const mount_t *)e->owner)->root_fd, path,
+                                         len + suffixes[c].len, &err);
         variants[c] = NULL;
         if (v && v->fd >= 0 &&
             (v->mtime.tv_sec > e->mtime.tv_sec ||
@@ -664,7 +383,7 @@ static unsigned find_variants(mt_static_t *st, entry_t *e, char *path, size_t le
             variants[c] = v;
             available |= MT_CODING_MASK(c);
         } else if (v) {
-            entry_release(st, v);
+            mt_file_release(st->files, v);
         }
     }
     path[len] = '\0';
@@ -678,8 +397,9 @@ static unsigned find_variants(mt_static_t *st, entry_t *e, char *path, size_t le
  * at another level has other bytes), or MT_CODING_IDENTITY with *item NULL.
  * Sets *vary when the file is one the cache compresses, whatever this client
  * accepts, so that caches keep the representations apart. */
-static mt_coding_t find_compressed(mt_static_t *st, const mt_request_t *req, const char *base, const entry_t *file,
-                                   const char *path, size_t plen, entry_t *copy, mt_zcache_item_t **item, bool *vary) {
+static mt_coding_t find_compressed(mt_static_t *st, const mt_request_t *req, const char *base, const mt_file_t *file,
+                                   const char *path, size_t plen, mt_file_t *copy, mt_zcache_item_t **item,
+                                   bool *vary) {
     const char *type = content_type(path, plen);
     if (!mt_zcache_eligible(st->zcache, type, file->size))
         return MT_CODING_IDENTITY;
@@ -698,7 +418,7 @@ static mt_coding_t find_compressed(mt_static_t *st, const mt_request_t *req, con
     copy->fd = fd;
     copy->size = size;
     copy->mtime = file->mtime;
-    copy->mount = file->mount;
+    copy->owner = file->owner;
     memcpy(copy->last_modified, file->last_modified, sizeof copy->last_modified);
     /* A file tag is at most 50 characters (three 64-bit numbers in hex). */
     snprintf(copy->tag, sizeof copy->tag, "%.50s-z%d", file->tag, mt_zcache_level(st->zcache, coding));
@@ -706,7 +426,7 @@ static mt_coding_t find_compressed(mt_static_t *st, const mt_request_t *req, con
 }
 
 /* Answers with the representation `rep` of the file at `path`. */
-static int answer_file(reply_t *r, const mt_request_t *req, const char *base, entry_t *rep, mt_coding_t coding,
+static int answer_file(reply_t *r, const mt_request_t *req, const char *base, mt_file_t *rep, mt_coding_t coding,
                        bool vary, const char *path, size_t plen) {
     char etag[80];
     size_t elen = (size_t)snprintf(etag, sizeof etag, "\"%s%s%s\"", rep->tag, coding ? "-" : "",
@@ -788,7 +508,7 @@ static int answer_file(reply_t *r, const mt_request_t *req, const char *base, en
         rc = mt_respond_field(h, out, "ETag", 4, etag, elen);
     if (rc == 0)
         rc = mt_respond_field(h, out, "Last-Modified", 13, rep->last_modified, MT_HTTP_DATE_LEN);
-    int max_age = rep->mount->max_age;
+    int max_age = ((const mount_t *)rep->owner)->max_age;
     if (rc == 0 && hashed_name(path, plen)) {
         rc = mt_respond_field(h, out, "Cache-Control", 13, IMMUTABLE_MAX_AGE, sizeof IMMUTABLE_MAX_AGE - 1);
     } else if (rc == 0 && max_age >= 0) {
@@ -812,8 +532,8 @@ int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
     reply_t r = {.c = c};
     mt_respond_init(&r.head, req, mt_respond_keep_alive(c, mt_server_draining(c->server)));
     mt_buf_init(&r.out);
-    entry_t *file = NULL, *variants[NCODINGS] = {NULL};
-    entry_t copy;
+    mt_file_t *file = NULL, *variants[NCODINGS] = {NULL};
+    mt_file_t copy;
     mt_zcache_item_t *zitem = NULL;
     int rc;
     if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD) {
@@ -831,7 +551,7 @@ int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
     }
     unsigned available = find_variants(st, file, path, plen, variants);
     mt_coding_t coding = available ? choose_coding(req, base, available) : MT_CODING_IDENTITY;
-    entry_t *rep = coding ? variants[coding] : file;
+    mt_file_t *rep = coding ? variants[coding] : file;
     bool vary = available != 0;
     if (!available)
         coding = find_compressed(st, req, base, file, path, plen, &copy, &zitem, &vary);
@@ -839,15 +559,15 @@ int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
         rep = &copy;
     rc = answer_file(&r, req, base, rep, coding, vary, path, plen);
     if (rc == -EIO || rc == -ENODATA)
-        entry_expire(st, zitem ? file : rep); /* the file changed under us: look again next time */
+        mt_file_expire(st->files, zitem ? file : rep); /* the file changed under us: look again next time */
 done:
     c->head_consumed = true;
     for (size_t i = 0; i < NCODINGS; i++)
         if (variants[i])
-            entry_release(st, variants[i]);
+            mt_file_release(st->files, variants[i]);
     mt_zcache_release(st->zcache, zitem);
     if (file)
-        entry_release(st, file);
+        mt_file_release(st->files, file);
     mt_buf_dispose(&r.out);
     *keep_alive = r.head.keep_alive && rc == 0;
     return rc;

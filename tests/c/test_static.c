@@ -15,6 +15,7 @@
 #include "compress.c"
 #include "zcache.c"
 #include "conditional.c"
+#include "file_cache.c"
 #include "static.c"
 
 #include <dirent.h>
@@ -881,9 +882,9 @@ static void test_changes(void) {
     snprintf(etag1, sizeof etag1, "%s", field(&r, "ETag"));
     is_str(r.body, "version one\n", "a new file is served");
     response_free(&r);
-    unsigned long opens = st->opens;
+    unsigned long opens = st->files->opens;
     r = get("/static/change.txt", NULL);
-    is_int(st->opens, opens, "a second request is answered from the cache (no open)");
+    is_int(st->files->opens, opens, "a second request is answered from the cache (no open)");
     response_free(&r);
 
     put_text("root/change.txt", "version two, longer\n"); /* the same inode, rewritten */
@@ -904,15 +905,15 @@ static void test_changes(void) {
     snprintf(from, sizeof from, "%s/change.tmp", root);
     snprintf(path, sizeof path, "%s/change.txt", root);
     rename(from, path);
-    st->ttl_ms = 0; /* revalidate on every request */
+    st->files->ttl_ms = 0; /* revalidate on every request */
     r = get("/static/change.txt", NULL);
     is_str(r.body, "version 3, longer!! \n", "a file replaced by rename is noticed");
     response_free(&r);
-    opens = st->opens;
+    opens = st->files->opens;
     r = get("/static/change.txt", NULL);
-    is_int(st->opens, opens, "an unchanged file is revalidated without reopening");
+    is_int(st->files->opens, opens, "an unchanged file is revalidated without reopening");
     response_free(&r);
-    st->ttl_ms = CACHE_TTL_MS;
+    st->files->ttl_ms = CACHE_TTL_MS;
 
     r = get("/static/app.js", NULL);
     is_int(r.status, 404, "a deleted file: 404");
@@ -927,7 +928,7 @@ static void test_fd_leaks(void) {
     int before = count_fds();
     mt_static_t *s = mt_static_create();
     mt_static_mount(s, "/static/", root, 60);
-    s->capacity = 8;
+    s->files->capacity = 8;
     static const char *targets[] = {
         "/static/hello.txt", "/static/v.js",      "/static/big.bin", "/static/missing",  "/static/../secret",
         "/static/sub",       "/static/app.css",   "/static/g.css",   "/static/link_out", "/static/page.html",
@@ -938,7 +939,7 @@ static void test_fd_leaks(void) {
     int max_open = 0, failures = 0;
     for (int i = 0; i < 600; i++) {
         if (i == 300)
-            s->ttl_ms = 0; /* now every hit revalidates, and changed entries are replaced */
+            s->files->ttl_ms = 0; /* now every hit revalidates, and changed entries are replaced */
         response_t r = get_with(s, targets[i % MT_ARRAY_SIZE(targets)], fields[i % MT_ARRAY_SIZE(fields)]);
         failures += r.status < 200 || r.rc != 0;
         response_free(&r);
@@ -946,7 +947,7 @@ static void test_fd_leaks(void) {
     }
     is_int(failures, 0, "600 requests answered");
     ok(max_open <= 8 + 1, "open descriptors stay within the cache capacity (at most %d more)", max_open);
-    ok(s->count <= 8, "the cache holds at most its capacity (%zu)", s->count);
+    ok(s->files->count <= 8, "the cache holds at most its capacity (%zu)", s->files->count);
     mt_static_destroy(s);
     is_int(count_fds(), before, "no descriptor leaked after destroy");
 }
@@ -1080,8 +1081,8 @@ static void *hammer_main(void *arg) {
 static void test_threads(void) {
     mt_static_t *s = mt_static_create();
     mt_static_mount(s, "/static/", root, 60);
-    s->capacity = 4; /* entries are evicted while other threads send from them */
-    s->ttl_ms = 0;
+    s->files->capacity = 4; /* entries are evicted while other threads send from them */
+    s->files->ttl_ms = 0;
     enum { N = 4 };
     hammer_t h[N];
     pthread_t t[N];
