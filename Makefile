@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
-C_SOURCES := $(wildcard src/core/*.c src/core/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c) $(wildcard src/loadgen/*.c)
+C_SOURCES := $(wildcard src/core/*.h src/core/*/*.c src/core/*/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c) $(wildcard src/loadgen/*.c)
 
 .PHONY: all bootstrap run test test-c test-py test-sanitized test-wheel wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
 

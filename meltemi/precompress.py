@@ -1,6 +1,6 @@
 """`python -m meltemi.precompress ROOT`: writes the precompressed variants of a static root.
 
-meltemi's static file handler (src/core/static.c) answers a request for
+meltemi's static file handler (src/core/static/static.c) answers a request for
 `app.css` with `app.css.zst`, `app.css.br` or `app.css.gz` when the client
 accepts that coding and the variant is not older than the file.  This command
 writes those variants once, at the highest levels (zstd 19, brotli 11, gzip 9),
@@ -40,7 +40,7 @@ SUFFIXES = {"zstd": ".zst", "br": ".br", "gzip": ".gz"}
 DEFAULT_LEVELS = {"zstd": 19, "br": 11, "gzip": 9}
 MIN_SIZE = 512
 
-# The content types src/core/static.c answers with, by extension: they decide,
+# The content types src/core/static/static.c answers with, by extension: they decide,
 # before Python's mimetypes (which depends on the system's mime.types).
 STATIC_TYPES = {
     "avif": "image/avif",

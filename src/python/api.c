@@ -1,6 +1,6 @@
 /* The typed API's side of the glue: the routes meltemi.api compiled
  * (API.c_routes()) in the C router, with the texts of the answers C gives
- * without Python (written by src/core/answer.c: 405 with Allow, OPTIONS,
+ * without Python (written by src/core/api/answer.c: 405 with Allow, OPTIONS,
  * 422 for a path segment of the wrong type, the 308 of the trailing-slash
  * policy, constant routes); and, for a Python route, the call of its
  * endpoint with the request's parts, in the GIL hold that also sends the
@@ -213,7 +213,7 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
         h->query = query;
         return MT_API_PYTHON;
     }
-    /* Answered in C (src/core/answer.c). */
+    /* Answered in C (src/core/api/answer.c). */
     bool known = m->status == MT_ROUTE_FOUND || m->status == MT_ROUTE_INVALID;
     *keep_alive = c->req.keep_alive && !mt_server_draining(&worker->server);
     if (mt_answer_send(c, &h->out, &h->zbuf, m, known ? &api->routes[m->route].answer : NULL, path, plen, query,

@@ -1,5 +1,5 @@
 /* meltemi._core.negotiate_encoding and meltemi._core.compress: the content
- * codings of src/core/compress.c for Python (tests, the precompress command). */
+ * codings of src/core/compress/compress.c for Python (tests, the precompress command). */
 #include "codec.h"
 
 #include "compress.h"

@@ -1,7 +1,7 @@
 /* Response compression in the WSGI bridge: which coding a request accepts,
  * whether a response is worth compressing (and says Vary), and the
  * compression itself, with a compressor reused per handler thread. The C
- * subsystem (negotiation, codecs) is src/core/compress.c. */
+ * subsystem (negotiation, codecs) is src/core/compress/compress.c. */
 #include <errno.h>
 #include <sys/random.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* meltemi._core.precompress_file and meltemi._core.compressible_type: the
- * precompressed variants that src/core/static.c serves (`file.zst`, `file.br`,
+ * precompressed variants that src/core/static/static.c serves (`file.zst`, `file.br`,
  * `file.gz` beside `file`, when not older than it), written by
  * `python -m meltemi.precompress` and `manage.py precompress`.
  *

@@ -80,7 +80,7 @@ static const char *latin1_bytes(PyObject *str, Py_ssize_t *len, PyObject **holde
 }
 
 /* Serializes the status line and headers into ex->out through the response
- * writer (src/core/respond.c), which decides the framing. `known_length` is
+ * writer (src/core/http1/respond.c), which decides the framing. `known_length` is
  * the body's length when the server already has all of it, or -1. Returns
  * 0, or -1 with an exception set (nothing written). */
 static int build_head(mt_exchange_t *ex, long long known_length) {

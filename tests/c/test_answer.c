@@ -1,4 +1,4 @@
-/* Unit tests of src/core/answer.c: the typed API's answers given in C (405
+/* Unit tests of src/core/api/answer.c: the typed API's answers given in C (405
  * with Allow, OPTIONS, 422, the trailing-slash 308, constant routes), written
  * on a connection over a socketpair and read back by the test as the client. */
 #include "buf.c"

@@ -1,4 +1,4 @@
-/* Unit tests of src/core/buf.c: recycled byte buffers and their counters. */
+/* Unit tests of src/core/loop/buf.c: recycled byte buffers and their counters. */
 #include "buf.c"
 
 #include <pthread.h>

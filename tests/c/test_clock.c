@@ -1,4 +1,4 @@
-/* Unit tests of src/core/clock.c: monotonic milliseconds and the cached dates. */
+/* Unit tests of src/core/loop/clock.c: monotonic milliseconds and the cached dates. */
 #include "clock.c"
 
 #include <pthread.h>

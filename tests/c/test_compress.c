@@ -1,4 +1,4 @@
-/* Unit tests of src/core/compress.c: Accept-Encoding negotiation, the type
+/* Unit tests of src/core/compress/compress.c: Accept-Encoding negotiation, the type
  * allowlist, and the compressor, whose every output is decoded again with the
  * reference decoders (zlib's inflate, libbrotlidec, libzstd). */
 #include "buf.c"

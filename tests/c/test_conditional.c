@@ -1,4 +1,4 @@
-/* Unit tests of src/core/conditional.c: HTTP dates, entity-tag lists and the
+/* Unit tests of src/core/static/conditional.c: HTTP dates, entity-tag lists and the
  * Range field, as pure functions (test_static.c checks them through requests). */
 #include "clock.c"
 #include "conditional.c"

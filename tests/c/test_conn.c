@@ -1,4 +1,4 @@
-/* Unit tests of src/core/conn.c: the blocking body reads and response writes
+/* Unit tests of src/core/loop/conn.c: the blocking body reads and response writes
  * of a handler thread, over a socketpair. The peer (the "client") is played
  * by helper threads that write in pieces, read slowly or not at all. Every
  * wait is bounded by the small timeouts set in the server config. */

@@ -1,4 +1,4 @@
-/* Unit tests of src/core/file_cache.c: lookups under a root that never leave
+/* Unit tests of src/core/static/file_cache.c: lookups under a root that never leave
  * it, hits, misses, revalidation of changed files, eviction while an entry is
  * still in use. (test_static.c exercises the cache through requests.) */
 #include "clock.c"

@@ -1,4 +1,4 @@
-/* Unit tests of src/core/http1.c: request parsing, framing checks, limits.
+/* Unit tests of src/core/http1/http1.c: request parsing, framing checks, limits.
  *
  * Every case is parsed three ways and must give the same answer each time:
  * whole, split in two at every byte, and one byte at a time. Like the

@@ -1,4 +1,4 @@
-/* Unit tests of src/core/http1_write.c: response serialization. Whatever the
+/* Unit tests of src/core/http1/http1_write.c: response serialization. Whatever the
  * application hands us, nothing with CR, LF or NUL may reach the wire. */
 #include "buf.c"
 #include "clock.c"

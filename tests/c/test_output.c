@@ -1,4 +1,4 @@
-/* Unit tests of src/core/output.c: a connection's output queue, written to a
+/* Unit tests of src/core/loop/output.c: a connection's output queue, written to a
  * socketpair whose buffer is small, read back by the test. */
 #include "buf.c"
 #include "output.c"

@@ -1,4 +1,4 @@
-/* Unit tests of src/core/queue.c: the hand-off queue between the I/O thread
+/* Unit tests of src/core/loop/queue.c: the hand-off queue between the I/O thread
  * and the handler threads. Every wait is bounded so a lost wake-up fails the
  * test instead of hanging it. */
 #include "queue.c"

@@ -1,4 +1,4 @@
-/* Unit tests of src/core/respond.c, the one response writer: the framing
+/* Unit tests of src/core/http1/respond.c, the one response writer: the framing
  * matrix (status x method x version x length), the field filter, Vary merged
  * by tokens, ETag weakening, and the server's error answers. Every head is
  * read back by llhttp in response mode, followed by the body its framing

@@ -1,4 +1,4 @@
-/* Unit tests of src/core/router.c: the API router's tree, typed segments,
+/* Unit tests of src/core/api/router.c: the API router's tree, typed segments,
  * method handling, trailing slashes and the paths it must refuse. */
 #include "router.c"
 

@@ -1,4 +1,4 @@
-/* Unit tests of src/core/server.c: a real server on a loopback port, its I/O
+/* Unit tests of src/core/loop/server.c: a real server on a loopback port, its I/O
  * thread, and two handler threads written in C that answer every request
  * with its own target as the body. Timeouts are a few hundred milliseconds;
  * the I/O thread checks deadlines every SWEEP_INTERVAL_MS, so waits allow for

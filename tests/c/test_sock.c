@@ -1,4 +1,4 @@
-/* Unit tests of src/core/sock.c: accepting, refusing with the spare
+/* Unit tests of src/core/loop/sock.c: accepting, refusing with the spare
  * descriptor when out of descriptors, formatting peer addresses. */
 #include "sock.c"
 

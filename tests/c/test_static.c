@@ -1,4 +1,4 @@
-/* Unit tests of src/core/static.c: static files answered on a connection over
+/* Unit tests of src/core/static/static.c: static files answered on a connection over
  * a socketpair, from a temporary tree. Each request is parsed into c->req as
  * the I/O thread would, answered by mt_static_serve on a helper thread, and
  * read back by the test as the client. */
@@ -966,7 +966,7 @@ static long gunzip(const char *in, size_t n, char *out, size_t cap) {
 }
 
 /* Files without precompressed variants, compressed by the zcache and served
- * like variants (src/core/zcache.c has the cache's own tests). */
+ * like variants (src/core/static/zcache.c has the cache's own tests). */
 static void test_compressed_copies(void) {
     enum { CSS_SIZE = 20000, TEXT_SIZE = 120000 };
     static char css[CSS_SIZE], text[TEXT_SIZE], out[TEXT_SIZE + 64];

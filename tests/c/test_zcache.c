@@ -1,4 +1,4 @@
-/* Unit tests of src/core/zcache.c: compressed copies of files in a temporary
+/* Unit tests of src/core/static/zcache.c: compressed copies of files in a temporary
  * directory, decoded again with the reference decoders; hits, misses, a new
  * file version, the byte budget, refusals, and threads sharing the cache. */
 #include "buf.c"

@@ -7,7 +7,7 @@
  * Input: byte 0 picks the parser, byte 1 a parameter of it (a buffer size,
  * a flag); the rest is the field. Fields are copied to buffers of their exact
  * size, so that reading past them is an ASan report. */
-#include "../../src/core/static.c"
+#include "../../src/core/static/static.c"
 
 #include <ctype.h>
 

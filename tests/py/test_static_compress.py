@@ -1,5 +1,5 @@
 """Static files compressed by the server (issue 10): a compressible file with no precompressed variant is
-compressed once per version and coding into the compressed-file cache (src/core/zcache.c) and served like a
+compressed once per version and coding into the compressed-file cache (src/core/static/zcache.c) and served like a
 precompressed variant, through a real server process.
 
 Covered: gzip, br and zstd to clients that accept them, decoding to the file; Vary: Accept-Encoding on every

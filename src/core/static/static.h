@@ -1,6 +1,6 @@
 /* Static and media files answered in C: URL-prefix mounts over directories,
  * conditional requests, a single byte range, precompressed variants (or
- * copies compressed once per file version, src/core/zcache.h), and an
+ * copies compressed once per file version, src/core/static/zcache.h), and an
  * open-file cache shared by a worker's handler threads.
  *
  * Threads: mounts are added before the object is shared; after that,
