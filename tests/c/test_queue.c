@@ -90,6 +90,30 @@ static void test_pop_blocks(void) {
     mt_queue_dispose(&q);
 }
 
+/* The wake-up goes to the thread that went to sleep last (its caches and
+ * thread state are the warm ones); the first to sleep stays asleep. */
+static void test_last_waiter_woken_first(void) {
+    mt_queue_t q;
+    mt_queue_init(&q);
+    popper_t first = {.q = &q}, second = {.q = &q};
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, pop_one, &first);
+    sleep_ms(50);
+    pthread_create(&t2, NULL, pop_one, &second);
+    sleep_ms(50);
+    item_t a = {.value = 1}, b = {.value = 2};
+    mt_queue_push(&q, &a.q);
+    is_int(join_within(t2, 1000, NULL), 0, "the last thread to wait is woken");
+    is_int(value_of(second.got), 1, "and takes the item");
+    sleep_ms(50);
+    ok(!atomic_load(&first.done), "the first thread to wait sleeps on");
+    mt_queue_push(&q, &b.q);
+    is_int(join_within(t1, 1000, NULL), 0, "the next push wakes it");
+    is_int(value_of(first.got), 2, "and it takes the next item");
+    is_int(q.waiting, 0, "no waiter left");
+    mt_queue_dispose(&q);
+}
+
 static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -241,6 +265,7 @@ static void test_stress(void) {
 int main(void) {
     test_fifo();
     test_pop_blocks();
+    test_last_waiter_woken_first();
     test_consumers_and_stalls();
     test_close();
     test_stress();

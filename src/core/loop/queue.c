@@ -9,25 +9,32 @@ int mt_queue_init(mt_queue_t *q) {
     q->consumers = 0;
     atomic_init(&q->last_progress_ms, 0);
     q->closed = false;
+    q->idle = NULL;
     int rc = pthread_mutex_init(&q->lock, NULL);
     if (rc)
         return -rc;
     /* A monotonic clock for mt_queue_pop_timed: wall-clock jumps don't stretch its waits. */
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    rc = pthread_cond_init(&q->ready, &attr);
-    pthread_condattr_destroy(&attr);
-    if (rc) {
-        pthread_mutex_destroy(&q->lock);
-        return -rc;
-    }
+    pthread_condattr_init(&q->cond_attr);
+    pthread_condattr_setclock(&q->cond_attr, CLOCK_MONOTONIC);
     return 0;
 }
 
 void mt_queue_dispose(mt_queue_t *q) {
-    pthread_cond_destroy(&q->ready);
+    pthread_condattr_destroy(&q->cond_attr);
     pthread_mutex_destroy(&q->lock);
+}
+
+/* Wakes the thread that went to sleep last, if any (lock held). The waiter
+ * is signalled under the lock: it lives on its own stack and may return (and
+ * destroy its condition variable) as soon as the lock is free. */
+static void wake_last_idle(mt_queue_t *q) {
+    mt_queue_waiter_t *w = q->idle;
+    if (w == NULL)
+        return;
+    q->idle = w->next;
+    q->waiting--;
+    w->woken = true;
+    pthread_cond_signal(&w->wake);
 }
 
 void mt_queue_push(mt_queue_t *q, mt_queue_item_t *item) {
@@ -38,10 +45,9 @@ void mt_queue_push(mt_queue_t *q, mt_queue_item_t *item) {
     else
         q->head = item;
     q->tail = item;
-    bool wake = q->waiting > 0 && (q->consumers == 0 || q->waiting >= q->consumers);
+    if (q->waiting > 0 && (q->consumers == 0 || q->waiting >= q->consumers))
+        wake_last_idle(q);
     pthread_mutex_unlock(&q->lock);
-    if (wake)
-        pthread_cond_signal(&q->ready);
 }
 
 void mt_queue_consumer_enter(mt_queue_t *q) {
@@ -53,10 +59,9 @@ void mt_queue_consumer_enter(mt_queue_t *q) {
 void mt_queue_consumer_exit(mt_queue_t *q) {
     pthread_mutex_lock(&q->lock);
     q->consumers--;
-    bool wake = q->head != NULL && q->waiting > 0;
+    if (q->head != NULL)
+        wake_last_idle(q); /* what the leaving one would have taken */
     pthread_mutex_unlock(&q->lock);
-    if (wake)
-        pthread_cond_signal(&q->ready); /* what the leaving one would have taken */
 }
 
 void mt_queue_progress(mt_queue_t *q, int64_t now_ms) {
@@ -80,7 +85,9 @@ bool mt_queue_stalled(mt_queue_t *q, int64_t now_ms, int stall_ms) {
 
 void mt_queue_wake_one(mt_queue_t *q, int64_t now_ms) {
     atomic_store_explicit(&q->last_progress_ms, now_ms, memory_order_relaxed);
-    pthread_cond_signal(&q->ready);
+    pthread_mutex_lock(&q->lock);
+    wake_last_idle(q);
+    pthread_mutex_unlock(&q->lock);
 }
 
 mt_queue_item_t *mt_queue_pop(mt_queue_t *q) {
@@ -99,13 +106,27 @@ mt_queue_item_t *mt_queue_pop_timed(mt_queue_t *q, int timeout_ms) {
         }
     }
     pthread_mutex_lock(&q->lock);
-    while (q->head == NULL && !q->closed) {
+    /* A wake-up may find the queue empty again (a running consumer took the
+     * item first): then the thread waits again, on top of the stack. */
+    bool timed_out = false;
+    while (q->head == NULL && !q->closed && !timed_out) {
+        mt_queue_waiter_t me = {.next = q->idle, .woken = false};
+        pthread_cond_init(&me.wake, &q->cond_attr);
+        q->idle = &me;
         q->waiting++;
-        int rc = timeout_ms < 0 ? pthread_cond_wait(&q->ready, &q->lock)
-                                : pthread_cond_timedwait(&q->ready, &q->lock, &deadline);
-        q->waiting--;
-        if (rc == ETIMEDOUT)
-            break;
+        while (!me.woken && !q->closed && !timed_out) {
+            int rc = timeout_ms < 0 ? pthread_cond_wait(&me.wake, &q->lock)
+                                    : pthread_cond_timedwait(&me.wake, &q->lock, &deadline);
+            timed_out = rc == ETIMEDOUT;
+        }
+        if (!me.woken) { /* timed out or closed: still on the stack */
+            mt_queue_waiter_t **p = &q->idle;
+            while (*p != &me)
+                p = &(*p)->next;
+            *p = me.next;
+            q->waiting--;
+        }
+        pthread_cond_destroy(&me.wake);
     }
     mt_queue_item_t *item = q->head;
     if (item) {
@@ -124,6 +145,7 @@ mt_queue_item_t *mt_queue_pop_timed(mt_queue_t *q, int timeout_ms) {
 void mt_queue_close(mt_queue_t *q) {
     pthread_mutex_lock(&q->lock);
     q->closed = true;
+    for (mt_queue_waiter_t *w = q->idle; w; w = w->next)
+        pthread_cond_signal(&w->wake); /* each sees `closed` and leaves the stack itself */
     pthread_mutex_unlock(&q->lock);
-    pthread_cond_broadcast(&q->ready);
 }

@@ -1,9 +1,16 @@
 /* The hand-off queue between a worker's I/O thread and its handler threads.
  *
- * A FIFO of intrusive items guarded by a mutex and a condition variable. The
- * I/O thread pushes connections whose request head is complete; handler
- * threads pop them (blocking, without the GIL). Closing the queue wakes every
- * waiter; pop then returns NULL once the queue is empty. */
+ * A FIFO of intrusive items guarded by a mutex. The I/O thread pushes
+ * connections whose request head is complete; handler threads pop them
+ * (blocking, without the GIL). Closing the queue wakes every waiter; pop then
+ * returns NULL once the queue is empty.
+ *
+ * Waiting handlers form a stack, each on a condition variable of its own, and
+ * a wake-up goes to the one that went to sleep last: the handler that just
+ * finished a request is the one that takes the next, its caches and its
+ * thread state warm, while the others stay asleep. (One shared condition
+ * variable wakes waiters in turn, so under a steady load every handler ran
+ * and each wake-up moved the work to a cold thread.) */
 #ifndef MT_QUEUE_H
 #define MT_QUEUE_H
 
@@ -16,12 +23,20 @@ typedef struct mt_queue_item {
     struct mt_queue_item *next;
 } mt_queue_item_t;
 
+/* A thread blocked in pop: on its own stack, linked while it waits. */
+typedef struct mt_queue_waiter {
+    struct mt_queue_waiter *next;
+    pthread_cond_t wake;
+    bool woken; /* taken off the stack by a wake-up (under the lock) */
+} mt_queue_waiter_t;
+
 typedef struct mt_queue {
     pthread_mutex_t lock;
-    pthread_cond_t ready;
+    pthread_condattr_t cond_attr; /* CLOCK_MONOTONIC, for the waiters' timed waits */
+    mt_queue_waiter_t *idle;      /* waiting threads, the last to wait first */
     mt_queue_item_t *head;
     mt_queue_item_t *tail;
-    int waiting;   /* threads blocked in pop */
+    int waiting;   /* threads blocked in pop (the length of idle) */
     int consumers; /* threads registered with mt_queue_consumer_enter (0: none registered) */
     bool closed;
     _Atomic int64_t last_progress_ms; /* when a consumer last took an item or reported progress */
