@@ -529,8 +529,9 @@ OPTIONS: tuple[Option, ...] = (
         Choice("auto", "on", "off"),
         "auto",
         "Run the I/O thread and the handler threads under Linux's `SCHED_BATCH` policy (no wake-up preemption), "
-        "so that each side works through a batch of requests per context switch. `auto`: on with `--threads 1`, "
-        "off with more (handlers passing the GIL among themselves then made tail latency worse).",
+        "so that each side works through a batch of requests per context switch. `auto`: on with `lazy` dispatch "
+        "(one handler runs at a time unless one blocks), off with `eager` (handlers passing the GIL among "
+        "themselves then made tail latency worse).",
         PROCESSES,
     ),
     Option(
@@ -1024,7 +1025,7 @@ class WorkerConfig:
 
 def dispatch_policy(config: Config) -> DispatchPolicy:
     """The dispatch options as the C server applies them ("auto" decided here)."""
-    batch = config.threads == 1 if config.sched_batch == "auto" else config.sched_batch == "on"
+    batch = config.dispatch == "lazy" if config.sched_batch == "auto" else config.sched_batch == "on"
     eager = config.dispatch == "eager"
     # Eager dispatch leaves no sleeping handler behind a queued request: no stall to watch.
     return DispatchPolicy(wake_each=eager, stall_ms=0 if eager else config.stall_ms, sched_batch=batch)

@@ -68,7 +68,8 @@ def batch_threads(pid: int) -> tuple[int, int]:
 @pytest.mark.parametrize(
     "args, expected",
     [
-        ((), 0),  # --threads 4: wake-up preemption kept
+        ((), 5),  # auto with lazy dispatch: the I/O thread and the four handlers
+        (("--dispatch", "eager"), 0),  # auto with eager dispatch: wake-up preemption kept
         (("--threads", "1"), 2),  # auto: the I/O thread and the one handler
         (("--threads", "1", "--sched-batch", "off"), 0),
         (("--threads", "2", "--sched-batch", "on"), 3),

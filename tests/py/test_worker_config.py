@@ -118,12 +118,12 @@ def test_out_of_range_settings_name_the_setting():
 @pytest.mark.parametrize(
     "cli, wake_each, stall_ms, sched_batch",
     [
-        ({}, False, 2, False),  # the defaults: today's behaviour with --threads 4
+        ({}, False, 2, True),  # the defaults: lazy dispatch, so SCHED_BATCH, with --threads 4
         ({"threads": "1"}, False, 2, True),  # SCHED_BATCH with one handler thread
         ({"threads": "1", "sched_batch": "off"}, False, 2, False),
         ({"sched_batch": "on"}, False, 2, True),
-        ({"stall_ms": "0"}, False, 0, False),
-        ({"stall_ms": "10"}, False, 10, False),
+        ({"stall_ms": "0"}, False, 0, True),
+        ({"stall_ms": "10"}, False, 10, True),
         ({"dispatch": "eager"}, True, 0, False),  # every request wakes a handler: no stall to watch
     ],
 )
