@@ -114,6 +114,12 @@ static int setup_inflate(mt_ws_deflate_t *d) {
 }
 
 int mt_ws_deflate_compress(mt_ws_deflate_t *d, const void *in, size_t n, mt_buf_t *out) {
+    /* An empty message is one 00 byte (RFC 7692 7.2.3.6): an empty stored
+     * block once the tail is appended, which leaves both windows as they
+     * were. zlib itself would write nothing: it refuses a second sync flush
+     * without new input. */
+    if (n == 0)
+        return mt_buf_append(out, "", 1);
     int rc = setup_deflate(d);
     if (rc < 0)
         return rc;
