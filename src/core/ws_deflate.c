@@ -10,7 +10,7 @@
  * when receiving (RFC 7692 7.2.1, 7.2.2). */
 static const uint8_t sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
 
-#define OUT_STEP 16384 /* output room asked for at a time */
+#define OUT_STEP 16384     /* output room asked for at a time */
 #define IN_STEP (1u << 30) /* zlib counts in 32-bit units */
 /* Each allocation carries its size in front of it, so zfree can count it;
  * 16 bytes keep the returned pointer aligned for anything. */

@@ -40,7 +40,7 @@ typedef struct mt_ws_handshake_config {
 typedef struct mt_ws_handshake {
     char accept[MT_WS_ACCEPT_LEN + 1]; /* Sec-WebSocket-Accept, NUL-terminated */
     bool has_origin;
-    mt_span_t origin;                          /* the Origin field, for the application to check */
+    mt_span_t origin;                         /* the Origin field, for the application to check */
     mt_span_t protocols[MT_WS_MAX_PROTOCOLS]; /* offered subprotocols, in the client's order */
     uint32_t nprotocols;
     bool deflate;                  /* a permessage-deflate offer was accepted */

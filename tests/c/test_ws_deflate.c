@@ -116,13 +116,14 @@ static void test_round_trip(void) {
             }
             if (z.len == 0)
                 irc = mt_ws_deflate_inflate(&peer, NULL, 0, true, &back);
-            bool same = rc == 0 && irc == 0 && back.len == sizes[k] && (sizes[k] == 0 || !memcmp(back.data, msg, sizes[k]));
+            bool same =
+                rc == 0 && irc == 0 && back.len == sizes[k] && (sizes[k] == 0 || !memcmp(back.data, msg, sizes[k]));
             if (!same)
                 diag("case %zu size %zu: rc %d irc %d len %zu", c, sizes[k], rc, irc, back.len);
             all &= same;
         }
-        ok(all, "round trip, %d-bit window, level %d, memLevel %d, %s context takeover", cases[c].sbits,
-           cases[c].level, cases[c].mem_level, cases[c].snct ? "no" : "with");
+        ok(all, "round trip, %d-bit window, level %d, memLevel %d, %s context takeover", cases[c].sbits, cases[c].level,
+           cases[c].mem_level, cases[c].snct ? "no" : "with");
         ok(server.mem_used <= mt_ws_deflate_memory(&p, cases[c].mem_level),
            "zlib's memory (%zu) within the estimate (%zu)", server.mem_used,
            mt_ws_deflate_memory(&p, cases[c].mem_level));

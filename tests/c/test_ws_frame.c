@@ -141,8 +141,7 @@ done:
     free(msg);
 }
 
-static int check(const mt_ws_parser_config_t *cfg, const uint8_t *input, size_t n, const char *want,
-                 const char *what) {
+static int check(const mt_ws_parser_config_t *cfg, const uint8_t *input, size_t n, const char *want, const char *what) {
     out_t whole, other;
     size_t cut = n;
     parse_pieces(cfg, input, n, &cut, 1, &whole);
@@ -438,7 +437,9 @@ static void test_utf8(void) {
         {"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64", false,
          "Autobahn 6.3.1 (a surrogate inside)"},
         {"\xe1\xbd", false, "truncated at the end"},
-        {"abcdefgh\xe1\xbd" "abcdefgh", false, "truncated in the middle of ASCII runs"},
+        {"abcdefgh\xe1\xbd"
+         "abcdefgh",
+         false, "truncated in the middle of ASCII runs"},
     };
     for (size_t i = 0; i < MT_ARRAY_SIZE(cases); i++) {
         size_t n = strlen(cases[i].s);
@@ -489,11 +490,10 @@ static void test_close(void) {
     static const struct {
         unsigned code;
         bool valid;
-    } codes[] = {{0, false},     {999, false},  {1000, true},  {1001, true},  {1002, true},  {1003, true},
-                 {1004, false},  {1005, false}, {1006, false}, {1007, true},  {1008, true},  {1009, true},
-                 {1010, true},   {1011, true},  {1012, false}, {1015, false}, {1016, false}, {2000, false},
-                 {2999, false},  {3000, true},  {3999, true},  {4000, true},  {4999, true},  {5000, false},
-                 {65535, false}};
+    } codes[] = {{0, false},    {999, false},  {1000, true},  {1001, true},  {1002, true},  {1003, true}, {1004, false},
+                 {1005, false}, {1006, false}, {1007, true},  {1008, true},  {1009, true},  {1010, true}, {1011, true},
+                 {1012, false}, {1015, false}, {1016, false}, {2000, false}, {2999, false}, {3000, true}, {3999, true},
+                 {4000, true},  {4999, true},  {5000, false}, {65535, false}};
     for (size_t i = 0; i < MT_ARRAY_SIZE(codes); i++) {
         reset();
         uint8_t pl[2] = {(uint8_t)(codes[i].code >> 8), (uint8_t)codes[i].code};

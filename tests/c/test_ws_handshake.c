@@ -54,7 +54,8 @@ static void test_sha1(void) {
         /* 55, 56 and 64 bytes: the padding's edge cases (digests from Python's hashlib). */
         {"0123456789012345678901234567890123456789012345678901234", "9f3a4ce7f66b1b74c34da2c5d732c39f81e0f8df"},
         {"00000000000000000000000000000000000000000000000000000000", "2a04b5125ba4030ef13232ecf1b72849f6ec9e97"},
-        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "0098ba824b5c16427bd7a1122a5a442a25ec644d"},
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         "0098ba824b5c16427bd7a1122a5a442a25ec644d"},
     };
     for (size_t i = 0; i < MT_ARRAY_SIZE(v); i++) {
         sha1_t s;
@@ -142,8 +143,8 @@ static void test_refused(void) {
         {BASE UPGRADE "Sec-WebSocket-Key: " KEY "\r\n\r\n", MT_WS_HANDSHAKE_BAD_VERSION, "no version: 426"},
         {BASE UPGRADE "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 8\r\n\r\n", MT_WS_HANDSHAKE_BAD_VERSION,
          "version 8: 426"},
-        {BASE UPGRADE "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13, 8\r\n\r\n",
-         MT_WS_HANDSHAKE_BAD_VERSION, "a version list: 426"},
+        {BASE UPGRADE "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13, 8\r\n\r\n", MT_WS_HANDSHAKE_BAD_VERSION,
+         "a version list: 426"},
         {BASE UPGRADE "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n\r\n",
          MT_WS_HANDSHAKE_BAD_REQUEST, "the version twice"},
         {BASE UPGRADE "Sec-WebSocket-Version: 13\r\n\r\n", MT_WS_HANDSHAKE_BAD_REQUEST, "no key"},
