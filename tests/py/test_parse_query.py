@@ -8,6 +8,7 @@ import random
 from urllib.parse import unquote_to_bytes
 
 import pytest
+
 from meltemi._core import parse_query
 
 
