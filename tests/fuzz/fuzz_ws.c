@@ -1,0 +1,182 @@
+/* libFuzzer driver for the WebSocket frame parser (ws_frame.c) and the
+ * permessage-deflate decompressor (ws_deflate.c): every byte stream a
+ * client can send after the handshake.
+ *
+ * Input: byte 0 chooses the configuration (bit 0: permessage-deflate
+ * negotiated; bit 1: small limits; bit 2: client_no_context_takeover), byte
+ * 1 seeds the split points, the rest is the stream. The stream is parsed
+ * twice, whole and in pieces of pseudo-random sizes, each piece handed to
+ * the parser in a buffer of its exact size (reading past it is an ASan
+ * report). Checks: the parser consumes no more than it was given, MORE
+ * consumes everything, data lies inside the buffer, an error carries 1002,
+ * 1007 or 1009, a control payload is at most 125 bytes, a message never
+ * exceeds max_message (inflated or not), an uncompressed text message is
+ * UTF-8 (so is a compressed one that inflated without error, once checked
+ * by the caller's validation), and both parses give the same outcome:
+ * events, messages, inflate results and close code. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws_deflate.h"
+#include "ws_frame.h"
+
+#define CHECK(cond)                                                                                                    \
+    do {                                                                                                               \
+        if (!(cond))                                                                                                   \
+            __builtin_trap();                                                                                          \
+    } while (0)
+
+typedef struct run {
+    mt_ws_parser_config_t cfg;
+    mt_ws_parser_t parser;
+    mt_ws_deflate_t deflate;
+    mt_buf_t message; /* the current message: plain bytes, or inflated ones */
+    int inflate_rc;   /* of the current compressed message */
+    uint64_t hash;    /* the outcome */
+} run_t;
+
+static void mix(run_t *r, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        r->hash = (r->hash ^ b[i]) * 0x100000001b3ull;
+}
+
+static void mix_int(run_t *r, long v) {
+    mix(r, &v, sizeof v);
+}
+
+static void on_data(run_t *r, const mt_ws_event_t *ev) {
+    CHECK(ev->opcode == MT_WS_TEXT || ev->opcode == MT_WS_BINARY);
+    if (ev->compressed) {
+        CHECK(r->cfg.deflate);
+        if (r->inflate_rc == 0)
+            r->inflate_rc = mt_ws_deflate_inflate(&r->deflate, ev->data, ev->len, ev->message_end, &r->message);
+        CHECK(r->inflate_rc == 0 || r->inflate_rc == -EMSGSIZE || r->inflate_rc == -EBADMSG);
+    } else {
+        CHECK(mt_buf_append(&r->message, ev->data, ev->len) == 0);
+    }
+    CHECK(r->message.len <= r->cfg.max_message);
+    if (!ev->message_end)
+        return;
+    mix_int(r, 'M');
+    mix_int(r, ev->opcode);
+    mix_int(r, ev->compressed);
+    mix_int(r, r->inflate_rc);
+    /* What zlib wrote before it found bad data may depend on how the input
+     * was cut; everything else must not. */
+    if (r->inflate_rc != -EBADMSG)
+        mix(r, r->message.data, r->message.len);
+    if (ev->opcode == MT_WS_TEXT && !ev->compressed) {
+        mt_ws_utf8_t u = {0};
+        CHECK(mt_ws_utf8_feed(&u, (const uint8_t *)r->message.data, r->message.len) && mt_ws_utf8_complete(&u));
+    }
+    r->message.len = 0;
+    if (r->inflate_rc != 0) {
+        /* A connection would be closed here; start afresh so the fuzzer
+         * still reaches the frames after it. */
+        mt_ws_deflate_params_t p = r->deflate.params;
+        mt_ws_deflate_dispose(&r->deflate);
+        mt_ws_deflate_init(&r->deflate, &p, 6, 8, 1 << 20, r->cfg.max_message);
+    }
+    r->inflate_rc = 0;
+}
+
+/* Parses input[0, n) cut at the given offsets. */
+static uint64_t parse(const uint8_t *flags, const uint8_t *input, size_t n, const size_t *cuts, size_t ncuts) {
+    run_t r = {.hash = 0xcbf29ce484222325ull};
+    bool small = flags[0] & 2;
+    r.cfg = (mt_ws_parser_config_t){
+        .max_frame = small ? 64 : 4096, .max_message = small ? 200 : 8192, .deflate = flags[0] & 1};
+    mt_ws_parser_init(&r.parser, &r.cfg);
+    mt_ws_deflate_params_t p = {.server_max_window_bits = 15,
+                                .client_max_window_bits = (uint8_t)(8 + (flags[0] >> 4) % 8),
+                                .client_no_context_takeover = flags[0] & 4};
+    CHECK(mt_ws_deflate_init(&r.deflate, &p, 6, 8, 1 << 20, r.cfg.max_message) == 0);
+    mt_buf_init(&r.message);
+    uint8_t *pending = malloc(n ? n : 1);
+    size_t plen = 0, fed = 0;
+    for (size_t c = 0; c < ncuts; c++) {
+        memcpy(pending + plen, input + fed, cuts[c] - fed);
+        plen += cuts[c] - fed;
+        fed = cuts[c];
+        for (;;) {
+            uint8_t *buf = malloc(plen ? plen : 1);
+            memcpy(buf, pending, plen);
+            size_t used = 0;
+            mt_ws_event_t ev;
+            mt_ws_parse_result_t res = mt_ws_parse(&r.parser, buf, plen, &used, &ev);
+            CHECK(used <= plen);
+            if (res == MT_WS_PARSE_DATA) {
+                CHECK(ev.data >= buf && ev.data + ev.len <= buf + used);
+                on_data(&r, &ev);
+            } else if (res == MT_WS_PARSE_CONTROL) {
+                CHECK(ev.opcode == MT_WS_CLOSE || ev.opcode == MT_WS_PING || ev.opcode == MT_WS_PONG);
+                CHECK(ev.len <= MT_WS_MAX_CONTROL);
+                mix_int(&r, 'C');
+                mix_int(&r, ev.opcode);
+                mix(&r, ev.data, ev.len);
+                if (ev.opcode == MT_WS_CLOSE) {
+                    CHECK(ev.close_code == MT_WS_CLOSE_NO_STATUS || mt_ws_close_code_valid(ev.close_code));
+                    mix_int(&r, ev.close_code);
+                }
+            } else if (res == MT_WS_PARSE_ERROR) {
+                uint16_t code = r.parser.close_code;
+                CHECK(code == MT_WS_CLOSE_PROTOCOL_ERROR || code == MT_WS_CLOSE_INVALID_DATA ||
+                      code == MT_WS_CLOSE_TOO_BIG);
+                CHECK(r.parser.error != NULL);
+                mix_int(&r, 'E');
+                mix_int(&r, code);
+                /* It stays failed. */
+                size_t again;
+                CHECK(mt_ws_parse(&r.parser, buf, plen, &again, &ev) == MT_WS_PARSE_ERROR && again == 0);
+                free(buf);
+                goto done;
+            } else {
+                CHECK(res == MT_WS_PARSE_MORE && used == plen);
+            }
+            /* Unmasking happened in buf: keep the parser's view of the bytes. */
+            memmove(pending, pending + used, plen - used);
+            plen -= used;
+            free(buf);
+            if (res == MT_WS_PARSE_MORE)
+                break;
+        }
+    }
+    mix_int(&r, 'P');
+    mix_int(&r, (long)plen);
+done:
+    free(pending);
+    mt_buf_dispose(&r.message);
+    mt_ws_deflate_dispose(&r.deflate);
+    CHECK(r.deflate.mem_used == 0);
+    return r.hash;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 2)
+        return 0;
+    const uint8_t *input = data + 2;
+    size_t n = size - 2;
+    size_t whole = n;
+    uint64_t a = parse(data, input, n, &whole, 1);
+
+    size_t *cuts = malloc((n + 1) * sizeof *cuts);
+    size_t ncuts = 0, pos = 0;
+    uint32_t seed = data[1] * 2654435761u + 1;
+    while (pos < n) {
+        seed = seed * 1103515245u + 12345u;
+        size_t step = 1 + (seed >> 16) % (data[1] & 1 ? 3 : 17);
+        pos = pos + step < n ? pos + step : n;
+        cuts[ncuts++] = pos;
+    }
+    if (ncuts == 0)
+        cuts[ncuts++] = 0;
+    uint64_t b = parse(data, input, n, cuts, ncuts);
+    free(cuts);
+    CHECK(a == b);
+    return 0;
+}
