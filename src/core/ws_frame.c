@@ -74,7 +74,7 @@ void mt_ws_parser_init(mt_ws_parser_t *p, const mt_ws_parser_config_t *config) {
         p->config.max_frame = p->config.max_message + p->config.max_message / 1024 + 64;
 }
 
-static mt_ws_parse_result_t fail(mt_ws_parser_t *p, uint16_t code, const char *why) {
+static mt_ws_parse_result_t protocol_fail(mt_ws_parser_t *p, uint16_t code, const char *why) {
     p->close_code = code;
     p->error = why;
     return MT_WS_PARSE_ERROR;
@@ -114,32 +114,32 @@ static mt_ws_parse_result_t check_start(mt_ws_parser_t *p) {
     uint8_t opcode = b0 & 0x0f;
     bool fin = b0 & 0x80, rsv1 = b0 & 0x40;
     if (b0 & 0x30)
-        return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "RSV2 or RSV3 set");
+        return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "RSV2 or RSV3 set");
     if (!(b1 & 0x80))
-        return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "client frame not masked");
+        return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "client frame not masked");
     if (opcode >= 0x8) {
         if (opcode > MT_WS_PONG)
-            return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "unknown control opcode");
+            return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "unknown control opcode");
         if (!fin)
-            return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "fragmented control frame");
+            return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "fragmented control frame");
         if (rsv1)
-            return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "RSV1 on a control frame");
+            return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "RSV1 on a control frame");
         if ((b1 & 0x7f) > MT_WS_MAX_CONTROL)
-            return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "control frame over 125 bytes");
+            return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "control frame over 125 bytes");
         return MT_WS_PARSE_MORE;
     }
     if (opcode > MT_WS_BINARY)
-        return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "unknown data opcode");
+        return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "unknown data opcode");
     if (opcode == MT_WS_CONTINUATION) {
         if (!p->in_message)
-            return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "continuation frame without a message");
+            return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "continuation frame without a message");
         if (rsv1)
-            return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "RSV1 on a continuation frame");
+            return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "RSV1 on a continuation frame");
     } else {
         if (p->in_message)
-            return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one");
+            return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one");
         if (rsv1 && !p->config.deflate)
-            return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "RSV1 set without permessage-deflate");
+            return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "RSV1 set without permessage-deflate");
     }
     return MT_WS_PARSE_MORE;
 }
@@ -157,7 +157,7 @@ static mt_ws_parse_result_t start_frame(mt_ws_parser_t *p) {
         for (int i = 0; i < 8; i++)
             len = len << 8 | h[i];
         if (len >> 63)
-            return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "64-bit length with its top bit set");
+            return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "64-bit length with its top bit set");
         h += 8;
     }
     memcpy(p->mask, h, 4);
@@ -179,10 +179,10 @@ static mt_ws_parse_result_t start_frame(mt_ws_parser_t *p) {
         p->utf8 = (mt_ws_utf8_t){0};
     }
     if (len > p->config.max_frame)
-        return fail(p, MT_WS_CLOSE_TOO_BIG, "frame too big");
+        return protocol_fail(p, MT_WS_CLOSE_TOO_BIG, "frame too big");
     /* msg_len <= wire_limit always holds: no overflow in the subtraction. */
     if (len > wire_limit(p) - p->msg_len)
-        return fail(p, MT_WS_CLOSE_TOO_BIG, "message too big");
+        return protocol_fail(p, MT_WS_CLOSE_TOO_BIG, "message too big");
     p->msg_len += len;
     return MT_WS_PARSE_MORE;
 }
@@ -197,13 +197,13 @@ static mt_ws_parse_result_t end_control(mt_ws_parser_t *p, mt_ws_event_t *ev) {
         return MT_WS_PARSE_CONTROL;
     }
     if (p->control_len == 1)
-        return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "close payload of one byte");
+        return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "close payload of one byte");
     unsigned code = (unsigned)p->control[0] << 8 | p->control[1];
     if (!mt_ws_close_code_valid(code))
-        return fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "close code that may not be sent");
+        return protocol_fail(p, MT_WS_CLOSE_PROTOCOL_ERROR, "close code that may not be sent");
     mt_ws_utf8_t u = {0};
     if (!mt_ws_utf8_feed(&u, p->control + 2, p->control_len - 2u) || !mt_ws_utf8_complete(&u))
-        return fail(p, MT_WS_CLOSE_INVALID_DATA, "close reason not UTF-8");
+        return protocol_fail(p, MT_WS_CLOSE_INVALID_DATA, "close reason not UTF-8");
     ev->close_code = (uint16_t)code;
     ev->reason = p->control + 2;
     ev->reason_len = p->control_len - 2u;
@@ -271,7 +271,7 @@ mt_ws_parse_result_t mt_ws_parse(mt_ws_parser_t *p, uint8_t *buf, size_t len, si
             p->in_frame = false;
         if (p->msg_opcode == MT_WS_TEXT && !p->msg_compressed &&
             (!mt_ws_utf8_feed(&p->utf8, data, take) || (message_end && !mt_ws_utf8_complete(&p->utf8))))
-            return fail(p, MT_WS_CLOSE_INVALID_DATA, "text message not UTF-8");
+            return protocol_fail(p, MT_WS_CLOSE_INVALID_DATA, "text message not UTF-8");
         *ev = (mt_ws_event_t){.opcode = p->msg_opcode,
                               .compressed = p->msg_compressed,
                               .frame_end = frame_end,
