@@ -61,7 +61,8 @@ int mt_ws_deflate_init(mt_ws_deflate_t *d, const mt_ws_deflate_params_t *params,
     d->level = clamp(level, 1, 9);
     d->mem_level = clamp(mem_level, 1, 9);
     d->mem_limit = mem_limit;
-    d->max_message = max_message;
+    /* max_message + 1 must not wrap (see inflate_some). */
+    d->max_message = MT_MIN(max_message, SIZE_MAX / 2);
     return 0;
 }
 

@@ -3,8 +3,9 @@
  * client can send after the handshake.
  *
  * Input: byte 0 chooses the configuration (bit 0: permessage-deflate
- * negotiated; bit 1: small limits; bit 2: client_no_context_takeover), byte
- * 1 seeds the split points, the rest is the stream. The stream is parsed
+ * negotiated; bit 1: small limits; bit 2: client_no_context_takeover; bit
+ * 3: the rest is a handshake instead, see fuzz_handshake), byte 1 seeds the
+ * split points, the rest is the stream. The stream is parsed
  * twice, whole and in pieces of pseudo-random sizes, each piece handed to
  * the parser in a buffer of its exact size (reading past it is an ASan
  * report). Checks: the parser consumes no more than it was given, MORE
@@ -23,6 +24,7 @@
 
 #include "ws_deflate.h"
 #include "ws_frame.h"
+#include "ws_handshake.h"
 
 #define CHECK(cond)                                                                                                    \
     do {                                                                                                               \
@@ -156,9 +158,87 @@ done:
     return r.hash;
 }
 
+/* The rest as the fields of an upgrade request: one field value per line,
+ * named in turn from the list below (after a valid key and version, so
+ * the extension and subprotocol parsing is reached). Checks: a result from
+ * the enum, spans inside the input, negotiated parameters in the ranges
+ * ws_deflate accepts, a 101 head that fits and ends its head, a refusal
+ * that fits. */
+static void fuzz_handshake(const uint8_t *input, size_t n) {
+    static const char *names[] = {
+        "sec-websocket-extensions", "sec-websocket-protocol", "origin", "connection", "upgrade",
+        "sec-websocket-version",    "sec-websocket-key"};
+    static const char fixed[] = "upgradewebsocketupgrade13dGhlIHNhbXBsZSBub25jZQ==";
+    char *base = malloc(sizeof fixed + 512 + n);
+    memcpy(base, fixed, sizeof fixed);
+    size_t blen = sizeof fixed;
+    memcpy(base + blen, input, n);
+    /* The names live after the input, so every span points into base. */
+    size_t off[7];
+    size_t w = blen + n;
+    for (size_t i = 0; i < 7; i++) {
+        off[i] = w;
+        memcpy(base + w, names[i], strlen(names[i]));
+        w += strlen(names[i]);
+    }
+    mt_header_t headers[32] = {
+        {{(uint32_t)off[3], 10}, {0, 7}},  /* connection: upgrade */
+        {{(uint32_t)off[4], 7}, {7, 9}},   /* upgrade: websocket */
+        {{(uint32_t)off[5], 21}, {23, 2}}, /* sec-websocket-version: 13 */
+        {{(uint32_t)off[6], 17}, {25, 24}} /* sec-websocket-key */
+    };
+    uint32_t nh = 4;
+    size_t start = 0;
+    for (size_t i = 0; i <= n && nh < 32; i++) {
+        if (i == n || input[i] == '\n') {
+            size_t k = (nh - 4) % 7;
+            headers[nh++] = (mt_header_t){{(uint32_t)off[k], (uint32_t)strlen(names[k])},
+                                          {(uint32_t)(blen + start), (uint32_t)(i - start)}};
+            start = i + 1;
+        }
+    }
+    mt_request_t req = {.headers = headers, .nheaders = nh, .http_minor = 1, .method_id = HTTP_GET, .host_count = 1};
+    mt_ws_handshake_config_t cfg = {.deflate = true,
+                                    .server_max_window_bits = (uint8_t)(n % 16),
+                                    .client_max_window_bits = (uint8_t)(n % 13 + 3),
+                                    .client_no_context_takeover = n & 1};
+    mt_ws_handshake_t hs;
+    mt_ws_handshake_result_t r = mt_ws_handshake_parse(&hs, &req, base, &cfg);
+    CHECK(r == MT_WS_HANDSHAKE_OK || r == MT_WS_HANDSHAKE_BAD_REQUEST || r == MT_WS_HANDSHAKE_BAD_VERSION ||
+          r == MT_WS_HANDSHAKE_NOT_WEBSOCKET);
+    char out[2048];
+    if (r == MT_WS_HANDSHAKE_OK) {
+        CHECK(hs.nprotocols <= MT_WS_MAX_PROTOCOLS);
+        for (uint32_t i = 0; i < hs.nprotocols; i++)
+            CHECK(hs.protocols[i].len > 0 && hs.protocols[i].off + hs.protocols[i].len <= blen + n);
+        if (hs.has_origin)
+            CHECK(hs.origin.off + hs.origin.len <= blen + n);
+        if (hs.deflate) {
+            mt_ws_deflate_t d;
+            CHECK(mt_ws_deflate_init(&d, &hs.params, 6, 8, 1 << 20, 1024) == 0);
+            mt_ws_deflate_dispose(&d);
+        }
+        const char *proto = hs.nprotocols ? base + hs.protocols[0].off : NULL;
+        int len = mt_ws_handshake_accept(&hs, base, proto, hs.nprotocols ? hs.protocols[0].len : 0, out, sizeof out);
+        CHECK(len > 0 && (size_t)len < sizeof out && strlen(out) == (size_t)len);
+        CHECK(memcmp(out + len - 4, "\r\n\r\n", 4) == 0);
+        /* No CR or LF inside a field: the head has exactly its lines. */
+        CHECK(strstr(out, "\r\n\r\n") == out + len - 4);
+    } else if (r != MT_WS_HANDSHAKE_NOT_WEBSOCKET) {
+        CHECK(hs.error != NULL);
+        int len = mt_ws_handshake_refuse(r, &hs, out, sizeof out);
+        CHECK(len > 0 && (size_t)len < sizeof out);
+    }
+    free(base);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2)
         return 0;
+    if (data[0] & 8) {
+        fuzz_handshake(data + 2, size - 2);
+        return 0;
+    }
     const uint8_t *input = data + 2;
     size_t n = size - 2;
     size_t whole = n;
