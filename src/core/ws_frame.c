@@ -215,6 +215,10 @@ mt_ws_parse_result_t mt_ws_parse(mt_ws_parser_t *p, uint8_t *buf, size_t len, si
     *consumed = 0;
     if (p->close_code)
         return MT_WS_PARSE_ERROR;
+    /* Nothing can complete without input (an empty frame is reported in
+     * the call that completes its header), and buf may then be NULL. */
+    if (len == 0)
+        return MT_WS_PARSE_MORE;
     for (;;) {
         if (!p->in_frame) {
             if (p->hdr_len < 2) {

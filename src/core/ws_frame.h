@@ -139,7 +139,9 @@ void mt_ws_parser_init(mt_ws_parser_t *p, const mt_ws_parser_config_t *config);
  * bytes it took (the caller drops them and calls again with the rest, until
  * MT_WS_PARSE_MORE, which consumes everything). Payload bytes are unmasked
  * in place, so the buffer must be writable; a DATA event's data points into
- * it, a CONTROL event's into the parser (valid until the next call). */
+ * it, a CONTROL event's into the parser (valid until the next call). After
+ * a CLOSE event the caller stops reading (RFC 6455 5.5.1): the parser would
+ * go on parsing whatever follows. */
 mt_ws_parse_result_t mt_ws_parse(mt_ws_parser_t *p, uint8_t *buf, size_t len, size_t *consumed, mt_ws_event_t *ev);
 
 /* Writes the header of a server frame (never masked) of `len` payload bytes

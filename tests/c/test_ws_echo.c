@@ -99,6 +99,8 @@ static int echo_message(mt_conn_t *c, ws_echo_t *w, uint8_t opcode) {
  * connection is to be closed (a close frame went out). */
 static bool ws_process(mt_conn_t *c, ws_echo_t *w, uint8_t *buf, size_t len, size_t *consumed) {
     *consumed = 0;
+    if (len == 0)
+        return true; /* buf may be NULL: an empty rbuf has no storage */
     for (;;) {
         size_t used;
         mt_ws_event_t ev;
