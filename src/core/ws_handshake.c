@@ -297,6 +297,12 @@ static bool offer_accept(const offer_t *o, const mt_ws_handshake_config_t *cfg, 
             cbits = MT_MIN(cbits, o->client_bits);
     }
     p->client_max_window_bits = (uint8_t)cbits;
+    /* A client that does not let us choose its window makes us inflate
+     * with 15 bits: under a tight memory bound, no compression at all. */
+    if (cfg->max_memory && mt_ws_deflate_memory(p, cfg->mem_level) > cfg->max_memory) {
+        *p = (mt_ws_deflate_params_t){0};
+        return false;
+    }
     hs->deflate = true;
     hs->announce_server_bits = o->has_server_bits;
     hs->announce_client_bits = o->has_client_bits;

@@ -35,6 +35,8 @@ typedef struct mt_ws_handshake_config {
     uint8_t client_max_window_bits;  /* 8..15: asked of a client that allows us to choose */
     bool server_no_context_takeover; /* reset our compressor after every message (saves its memory) */
     bool client_no_context_takeover; /* ask the client to reset its compressor after every message */
+    int mem_level;                   /* zlib memLevel the connection will compress with */
+    size_t max_memory;               /* zlib bytes per connection (mt_ws_deflate_memory); 0: no bound */
 } mt_ws_handshake_config_t;
 
 typedef struct mt_ws_handshake {
@@ -55,7 +57,8 @@ typedef struct mt_ws_handshake {
  * body, Sec-WebSocket-Version 13 (else 426), one Sec-WebSocket-Key that is
  * the base64 of 16 bytes. Fills `hs` (accept key, Origin, subprotocols, the
  * first acceptable permessage-deflate offer under `config`; an offer we
- * cannot honour is declined, never refused). */
+ * cannot honour, or whose streams would need more than config->max_memory,
+ * is declined, never refused). */
 mt_ws_handshake_result_t mt_ws_handshake_parse(mt_ws_handshake_t *hs, const mt_request_t *req, const char *base,
                                                const mt_ws_handshake_config_t *config);
 

@@ -227,6 +227,17 @@ static void test_deflate(void) {
            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
            "without client_max_window_bits in the offer, none in the answer (and a 15-bit decompressor)");
     is_int(hs.params.client_max_window_bits, 15, "... 15");
+    mt_ws_handshake_config_t bounded = small;
+    bounded.mem_level = 1;
+    bounded.server_max_window_bits = 9;
+    bounded.client_max_window_bits = 9;
+    bounded.max_memory = 20000;
+    is_str(negotiate("permessage-deflate", &bounded), "",
+           "a memory bound that a 15-bit client window would pass: declined");
+    is_str(negotiate("permessage-deflate; client_max_window_bits", &bounded),
+           "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9",
+           "the same bound with a client that lets us choose: accepted");
+    ok(mt_ws_deflate_memory(&hs.params, 1) <= 20000, "... within it (%zu)", mt_ws_deflate_memory(&hs.params, 1));
     is_str(negotiate("permessage-deflate; server_max_window_bits=10; client_max_window_bits=9", &deflate_cfg),
            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9", "window bits offered");
     is_str(negotiate("permessage-deflate; server_max_window_bits=\"10\"", &deflate_cfg),
