@@ -333,6 +333,35 @@ static void test_limits(void) {
     frame(FIN | MT_WS_CONTINUATION, "01234567");
     check(&cfg, st.b, st.n, "PING:0123456789abcdefghij T:0123456701234567 ",
           "control frames do not count against the limits");
+    /* A compressed message may take a little more on the wire than
+     * max_message (stored blocks add 5 bytes per 64 KiB): 1/1024 + 64. */
+    mt_ws_parser_config_t zc = {.max_frame = 1 << 20, .max_message = 1024, .deflate = true};
+    static char wire[1200];
+    memset(wire, 'w', sizeof wire);
+    reset();
+    frame_ex(FIN | RSV1 | MT_WS_BINARY, wire, 1024 + 1 + 64, false, 0);
+    out_t o;
+    size_t cut = st.n;
+    parse_pieces(&zc, st.b, st.n, &cut, 1, &o);
+    ok(strncmp(o.s, "Bz:", 3) == 0, "a compressed message up to max_message + 1/1024 + 64 on the wire passes");
+    reset();
+    frame_ex(FIN | RSV1 | MT_WS_BINARY, wire, 1024 + 1 + 64 + 1, false, 0);
+    check(&zc, st.b, st.n, "E1009", "one byte more: 1009");
+    reset();
+    frame_ex(FIN | MT_WS_BINARY, wire, 1025, false, 0);
+    check(&zc, st.b, st.n, "E1009", "an uncompressed one gets no slack");
+
+    /* After an error the parser stays failed, consuming nothing. */
+    mt_ws_parser_t p;
+    mt_ws_parser_init(&p, &cfg);
+    uint8_t bad[] = {0x83, 0x80, 1, 2, 3, 4, 0x81, 0x80, 1, 2, 3, 4};
+    size_t used;
+    mt_ws_event_t ev;
+    ok(mt_ws_parse(&p, bad, sizeof bad, &used, &ev) == MT_WS_PARSE_ERROR && p.close_code == 1002,
+       "an error: MT_WS_PARSE_ERROR and close_code 1002");
+    ok(mt_ws_parse(&p, bad + 6, 6, &used, &ev) == MT_WS_PARSE_ERROR && used == 0 && p.close_code == 1002,
+       "every later call fails the same way and consumes nothing");
+
     /* The limit is checked from the header: nothing of the payload is needed. */
     uint8_t head[] = {0x82, 0xfe, 0x10, 0x00, 1, 2, 3, 4};
     check(&cfg, head, sizeof head, "E1009", "1009 as soon as the header is complete");
