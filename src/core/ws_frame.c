@@ -46,6 +46,17 @@ bool mt_ws_utf8_feed(mt_ws_utf8_t *u, const uint8_t *p, size_t n) {
             } else {
                 return false;
             }
+            /* The whole character is here (the common case): check it at
+             * once instead of a byte per turn of the loop. */
+            if (n - i >= u->need) {
+                if (p[i] < u->lo || p[i] > u->hi)
+                    return false;
+                for (unsigned k = 1; k < u->need; k++)
+                    if ((p[i + k] & 0xc0) != 0x80)
+                        return false;
+                i += u->need;
+                u->need = 0;
+            }
         } else {
             uint8_t b = p[i++];
             if (b < u->lo || b > u->hi)

@@ -72,10 +72,17 @@ static void on_data(run_t *r, const mt_ws_event_t *ev) {
      * was cut; everything else must not. */
     if (r->inflate_rc != -EBADMSG)
         mix(r, r->message.data, r->message.len);
-    if (ev->opcode == MT_WS_TEXT && !ev->compressed) {
-        mt_ws_utf8_t u = {0};
-        CHECK(mt_ws_utf8_feed(&u, (const uint8_t *)r->message.data, r->message.len) && mt_ws_utf8_complete(&u));
-    }
+    /* UTF-8 whole (whole characters at once) and a byte at a time (the
+     * state carried between calls) must agree, on any bytes. */
+    const uint8_t *m = (const uint8_t *)r->message.data;
+    mt_ws_utf8_t u = {0}, v = {0};
+    bool whole = mt_ws_utf8_feed(&u, m, r->message.len) && mt_ws_utf8_complete(&u);
+    bool bytewise = true;
+    for (size_t i = 0; i < r->message.len && bytewise; i++)
+        bytewise = mt_ws_utf8_feed(&v, m + i, 1);
+    CHECK(whole == (bytewise && mt_ws_utf8_complete(&v)));
+    if (ev->opcode == MT_WS_TEXT && !ev->compressed)
+        CHECK(whole);
     r->message.len = 0;
     if (r->inflate_rc != 0) {
         /* A connection would be closed here; start afresh so the fuzzer
