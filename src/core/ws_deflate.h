@@ -73,7 +73,11 @@ int mt_ws_deflate_compress(mt_ws_deflate_t *d, const void *in, size_t n, mt_buf_
  * marks the end of the message. Returns 0; -EMSGSIZE when the message would
  * inflate past max_message (close 1009; `out` holds at most max_message
  * bytes of it); -EBADMSG for data that is not deflate (close 1007); -ENOMEM
- * (close 1011). After an error the stream is unusable. */
+ * (close 1011). After an error the stream is unusable. A client that
+ * compresses with a larger window than it agreed to may get either 0 or
+ * -EBADMSG depending on how its frames were cut: zlib checks distances
+ * against the window only across calls (never reading outside its
+ * memory); with a 15-bit window no stream can refer past it. */
 int mt_ws_deflate_inflate(mt_ws_deflate_t *d, const void *in, size_t n, bool fin, mt_buf_t *out);
 
 #endif

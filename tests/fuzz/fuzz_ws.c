@@ -4,8 +4,9 @@
  *
  * Input: byte 0 chooses the configuration (bit 0: permessage-deflate
  * negotiated; bit 1: small limits; bit 2: client_no_context_takeover; bit
- * 3: the rest is a handshake instead, see fuzz_handshake), byte 1 seeds the
- * split points, the rest is the stream. The stream is parsed
+ * 3: the rest is a handshake instead, see fuzz_handshake; bit 4: a 15-bit
+ * client window, else 8 + the top 3 bits), byte 1 seeds the split points,
+ * the rest is the stream. The stream is parsed
  * twice, whole and in pieces of pseudo-random sizes, each piece handed to
  * the parser in a buffer of its exact size (reading past it is an ASan
  * report). Checks: the parser consumes no more than it was given, MORE
@@ -36,9 +37,10 @@ typedef struct run {
     mt_ws_parser_config_t cfg;
     mt_ws_parser_t parser;
     mt_ws_deflate_t deflate;
-    mt_buf_t message; /* the current message: plain bytes, or inflated ones */
-    int inflate_rc;   /* of the current compressed message */
-    uint64_t hash;    /* the outcome */
+    mt_buf_t message;  /* the current message: plain bytes, or inflated ones */
+    int inflate_rc;    /* of the current compressed message */
+    bool exact_window; /* the client's window is 15 bits: no stream can refer past it */
+    uint64_t hash;     /* the outcome */
 } run_t;
 
 static void mix(run_t *r, const void *p, size_t n) {
@@ -67,11 +69,16 @@ static void on_data(run_t *r, const mt_ws_event_t *ev) {
     mix_int(r, 'M');
     mix_int(r, ev->opcode);
     mix_int(r, ev->compressed);
-    mix_int(r, r->inflate_rc);
     /* What zlib wrote before it found bad data may depend on how the input
-     * was cut; everything else must not. */
-    if (r->inflate_rc != -EBADMSG)
-        mix(r, r->message.data, r->message.len);
+     * was cut; so may the verdict on a stream that refers further back than
+     * the negotiated window (zlib checks distances against the window only
+     * across calls: within one call's output it lets them through).
+     * Everything else must not. */
+    if (!ev->compressed || r->exact_window) {
+        mix_int(r, r->inflate_rc);
+        if (r->inflate_rc != -EBADMSG)
+            mix(r, r->message.data, r->message.len);
+    }
     /* UTF-8 whole (whole characters at once) and a byte at a time (the
      * state carried between calls) must agree, on any bytes. */
     const uint8_t *m = (const uint8_t *)r->message.data;
@@ -102,9 +109,10 @@ static uint64_t parse(const uint8_t *flags, const uint8_t *input, size_t n, cons
         .max_frame = small ? 64 : 4096, .max_message = small ? 200 : 8192, .deflate = flags[0] & 1};
     mt_ws_parser_init(&r.parser, &r.cfg);
     mt_ws_deflate_params_t p = {.server_max_window_bits = 15,
-                                .client_max_window_bits = (uint8_t)(8 + (flags[0] >> 4) % 8),
+                                .client_max_window_bits = (uint8_t)(flags[0] & 16 ? 15 : 8 + (flags[0] >> 5)),
                                 .client_no_context_takeover = flags[0] & 4};
     CHECK(mt_ws_deflate_init(&r.deflate, &p, 6, 8, 1 << 20, r.cfg.max_message) == 0);
+    r.exact_window = p.client_max_window_bits == 15;
     mt_buf_init(&r.message);
     uint8_t *pending = malloc(n ? n : 1);
     size_t plen = 0, fed = 0;
