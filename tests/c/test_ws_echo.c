@@ -566,6 +566,8 @@ int main(void) {
     mt_buf_pool_drain();
     is_int(atomic_load(&mt_counters.connections_opened), atomic_load(&mt_counters.connections_closed),
            "connections_opened == connections_closed");
+    is_int(atomic_load(&mt_counters.requests_started), atomic_load(&mt_counters.requests_finished),
+           "requests_started == requests_finished (an upgrade finishes its request)");
     is_int(atomic_load(&mt_counters.buffers_acquired), atomic_load(&mt_counters.buffers_released),
            "buffers_acquired == buffers_released");
     is_int(atomic_load(&mt_counters.output_bytes_queued), atomic_load(&mt_counters.output_bytes_released),
