@@ -15,7 +15,9 @@
  * exceeds max_message (inflated or not), an uncompressed text message is
  * UTF-8 (so is a compressed one that inflated without error, once checked
  * by the caller's validation), and both parses give the same outcome:
- * events, messages, inflate results and close code. */
+ * events, messages, inflate results and close code. Every message is also
+ * compressed as the server would send it and inflated as the client would:
+ * the same bytes must come back. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,7 +39,9 @@ typedef struct run {
     mt_ws_parser_config_t cfg;
     mt_ws_parser_t parser;
     mt_ws_deflate_t deflate;
-    mt_buf_t message;  /* the current message: plain bytes, or inflated ones */
+    mt_buf_t message;             /* the current message: plain bytes, or inflated ones */
+    mt_ws_deflate_t server, peer; /* every message is sent back through these: a round trip */
+    mt_buf_t z, back;
     int inflate_rc;    /* of the current compressed message */
     bool exact_window; /* the client's window is 15 bits: no stream can refer past it */
     uint64_t hash;     /* the outcome */
@@ -90,6 +94,16 @@ static void on_data(run_t *r, const mt_ws_event_t *ev) {
     CHECK(whole == (bytewise && mt_ws_utf8_complete(&v)));
     if (ev->opcode == MT_WS_TEXT && !ev->compressed)
         CHECK(whole);
+    /* What the server would send back inflates, on the client's side, to
+     * the same bytes (the server's context kept or not across messages). */
+    if (r->message.len <= 4096) {
+        r->z.len = r->back.len = 0;
+        CHECK(mt_ws_deflate_compress(&r->server, r->message.data, r->message.len, &r->z) == 0);
+        CHECK(r->z.len > 0);
+        CHECK(mt_ws_deflate_inflate(&r->peer, r->z.data, r->z.len, true, &r->back) == 0);
+        CHECK(r->back.len == r->message.len &&
+              (r->back.len == 0 || memcmp(r->back.data, r->message.data, r->back.len) == 0));
+    }
     r->message.len = 0;
     if (r->inflate_rc != 0) {
         /* A connection would be closed here; start afresh so the fuzzer
@@ -113,6 +127,18 @@ static uint64_t parse(const uint8_t *flags, const uint8_t *input, size_t n, cons
                                 .client_no_context_takeover = flags[0] & 4};
     CHECK(mt_ws_deflate_init(&r.deflate, &p, 6, 8, 1 << 20, r.cfg.max_message) == 0);
     r.exact_window = p.client_max_window_bits == 15;
+    /* The server's side of the round trip, its window and reset from the
+     * flags' top bits; the peer inflates with that window. */
+    mt_ws_deflate_params_t sp = {.server_max_window_bits = (uint8_t)(9 + (flags[0] >> 5) % 7),
+                                 .client_max_window_bits = 15,
+                                 .server_no_context_takeover = flags[0] & 4};
+    mt_ws_deflate_params_t pp = {.server_max_window_bits = 15,
+                                 .client_max_window_bits = sp.server_max_window_bits,
+                                 .client_no_context_takeover = sp.server_no_context_takeover};
+    CHECK(mt_ws_deflate_init(&r.server, &sp, 1 + flags[1] % 9, 1 + (flags[1] >> 4) % 9, 1 << 20, 8192) == 0);
+    CHECK(mt_ws_deflate_init(&r.peer, &pp, 6, 8, 1 << 20, 8192) == 0);
+    mt_buf_init(&r.z);
+    mt_buf_init(&r.back);
     mt_buf_init(&r.message);
     uint8_t *pending = malloc(n ? n : 1);
     size_t plen = 0, fed = 0;
@@ -170,6 +196,10 @@ done:
     mt_buf_dispose(&r.message);
     mt_ws_deflate_dispose(&r.deflate);
     CHECK(r.deflate.mem_used == 0);
+    mt_ws_deflate_dispose(&r.server);
+    mt_ws_deflate_dispose(&r.peer);
+    mt_buf_dispose(&r.z);
+    mt_buf_dispose(&r.back);
     return r.hash;
 }
 
