@@ -132,10 +132,9 @@ int mt_http1_write_status(mt_buf_t *out, const char *status, size_t n, int *code
     return 0;
 }
 
-int mt_http1_write_field(mt_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen) {
-    if (!mt_http1_token_valid(name, nlen) || !mt_http1_value_valid(value, vlen))
-        return -EINVAL;
-    int rc = mt_buf_reserve(out, nlen + vlen + 4);
+int mt_http1_write_line(mt_buf_t *out, const char *name, size_t nlen, const char *a, size_t alen, const char *b,
+                        size_t blen) {
+    int rc = mt_buf_reserve(out, nlen + alen + blen + 4);
     if (rc < 0)
         return rc;
     char *p = out->data + out->len;
@@ -143,12 +142,21 @@ int mt_http1_write_field(mt_buf_t *out, const char *name, size_t nlen, const cha
     p += nlen;
     *p++ = ':';
     *p++ = ' ';
-    memcpy(p, value, vlen);
-    p += vlen;
+    memcpy(p, a, alen);
+    p += alen;
+    if (blen)
+        memcpy(p, b, blen);
+    p += blen;
     *p++ = '\r';
     *p++ = '\n';
     out->len = (size_t)(p - out->data);
     return 0;
+}
+
+int mt_http1_write_field(mt_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen) {
+    if (!mt_http1_token_valid(name, nlen) || !mt_http1_value_valid(value, vlen))
+        return -EINVAL;
+    return mt_http1_write_line(out, name, nlen, value, vlen, NULL, 0);
 }
 
 int mt_http1_write_date(mt_buf_t *out) {

@@ -29,6 +29,12 @@ int mt_http1_write_status(mt_buf_t *out, const char *status, size_t n, int *code
  * -ENOMEM; on failure nothing is appended. */
 int mt_http1_write_field(mt_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen);
 
+/* Appends "name: " + a[0, alen) + b[0, blen) + CRLF, unchecked: the caller
+ * has validated name and parts (the response writer's field filter). Returns
+ * 0 or -ENOMEM; on failure nothing is appended. */
+int mt_http1_write_line(mt_buf_t *out, const char *name, size_t nlen, const char *a, size_t alen, const char *b,
+                        size_t blen);
+
 /* Appends "Date: <cached IMF-fixdate>" + CRLF. Returns 0 or -ENOMEM. */
 int mt_http1_write_date(mt_buf_t *out);
 

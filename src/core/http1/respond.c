@@ -106,28 +106,6 @@ bool mt_respond_parse_length(const char *s, size_t n, long long *out) {
     return true;
 }
 
-/* Appends "name: " + the parts + CRLF; the parts are validated by the caller. */
-static int write_line(mt_buf_t *out, const char *name, size_t nlen, const char *a, size_t alen, const char *b,
-                      size_t blen) {
-    int rc = mt_buf_reserve(out, nlen + alen + blen + 4);
-    if (rc < 0)
-        return rc;
-    char *p = out->data + out->len;
-    memcpy(p, name, nlen);
-    p += nlen;
-    *p++ = ':';
-    *p++ = ' ';
-    memcpy(p, a, alen);
-    p += alen;
-    if (blen)
-        memcpy(p, b, blen);
-    p += blen;
-    *p++ = '\r';
-    *p++ = '\n';
-    out->len = (size_t)(p - out->data);
-    return 0;
-}
-
 /* Vary with Accept-Encoding merged in: the first Vary field gets it appended
  * unless it names it already (or is "*"); in a later field, a token the
  * writer appended is not repeated. */
@@ -136,21 +114,21 @@ static int write_vary(mt_respond_t *r, mt_buf_t *out, const char *name, size_t n
         bool names = each_element(value, vlen, names_accept_encoding, NULL);
         r->vary_done = true;
         if (names)
-            return write_line(out, name, nlen, value, vlen, NULL, 0);
+            return mt_http1_write_line(out, name, nlen, value, vlen, NULL, 0);
         r->vary_added = true;
         size_t end = vlen;
         while (end > 0 && (mt_is_ows(value[end - 1]) || value[end - 1] == ','))
             end--;
         if (end == 0)
-            return write_line(out, name, nlen, "Accept-Encoding", 15, NULL, 0);
-        return write_line(out, name, nlen, value, end, ", Accept-Encoding", 17);
+            return mt_http1_write_line(out, name, nlen, "Accept-Encoding", 15, NULL, 0);
+        return mt_http1_write_line(out, name, nlen, value, end, ", Accept-Encoding", 17);
     }
     if (!r->vary_added || !each_element(value, vlen, is_accept_encoding, NULL))
-        return write_line(out, name, nlen, value, vlen, NULL, 0);
+        return mt_http1_write_line(out, name, nlen, value, vlen, NULL, 0);
     /* A later field naming Accept-Encoding again: keep its other tokens
      * ("*" among them: it says more than the token the writer added). */
     size_t mark = out->len;
-    int rc = write_line(out, name, nlen, "", 0, NULL, 0);
+    int rc = mt_http1_write_line(out, name, nlen, "", 0, NULL, 0);
     if (rc < 0)
         return rc;
     out->len -= 2; /* reopen the line */
@@ -193,7 +171,7 @@ int mt_respond_field(mt_respond_t *r, mt_buf_t *out, const char *name, size_t nl
         } else if (r->compressing && name_is(name, nlen, "etag", 4) && vlen >= 2 && value[0] == '"') {
             /* A strong validator names exact bytes, and these are not those
              * (RFC 9110 8.8.1): the compressed representation's is weak. */
-            return write_line(out, "ETag", 4, "W/", 2, value, vlen);
+            return mt_http1_write_line(out, "ETag", 4, "W/", 2, value, vlen);
         } else if (r->vary && name_is(name, nlen, "vary", 4)) {
             return write_vary(r, out, name, nlen, value, vlen);
         }
@@ -234,13 +212,13 @@ int mt_respond_field(mt_respond_t *r, mt_buf_t *out, const char *name, size_t nl
             return 0; /* hop-by-hop: the server frames the message itself */
         break;
     }
-    return write_line(out, name, nlen, value, vlen, NULL, 0);
+    return mt_http1_write_line(out, name, nlen, value, vlen, NULL, 0);
 }
 
 int mt_respond_end(mt_respond_t *r, mt_buf_t *out, const char *coding, long long known_length) {
     int rc = r->has_date ? 0 : mt_http1_write_date(out);
     if (rc == 0 && coding)
-        rc = write_line(out, "Content-Encoding", 16, coding, strlen(coding), NULL, 0);
+        rc = mt_http1_write_line(out, "Content-Encoding", 16, coding, strlen(coding), NULL, 0);
     if (rc == 0 && r->vary && !r->vary_done) {
         rc = mt_buf_append(out, "Vary: Accept-Encoding\r\n", 23);
         r->vary_done = true;
