@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "tap.h"
 
 #define MAX_HEADERS 64
@@ -31,37 +32,6 @@ static const mt_limits_t default_limits = {
     .max_body_size = 4096,
     .max_chunk_ext = 64,
 };
-
-/* ---- guarded input buffers ---- */
-
-static size_t page;
-
-typedef struct guarded {
-    char *map;
-    size_t maplen;
-} guarded_t;
-
-/* Copies input[0, n) so that it ends right before a PROT_NONE page. */
-static char *guard_copy(guarded_t *g, const char *input, size_t n) {
-    size_t body = (n + page - 1) / page * page;
-    if (body == 0)
-        body = page;
-    g->maplen = body + page;
-    g->map = mmap(NULL, g->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (g->map == MAP_FAILED || mprotect(g->map + body, page, PROT_NONE) < 0) {
-        perror("mmap");
-        abort();
-    }
-    char *data = g->map + body - n;
-    memcpy(data, input, n);
-    return data;
-}
-
-static void guard_free(guarded_t *g) {
-    if (g->map)
-        munmap(g->map, g->maplen);
-    g->map = NULL;
-}
 
 /* ---- a growing string for outcome dumps ---- */
 
@@ -974,7 +944,6 @@ static void test_request_header(void) {
 }
 
 int main(void) {
-    page = (size_t)sysconf(_SC_PAGESIZE);
     test_simple_get();
     test_bodies();
     test_semantics();

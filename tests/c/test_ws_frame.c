@@ -15,38 +15,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "tap.h"
-
-/* ---- guarded input buffers ---- */
-
-static size_t page;
-
-typedef struct guarded {
-    uint8_t *map;
-    size_t maplen;
-} guarded_t;
-
-static uint8_t *guard_copy(guarded_t *g, const uint8_t *input, size_t n) {
-    size_t body = (n + page - 1) / page * page;
-    if (body == 0)
-        body = page;
-    g->maplen = body + page;
-    g->map = mmap(NULL, g->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (g->map == MAP_FAILED || mprotect(g->map + body, page, PROT_NONE) < 0) {
-        perror("mmap");
-        abort();
-    }
-    uint8_t *data = g->map + body - n;
-    if (n)
-        memcpy(data, input, n);
-    return data;
-}
-
-static void guard_free(guarded_t *g) {
-    if (g->map)
-        munmap(g->map, g->maplen);
-    g->map = NULL;
-}
 
 /* ---- outcomes ---- */
 
@@ -568,7 +538,6 @@ static void test_serialize(void) {
 }
 
 int main(void) {
-    page = (size_t)sysconf(_SC_PAGESIZE);
     test_rfc_examples();
     test_lengths();
     test_limits();
