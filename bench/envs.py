@@ -149,6 +149,9 @@ def ensure_root() -> Env:
     # The host's own certificate authorities (a TLS-inspecting proxy may stand
     # between this machine and PyPI), so that pip in the root trusts what the host trusts.
     extra = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+    if extra:
+        # A minbase root has no such folder until its ca-certificates package is installed.
+        (ROOT_DIR / "usr/local/share/ca-certificates").mkdir(parents=True, exist_ok=True)
     for cert in extra:
         shutil.copy(cert, ROOT_DIR / "usr/local/share/ca-certificates" / cert.name)
     mount_proc()
