@@ -79,7 +79,7 @@ def test_text_formats_log_every_kind_of_answer(start_server, tmp_path, static_di
     exercise(server)
     got = lines(log, 6)
     assert len(got) == 6, got
-    for line, (method, target, status, size) in zip(got, EXPECTED):
+    for line, (method, target, status, size) in zip(got[:5], EXPECTED, strict=True):
         found = re.fullmatch(r'127\.0\.0\.1 - - \[[^\]]+ \+0000\] "(\S+) (\S+) HTTP/1\.1" (\d+) (\S+)(.*)', line)
         assert found, line
         assert found.group(1, 2) == (method, target), line
@@ -103,7 +103,7 @@ def test_json_format_logs_every_kind_of_answer(start_server, tmp_path, static_di
     exercise(server)
     records = [json.loads(line) for line in lines(log, 6)]
     assert len(records) == 6
-    for record, (method, target, status, size) in zip(records, EXPECTED):
+    for record, (method, target, status, size) in zip(records[:5], EXPECTED, strict=True):
         assert (record["method"], record["target"], record["status"]) == (method, target, status), record
         assert record["protocol"] == "HTTP/1.1" and record["remote_addr"] == "127.0.0.1"
         if size is not None:
