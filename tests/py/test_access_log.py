@@ -52,7 +52,7 @@ def lines(log, count: int, timeout: float = 5.0) -> list[str]:
 
 def exercise(server) -> None:
     """One request of each kind, in a known order, each on its own connection."""
-    headers = {"Referer": "http://ref/", "User-Agent": "ua/1 \"q\"", "X-Request-ID": "req-1"}
+    headers = {"Referer": "http://ref/", "User-Agent": 'ua/1 "q"', "X-Request-ID": "req-1"}
     assert requests.get(server.url + "/s/a.txt", headers=headers, timeout=10).status_code == 200  # static, C
     assert requests.post(server.url + "/api/items/1", timeout=10).status_code == 405  # API, C
     assert requests.get(server.url + "/api/health", timeout=10).status_code == 200  # constant route, C
