@@ -190,6 +190,9 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None) 
 
     if api is None and config.api:
         api = load_api(config.api)
+    from .api import request  # the API's Request.request_id reads the configured field
+
+    request.request_id_field = config.request_id_header.lower()
     access_fd = log.open_access_log(config.access_log)
     try:
         return _core.Worker(

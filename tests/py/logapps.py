@@ -20,7 +20,7 @@ def item(n: int):
 
 @api.get("/id")
 def request_id(request: Request):
-    return {"id": request.headers.get("x-request-id")}
+    return {"id": request.headers.get("x-request-id"), "request_id": request.request_id}
 
 
 def app(environ, start_response):

@@ -167,7 +167,7 @@ def test_request_id_kept_replaced_generated_and_echoed(start_server, tmp_path, s
     r = requests.get(server.url + "/set-id", headers={"X-Request-ID": "mine"}, timeout=10)
     assert r.headers["X-Request-ID"] == "mine", "the server's id replaces the application's own"
     r = requests.get(server.url + "/api/id", headers={"X-Request-ID": "api-1"}, timeout=10)
-    assert r.json() == {"id": "api-1"} and r.headers["X-Request-ID"] == "api-1"
+    assert r.json() == {"id": "api-1", "request_id": "api-1"} and r.headers["X-Request-ID"] == "api-1"
     r = requests.get(server.url + "/api/id", timeout=10)
     assert r.json()["id"] == r.headers["X-Request-ID"]
     assert requests.get(server.url + "/s/a.txt", timeout=10).headers["X-Request-ID"]
@@ -183,10 +183,13 @@ def test_request_id_header_configurable_and_off(start_server, tmp_path, static_d
     r = requests.get(server.url + "/id", headers={"X-Trace": "t-1", "X-Request-ID": "ignored"}, timeout=10)
     assert r.headers["X-Trace"] == "t-1" and "X-Request-ID" not in r.headers
     assert r.text == "ignored", "X-Request-ID is an ordinary field now"
+    r = requests.get(server.url + "/api/id", headers={"X-Trace": "t-2"}, timeout=10)
+    assert r.json()["request_id"] == "t-2"
     server.stop()
     server, _ = start(start_server, tmp_path, static_dir, "common", "--request-id-header", "")
     r = requests.get(server.url + "/id", timeout=10)
     assert r.text == "none" and "X-Request-ID" not in r.headers
+    assert requests.get(server.url + "/api/id", timeout=10).json() == {"id": None, "request_id": None}
 
 
 def test_stderr_and_off(start_server, static_dir):
