@@ -838,7 +838,8 @@ OPTIONS: tuple[Option, ...] = (
         FieldName(),
         "X-Request-ID",
         "The request field a request id is taken from; the application sees it there (WSGI "
-        "`HTTP_X_REQUEST_ID`, the API's `request.request_id` and `request.headers`), the response carries it in the same field "
+        "`HTTP_X_REQUEST_ID`, the API's `request.request_id` and `request.headers`), the response carries "
+        "it in the same field "
         "(replacing one the application set) and the JSON access log records it. An incoming id is kept "
         'when it is 1 to 128 visible ASCII characters other than `"` and `\\`, given once; otherwise, '
         "or when the request has none, the server generates one (32 hex digits). Empty: no request ids.",
