@@ -151,8 +151,8 @@ static int log_config(WorkerObject *self, PyObject *cfg, mt_server_config_t *con
         char key[5 + sizeof self->request_id_name] = "HTTP_";
         for (Py_ssize_t i = 0; i <= n; i++)
             key[5 + i] = h[i] == '-' ? '_' : (char)toupper((unsigned char)h[i]);
-        self->request_id_environ_key = PyUnicode_InternFromString(key);
-        self->request_id_header_key = PyUnicode_InternFromString(self->request_id_lower);
+        Py_XSETREF(self->request_id_environ_key, PyUnicode_InternFromString(key));
+        Py_XSETREF(self->request_id_header_key, PyUnicode_InternFromString(self->request_id_lower));
         if (self->request_id_environ_key == NULL || self->request_id_header_key == NULL)
             goto done;
         config->request_id_header = self->request_id_lower;
