@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 
 import pytest
@@ -216,3 +217,36 @@ def test_option_validation():
         resolve(parse_cli("--request-id-header", "X Request"), {}, None)
     with pytest.raises(ConfigError):
         resolve(parse_cli(), {"MELTEMI_REQUEST_ID_HEADER": "X:Y"}, None)
+
+
+def test_head_timeout_is_logged(start_server, tmp_path, static_dir):
+    server, log = start(start_server, tmp_path, static_dir, "json", "--head-timeout", "0.5")
+    sock = server.connect()
+    sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n")  # never finished
+    assert recv_all(sock).startswith(b"HTTP/1.1 408 ")
+    sock.close()
+    record = json.loads(lines(log, 1)[0])
+    assert record["status"] == 408 and record["duration_ms"] is None, record
+    assert record["method"] == "GET" and record["target"] == "/slow", "the request line had arrived"
+
+
+def test_lines_of_several_workers_and_threads_never_interleave(start_server, tmp_path, static_dir):
+    log = tmp_path / "access.log"
+    server = start_server(
+        *APP, "--static", f"/s={static_dir}", "--access-log", str(log), "--access-log-format", "json", workers=2
+    )
+    long_ua = "u" * 2000
+
+    def hammer(path: str) -> None:
+        with requests.Session() as session:
+            for _ in range(100):
+                session.get(server.url + path, headers={"User-Agent": long_ua}, timeout=10)
+
+    threads = [threading.Thread(target=hammer, args=(path,)) for path in ("/s/a.txt", "/id", "/api/health", "/x") * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    records = [json.loads(line) for line in lines(log, 800)]
+    assert len(records) == 800
+    assert all(record["user_agent"] == long_ua for record in records)
