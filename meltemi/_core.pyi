@@ -39,7 +39,7 @@ class Worker:
         listeners: list[_Listener],
         config: WorkerConfig,
         *,
-        access_log: Callable[[str], None] | None = None,
+        access_log: int | None = None,  # a descriptor; the worker writes to its own duplicate
         error_log: Callable[[str, BaseException], None] | None = None,
         api: _APIRoutes | None = None,
     ) -> None: ...

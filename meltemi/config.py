@@ -288,6 +288,22 @@ class AccessLog(ValueType):
         return "off" if value is None else value
 
 
+class FieldName(ValueType):
+    """An HTTP field name (a token), or "" for none."""
+
+    expected = "an HTTP field name (letters, digits and !#$%&'*+-.^_`|~), or '' for none"
+    metavar = "NAME"
+
+    def parse(self, text: str) -> str:
+        text = text.strip()
+        if text and not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}", text):
+            raise ValueError
+        return text
+
+    def show(self, value: str) -> str:
+        return value or "''"
+
+
 class Codings(ValueType):
     """Content codings to offer, in no particular order: "zstd,br,gzip"; "off" for none."""
 
@@ -799,9 +815,37 @@ OPTIONS: tuple[Option, ...] = (
         "access_log",
         AccessLog(),
         None,
-        "Write an access log in Common Log Format: `-` for standard error, or a file path (appended to). "
-        "`off` turns it off again (to override the environment or the Django setting).",
+        "Write an access log, one line per request (in `access_log_format`), including the requests "
+        "answered in C (static files, the API's own answers, the server's errors such as 400 and 408): "
+        "`-` for standard error, or a file path (appended to; each line is one write, so workers never "
+        "interleave lines). `off` turns it off again (to override the environment or the Django setting).",
         LOGGING,
+    ),
+    Option(
+        "access_log_format",
+        Choice("common", "combined", "json"),
+        "common",
+        "The access log's format: `common` (Common Log Format), `combined` (common, then the Referer and "
+        "User-Agent), or `json`: one object per line with `time` (ISO 8601, UTC), `remote_addr`, `method`, "
+        "`target`, `protocol`, `status`, `bytes` (of body), `duration_ms` (from the complete request head "
+        "to the last byte handed to the socket), `request_id`, `referer` and `user_agent`. Strings are "
+        "JSON-escaped; bytes that are not UTF-8 become U+FFFD. In the text formats, bytes outside "
+        'printable ASCII, `"` and `\\` are written as `\\xHH`.',
+        LOGGING,
+        core=True,
+    ),
+    Option(
+        "request_id_header",
+        FieldName(),
+        "X-Request-ID",
+        "The request field a request id is taken from; the application sees it there (WSGI "
+        "`HTTP_X_REQUEST_ID`, the API's `request.request_id` and `request.headers`), the response carries "
+        "it in the same field "
+        "(replacing one the application set) and the JSON access log records it. An incoming id is kept "
+        'when it is 1 to 128 visible ASCII characters other than `"` and `\\`, given once; otherwise, '
+        "or when the request has none, the server generates one (32 hex digits). Empty: no request ids.",
+        LOGGING,
+        core=True,
     ),
     Option(
         "log_level",
@@ -1020,6 +1064,8 @@ class WorkerConfig:
     static_max_age: int
     static_compress_cache: int  # bytes of compressed static copies per worker; 0: none
     breach_padding: bool
+    access_log_format: str  # "common", "combined" or "json"
+    request_id_header: str  # "" for none
     dispatch: DispatchPolicy
 
 

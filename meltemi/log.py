@@ -1,10 +1,10 @@
 """meltemi's logs: its own log, the access log, and one-line fatal errors.
 
-Loggers:
+The access log is not a logger: the C worker formats and writes its lines
+(see `open_access_log`). Loggers:
 - `meltemi` (and children such as `meltemi.master`): what the server does, as
   `[2026-11-21 14:00:00 +0000] [pid] [INFO] Booting worker 1 (pid 123)`;
 - `meltemi.error`: exceptions raised by the application, with their traceback;
-- `meltemi.access`: one Common Log Format line per request, when turned on.
 
 They do not propagate to the root logger, so a Django project's LOGGING does
 not print them twice; a project may still add handlers to them.
@@ -13,9 +13,8 @@ not print them twice; a project may still add handlers to them.
 from __future__ import annotations
 
 import logging
-import logging.handlers
+import os
 import sys
-from collections.abc import Callable
 
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
@@ -36,26 +35,20 @@ def setup(level: str = "info") -> None:
     logger.addHandler(handler)
 
 
-def access_logger(target: str | None) -> Callable[[str], None] | None:
-    """The callable the C worker calls with each access log line, or None when off.
+def open_access_log(target: str | None) -> int | None:
+    """The descriptor the C worker writes access log lines to, or None when off.
 
     `target` is "-" (standard error) or a file path, opened in append mode by
-    each worker; WatchedFileHandler reopens it when logrotate moves it away.
+    each worker (the worker keeps a duplicate; the caller closes this one).
+    The lines are formatted and written in C, one write() per line, for every
+    request, those answered on the I/O thread included. A rotated file is
+    reopened by the workers that SIGHUP starts (or use copytruncate).
     """
     if target is None:
         return None
-    access = logging.getLogger("meltemi.access")
-    access.setLevel(logging.INFO)
-    access.propagate = False
-    handler = logging.StreamHandler(sys.stderr) if target == "-" else logging.handlers.WatchedFileHandler(target)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-
-    def write(line: str) -> None:
-        # A line holds client-controlled text: never use it as a format string.
-        access.info("%s", line)
-
-    return write
+    if target == "-":
+        return os.dup(sys.stderr.fileno())
+    return os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
 def application_error(message: str, exc: BaseException) -> None:

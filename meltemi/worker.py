@@ -190,14 +190,22 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None) 
 
     if api is None and config.api:
         api = load_api(config.api)
-    return _core.Worker(
-        app,
-        [listener.core_tuple() for listener in listeners],
-        worker_config(config),
-        access_log=log.access_logger(config.access_log),
-        error_log=log.application_error,
-        api=api.c_routes() if api is not None else None,
-    )
+    from .api import request  # the API's Request.request_id reads the configured field
+
+    request.request_id_field = config.request_id_header.lower()
+    access_fd = log.open_access_log(config.access_log)
+    try:
+        return _core.Worker(
+            app,
+            [listener.core_tuple() for listener in listeners],
+            worker_config(config),
+            access_log=access_fd,
+            error_log=log.application_error,
+            api=api.c_routes() if api is not None else None,
+        )
+    finally:
+        if access_fd is not None:
+            os.close(access_fd)  # the worker keeps its own duplicate
 
 
 def _start_threads(core: Any, count: int) -> list[threading.Thread]:

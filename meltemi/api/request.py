@@ -9,6 +9,10 @@ import msgspec
 from .. import _core  # noqa: F401  (the C parser of query strings below)
 from .._core import parse_query
 
+# The request field that carries the request id (lowercase; option
+# request_id_header), set by meltemi.worker.build; "" when request ids are off.
+request_id_field = "x-request-id"
+
 
 def parse_cookies(header: str) -> dict[str, str]:
     """The Cookie field as a dict (the last of repeated names wins), leniently
@@ -71,6 +75,13 @@ class Request:
         self._cache: dict[Any, Any] | None = None
         self._cleanups: list[Any] | None = None
         self._django = None
+
+    @property
+    def request_id(self) -> str | None:
+        """The request's id (option `request_id_header`): the client's when it
+        sent a sane one, else the one the server generated; the response
+        carries the same. None when request ids are off."""
+        return self.headers.get(request_id_field) if request_id_field else None
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}>"

@@ -250,7 +250,7 @@ static PyObject *param_value(const char *s, const mt_route_value_t *v) {
 /* Header names, lowercase, as keys; repeated fields joined (", ", or "; "
  * for Cookie). Names with '_' are kept (a header is looked up by its own
  * name here, unlike in a WSGI environ). */
-static PyObject *headers_dict(const mt_conn_t *c) {
+static PyObject *headers_dict(const WorkerObject *w, const mt_conn_t *c) {
     PyObject *d = PyDict_New();
     if (d == NULL)
         return NULL;
@@ -286,6 +286,16 @@ static PyObject *headers_dict(const mt_conn_t *c) {
             return NULL;
         }
     }
+    /* The request id replaces an incoming field that was not kept. */
+    if (c->request_id_len && w->request_id_header_key) {
+        PyObject *id = PyUnicode_DecodeLatin1(c->request_id, c->request_id_len, NULL);
+        int rc = id ? PyDict_SetItem(d, w->request_id_header_key, id) : -1;
+        Py_XDECREF(id);
+        if (rc < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
     return d;
 }
 
@@ -305,7 +315,7 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
     args[3] = PyUnicode_DecodeUTF8(decoded, (Py_ssize_t)dlen, "replace");
     args[4] = h->query.len ? PyUnicode_DecodeLatin1(c->rbuf.data + h->query.off, h->query.len, NULL)
                            : Py_NewRef(ex->worker->st->str.empty);
-    args[5] = headers_dict(c);
+    args[5] = headers_dict(ex->worker, c);
     args[6] = PyTuple_New(m->nparams);
     if (args[3] == NULL || args[4] == NULL || args[5] == NULL || args[6] == NULL)
         goto done;

@@ -223,6 +223,10 @@ PyObject *mt_environ_build(WorkerObject *worker, mt_conn_t *conn, PyObject *inpu
     for (uint32_t i = 0; i < req->nheaders; i++)
         if (add_field(S, env, base, &req->headers[i]) < 0)
             goto error;
+    /* The request id replaces an incoming field that was not kept. */
+    if (conn->request_id_len && worker->request_id_environ_key &&
+        set_latin1(env, worker->request_id_environ_key, conn->request_id, conn->request_id_len) < 0)
+        goto error;
     if (req->chunked && PyDict_DelItem(env, S->CONTENT_LENGTH) < 0)
         PyErr_Clear(); /* llhttp refuses both; nothing to delete is the usual case */
 

@@ -94,6 +94,7 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
     mt_conn_t *c = ex->conn;
     mt_respond_t head;
     mt_respond_init(&head, &c->req, ex->keep_alive && mt_respond_keep_alive(c, false));
+    mt_respond_request_id(&head, c);
     Py_ssize_t slen, nlen, vlen;
     const char *status = latin1_bytes(ex->status, &slen, &holder);
     if (status == NULL)
@@ -527,25 +528,6 @@ static void answer_error(mt_exchange_t *ex, int status, const char *detail, bool
     ex->body_sent = 0;
 }
 
-static void access_log(mt_exchange_t *ex) {
-    char host[64];
-    int port;
-    mt_sock_peer_format(&ex->conn->peer, host, sizeof host, &port);
-    char size[24];
-    if (ex->body_sent)
-        snprintf(size, sizeof size, "%llu", ex->body_sent);
-    else
-        strcpy(size, "-");
-    PyObject *line = PyUnicode_FromFormat(
-        "%s - - [%s] \"%U %U HTTP/1.%d\" %d %s", host[0] ? host : "-", mt_clock_log_date(), ex->method,
-        ex->uri ? ex->uri : ex->worker->st->str.empty, ex->conn->req.http_minor, ex->status_code, size);
-    PyObject *result = line ? PyObject_CallOneArg(ex->worker->access_log, line) : NULL;
-    if (result == NULL)
-        PyErr_Clear(); /* the access log never breaks a response */
-    Py_XDECREF(result);
-    Py_XDECREF(line);
-}
-
 bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handler) {
     mt_buf_t *out = &handler->out;
     mt_exchange_t ex = {
@@ -634,8 +616,13 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
             mt_log_exception(worker, "Error looking up close() of the response iterable");
         Py_XDECREF(close);
     }
-    if (worker->access_log && !ex.failed)
-        access_log(&ex);
+    /* The access log line is written by hand_back (worker.c), after the
+     * response's last write, without the GIL; a client that went away is
+     * not logged. */
+    if (!ex.failed) {
+        conn->answer_status = ex.status_code;
+        conn->answer_bytes = ex.body_sent;
+    }
 done:
     if (start_response) {
         start_response->exchange = NULL;

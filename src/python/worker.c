@@ -1,10 +1,13 @@
 /* meltemi._core.Worker: one worker process's server, driven from Python
  * (meltemi/worker.py): start() spawns the C I/O thread, handle_requests() is
  * the body of each handler thread, shutdown() and join() stop it. */
+#include <ctype.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "codec.h"
@@ -116,6 +119,53 @@ static int config_dispatch(PyObject *config, mt_dispatch_policy_t *out) {
     return rc;
 }
 
+/* config.access_log_format and config.request_id_header (a token of at most
+ * 64 bytes, checked by config.py). */
+static int log_config(WorkerObject *self, PyObject *cfg, mt_server_config_t *config) {
+    PyObject *format = PyObject_GetAttrString(cfg, "access_log_format");
+    PyObject *header = format ? PyObject_GetAttrString(cfg, "request_id_header") : NULL;
+    const char *f = header ? PyUnicode_AsUTF8(format) : NULL;
+    Py_ssize_t n = 0;
+    const char *h = f ? PyUnicode_AsUTF8AndSize(header, &n) : NULL;
+    int rc = -1;
+    if (h == NULL)
+        goto done;
+    if (strcmp(f, "common") == 0)
+        self->access_log.format = MT_ACCESSLOG_COMMON;
+    else if (strcmp(f, "combined") == 0)
+        self->access_log.format = MT_ACCESSLOG_COMBINED;
+    else if (strcmp(f, "json") == 0)
+        self->access_log.format = MT_ACCESSLOG_JSON;
+    else {
+        PyErr_Format(PyExc_ValueError, "WorkerConfig.access_log_format: %s is not a format", f);
+        goto done;
+    }
+    if ((size_t)n >= sizeof self->request_id_name) {
+        PyErr_SetString(PyExc_ValueError, "WorkerConfig.request_id_header: too long");
+        goto done;
+    }
+    if (n > 0) {
+        memcpy(self->request_id_name, h, (size_t)n + 1);
+        for (Py_ssize_t i = 0; i <= n; i++)
+            self->request_id_lower[i] = (char)tolower((unsigned char)h[i]);
+        char key[5 + sizeof self->request_id_name] = "HTTP_";
+        for (Py_ssize_t i = 0; i <= n; i++)
+            key[5 + i] = h[i] == '-' ? '_' : (char)toupper((unsigned char)h[i]);
+        Py_XSETREF(self->request_id_environ_key, PyUnicode_InternFromString(key));
+        Py_XSETREF(self->request_id_header_key, PyUnicode_InternFromString(self->request_id_lower));
+        if (self->request_id_environ_key == NULL || self->request_id_header_key == NULL)
+            goto done;
+        config->request_id_header = self->request_id_lower;
+        config->request_id_name = self->request_id_name;
+        config->request_id_header_len = (size_t)n;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(format);
+    Py_XDECREF(header);
+    return rc;
+}
+
 /* The server's part of the WorkerConfig. */
 static int server_config(PyObject *cfg, mt_server_config_t *config) {
     unsigned long long line, head, headers, body, conns, write_buffer;
@@ -213,8 +263,9 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     mt_server_config_t config = {.linger_ms = 2000, .limits.max_chunk_ext = 4096};
     int threads;
     bool multiprocess;
-    if (server_config(cfg, &config) < 0 || response_config(self, cfg) < 0 || config_int(cfg, "threads", &threads) < 0 ||
-        config_bool(cfg, "multiprocess", &multiprocess) < 0)
+    self->access_log.fd = -1;
+    if (server_config(cfg, &config) < 0 || response_config(self, cfg) < 0 || log_config(self, cfg, &config) < 0 ||
+        config_int(cfg, "threads", &threads) < 0 || config_bool(cfg, "multiprocess", &multiprocess) < 0)
         return -1;
     if ((scheme = PyObject_GetAttrString(cfg, "url_scheme")) == NULL)
         return -1;
@@ -224,6 +275,20 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     }
     if (api != Py_None && (self->api = mt_api_create(api)) == NULL)
         goto error;
+    if (access_log != Py_None) {
+        long fd = PyLong_AsLong(access_log);
+        if (fd == -1 && PyErr_Occurred())
+            goto error;
+        if (fd < 0 || fd > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "access_log: a file descriptor");
+            goto error;
+        }
+        if ((self->access_log.fd = fcntl((int)fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto error;
+        }
+        config.access_log = &self->access_log;
+    }
     if (self->statics) {
         config.answer_inline = answer_static_inline;
         config.inline_ctx = self;
@@ -257,10 +322,6 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     self->server_ready = true;
     Py_INCREF(app);
     self->app = app;
-    if (access_log != Py_None) {
-        Py_INCREF(access_log);
-        self->access_log = access_log;
-    }
     if (error_log != Py_None) {
         Py_INCREF(error_log);
         self->error_log = error_log;
@@ -292,8 +353,11 @@ static void Worker_dealloc(WorkerObject *self) {
     mt_api_destroy(self->api);
     Py_XDECREF(self->app);
     Py_XDECREF(self->environ_template);
-    Py_XDECREF(self->access_log);
+    if (self->access_log.fd >= 3) /* a duplicate of ours (0 until Worker_init) */
+        close(self->access_log.fd);
     Py_XDECREF(self->error_log);
+    Py_XDECREF(self->request_id_environ_key);
+    Py_XDECREF(self->request_id_header_key);
     PyTypeObject *type = Py_TYPE(self);
     type->tp_free((PyObject *)self);
     Py_DECREF(type); /* a heap type's instances hold a reference to it */
@@ -331,6 +395,13 @@ static mt_conn_t *hand_back(mt_server_t *s, mt_conn_t *c, mt_handler_t *handler,
         if (mt_conn_writev(c, &iov, 1) < 0)
             keep_alive = false;
         handler->out.len = 0;
+    }
+    /* Whoever answered (a static file, the API's C answer, Python) left
+     * its status on the connection: the line is written here, once the
+     * last byte was handed out, without the GIL. */
+    if (c->answer_status) {
+        mt_accesslog_conn(s->config.access_log, c, c->answer_status, c->answer_bytes, true);
+        c->answer_status = 0;
     }
     if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
         keep_alive = false;

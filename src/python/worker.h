@@ -3,6 +3,7 @@
 #ifndef MT_PY_WORKER_H
 #define MT_PY_WORKER_H
 
+#include "accesslog.h"
 #include "buf.h"
 #include "compress.h"
 #include "conn.h"
@@ -24,9 +25,13 @@ typedef struct WorkerObject {
     PyObject *environ_template; /* the keys that are the same for every request */
     mt_py_listener_t *listeners;
     int nlisteners;
-    PyObject *access_log;   /* callable(str) or NULL */
-    PyObject *error_log;    /* callable(str, BaseException) or NULL */
-    unsigned compress_mask; /* MT_CODING_MASK bits of the codings offered */
+    mt_accesslog_t access_log; /* fd < 3: off; else the worker's own duplicate, closed with it */
+    char request_id_name[65];  /* the request id's field as configured ("" none), and lowercase */
+    char request_id_lower[65];
+    PyObject *request_id_environ_key; /* "HTTP_X_REQUEST_ID" (NULL: no request ids) */
+    PyObject *request_id_header_key;  /* "x-request-id", for the API's request.headers */
+    PyObject *error_log;              /* callable(str, BaseException) or NULL */
+    unsigned compress_mask;           /* MT_CODING_MASK bits of the codings offered */
     unsigned long long compress_min_size;
     bool breach_padding;       /* pad compressed HTML with a random-length comment */
     int compress_level[4];     /* by mt_coding_t */

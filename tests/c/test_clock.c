@@ -37,6 +37,19 @@ static void test_log_date(void) {
     is_str(got, want, "log date matches strftime of gmtime (Common Log Format, UTC)");
 }
 
+static void test_iso_date(void) {
+    char got[64], want[64];
+    expected_now(mt_clock_iso_date, "%Y-%m-%dT%H:%M:%SZ", got, sizeof got, want, sizeof want);
+    is_int(strlen(got), MT_ISO_DATE_LEN, "ISO date is %d characters", MT_ISO_DATE_LEN);
+    is_str(got, want, "ISO date matches strftime of gmtime (ISO 8601, UTC)");
+}
+
+static void test_now_us(void) {
+    int64_t a = mt_clock_now_us(), ms = mt_clock_now_ms(), b = mt_clock_now_us();
+    ok(b >= a, "microseconds never go back");
+    ok(a / 1000 <= ms + 1 && ms <= b / 1000 + 1, "microseconds and milliseconds share the clock");
+}
+
 /* The cache is only refreshed when the second changes: plant a marker in it
  * and see it kept within the second and replaced once the cached second is
  * stale. */
@@ -104,6 +117,8 @@ static void test_monotonic(void) {
 int main(void) {
     test_http_date();
     test_log_date();
+    test_iso_date();
+    test_now_us();
     test_cache_refresh();
     test_thread_local();
     test_monotonic();

@@ -427,6 +427,55 @@ static void test_end_fields(void) {
     mt_buf_dispose(&b);
 }
 
+/* The request id: echoed once, under the configured name, replacing the
+ * producer's own field of that name (any case); nothing without an id or
+ * without the option. */
+static void test_request_id(void) {
+    mt_server_t server = {.config = {.request_id_header = "x-request-id",
+                                     .request_id_name = "X-Request-ID",
+                                     .request_id_header_len = 12}};
+    mt_conn_t c = {.server = &server, .request_id_len = 5};
+    memcpy(c.request_id, "id-42", 5);
+    mt_request_t req = {.method_id = HTTP_GET, .http_minor = 1};
+    mt_buf_t b;
+    mt_buf_init(&b);
+    mt_respond_t r;
+    mt_respond_init(&r, &req, true);
+    mt_respond_request_id(&r, &c);
+    mt_respond_status(&r, &b, 200);
+    is_int(mt_respond_field(&r, &b, "x-REQUEST-id", 12, "from-app", 8), 0, "the producer's id is accepted...");
+    mt_respond_field(&r, &b, "X-Other", 7, "1", 1);
+    mt_respond_end(&r, &b, NULL, 0);
+    text(&b);
+    ok(strstr(b.data, "from-app") == NULL, "... and dropped");
+    is_int(count_fields(b.data, "X-Request-ID"), 1, "one id field");
+    is_str(field(b.data, "X-Request-ID"), "id-42", "the connection's id, under the configured name");
+    b.len = 0;
+    mt_respond_init(&r, &req, true);
+    mt_respond_answer(&r, &b, 405, NULL, 0, "text/plain", "no", 2);
+    text(&b);
+    is_int(count_fields(b.data, "X-Request-ID"), 0, "without mt_respond_request_id: no id");
+    b.len = 0;
+    c.request_id_len = 0;
+    mt_respond_init(&r, &req, true);
+    mt_respond_request_id(&r, &c);
+    mt_respond_status(&r, &b, 200);
+    mt_respond_field(&r, &b, "X-Request-ID", 12, "kept", 4);
+    mt_respond_end(&r, &b, NULL, 0);
+    text(&b);
+    is_str(field(b.data, "X-Request-ID"), "kept", "a connection without an id leaves the producer's field");
+    server.config.request_id_name = NULL;
+    c.request_id_len = 5;
+    b.len = 0;
+    mt_respond_init(&r, &req, true);
+    mt_respond_request_id(&r, &c);
+    mt_respond_status(&r, &b, 204);
+    mt_respond_end(&r, &b, NULL, 0);
+    text(&b);
+    is_int(count_fields(b.data, "X-Request-ID"), 0, "request ids off: none");
+    mt_buf_dispose(&b);
+}
+
 static void test_answer(void) {
     mt_buf_t b;
     mt_buf_init(&b);
@@ -550,6 +599,7 @@ int main(void) {
     test_vary();
     test_etag();
     test_end_fields();
+    test_request_id();
     test_answer();
     test_error_response();
     mt_buf_pool_drain();

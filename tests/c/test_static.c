@@ -9,6 +9,8 @@
 #include "http1.c"
 #include "http1_write.c"
 #include "respond.c"
+#include "accesslog.c"
+#include "requestid.c"
 #include "output.c"
 #include "conn.c"
 #include "server.c"

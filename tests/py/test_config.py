@@ -188,6 +188,8 @@ def test_worker_options_are_the_core_keywords():
         "static_max_age": 60,
         "static_compress_cache": 16 << 20,
         "breach_padding": False,
+        "access_log_format": "common",
+        "request_id_header": "X-Request-ID",
     }
 
 

@@ -103,6 +103,9 @@ def test_environ_basics(server):
     assert env["wsgi.multiprocess"] in (True, False)
     assert env["wsgi.run_once"] is False
     assert env["wsgi.input_terminated"] is True
+    # The request id the server generated (none was sent) is passed like an incoming field.
+    request_id = env["headers"].pop("HTTP_X_REQUEST_ID")
+    assert len(request_id) == 32 and int(request_id, 16) >= 0
     assert env["headers"] == {"HTTP_HOST": host.decode()}
 
 

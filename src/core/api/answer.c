@@ -13,9 +13,12 @@ static int send_answer(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, int status
                        const char *ctype, const char *body, size_t blen) {
     mt_respond_t head;
     mt_respond_init(&head, &c->req, *keep_alive && mt_respond_keep_alive(c, false));
+    mt_respond_request_id(&head, c);
     out->len = 0;
     int rc = mt_respond_answer(&head, out, status, fields, nfields, ctype, body, blen);
     *keep_alive = head.keep_alive;
+    c->answer_status = status;
+    c->answer_bytes = head.no_body ? 0 : blen;
     if (rc == 0) {
         struct iovec iov = {out->data, out->len};
         rc = mt_conn_writev(c, &iov, 1);

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "http1_write.h"
+#include "server.h"
 
 static bool name_is(const char *s, size_t n, const char *lower, size_t m) {
     return n == m && strncasecmp(s, lower, m) == 0;
@@ -157,9 +158,20 @@ static int write_vary(mt_respond_t *r, mt_buf_t *out, const char *name, size_t n
     return mt_buf_append(out, "\r\n", 2);
 }
 
+void mt_respond_request_id(mt_respond_t *r, const mt_conn_t *c) {
+    if (c->request_id_len == 0 || c->server == NULL || c->server->config.request_id_name == NULL)
+        return;
+    r->id_name = c->server->config.request_id_name;
+    r->id_nlen = c->server->config.request_id_header_len;
+    r->id = c->request_id;
+    r->id_len = c->request_id_len;
+}
+
 int mt_respond_field(mt_respond_t *r, mt_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen) {
     if (!mt_http1_token_valid(name, nlen) || !mt_http1_value_valid(value, vlen))
         return -EINVAL;
+    if (r->id && nlen == r->id_nlen && strncasecmp(name, r->id_name, nlen) == 0)
+        return 0; /* the server's request id replaces the producer's */
     switch (nlen) {
     case 2:
         if (name_is(name, nlen, "te", 2))
@@ -219,6 +231,8 @@ int mt_respond_end(mt_respond_t *r, mt_buf_t *out, const char *coding, long long
     int rc = r->has_date ? 0 : mt_http1_write_date(out);
     if (rc == 0 && coding)
         rc = mt_http1_write_line(out, "Content-Encoding", 16, coding, strlen(coding), NULL, 0);
+    if (rc == 0 && r->id)
+        rc = mt_http1_write_line(out, r->id_name, r->id_nlen, r->id, r->id_len, NULL, 0);
     if (rc == 0 && r->vary && !r->vary_done) {
         rc = mt_buf_append(out, "Vary: Accept-Encoding\r\n", 23);
         r->vary_done = true;

@@ -55,6 +55,11 @@ typedef struct mt_respond {
     bool vary_done;            /* a written Vary field names Accept-Encoding (or is "*") */
     bool vary_added;           /* ... because the writer appended it */
     long long declared_length; /* the producer's Content-Length, or -1 */
+    /* The request id and the field that carries it (mt_respond_request_id). */
+    const char *id_name;
+    size_t id_nlen;
+    const char *id;
+    size_t id_len;
 } mt_respond_t;
 
 /* A field the server composes for its own answers. */
@@ -69,6 +74,13 @@ typedef struct mt_field {
  * answered as to a GET over HTTP/1.1). keep_alive: whether the connection may
  * stay open as far as the caller knows. */
 void mt_respond_init(mt_respond_t *r, const mt_request_t *req, bool keep_alive);
+
+/* Echoes c's request id (if the server gives request ids) in the field the
+ * server config names: the writer appends it at mt_respond_end, and drops a
+ * field of the producer's with the same name, so the client, the
+ * application and the access log see one id. Call it after mt_respond_init;
+ * the id must stay in c until the head is built. */
+void mt_respond_request_id(mt_respond_t *r, const mt_conn_t *c);
 
 /* Whether the connection of c may carry another request after this one: the
  * request allows it, the server is not draining (`draining`), and the client

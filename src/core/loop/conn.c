@@ -51,8 +51,20 @@ static int send_continue(mt_conn_t *c) {
  * body. Returns bytes read (> 0), -MT_ECLOSED, -ETIMEDOUT or -errno. */
 static ssize_t read_more(mt_conn_t *c) {
     if (c->head_consumed && c->rpos) {
-        mt_buf_consume(&c->rbuf, c->rpos);
-        c->rpos = 0;
+        /* With an access log, the head's spans are read once more after the
+         * response: its bytes stay (at most max_head_size), the body read
+         * so far goes. */
+        size_t keep = 0;
+        if (c->server->config.access_log) {
+            const mt_request_t *r = &c->req;
+            keep = r->target.off + r->target.len;
+            if (r->nheaders)
+                keep = MT_MAX(keep, r->headers[r->nheaders - 1].value.off + r->headers[r->nheaders - 1].value.len);
+            keep = MT_MIN(keep, c->rpos);
+        }
+        memmove(c->rbuf.data + keep, c->rbuf.data + c->rpos, c->rbuf.len - c->rpos);
+        c->rbuf.len -= c->rpos - keep;
+        c->rpos = keep;
     }
     if (c->rbuf.cap - c->rbuf.len < 4096 && mt_buf_reserve(&c->rbuf, MT_BUF_BLOCK / 2) < 0)
         return -ENOMEM;
@@ -355,6 +367,10 @@ int mt_conn_init(mt_conn_t *c, struct mt_server *s, int fd) {
     c->continue_sent = false;
     c->input_pending = false;
     c->requests = 0;
+    c->head_us = 0;
+    c->request_id_len = 0;
+    c->answer_status = 0;
+    c->answer_bytes = 0;
     mt_output_init(&c->out);
     c->out_armed = false;
     c->keep_alive_after = false;

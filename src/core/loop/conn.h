@@ -36,6 +36,9 @@
 
 struct mt_server;
 
+/* The longest request id kept: a longer incoming one is replaced. */
+#define MT_REQUEST_ID_MAX 128
+
 typedef enum mt_conn_state {
     MT_CONN_IDLE,   /* I/O thread: keep-alive, waiting for the first byte of a request */
     MT_CONN_HEAD,   /* I/O thread: part of a request head has arrived */
@@ -92,6 +95,16 @@ typedef struct mt_conn {
     bool continue_sent; /* "100 Continue" went out for this request */
     bool input_pending; /* MT_CONN_OPEN: rbuf holds bytes the protocol has not seen yet */
     uint32_t requests;  /* requests answered on this connection */
+    int64_t head_us;    /* when the current request's head was complete (mt_clock_now_us), 0: not yet */
+    /* The current request's id (taken from the configured header or
+     * generated; see requestid.h), for the application, the response and
+     * the access log. */
+    uint8_t request_id_len;
+    char request_id[MT_REQUEST_ID_MAX];
+    /* What an answer given in C sent (static files, the API's C answers),
+     * set by its producer for the access log. */
+    int answer_status;
+    unsigned long long answer_bytes;
 
     /* Output: the queue and what the I/O thread and the producer share,
      * under out_lock. */

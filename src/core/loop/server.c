@@ -11,8 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "clock.h"
 #include "common.h"
+#include "requestid.h"
 #include "respond.h"
 #include "sock.h"
 
@@ -136,10 +138,12 @@ static void answer_and_linger(mt_server_t *s, mt_conn_t *c, const char *out, siz
 static void answer_error(mt_server_t *s, mt_conn_t *c, int status, const char *reason) {
     mt_buf_t out;
     mt_buf_init(&out);
-    if (mt_respond_error(&out, NULL, status, reason, false) == 0)
+    if (mt_respond_error(&out, NULL, status, reason, false) == 0) {
+        mt_accesslog_conn(s->config.access_log, c, status, mt_accesslog_body_length(out.data, out.len), false);
         answer_and_linger(s, c, out.data, out.len);
-    else
+    } else {
         answer_and_linger(s, c, NULL, 0);
+    }
     mt_buf_dispose(&out);
 }
 
@@ -165,6 +169,8 @@ static void serve_or_dispatch(mt_server_t *s, mt_conn_t *c) {
             mt_queue_push(&s->queue, &c->qitem);
             return;
         }
+        mt_accesslog_conn(s->config.access_log, c, c->answer_status, c->answer_bytes, true);
+        c->answer_status = 0;
         MT_COUNT(requests_started);
         MT_COUNT(requests_finished);
         atomic_fetch_add_explicit(&s->requests_handled, 1, memory_order_relaxed);
@@ -185,7 +191,14 @@ static int parse_input(mt_server_t *s, mt_conn_t *c) {
         answer_error(s, c, c->req.error_status, c->req.error_reason);
         return -1;
     }
-    return c->req.head_complete ? 1 : 0;
+    if (!c->req.head_complete)
+        return 0;
+    if (c->head_us == 0) {
+        c->head_us = mt_clock_now_us();
+        if (s->config.request_id_header)
+            mt_request_id_assign(c, s->config.request_id_header, s->config.request_id_header_len);
+    }
+    return 1;
 }
 
 static void http1_on_readable(mt_server_t *s, mt_conn_t *c) {
@@ -285,6 +298,7 @@ static void http1_on_timeout(mt_server_t *s, mt_conn_t *c) {
         mt_buf_t out;
         mt_buf_init(&out);
         if (mt_respond_error(&out, NULL, 408, "the request head did not arrive in time", false) == 0) {
+            mt_accesslog_conn(s->config.access_log, c, 408, mt_accesslog_body_length(out.data, out.len), false);
             ssize_t ignored = write(c->fd, out.data, out.len);
             (void)ignored;
         }
@@ -610,6 +624,8 @@ static mt_conn_t *after_response(mt_server_t *s, mt_conn_t *c, bool keep_alive) 
     c->body.len = 0;
     c->head_consumed = false;
     c->continue_sent = false;
+    c->head_us = 0;
+    c->request_id_len = 0;
     mt_http1_next(&c->req, 0);
     if (c->rbuf.len > 0) {
         int r = parse_input(s, c);

@@ -48,6 +48,15 @@ typedef struct mt_server_config {
      * wait on the I/O thread. NULL: every request goes to a handler. */
     bool (*answer_inline)(void *ctx, mt_conn_t *c, bool *keep_alive);
     void *inline_ctx;
+    /* The access log (accesslog.h), or NULL: off. Read-only; the server logs
+     * the answers it gives itself and those of answer_inline. */
+    const struct mt_accesslog *access_log;
+    /* The field a request id is taken from (lowercase), or NULL: no request
+     * ids. Each complete head gets one (requestid.h), echoed in the response
+     * in the field `request_id_name` (the same name, as configured). */
+    const char *request_id_header;
+    const char *request_id_name;
+    size_t request_id_header_len;
 } mt_server_config_t;
 
 typedef struct mt_listener {

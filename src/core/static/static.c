@@ -297,6 +297,8 @@ static int answer_text(reply_t *r, int status, const mt_field_t *fields, int nfi
     int blen = snprintf(body, sizeof body, "%d %s\n", status, mt_http1_reason(status));
     int rc =
         mt_respond_answer(&r->head, &r->out, status, fields, nfields, "text/plain; charset=utf-8", body, (size_t)blen);
+    r->c->answer_status = status;
+    r->c->answer_bytes = r->head.no_body ? 0 : (unsigned long long)blen;
     return rc ? rc : send_out(r);
 }
 
@@ -521,6 +523,8 @@ static int answer_file(reply_t *r, const mt_request_t *req, const char *base, mt
                             (long long)(size ? last - first + 1 : 0));
     if (rc < 0)
         return rc;
+    r->c->answer_status = status;
+    r->c->answer_bytes = status == 304 || head_only || size == 0 ? 0 : last - first + 1;
     if (status == 304 || head_only || size == 0)
         return send_out(r);
     return send_file(r, rep->fd, (off_t)first, (size_t)(last - first + 1));
@@ -531,6 +535,9 @@ int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
     const char *base = c->rbuf.data;
     reply_t r = {.c = c};
     mt_respond_init(&r.head, req, mt_respond_keep_alive(c, mt_server_draining(c->server)));
+    mt_respond_request_id(&r.head, c);
+    c->answer_status = 0;
+    c->answer_bytes = 0;
     mt_buf_init(&r.out);
     mt_file_t *file = NULL, *variants[NCODINGS] = {NULL};
     mt_file_t copy;
