@@ -190,9 +190,12 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None) 
 
     if api is None and config.api:
         api = load_api(config.api)
-    from .api import request  # the API's Request.request_id reads the configured field
+    if api is not None:
+        # The API's Request.request_id reads the configured field. Only with an API: a WSGI application
+        # alone does not load the API's modules (nor msgspec).
+        from .api import request
 
-    request.request_id_field = config.request_id_header.lower()
+        request.request_id_field = config.request_id_header.lower()
     access_fd = log.open_access_log(config.access_log)
     try:
         return _core.Worker(
