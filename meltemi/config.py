@@ -289,14 +289,15 @@ class AccessLog(ValueType):
 
 
 class FieldName(ValueType):
-    """An HTTP field name (a token), or "" for none."""
+    """An HTTP field name (a token without '_'), or "" for none. The server drops request fields whose name has
+    an '_' (in the WSGI environ they could pose as another field), so such a name could never be read."""
 
-    expected = "an HTTP field name (letters, digits and !#$%&'*+-.^_`|~), or '' for none"
+    expected = "an HTTP field name (letters, digits and !#$%&'*+-.^`|~, no '_'), or '' for none"
     metavar = "NAME"
 
     def parse(self, text: str) -> str:
         text = text.strip()
-        if text and not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}", text):
+        if text and not re.fullmatch(r"[!#$%&'*+\-.^`|~0-9A-Za-z]{1,64}", text):
             raise ValueError
         return text
 

@@ -217,6 +217,9 @@ def test_option_validation():
         resolve(parse_cli("--request-id-header", "X Request"), {}, None)
     with pytest.raises(ConfigError):
         resolve(parse_cli(), {"MELTEMI_REQUEST_ID_HEADER": "X:Y"}, None)
+    # Request fields whose name has an '_' are dropped by the server: such a name could never be read.
+    with pytest.raises(ConfigError, match="no '_'"):
+        resolve(parse_cli("--request-id-header", "X_Request_ID"), {}, None)
 
 
 def test_head_timeout_is_logged(start_server, tmp_path, static_dir):
