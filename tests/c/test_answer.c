@@ -16,20 +16,14 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include "server_limits.h"
 #include "tap.h"
 
 /* conn.c only reads c->server->config; small answers never queue. */
 static mt_server_t server = {
     .config =
         {
-            .limits = {.max_request_line = 1024,
-                       .max_head_size = 8192,
-                       .max_headers = 32,
-                       .max_body_size = 1 << 20,
-                       .max_chunk_ext = 256},
-            .write_timeout_ms = 2000,
-            .output_high_water = 65536,
-            .output_low_water = 16384,
+            MT_TEST_LIMITS,
         },
 };
 

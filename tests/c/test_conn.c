@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "server_limits.h"
 #include "tap.h"
 #include "pump.h"
 
@@ -22,17 +23,10 @@
 static mt_server_t server = {
     .config =
         {
-            .limits = {.max_request_line = 1024,
-                       .max_head_size = 8192,
-                       .max_headers = 32,
-                       .max_body_size = 1 << 20,
-                       .max_chunk_ext = 256},
+            MT_TEST_LIMITS,
             .head_timeout_ms = 200,
             .body_timeout_ms = 300,
             .keepalive_timeout_ms = 200,
-            .write_timeout_ms = 2000,
-            .output_high_water = 65536,
-            .output_low_water = 16384,
             .linger_ms = 50,
             .max_connections = 16,
         },
