@@ -206,6 +206,8 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
     mt_route_match_t *m = &h->match;
     if (m->status == MT_ROUTE_NONE)
         return MT_API_NONE;
+    if (m->route >= 0)
+        c->metric_route = mt_metrics_api_route(m->route);
     if (m->status == MT_ROUTE_FOUND && api->routes[m->route].endpoint) {
         h->route = m->route;
         h->path = path;

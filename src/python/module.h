@@ -59,6 +59,6 @@ static inline bool mt_check_positional(const char *name, Py_ssize_t nargs, Py_ss
 }
 
 /* The module-level functions of codec.c, precompress.c and api.c. */
-extern PyMethodDef mt_codec_methods[], mt_precompress_methods[], mt_api_methods[];
+extern PyMethodDef mt_codec_methods[], mt_precompress_methods[], mt_api_methods[], mt_metrics_methods[];
 
 #endif

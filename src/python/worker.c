@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "codec.h"
+#include "region.h"
 #include "environ.h"
 #include "response.h"
 #include "worker.h"
@@ -43,6 +44,7 @@ static bool answer_static_inline(void *ctx, mt_conn_t *c, bool *keep_alive) {
     WorkerObject *self = ctx;
     if (!mt_static_match(self->statics, &c->req, c->rbuf.data))
         return false;
+    c->metric_route = MT_METRICS_ROUTE_STATIC;
     if (mt_static_serve(self->statics, c, keep_alive) < 0)
         *keep_alive = false;
     return true;
@@ -244,16 +246,17 @@ static int response_config(WorkerObject *self, PyObject *cfg) {
 }
 
 static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"app", "listeners", "config", "access_log", "error_log", "api", NULL};
+    static char *keywords[] = {"app", "listeners", "config", "access_log", "error_log", "api", "metrics", NULL};
     PyObject *app, *listeners, *cfg, *access_log = Py_None, *error_log = Py_None, *api = Py_None;
+    PyObject *metrics = Py_None;
     PyObject *scheme = NULL;
     int *fds = NULL;
     if (self->server_ready) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O|$OOO:Worker", keywords, &app, &PyList_Type, &listeners, &cfg,
-                                     &access_log, &error_log, &api))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O|$OOOO:Worker", keywords, &app, &PyList_Type, &listeners, &cfg,
+                                     &access_log, &error_log, &api, &metrics))
         return -1;
     self->st = mt_state_of((PyObject *)self);
     if (!PyCallable_Check(app)) {
@@ -288,6 +291,11 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
             goto error;
         }
         config.access_log = &self->access_log;
+    }
+    if (metrics != Py_None && !self->metrics_attached) {
+        if ((config.metrics = mt_metrics_attach(metrics, &self->metrics_view)) == NULL)
+            goto error;
+        self->metrics_attached = true;
     }
     if (self->statics) {
         config.answer_inline = answer_static_inline;
@@ -356,6 +364,8 @@ static void Worker_dealloc(WorkerObject *self) {
     if (self->access_log.fd >= 3) /* a duplicate of ours (0 until Worker_init) */
         close(self->access_log.fd);
     Py_XDECREF(self->error_log);
+    if (self->metrics_attached) /* after the server: its threads wrote to it */
+        PyBuffer_Release(&self->metrics_view);
     Py_XDECREF(self->request_id_environ_key);
     Py_XDECREF(self->request_id_header_key);
     PyTypeObject *type = Py_TYPE(self);
@@ -400,9 +410,10 @@ static mt_conn_t *hand_back(mt_server_t *s, mt_conn_t *c, mt_handler_t *handler,
      * its status on the connection: the line is written here, once the
      * last byte was handed out, without the GIL. */
     if (c->answer_status) {
-        mt_accesslog_conn(s->config.access_log, c, c->answer_status, c->answer_bytes, true);
+        mt_server_record(s, c, c->answer_status, c->answer_bytes, true);
         c->answer_status = 0;
     }
+    c->metric_route = MT_METRICS_ROUTE_SERVER;
     if (keep_alive && !c->req.message_complete && mt_conn_body_skip(c, 1 << 20) < 0)
         keep_alive = false;
     return mt_server_finish(s, c, keep_alive);
@@ -426,7 +437,9 @@ static mt_conn_t *serve_in_c(WorkerObject *self, mt_conn_t *c, mt_handler_t *han
     handler->route = -1;
     while (c) {
         bool keep_alive = false;
+        c->metric_route = MT_METRICS_ROUTE_WSGI; /* unless routed below */
         if (self->statics && mt_static_match(self->statics, &c->req, c->rbuf.data)) {
+            c->metric_route = MT_METRICS_ROUTE_STATIC;
             if (mt_static_serve(self->statics, c, &keep_alive) < 0)
                 keep_alive = false;
         } else if (self->api) {
@@ -576,8 +589,9 @@ static PyGetSetDef Worker_getset[] = {
 };
 
 static PyType_Slot Worker_slots[] = {
-    {Py_tp_doc, "Worker(app, listeners, config, *, access_log=None, error_log=None, api=None)\n--\n\n"
-                "A worker process's HTTP server; config is a meltemi.config.WorkerConfig."},
+    {Py_tp_doc, "Worker(app, listeners, config, *, access_log=None, error_log=None, api=None, metrics=None)\n--\n\n"
+                "A worker process's HTTP server; config is a meltemi.config.WorkerConfig. metrics: (region, slot, "
+                "route names), the slot of the master's shared metrics region this worker counts in."},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, Worker_init},
     {Py_tp_dealloc, Worker_dealloc},

@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "compress.h"
 #include "conn.h"
+#include "metrics.h"
 #include "module.h"
 #include "router.h"
 #include "server.h"
@@ -37,6 +38,8 @@ typedef struct WorkerObject {
     int compress_level[4];     /* by mt_coding_t */
     struct mt_static *statics; /* NULL when no directory is mounted */
     struct mt_api *api;        /* NULL without a typed API */
+    Py_buffer metrics_view;    /* the shared metrics region, held while metrics_attached */
+    bool metrics_attached;
 } WorkerObject;
 
 /* What a handler thread keeps from one request to the next. */

@@ -14,6 +14,7 @@
 #include "requestid.c"
 #include "output.c"
 #include "conn.c"
+#include "metrics.c"
 #include "server.c"
 
 #include <pthread.h>

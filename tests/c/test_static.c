@@ -13,6 +13,7 @@
 #include "requestid.c"
 #include "output.c"
 #include "conn.c"
+#include "metrics.c"
 #include "server.c"
 #include "compress.c"
 #include "zcache.c"

@@ -19,6 +19,7 @@
 #include "requestid.c"
 #include "output.c"
 #include "conn.c"
+#include "metrics.c"
 #include "server.c"
 #include "ws_deflate.c"
 #include "ws_frame.c"

@@ -420,6 +420,7 @@ static void match_once(const mt_router_t *r, int method, const char *path, size_
     segment_t segs[MT_ROUTER_MAX_SEGMENTS];
     walk_t w = {.path = path, .n = n, .scratch = scratch, .segs = segs, .method = method, .bad = -1};
     m->status = MT_ROUTE_NONE;
+    m->route = -1;
     m->nparams = 0;
     if (n == 0 || path[0] != '/' || !split(&w, segs))
         return;
@@ -437,6 +438,7 @@ static void match_once(const mt_router_t *r, int method, const char *path, size_
         m->bad_param = w.invalid_bad;
     } else if (w.shape) {
         m->status = method == HTTP_OPTIONS ? MT_ROUTE_OPTIONS : MT_ROUTE_METHOD;
+        m->route = route_for(w.shape, method);
         m->allow = allow_of(w.shape);
     }
 }
@@ -458,6 +460,7 @@ void mt_router_match(const mt_router_t *r, int method, const char *path, size_t 
     match_once(r, method, toggled, tn, toggled + tn, &other);
     if (other.status != MT_ROUTE_NONE) {
         m->status = MT_ROUTE_REDIRECT;
+        m->route = other.route;
         m->nparams = 0;
     }
 }

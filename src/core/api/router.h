@@ -52,7 +52,8 @@ typedef struct mt_route_value {
 
 typedef struct mt_route_match {
     mt_route_status_t status;
-    int route;      /* FOUND, INVALID: the route id given to mt_router_add */
+    int route;      /* the route id given to mt_router_add: FOUND, INVALID: the route that answers; METHOD,
+                       OPTIONS: one of the path's routes; REDIRECT: one of the other spelling's; NONE: -1 */
     uint64_t allow; /* METHOD, OPTIONS: methods allowed (bits by llhttp method id), HEAD/OPTIONS included */
     int nparams;
     mt_route_value_t params[MT_ROUTER_MAX_PARAMS];

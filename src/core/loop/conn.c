@@ -12,7 +12,15 @@
 
 #include "clock.h"
 #include "common.h"
+#include "metrics.h"
 #include "server.h"
+
+/* Counts n bytes read from or written to the client in the worker's metrics slot (if any). */
+static inline void count_bytes(mt_conn_t *c, bool in, size_t n) {
+    mt_metrics_slot_t *m = c->server->config.metrics;
+    if (m)
+        mt_metrics_add(in ? &m->bytes_in : &m->bytes_out, n);
+}
 
 /* Waits for `events` on the connection's socket for up to timeout_ms.
  * Returns 0 when ready, -ETIMEDOUT, or -errno. */
@@ -72,6 +80,7 @@ static ssize_t read_more(mt_conn_t *c) {
         ssize_t n = read(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
         if (n > 0) {
             c->rbuf.len += (size_t)n;
+            count_bytes(c, true, (size_t)n);
             return n;
         }
         if (n == 0)
@@ -229,6 +238,7 @@ static int conn_writev(mt_conn_t *c, struct iovec *iov, int iovcnt, int flags) {
             }
             c->out_progress_ms = mt_clock_now_ms();
             if (n > 0) {
+                count_bytes(c, false, (size_t)n);
                 iov_advance(&iov, &iovcnt, (size_t)n);
                 if ((size_t)n == batch_len)
                     continue; /* all taken: write the next batch, if any */
@@ -272,6 +282,7 @@ int mt_conn_sendfile(mt_conn_t *c, int fd, off_t *offset, size_t count) {
         if (n > 0) {
             count -= (size_t)n;
             sent = true;
+            count_bytes(c, false, (size_t)n);
             c->out_progress_ms = mt_clock_now_ms();
             continue;
         }
@@ -321,8 +332,10 @@ int mt_conn_on_writable(mt_conn_t *c, bool *flushing) {
     int rc = c->out_error;
     if (rc == 0)
         rc = mt_output_write(&c->out, c->fd, &written);
-    if (written)
+    if (written) {
         c->out_progress_ms = mt_clock_now_ms();
+        count_bytes(c, false, written);
+    }
     if (rc == -EAGAIN) {
         mt_conn_arm_writable(c);
         if (c->out_error)
@@ -371,6 +384,7 @@ int mt_conn_init(mt_conn_t *c, struct mt_server *s, int fd) {
     c->request_id_len = 0;
     c->answer_status = 0;
     c->answer_bytes = 0;
+    c->metric_route = 0;
     mt_output_init(&c->out);
     c->out_armed = false;
     c->keep_alive_after = false;

@@ -105,6 +105,9 @@ typedef struct mt_conn {
      * set by its producer for the access log. */
     int answer_status;
     unsigned long long answer_bytes;
+    /* The metrics route index (metrics.h) of the current request, set by
+     * whoever routes it; MT_METRICS_ROUTE_SERVER (0) until then. */
+    int metric_route;
 
     /* Output: the queue and what the I/O thread and the producer share,
      * under out_lock. */

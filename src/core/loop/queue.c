@@ -8,6 +8,7 @@ int mt_queue_init(mt_queue_t *q) {
     q->waiting = 0;
     q->consumers = 0;
     atomic_init(&q->last_progress_ms, 0);
+    atomic_init(&q->length, 0);
     q->closed = false;
     q->idle = NULL;
     int rc = pthread_mutex_init(&q->lock, NULL);
@@ -45,6 +46,8 @@ void mt_queue_push(mt_queue_t *q, mt_queue_item_t *item) {
     else
         q->head = item;
     q->tail = item;
+    /* Only writers hold the lock: a plain load and store, no locked add. */
+    atomic_store_explicit(&q->length, atomic_load_explicit(&q->length, memory_order_relaxed) + 1, memory_order_relaxed);
     if (q->waiting > 0 && (q->consumers == 0 || q->waiting >= q->consumers))
         wake_last_idle(q);
     pthread_mutex_unlock(&q->lock);
@@ -137,6 +140,8 @@ mt_queue_item_t *mt_queue_pop_timed(mt_queue_t *q, int timeout_ms) {
         q->head = item->next;
         if (q->head == NULL)
             q->tail = NULL;
+        atomic_store_explicit(&q->length, atomic_load_explicit(&q->length, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
     }
     pthread_mutex_unlock(&q->lock);
     return item;

@@ -39,6 +39,7 @@ typedef struct mt_queue {
     int waiting;   /* threads blocked in pop (the length of idle) */
     int consumers; /* threads registered with mt_queue_consumer_enter (0: none registered) */
     bool closed;
+    _Atomic int length; /* items queued: written under the lock, read without it (mt_queue_length) */
     _Atomic int64_t last_progress_ms; /* when a consumer last took an item or reported progress */
 } mt_queue_t;
 
@@ -70,6 +71,11 @@ bool mt_queue_stalled(mt_queue_t *q, int64_t now_ms, int stall_ms);
 /* Wakes one waiting consumer (and counts that as progress, so that a stall
  * wakes at most one more consumer per stall_ms). */
 void mt_queue_wake_one(mt_queue_t *q, int64_t now_ms);
+
+/* The number of items queued, read without the lock (a moment's value). */
+static inline int mt_queue_length(mt_queue_t *q) {
+    return atomic_load_explicit(&q->length, memory_order_relaxed);
+}
 
 /* Removes the oldest item, waiting for one. Returns NULL when the queue is
  * closed and empty. */

@@ -14,6 +14,7 @@
 #include "accesslog.h"
 #include "clock.h"
 #include "common.h"
+#include "metrics.h"
 #include "requestid.h"
 #include "respond.h"
 #include "sock.h"
@@ -67,6 +68,8 @@ static mt_conn_t *conn_create(mt_server_t *s, int fd, int listener, const mt_pee
     s->conns = c;
     s->nconns++;
     MT_COUNT(connections_opened);
+    if (s->config.metrics)
+        mt_metrics_add(&s->config.metrics->connections_accepted, 1);
     return c;
 }
 
@@ -139,7 +142,7 @@ static void answer_error(mt_server_t *s, mt_conn_t *c, int status, const char *r
     mt_buf_t out;
     mt_buf_init(&out);
     if (mt_respond_error(&out, NULL, status, reason, false) == 0) {
-        mt_accesslog_conn(s->config.access_log, c, status, mt_accesslog_body_length(out.data, out.len), false);
+        mt_server_record(s, c, status, mt_accesslog_body_length(out.data, out.len), false);
         answer_and_linger(s, c, out.data, out.len);
     } else {
         answer_and_linger(s, c, NULL, 0);
@@ -169,7 +172,7 @@ static void serve_or_dispatch(mt_server_t *s, mt_conn_t *c) {
             mt_queue_push(&s->queue, &c->qitem);
             return;
         }
-        mt_accesslog_conn(s->config.access_log, c, c->answer_status, c->answer_bytes, true);
+        mt_server_record(s, c, c->answer_status, c->answer_bytes, true);
         c->answer_status = 0;
         MT_COUNT(requests_started);
         MT_COUNT(requests_finished);
@@ -207,8 +210,11 @@ static void http1_on_readable(mt_server_t *s, mt_conn_t *c) {
         char scratch[16384];
         for (int i = 0; i < 16; i++) {
             ssize_t n = read(c->fd, scratch, sizeof scratch);
-            if (n > 0)
+            if (n > 0) {
+                if (s->config.metrics)
+                    mt_metrics_add(&s->config.metrics->bytes_in, (uint64_t)n);
                 continue;
+            }
             if (n < 0 && errno == EAGAIN) {
                 rearm(s, c, MT_CONN_LINGER);
                 return;
@@ -233,6 +239,8 @@ static void http1_on_readable(mt_server_t *s, mt_conn_t *c) {
         return;
     }
     c->rbuf.len += (size_t)n;
+    if (s->config.metrics)
+        mt_metrics_add(&s->config.metrics->bytes_in, (uint64_t)n);
     if (state == MT_CONN_IDLE) {
         state = MT_CONN_HEAD;
         set_deadline(c, s->config.head_timeout_ms);
@@ -298,9 +306,10 @@ static void http1_on_timeout(mt_server_t *s, mt_conn_t *c) {
         mt_buf_t out;
         mt_buf_init(&out);
         if (mt_respond_error(&out, NULL, 408, "the request head did not arrive in time", false) == 0) {
-            mt_accesslog_conn(s->config.access_log, c, 408, mt_accesslog_body_length(out.data, out.len), false);
-            ssize_t ignored = write(c->fd, out.data, out.len);
-            (void)ignored;
+            mt_server_record(s, c, 408, mt_accesslog_body_length(out.data, out.len), false);
+            ssize_t n = write(c->fd, out.data, out.len);
+            if (n > 0 && s->config.metrics)
+                mt_metrics_add(&s->config.metrics->bytes_out, (uint64_t)n);
         }
         mt_buf_dispose(&out);
     }
@@ -475,6 +484,21 @@ static bool handlers_blocked(mt_server_t *s) {
     return true;
 }
 
+/* Stores the gauges of the metrics slot (I/O thread, after each round of
+ * events): plain stores, no lock. In flight: requests queued for a handler
+ * thread, and the handler threads busy with one. */
+static void publish_gauges(mt_server_t *s, mt_metrics_slot_t *m) {
+    int queued = mt_queue_length(&s->queue);
+    int busy = 0;
+    int n = MT_MIN(atomic_load_explicit(&s->nhandlers, memory_order_relaxed), MT_MAX_HANDLERS);
+    for (int i = 0; i < n; i++)
+        busy += atomic_load_explicit(&s->handlers[i].tid, memory_order_relaxed) != 0 &&
+                atomic_load_explicit(&s->handlers[i].busy, memory_order_relaxed);
+    mt_metrics_set(&m->connections, s->nconns);
+    mt_metrics_set(&m->queued, (uint64_t)queued);
+    mt_metrics_set(&m->in_flight, (uint64_t)(queued + busy));
+}
+
 static void *io_main(void *arg) {
     mt_server_t *s = arg;
     mt_conn_never_wait = true;
@@ -500,9 +524,13 @@ static void *io_main(void *arg) {
             mt_queue_wake_one(&s->queue, now);
         if (now - s->last_sweep_ms >= SWEEP_INTERVAL_MS)
             sweep(s, now);
+        if (s->config.metrics)
+            publish_gauges(s, s->config.metrics);
         if (atomic_load(&s->draining) && s->nconns == 0)
             break;
     }
+    if (s->config.metrics)
+        publish_gauges(s, s->config.metrics);
     mt_queue_close(&s->queue);
     atomic_store(&s->io_done, true);
     return NULL;
@@ -705,6 +733,14 @@ void mt_server_rearm_open(mt_server_t *s, mt_conn_t *c) {
 
 void mt_server_close(mt_server_t *s, mt_conn_t *c) {
     conn_close(s, c);
+}
+
+void mt_server_record(mt_server_t *s, mt_conn_t *c, int status, unsigned long long bytes, bool head_parsed) {
+    mt_accesslog_conn(s->config.access_log, c, status, bytes, head_parsed);
+    if (s->config.metrics)
+        mt_metrics_request(s->config.metrics, c->metric_route, status,
+                           c->head_us ? mt_clock_now_us() - c->head_us : 0);
+    c->metric_route = MT_METRICS_ROUTE_SERVER;
 }
 
 int mt_server_join(mt_server_t *s, int timeout_ms) {

@@ -57,6 +57,9 @@ typedef struct mt_server_config {
     const char *request_id_header;
     const char *request_id_name;
     size_t request_id_header_len;
+    /* This worker's slot of the metrics the master shares (metrics.h), or
+     * NULL: off. Every thread adds to it; the I/O thread stores its gauges. */
+    struct mt_metrics_slot *metrics;
 } mt_server_config_t;
 
 typedef struct mt_listener {
@@ -152,6 +155,13 @@ void mt_server_rearm_open(mt_server_t *s, mt_conn_t *c);
 
 /* Closes and frees a connection the I/O thread owns (calls ops->on_close). */
 void mt_server_close(mt_server_t *s, mt_conn_t *c);
+
+/* Records an answered request on connection c: its access log line
+ * (mt_accesslog_conn, with `status`, `bytes` of body and `head_parsed`) and
+ * its metrics (the route c->metric_route, the status, the duration since
+ * c->head_us), then resets c->metric_route. Every answer is recorded here,
+ * once, whoever gave it. */
+void mt_server_record(mt_server_t *s, mt_conn_t *c, int status, unsigned long long bytes, bool head_parsed);
 
 /* Waits up to timeout_ms (-1: forever) for the I/O thread to exit. Returns 0,
  * or -ETIMEDOUT. */
