@@ -42,6 +42,7 @@ class Worker:
         access_log: int | None = None,  # a descriptor; the worker writes to its own duplicate
         error_log: Callable[[str, BaseException], None] | None = None,
         api: _APIRoutes | None = None,
+        metrics: tuple[Any, int, list[str]] | None = None,  # (shared region, slot, API route names)
     ) -> None: ...
     def start(self) -> None:
         """Starts the I/O thread (which never holds the GIL)."""
@@ -68,6 +69,15 @@ class FileWrapper:
     def __iter__(self) -> FileWrapper: ...
     def __next__(self) -> bytes: ...
     def close(self) -> None: ...
+
+def metrics_layout() -> dict[str, Any]:
+    """{'slot_size': bytes per worker slot, 'bounds': the duration histogram's upper bounds in seconds}."""
+
+def metrics_read(region: Any, slot: int, /) -> dict[str, Any]:
+    """The counters and gauges of one slot of a metrics region (a writable buffer)."""
+
+def metrics_reset(region: Any, slot: int, /) -> None:
+    """Zeroes one slot (that no worker writes any more)."""
 
 def compress(data: bytes | bytearray | memoryview, coding: str, level: int = -1, chunks: int = 1) -> bytes:
     """Compresses data with 'gzip', 'br', 'zstd' or 'identity'."""

@@ -35,6 +35,7 @@ from .values import (  # the option value types, also used through this module b
     FilePath,
     Flag,
     Integer,
+    MetricsAddress,
     Mount,
     MountType,
     ObjectPath,
@@ -107,7 +108,8 @@ LOGGING = "Logging"
 COMPRESSION = "Compression"
 STATIC = "Static and media files"
 API = "Typed API"
-SECTIONS = (SERVER, PROCESSES, TIMEOUTS, LIMITS, COMPRESSION, STATIC, API, LOGGING)
+METRICS = "Metrics"
+SECTIONS = (SERVER, PROCESSES, TIMEOUTS, LIMITS, COMPRESSION, STATIC, API, LOGGING, METRICS)
 
 # The longest timeout: a week, in milliseconds, still fits the C server's int.
 MAX_TIMEOUT = 7 * 24 * 3600.0
@@ -493,6 +495,18 @@ OPTIONS: tuple[Option, ...] = (
         "info",
         "Level of meltemi's own log (workers starting and stopping, errors raised by the application).",
         LOGGING,
+    ),
+    Option(
+        "metrics",
+        MetricsAddress(),
+        None,
+        "Serve Prometheus metrics (text format 0.0.4) at `http://HOST:PORT/metrics`, from the master process: "
+        "requests by route and status class, a duration histogram, bytes in and out, open connections, "
+        "requests in flight and queued, worker restarts by reason and each worker's resident memory, added up "
+        "over all workers (each counts in its own slot of memory the master shares; a worker's counts outlive "
+        "it). A separate listener, so the metrics need not be reachable where the application is. `off` (the "
+        "default): no listener, nothing counted. docs/operations.md has the list and a scrape configuration.",
+        METRICS,
     ),
 )
 

@@ -42,10 +42,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import worker as worker_module
+from . import metrics as metrics_module
 from .config import Address, Config
 from .reloader import DEBOUNCE, SourceWatcher, source_root
 from .systemd import Notifier, listen_fds
 from .worker import BOOT_ERROR, RECYCLE, AppLoader, Listener
+
+# The restart reason (meltemi_worker_restarts_total) of each status byte a worker asks to be replaced with.
+RECYCLE_REASON = {ord("M"): "max-requests", ord("S"): "max-rss", ord("L"): "lifetime"}
 
 _logger = logging.getLogger("meltemi.master")
 
@@ -227,6 +231,7 @@ class Child:
     ready: bool = False
     retiring: bool = False  # told to drain; its exit is expected
     boot_killed: bool = False  # killed for not being ready within boot_timeout
+    metrics_slot: int | None = None  # its slot of the metrics region (option metrics), freed once it is reaped
 
 
 RUNNING, STOPPING = "running", "stopping"
@@ -256,6 +261,7 @@ class Master:
         self.watcher: SourceWatcher | None = None  # --reload
         self.reload_at: float | None = None
         self.changed_file = ""
+        self.metrics: metrics_module.Metrics | None = None  # option metrics
 
     # The loop ------------------------------------------------------------
 
@@ -274,6 +280,8 @@ class Master:
             # Signals first: from the moment the address is announced, a SIGTERM is a graceful stop (handled in
             # the loop below, after the workers started), not the default death.
             self._install_signals()
+            if self.config.metrics is not None:
+                self._serve_metrics()
             self._write_pid_file()
             _drop_privileges(self.config, self.sockets)
             if self.config.reload:
@@ -298,18 +306,24 @@ class Master:
             # arrives between the last worker's exit and the master's must not turn exit code 0 into -15.
             self._restore_signals(signal.SIG_IGN if self.state == STOPPING else signal.SIG_DFL)
             self.sockets.close()
+            if self.metrics is not None and self.metrics.listener is not None:
+                self.metrics.listener.sock.close()
 
     def _wait(self) -> None:
         assert self.selector is not None
-        for key, _ in self.selector.select(self._timeout()):
+        for key, events in self.selector.select(self._timeout()):
             if key.fd == self.wake_r:
                 self._on_signals()
             elif self.watcher is not None and key.fd == self.watcher.fileno():
                 self._on_source_change()
+            elif callable(key.data):  # the metrics listener and its clients
+                key.data(events)
             else:
                 self._on_status(key.data)
         self._reap()
         now = time.monotonic()
+        if self.metrics is not None and self.metrics.listener is not None:
+            self.metrics.listener.expire(now)
         if self.reload_at is not None and now >= self.reload_at:
             self.reload_at = None
             if self.state == RUNNING:
@@ -342,6 +356,10 @@ class Master:
             deadlines.append(self.kill_at)
         if self.reload_at is not None:
             deadlines.append(self.reload_at)
+        if self.metrics is not None and self.metrics.listener is not None:
+            scrape = self.metrics.listener.deadline()
+            if scrape is not None:
+                deadlines.append(scrape)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -392,6 +410,7 @@ class Master:
     # Workers -------------------------------------------------------------
 
     def _spawn(self, slot: int) -> None:
+        metrics_slot = self.metrics.claim() if self.metrics is not None else None
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         # Anything buffered would otherwise be written twice, once per process.
         sys.stdout.flush()
@@ -404,6 +423,8 @@ class Master:
             pid = os.fork()
         except BaseException:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if metrics_slot is not None:
+                self.metrics.region.release(metrics_slot)
             raise
         if pid == 0:
             code = 1
@@ -411,8 +432,9 @@ class Master:
                 os.close(read_fd)
                 self._become_worker(slot)
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                shared = (self.metrics.region.map, metrics_slot) if metrics_slot is not None else None
                 code = worker_module.run(
-                    self.config, self.loader, self.sockets.for_slot(slot), write_fd, self.pid, self.app
+                    self.config, self.loader, self.sockets.for_slot(slot), write_fd, self.pid, self.app, shared
                 )
             except BaseException:
                 traceback.print_exc()
@@ -423,7 +445,7 @@ class Master:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(write_fd)
         self.seq += 1
-        child = Child(slot, pid, read_fd, self.seq, time.monotonic())
+        child = Child(slot, pid, read_fd, self.seq, time.monotonic(), metrics_slot=metrics_slot)
         self.children[pid] = child
         assert self.selector is not None
         self.selector.register(read_fd, selectors.EVENT_READ, child)
@@ -441,6 +463,8 @@ class Master:
                 os.close(child.fd)
         if self.watcher is not None:
             self.watcher.close()
+        if self.metrics is not None and self.metrics.listener is not None:
+            self.metrics.listener.close_in_child()
         self.sockets.close_others(slot)
 
     def _on_status(self, child: Child) -> None:
@@ -458,6 +482,7 @@ class Master:
             elif byte in RECYCLE and self.state == RUNNING and not child.retiring:
                 if not any(other.seq > child.seq for other in self._active(child.slot)):
                     _logger.info("Worker %d (pid %d) %s: replacing it", child.slot + 1, child.pid, RECYCLE[byte])
+                    self._count_restart(RECYCLE_REASON[byte])
                     self._spawn(child.slot)
 
     def _on_ready(self, child: Child) -> None:
@@ -523,6 +548,9 @@ class Master:
             child = self.children.pop(pid, None)
             if child is None:
                 continue
+            if child.metrics_slot is not None and self.metrics is not None:
+                # The process is gone: nothing writes to its slot any more.
+                self.metrics.region.release(child.metrics_slot)
             self._close_status(child)
             self._on_exit(child, os.waitstatus_to_exitcode(status))
 
@@ -548,6 +576,7 @@ class Master:
         _logger.error("%s %s unexpectedly", name, how)
         if self._active(child.slot) or child.slot in self.respawn_at:
             return  # a younger worker already serves the slot
+        self._count_restart("boot-timeout" if child.boot_killed else "crash")
         if child.ready and time.monotonic() - child.started > QUICK_DEATH:
             self.failures[child.slot] = 0
             self._spawn(child.slot)
@@ -557,7 +586,33 @@ class Master:
         _logger.warning("Worker %d keeps dying; starting it again in %.1fs", child.slot + 1, delay)
         self.respawn_at[child.slot] = time.monotonic() + delay
 
+    def _count_restart(self, reason: str, count: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.restarted(reason, count)
+
+    # Metrics ---------------------------------------------------------------
+
+    def _serve_metrics(self) -> None:
+        """Creates the shared region (before any fork) and binds the scrape listener. Raises BindError."""
+        assert self.selector is not None
+        self.metrics = metrics_module.Metrics(self.config.metrics, self.config.workers)
+        try:
+            self.metrics.listener = metrics_module.Listener(self.config.metrics, self.selector, self._render_metrics)
+        except metrics_module.BindError as exc:
+            raise BindError(str(exc)) from None
+        _logger.info("Metrics at %s", self.metrics.listener.url)
+
+    def _render_metrics(self) -> str:
+        assert self.metrics is not None
+        live = {
+            child.metrics_slot: metrics_module.WorkerInfo(child.slot + 1, child.pid)
+            for child in self.children.values()
+            if child.metrics_slot is not None
+        }
+        return self.metrics.render(live)
+
     def _reload(self) -> None:
+        self._count_restart("reload", self.config.workers)
         self.notifier.reloading()
         self.announce_after = self.seq
         self.respawn_at.clear()

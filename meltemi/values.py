@@ -243,6 +243,28 @@ class Bind(ValueType):
         return str(value)
 
 
+class MetricsAddress(Bind):
+    """Where the master serves Prometheus metrics: a TCP address, or None (off)."""
+
+    expected = "HOST:PORT, [IPV6]:PORT or 'off'"
+
+    def parse(self, text: str) -> Address | None:  # type: ignore[override]
+        if text.strip().lower() in Flag.FALSE:
+            return None
+        address = super().parse(text)
+        if address.is_unix:
+            raise ValueError
+        return address
+
+    def coerce(self, value: Any) -> Address | None:
+        if value is None or value is False:
+            return None
+        return super().coerce(value)
+
+    def show(self, value: Address | None) -> str:
+        return "off" if value is None else str(value)
+
+
 class AccessLog(ValueType):
     """Where the access log goes: None (off), "-" (standard error) or a file path."""
 

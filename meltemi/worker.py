@@ -181,7 +181,7 @@ def load_api(spec: str) -> Any:
     return obj
 
 
-def build(app: Any, listeners: list[Listener], config: Config, api: Any = None) -> Any:
+def build(app: Any, listeners: list[Listener], config: Config, api: Any = None, metrics: Any = None) -> Any:
     """A new, not yet started _core.Worker serving `app` on `listeners`, and
     `api` (a meltemi.API) or else the typed API of config.api, loaded now:
     after the application, so Django is set up. meltemi.testing builds its
@@ -196,6 +196,11 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None) 
         from .api import request
 
         request.request_id_field = config.request_id_header.lower()
+    shared = None
+    if metrics is not None:
+        # (region, slot) from the master: the slot's API routes are named after their templates.
+        names = [endpoint.route.path for endpoint in api.compile()] if api is not None else []
+        shared = (metrics[0], metrics[1], names)
     access_fd = log.open_access_log(config.access_log)
     try:
         return _core.Worker(
@@ -205,6 +210,7 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None) 
             access_log=access_fd,
             error_log=log.application_error,
             api=api.c_routes() if api is not None else None,
+            metrics=shared,
         )
     finally:
         if access_fd is not None:
@@ -251,8 +257,10 @@ def run(
     status_fd: int,
     master_pid: int,
     app: Any = None,
+    metrics: Any = None,
 ) -> int:
-    """The body of a worker process (after fork and reset_signals); returns its exit code."""
+    """The body of a worker process (after fork and reset_signals); returns its exit code. `metrics`: the
+    master's metrics region and this worker's slot in it, or None."""
     _die_with_parent()
     if os.getppid() != master_pid:
         return 0
@@ -264,7 +272,7 @@ def run(
             exc.report()
             return BOOT_ERROR
     try:
-        core = build(app, listeners, config)
+        core = build(app, listeners, config, metrics=metrics)
     except BootError as exc:
         exc.report()
         return BOOT_ERROR

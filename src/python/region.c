@@ -162,10 +162,10 @@ PyMethodDef mt_metrics_methods[] = {
      "metrics_layout()\n--\n\n{'slot_size': bytes per worker slot, 'bounds': the duration histogram's upper "
      "bounds in seconds}."},
     {"metrics_read", (PyCFunction)(void (*)(void))metrics_read, METH_FASTCALL,
-     "metrics_read(region, slot)\n--\n\nThe counters and gauges of one slot of a metrics region: {'routes': "
+     "metrics_read(region, slot, /)\n--\n\nThe counters and gauges of one slot of a metrics region: {'routes': "
      "{name: (status classes [other, 1xx..5xx], duration buckets, duration_us)}, 'bytes_in', 'bytes_out', "
      "'connections_accepted', 'connections', 'in_flight', 'queued'}."},
     {"metrics_reset", (PyCFunction)(void (*)(void))metrics_reset, METH_FASTCALL,
-     "metrics_reset(region, slot)\n--\n\nZeroes one slot (that no worker writes any more)."},
+     "metrics_reset(region, slot, /)\n--\n\nZeroes one slot (that no worker writes any more)."},
     {NULL, NULL, 0, NULL},
 };
