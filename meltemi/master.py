@@ -41,8 +41,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import worker as worker_module
 from . import metrics as metrics_module
+from . import worker as worker_module
 from .config import Address, Config
 from .reloader import DEBOUNCE, SourceWatcher, source_root
 from .systemd import Notifier, listen_fds

@@ -83,7 +83,7 @@ class Totals:
     queued: int = 0
 
     def add_counters(self, slot: dict[str, Any]) -> None:
-        for name, (status, buckets, duration_us) in slot["routes"].items():
+        for name, status, buckets, duration_us in slot["routes"]:
             counts = self.routes.get(name)
             if counts is None:
                 counts = self.routes[name] = RouteCounts([0] * len(CLASSES), [0] * self.nbuckets)
@@ -99,9 +99,7 @@ class Totals:
 
     def copy(self) -> Totals:
         routes = {name: RouteCounts(list(c.status), list(c.buckets), c.duration_us) for name, c in self.routes.items()}
-        return Totals(
-            self.nbuckets, routes, self.bytes_in, self.bytes_out, self.connections_accepted, 0, 0, 0
-        )
+        return Totals(self.nbuckets, routes, self.bytes_in, self.bytes_out, self.connections_accepted, 0, 0, 0)
 
 
 class Region:

@@ -65,11 +65,11 @@ static PyObject *tuple_of(const uint64_t *values, int n) {
     return t;
 }
 
-/* The routes of a slot that counted requests: {name: (status classes, buckets, duration_us)}. Routes of
- * the same name (one template, several methods) are returned added up. */
+/* The routes of a slot that counted requests: [(name, status classes, buckets, duration_us), ...]. Several
+ * routes may have one name (a template with several methods): the caller adds them up by name. */
 static PyObject *read_routes(const mt_metrics_slot_t *m) {
     int nnames = mt_metrics_slot_names(m);
-    PyObject *routes = PyDict_New();
+    PyObject *routes = PyList_New(0);
     for (int i = 0; routes && i < nnames; i++) {
         uint64_t status[MT_METRICS_CLASSES], buckets[MT_METRICS_BUCKETS + 1], duration;
         uint64_t total = mt_metrics_route_read(&m->routes[i], status, buckets, &duration);
@@ -77,26 +77,13 @@ static PyObject *read_routes(const mt_metrics_slot_t *m) {
             total += buckets[b];
         if (total == 0)
             continue;
-        PyObject *name = PyUnicode_DecodeUTF8(m->names[i], (Py_ssize_t)strnlen(m->names[i], MT_METRICS_NAME),
-                                              "replace");
-        PyObject *counts = name ? PyDict_GetItemWithError(routes, name) : NULL;
-        if (counts) {
-            /* Another route of the same name: add to what it has. */
-            PyObject *prior[2] = {PyTuple_GET_ITEM(counts, 0), PyTuple_GET_ITEM(counts, 1)};
-            for (int k = 0; k < MT_METRICS_CLASSES; k++)
-                status[k] += PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(prior[0], k));
-            for (int k = 0; k <= MT_METRICS_BUCKETS; k++)
-                buckets[k] += PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(prior[1], k));
-            duration += PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(counts, 2));
-        }
-        PyObject *value = name && !PyErr_Occurred() ? Py_BuildValue("(NNK)", tuple_of(status, MT_METRICS_CLASSES),
-                                                                     tuple_of(buckets, MT_METRICS_BUCKETS + 1),
-                                                                     (unsigned long long)duration)
-                                                    : NULL;
-        if (value == NULL || PyDict_SetItem(routes, name, value) < 0)
+        Py_ssize_t len = (Py_ssize_t)strnlen(m->names[i], MT_METRICS_NAME);
+        PyObject *item = Py_BuildValue("(NNNK)", PyUnicode_DecodeUTF8(m->names[i], len, "replace"),
+                                       tuple_of(status, MT_METRICS_CLASSES), tuple_of(buckets, MT_METRICS_BUCKETS + 1),
+                                       (unsigned long long)duration);
+        if (item == NULL || PyList_Append(routes, item) < 0)
             Py_CLEAR(routes);
-        Py_XDECREF(name);
-        Py_XDECREF(value);
+        Py_XDECREF(item);
     }
     return routes;
 }
@@ -163,7 +150,7 @@ PyMethodDef mt_metrics_methods[] = {
      "bounds in seconds}."},
     {"metrics_read", (PyCFunction)(void (*)(void))metrics_read, METH_FASTCALL,
      "metrics_read(region, slot, /)\n--\n\nThe counters and gauges of one slot of a metrics region: {'routes': "
-     "{name: (status classes [other, 1xx..5xx], duration buckets, duration_us)}, 'bytes_in', 'bytes_out', "
+     "[(name, status classes [other, 1xx..5xx], duration buckets, duration_us), ...], 'bytes_in', 'bytes_out', "
      "'connections_accepted', 'connections', 'in_flight', 'queued'}."},
     {"metrics_reset", (PyCFunction)(void (*)(void))metrics_reset, METH_FASTCALL,
      "metrics_reset(region, slot, /)\n--\n\nZeroes one slot (that no worker writes any more)."},

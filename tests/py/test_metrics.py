@@ -37,7 +37,15 @@ def static_dir(tmp_path):
 
 def start(start_server, static_dir, *extra: str, workers: int = 2):
     server = start_server(
-        *APP, "--static", f"/s={static_dir}", "--metrics", "127.0.0.1:0", "--log-level", "debug", *extra, workers=workers
+        *APP,
+        "--static",
+        f"/s={static_dir}",
+        "--metrics",
+        "127.0.0.1:0",
+        "--log-level",
+        "debug",
+        *extra,
+        workers=workers,
     )
     found = server.wait_for(METRICS_RE)
     assert found, server.output

@@ -28,10 +28,10 @@ enum {
     MT_METRICS_ROUTE_API = 3,
 };
 
-#define MT_METRICS_ROUTES 128    /* route indexes per slot, the fixed kinds included */
-#define MT_METRICS_NAME 120      /* bytes of a route's name, NUL included; longer names are cut */
-#define MT_METRICS_CLASSES 6     /* [0] a status outside 100-599, [1..5] 1xx..5xx */
-#define MT_METRICS_BUCKETS 12    /* finite upper bounds of the duration histogram */
+#define MT_METRICS_ROUTES 128 /* route indexes per slot, the fixed kinds included */
+#define MT_METRICS_NAME 120   /* bytes of a route's name, NUL included; longer names are cut */
+#define MT_METRICS_CLASSES 6  /* [0] a status outside 100-599, [1..5] 1xx..5xx */
+#define MT_METRICS_BUCKETS 12 /* finite upper bounds of the duration histogram */
 
 /* The histogram's upper bounds, in microseconds, ascending. */
 extern const int64_t mt_metrics_bounds_us[MT_METRICS_BUCKETS];

@@ -39,7 +39,7 @@ typedef struct mt_queue {
     int waiting;   /* threads blocked in pop (the length of idle) */
     int consumers; /* threads registered with mt_queue_consumer_enter (0: none registered) */
     bool closed;
-    _Atomic int length; /* items queued: written under the lock, read without it (mt_queue_length) */
+    _Atomic int length;               /* items queued: written under the lock, read without it (mt_queue_length) */
     _Atomic int64_t last_progress_ms; /* when a consumer last took an item or reported progress */
 } mt_queue_t;
 

@@ -738,8 +738,7 @@ void mt_server_close(mt_server_t *s, mt_conn_t *c) {
 void mt_server_record(mt_server_t *s, mt_conn_t *c, int status, unsigned long long bytes, bool head_parsed) {
     mt_accesslog_conn(s->config.access_log, c, status, bytes, head_parsed);
     if (s->config.metrics)
-        mt_metrics_request(s->config.metrics, c->metric_route, status,
-                           c->head_us ? mt_clock_now_us() - c->head_us : 0);
+        mt_metrics_request(s->config.metrics, c->metric_route, status, c->head_us ? mt_clock_now_us() - c->head_us : 0);
     c->metric_route = MT_METRICS_ROUTE_SERVER;
 }
 

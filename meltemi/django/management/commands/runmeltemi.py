@@ -59,6 +59,8 @@ class Command(BaseCommand):
     def run_dev(self, resolved: config.Config, loader: AppLoader, skip_checks: bool) -> None:
         if resolved.workers != 1 and resolved.source("workers") != "default":
             self.stderr.write(f"--dev serves with one worker (ignoring workers={resolved.workers})")
+        if resolved.metrics is not None:
+            self.stderr.write("--dev runs no master process: metrics are served only without --dev (ignoring metrics)")
         changes = {"workers": 1}
         if resolved.source("access_log") == "default":
             changes["access_log"] = "-"
