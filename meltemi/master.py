@@ -232,6 +232,7 @@ class Child:
     retiring: bool = False  # told to drain; its exit is expected
     boot_killed: bool = False  # killed for not being ready within boot_timeout
     metrics_slot: int | None = None  # its slot of the metrics region (option metrics), freed once it is reaped
+    replaces: str | None = None  # why it was started to replace a running worker (a restart reason), if it was
 
 
 RUNNING, STOPPING = "running", "stopping"
@@ -409,7 +410,7 @@ class Master:
 
     # Workers -------------------------------------------------------------
 
-    def _spawn(self, slot: int) -> None:
+    def _spawn(self, slot: int, replaces: str | None = None) -> None:
         metrics_slot = self.metrics.claim() if self.metrics is not None else None
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         # Anything buffered would otherwise be written twice, once per process.
@@ -445,7 +446,7 @@ class Master:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(write_fd)
         self.seq += 1
-        child = Child(slot, pid, read_fd, self.seq, time.monotonic(), metrics_slot=metrics_slot)
+        child = Child(slot, pid, read_fd, self.seq, time.monotonic(), metrics_slot=metrics_slot, replaces=replaces)
         self.children[pid] = child
         assert self.selector is not None
         self.selector.register(read_fd, selectors.EVENT_READ, child)
@@ -482,8 +483,7 @@ class Master:
             elif byte in RECYCLE and self.state == RUNNING and not child.retiring:
                 if not any(other.seq > child.seq for other in self._active(child.slot)):
                     _logger.info("Worker %d (pid %d) %s: replacing it", child.slot + 1, child.pid, RECYCLE[byte])
-                    self._count_restart(RECYCLE_REASON[byte])
-                    self._spawn(child.slot)
+                    self._spawn(child.slot, replaces=RECYCLE_REASON[byte])
 
     def _on_ready(self, child: Child) -> None:
         child.ready = True
@@ -496,6 +496,9 @@ class Master:
                     "Worker %d: pid %d replaces pid %d, which now drains", child.slot + 1, child.pid, older.pid
                 )
                 self._retire(older)
+                if child.replaces is not None:  # counted once the replacement is serving, not when it may fail
+                    self._count_restart(child.replaces)
+                    child.replaces = None
         self._announce_if_serving()
 
     def _announce_if_serving(self) -> None:
@@ -612,13 +615,12 @@ class Master:
         return self.metrics.render(live)
 
     def _reload(self) -> None:
-        self._count_restart("reload", self.config.workers)
         self.notifier.reloading()
         self.announce_after = self.seq
         self.respawn_at.clear()
         for slot in range(self.config.workers):
             self.failures[slot] = 0
-            self._spawn(slot)
+            self._spawn(slot, replaces="reload")
 
     def _stop(self, graceful: bool) -> None:
         if self.state == RUNNING:

@@ -26,6 +26,9 @@
 #define HANDLERS 2
 #define SLACK_MS (2 * SWEEP_INTERVAL_MS + 500)
 
+/* The worker's metrics slot (metrics.h): the server counts its own answers and the bytes in it. */
+static mt_metrics_slot_t metrics;
+
 static const mt_server_config_t config = {
     .limits = {.max_request_line = 1024,
                .max_head_size = 4096,
@@ -40,6 +43,7 @@ static const mt_server_config_t config = {
     .output_low_water = 16384,
     .linger_ms = 50,
     .max_connections = 64,
+    .metrics = &metrics,
 };
 
 static mt_server_t server;
@@ -370,8 +374,15 @@ static void test_pipelining(void) {
     client_close(&cl);
 }
 
+static uint64_t server_answers(int status_class) {
+    return mt_metrics_get(&metrics.routes[MT_METRICS_ROUTE_SERVER].status[status_class]);
+}
+
 static void test_errors(void) {
     long started = atomic_load(&mt_counters.requests_started);
+    uint64_t answers_before = server_answers(4) + server_answers(5);
+    uint64_t in_before = mt_metrics_get(&metrics.bytes_in), out_before = mt_metrics_get(&metrics.bytes_out);
+    size_t sent = 0;
     static const struct {
         const char *req;
         int status, alt;
@@ -387,6 +398,7 @@ static void test_errors(void) {
         client_t cl;
         client_open(&cl);
         client_send(&cl, cases[i].req, strlen(cases[i].req));
+        sent += strlen(cases[i].req);
         char body[256];
         int status = 0, closing = 0;
         int rc = client_response(&cl, &status, &closing, body, sizeof body);
@@ -396,6 +408,10 @@ static void test_errors(void) {
         client_close(&cl);
     }
     is_int(atomic_load(&mt_counters.requests_started) - started, 0, "no bad request reached a handler");
+    is_int(server_answers(4) + server_answers(5) - answers_before, MT_ARRAY_SIZE(cases),
+           "each error answer is counted once, under the server's own route");
+    ok(mt_metrics_get(&metrics.bytes_in) - in_before >= sent, "every byte the clients sent was counted in");
+    ok(mt_metrics_get(&metrics.bytes_out) - out_before > 0, "the answers were counted out");
 
     /* A head larger than the limit, sent in one go. */
     client_t cl;
@@ -529,6 +545,10 @@ int main(void) {
     test_upgrade();
     test_shutdown();
     diag("%d requests handled", atomic_load(&handled));
+    is_int(mt_metrics_get(&metrics.connections_accepted), atomic_load(&mt_counters.connections_opened),
+           "the metrics counted every accepted connection");
+    is_int(mt_metrics_get(&metrics.connections), 0, "the connections gauge is 0 once the server stopped");
+    is_int(mt_metrics_get(&metrics.in_flight) + mt_metrics_get(&metrics.queued), 0, "so are in-flight and queued");
     mt_buf_pool_drain();
     is_int(atomic_load(&mt_counters.connections_opened), atomic_load(&mt_counters.connections_closed),
            "connections_opened == connections_closed (%ld)", atomic_load(&mt_counters.connections_opened));

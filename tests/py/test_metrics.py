@@ -266,6 +266,18 @@ def test_reload_counts_a_restart_per_worker_and_keeps_the_counts(start_server, s
     assert value(samples, "meltemi_requests_total", route="/api/health", status="2xx") == 3
 
 
+def test_recycled_worker_counts_a_restart_and_keeps_its_counts(start_server, static_dir):
+    server, url = start(start_server, static_dir, "--max-requests", "3", workers=1)
+    first = int(BOOT_RE.search(server.output).group(2))
+    for _ in range(5):  # the worker asks to be replaced after its third
+        exchange(server, request("GET", "/id"))
+    assert server.wait_for(rf"Worker 1 \(pid {first}\) exited with code 0"), server.output
+    _, samples = scrape(url)
+    assert value(samples, "meltemi_worker_restarts_total", reason="max-requests") >= 1
+    assert value(samples, "meltemi_worker_restarts_total", reason="crash") == 0
+    assert value(samples, "meltemi_requests_total", route="wsgi", status="2xx") == 5
+
+
 def test_gauges_show_requests_in_flight_and_queued(start_server):
     server = start_server("apps:main", "--threads", "1", "--metrics", "127.0.0.1:0", "--log-level", "debug", workers=1)
     url = server.wait_for(METRICS_RE).group(1)
