@@ -349,7 +349,8 @@ def _slice(data: Any, start: int, stop: int) -> list[Any]:
 
 def _url(request: Request, **changes: Any) -> str:
     """The request's path and query with `changes` made to the query."""
-    query = {k: v for k, v in request.query.items() if k not in changes}
+    # The request's keys in their order, the changed ones in place, new ones last.
+    query = dict(request.query)
     query.update({k: str(v) for k, v in changes.items()})
     return f"{request.path}?{urlencode(query, doseq=True)}"
 
