@@ -593,6 +593,10 @@ def test_openapi_document_describes_all_of_it():
     assert notes["get"]["description"] == "One note." and notes["get"]["tags"] == ["notes"]
     assert {op["operationId"] for op in notes.values()} == {"note_get", "note_put", "note_delete"}
 
+    # Health, a constant route answered in C, documented with its answer.
+    health = paths["/api/health"]["get"]
+    assert health["operationId"] == "health" and health["tags"] == ["health"]
+    assert health["responses"]["200"]["content"] == {"application/json": {"example": {"status": "ok"}}}
     # Readiness, with its 503.
     ready = paths["/api/ready"]["get"]
     assert set(ready["responses"]) == {"200", "503"}
