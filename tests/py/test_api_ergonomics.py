@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+from typing import Annotated
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import msgspec
@@ -29,6 +30,7 @@ from meltemi.api import (  # noqa: E402
     API,
     NoReverseMatch,
     PageNumberPagination,
+    Query,
     Router,
     docpages,  # noqa: E402
     paginate,
@@ -338,6 +340,42 @@ class ItemViewSetCrud(TestCase):
         assert c.get(f"/api/crud/cheap/{dear.id}").status_code == 404  # not in get_queryset()
         assert c.post("/api/crud/cheap", json={"name": "x", "price": 1}).status_code == 405
         assert c.delete(f"/api/crud/cheap/{cheap.id}").status_code == 405
+
+
+class ViewSetLookupAndListFilters(TestCase):
+    def test_lookup_field_and_in_filter(self):
+        from meltemi.api import ModelViewSet
+
+        class ByName(ModelViewSet):
+            model = Item
+            lookup = "name"
+            filter_fields = ["price__in", "name__isnull"]
+
+        api = API(prefix="")
+        api.register("/byname", ByName, name="byname")
+        for i in range(3):
+            Item.objects.create(name=f"n{i}", price=i)
+        with TestClient(api) as c:
+            r = c.get("/byname", params={"price__in": [1, 2]})
+            assert [i["name"] for i in r.json()] == ["n1", "n2"]
+            assert c.get(api.reverse("byname-detail", name="n1")).json()["name"] == "n1"
+            assert c.get("/byname/zz").status_code == 404
+            assert detail_locs(c.get("/byname?price__in=x")) == [["query", "price__in", 0]]
+
+
+def test_optional_list_query_with_a_description_reads_every_value():
+    """Regression: Annotated[list[int] | None, Query(description=...)] took the
+    constraints inside the Optional, and repeated values were not read as a list."""
+    api = API(prefix="")
+
+    @api.get("/ids")
+    def ids(ids: Annotated[list[int] | None, Query(description="ids")] = None) -> dict:
+        return {"ids": ids}
+
+    with TestClient(api) as c:
+        assert c.get("/ids?ids=1&ids=2").json() == {"ids": [1, 2]}
+        assert c.get("/ids?ids=3").json() == {"ids": [3]}
+        assert c.get("/ids").json() == {"ids": None}
 
 
 def test_viewset_configuration_errors():
