@@ -173,7 +173,15 @@ def test_cursor_is_opaque_and_tampering_is_refused():
 # ---- cursor and page number over QuerySets ----
 
 
-class PaginatedQuerySets(TestCase):
+class EmptyTable(TestCase):
+    """Each test starts with no Item rows (other modules leave some in the
+    session's database; the deletion is rolled back with the test)."""
+
+    def setUp(self):
+        Item.objects.all().delete()
+
+
+class PaginatedQuerySets(EmptyTable):
     def test_page_number_over_a_queryset(self):
         for i in range(7):
             Item.objects.create(name=f"q{i}", price=i)
@@ -261,7 +269,7 @@ def test_a_view_without_methods_is_refused():
 # ---- the model viewset ----
 
 
-class ItemViewSetCrud(TestCase):
+class ItemViewSetCrud(EmptyTable):
     def test_create_retrieve_update_patch_delete(self):
         c = client()
         r = c.post("/api/crud/items", json={"name": "kite", "price": 3.5, "tags": ["air"]})
@@ -342,7 +350,7 @@ class ItemViewSetCrud(TestCase):
         assert c.delete(f"/api/crud/cheap/{cheap.id}").status_code == 405
 
 
-class ViewSetLookupAndListFilters(TestCase):
+class ViewSetLookupAndListFilters(EmptyTable):
     def test_lookup_field_and_in_filter(self):
         from meltemi.api import ModelViewSet
 
