@@ -23,6 +23,7 @@ The model viewset (ModelViewSet, viewsets.py) is made of the same parts.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -120,7 +121,5 @@ def method_handler(cls: type, method: str) -> Callable[..., Any]:
     )
 
 
-def _keyword(name: str, annotation: Any, default: Any = empty):
-    import inspect
-
+def _keyword(name: str, annotation: Any, default: Any = empty) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)

@@ -45,7 +45,7 @@ import msgspec.structs
 from ._handlers import empty, make_handler
 from .errors import HTTPException, ValidationError
 from .openapi import humanize
-from .pagination import Pagination, paginated
+from .pagination import CursorPagination, Pagination, paginated
 from .params import Depends, Query
 from .request import Request
 from .responses import Response
@@ -370,7 +370,7 @@ def register(router: Any, prefix: str, viewset: type[ModelViewSet], name: str | 
     key = cls.lookup
     detail = f"{prefix}/{{{key}}}"
     verbose, plural = str(meta.verbose_name), str(meta.verbose_name_plural)
-    if cls.pagination is not None and hasattr(cls.pagination, "ordering") and cls.ordering_fields:
+    if isinstance(cls.pagination, CursorPagination) and cls.ordering_fields:
         raise TypeError(f"{cls.__qualname__}: cursor pagination has its own order; leave ordering_fields empty")
 
     def instance(kwargs: dict[str, Any]) -> ModelViewSet:
