@@ -1,4 +1,5 @@
-"""The API's interactive docs page: Swagger UI, served by the API itself.
+"""The API's interactive docs page: Swagger UI, served by the API itself
+(ReDoc's and Scalar's pages are docpages.py's; docs_routes adds all three).
 
 ``API(docs_url="/docs")`` (the default) adds, under the API's prefix:
 
