@@ -13,6 +13,16 @@ See docs/api.md.
 
 from .app import API, Endpoint
 from .errors import HTTPException, ResponseValidationError, ValidationError
+from .mounting import NoReverseMatch
+from .pagination import (
+    CursorPage,
+    CursorPagination,
+    LimitOffsetPage,
+    LimitOffsetPagination,
+    Page,
+    PageNumberPagination,
+    paginate,
+)
 from .params import Body, Cookie, Depends, File, Form, Header, Path, Query
 from .request import Request
 from .responses import (
@@ -26,9 +36,23 @@ from .responses import (
 )
 from .routing import Router
 from .uploads import UploadFile
+from .views import APIView, operation
+from .viewsets import ModelViewSet, model_struct
 
 __all__ = [
     "API",
+    "APIView",
+    "CursorPage",
+    "CursorPagination",
+    "LimitOffsetPage",
+    "LimitOffsetPagination",
+    "ModelViewSet",
+    "NoReverseMatch",
+    "Page",
+    "PageNumberPagination",
+    "model_struct",
+    "operation",
+    "paginate",
     "Body",
     "Cookie",
     "Depends",

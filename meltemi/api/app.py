@@ -58,6 +58,8 @@ class API(Router):
         trailing_slash: str = "redirect",
         openapi_url: str | None = "/openapi.json",
         docs_url: str | None = "/docs",
+        redoc_url: str | None = "/redoc",
+        scalar_url: str | None = "/scalar",
         dependencies: Sequence[Depends] = (),
         tags: Sequence[str] | None = None,
         servers: list[dict[str, str]] | None = None,
@@ -71,6 +73,8 @@ class API(Router):
         self.trailing_slash = trailing_slash
         self.openapi_url = openapi_url
         self.docs_url = docs_url
+        self.redoc_url = redoc_url
+        self.scalar_url = scalar_url
         self.servers = servers
         self.exception_handlers: dict[type[BaseException], Callable[[Request, Any], Any]] = {}
         self._endpoints: list[Endpoint] | None = None
@@ -114,7 +118,7 @@ class API(Router):
                 return JSONResponse(api.openapi())
 
             self.add_route(self.openapi_url, openapi, ("GET",), include_in_schema=False)
-        if self.docs_url:
+        if self.docs_url or self.redoc_url or self.scalar_url:
             from .docs import docs_routes
 
             docs_routes(self)

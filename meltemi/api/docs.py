@@ -1,4 +1,5 @@
-"""The API's interactive docs page: Swagger UI, served by the API itself.
+"""The API's interactive docs page: Swagger UI, served by the API itself
+(ReDoc's and Scalar's pages are docpages.py's; docs_routes adds all three).
 
 ``API(docs_url="/docs")`` (the default) adds, under the API's prefix:
 
@@ -83,9 +84,19 @@ def _asset_version(directory: str) -> str:
 
 
 def docs_routes(api: API) -> None:
-    """Adds the docs page and its files' routes to `api` (see the module's doc)."""
-    if not api.docs_url or not api.openapi_url:
-        return  # the page shows the OpenAPI document: without it there is nothing to show
+    """Adds the docs pages and their files' routes to `api` (see the module's doc)."""
+    if not api.openapi_url:
+        return  # the pages show the OpenAPI document: without it there is nothing to show
+    if api.docs_url:
+        swagger_routes(api)
+    from .docpages import REDOC, SCALAR
+
+    for page in (REDOC, SCALAR):
+        page.add_routes(api)
+
+
+def swagger_routes(api: API) -> None:
+    """Swagger UI's page and files."""
     page_path = api.prefix + api.docs_url
     directory = asset_dir()
     if directory is None:

@@ -147,7 +147,7 @@ def humanize(name: str) -> str:
 
 def _documented(ep: Endpoint) -> bool:
     route = ep.route
-    return route.include_in_schema and route.constant is None and ep.sig is not None
+    return route.include_in_schema and (route.constant is not None or ep.sig is not None)
 
 
 # ---- operations ----
@@ -155,6 +155,8 @@ def _documented(ep: Endpoint) -> bool:
 
 def _operation(ep: Endpoint, method: str, types: _Types, operation_ids: _OperationIds) -> dict[str, Any]:
     route, sig = ep.route, ep.sig
+    if route.constant is not None:
+        return _constant_operation(ep, method, operation_ids)
     op: dict[str, Any] = {}
     tags = list(dict.fromkeys(route.tags))  # a router's and its includer's tags may repeat
     if tags:
@@ -175,6 +177,25 @@ def _operation(ep: Endpoint, method: str, types: _Types, operation_ids: _Operati
     op["responses"] = _responses(ep, bool(sig.all_parameters()), types)
     if route.deprecated:
         op["deprecated"] = True
+    return op
+
+
+def _constant_operation(ep: Endpoint, method: str, operation_ids: _OperationIds) -> dict[str, Any]:
+    """A constant route documented on purpose (api.health): its fixed answer, as an example."""
+    route = ep.route
+    body, content_type = route.constant
+    op: dict[str, Any] = {}
+    if route.tags:
+        op["tags"] = list(dict.fromkeys(route.tags))
+    op["summary"] = route.summary or humanize(route.name or "constant")
+    op["description"] = route.description or "Answered by the server in C, without Python."
+    op["operationId"] = operation_ids.make(ep, method)
+    media: dict[str, Any] = {}
+    try:
+        media["example"] = msgspec.json.decode(body) if content_type.startswith("application/json") else body.decode()
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        pass
+    op["responses"] = {str(route.status): {"description": _phrase(route.status), "content": {content_type: media}}}
     return op
 
 

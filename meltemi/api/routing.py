@@ -22,6 +22,7 @@ from typing import Any
 
 from .._core import API_METHODS, API_PARAM_TYPES
 from .params import MISSING, Depends
+from .shortcuts import RouterShortcuts
 from .signature import Signature, strip_annotated, strip_optional
 
 # The methods the C router knows (src/python/api.c).
@@ -64,7 +65,7 @@ class Route:
         return names
 
 
-class Router:
+class Router(RouterShortcuts):
     """A group of routes, included in an API (or another router) with a prefix and tags."""
 
     def __init__(self, prefix: str = "", tags: Sequence[str] | None = None, dependencies: Sequence[Depends] = ()):

@@ -61,7 +61,8 @@ def constrain(base: Any, metadata: list[Any]) -> Any:
 
 
 def is_sequence(tp: Any) -> bool:
-    base = strip_optional(strip_annotated(tp)[0])
+    # constrain() puts the constraints inside an Optional: Annotated[list[int], Meta] | None.
+    base = strip_annotated(strip_optional(strip_annotated(tp)[0]))[0]
     return base in _SEQUENCES or get_origin(base) in _SEQUENCES
 
 

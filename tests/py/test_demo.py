@@ -402,10 +402,51 @@ def test_api_errors_and_the_rest_of_the_site(demo):
     assert requests.get(demo.url + "/hello/", timeout=10).content == b"Hello, World!", "Django still serves the rest"
 
 
+def test_api_pagination_viewset_health_and_docs_pages(demo):
+    """What the demo shows of the API's helpers (demo/catalog.py): pages, a viewset, a view, health, docs pages."""
+    api = demo.url + "/api"
+    tag = uuid.uuid4().hex[:8]
+    made = []
+    for i, price in enumerate(["3.00", "1.50", "2.25"]):
+        r = requests.post(f"{api}/catalog", json={"name": f"{tag}-{i}", "price": price}, timeout=10)
+        assert r.status_code == 201, r.text
+        made.append(r.json())
+    assert made[0]["in_stock"] is True and made[0]["description"] == "" and made[0]["price"] == "3.00"
+    r = requests.get(
+        f"{api}/catalog", params={"name__icontains": tag, "ordering": "-price", "page_size": 2}, timeout=10
+    )
+    page = r.json()
+    assert [i["name"] for i in page["items"]] == [f"{tag}-0", f"{tag}-2"] and page["count"] == 3
+    rest = requests.get(demo.url + page["next"], timeout=10).json()
+    assert [i["name"] for i in rest["items"]] == [f"{tag}-1"] and rest["next"] is None
+    one = f"{api}/catalog/{made[1]['id']}"
+    assert requests.patch(one, json={"in_stock": False}, timeout=10).json()["in_stock"] is False
+    r = requests.patch(one, json={"price": "1.234"}, timeout=10)  # max 2 decimals: the model's own check
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "price"]
+    assert requests.delete(one, timeout=10).status_code == 204
+    assert requests.get(one, timeout=10).status_code == 404
+    listed = requests.get(f"{api}/items", params={"q": tag, "limit": 1}, timeout=10).json()
+    assert listed["count"] == 2 and len(listed["items"]) == 1 and "offset=1" in listed["next"]
+    notes = requests.get(f"{api}/notes", params={"page_size": 1}, timeout=10).json()
+    assert set(notes) == {"items", "next_cursor", "previous_cursor", "next", "previous"}
+    assert requests.get(f"{api}/notes", params={"cursor": "forged"}, timeout=10).status_code == 422
+    stats = requests.get(f"{api}/stats", timeout=10).json()
+    assert stats["items"] >= 2 and set(stats) == {"notes", "items", "items_in_stock"}
+    assert requests.get(f"{api}/ready", timeout=10).json() == {"status": "ready", "checks": {"database:default": "ok"}}
+    for page_url, marker in (("redoc", "Redoc.init("), ("scalar", "Scalar.createApiReference(")):
+        html = requests.get(f"{api}/{page_url}", timeout=10)
+        assert html.status_code == 200 and marker in html.text
+        script = re.search(r'src="([^"]+)"', html.text).group(1)
+        assert requests.get(f"{api}/{script}", timeout=30).status_code == 200
+
+
 def test_api_docs_page_and_schema(demo):
     schema = requests.get(demo.url + "/api/openapi.json", timeout=10).json()
     assert schema["openapi"].startswith("3.1") and schema["info"]["title"] == "meltemi demo API"
     assert {"/api/items", "/api/items/{item_id}", "/api/hello", "/api/me"} <= set(schema["paths"])
+    assert {"/api/catalog", "/api/catalog/{pk}", "/api/notes", "/api/stats", "/api/health", "/api/ready"} <= set(
+        schema["paths"]
+    )
     page = requests.get(demo.url + "/api/docs", timeout=10)
     assert page.status_code == 200 and "swagger" in page.text.lower()
 

@@ -1,4 +1,5 @@
-"""The demo's typed API, served by meltemi at /api/ (docs at /api/docs).
+"""The demo's typed API, served by meltemi at /api/ (docs at /api/docs,
+/api/redoc and /api/scalar; more routes in demo/catalog.py).
 
 Items live in the database (notes.models.Item, also in the admin). Routing,
 path conversion and 404/405/422 for malformed paths happen in C; each
@@ -16,6 +17,9 @@ from django.db.models import Q
 from notes.models import Item
 
 from meltemi import API, HTTPException, Query, Request, Response, Router, ValidationError
+from meltemi.api import LimitOffsetPagination, paginate
+
+from . import catalog
 
 api = API(
     prefix="/api",
@@ -52,11 +56,6 @@ class ItemOut(msgspec.Struct):
     created: datetime.datetime
 
 
-class Page(msgspec.Struct):
-    count: int
-    items: list[ItemOut]
-
-
 items = Router(prefix="/items", tags=["items"])
 
 
@@ -75,19 +74,18 @@ def get_or_404(item_id: int) -> Item:
 
 
 @items.get("")
+@paginate(LimitOffsetPagination, default_limit=20, max_limit=100)
 def list_items(
     q: Annotated[str | None, Query(description="Search in names and descriptions", max_length=100)] = None,
     in_stock: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> Page:
-    """List items, newest last, with an optional search."""
+) -> list[ItemOut]:
+    """List items, newest last, with an optional search (?limit=&offset=)."""
     rows = Item.objects.all()
     if q:
         rows = rows.filter(Q(name__icontains=q) | Q(description__icontains=q))
     if in_stock is not None:
         rows = rows.filter(in_stock=in_stock)
-    return Page(count=rows.count(), items=list(rows[offset : offset + limit]))
+    return rows
 
 
 @items.get("/{item_id}")
@@ -153,4 +151,7 @@ def me(request: Request) -> dict:
     return {"authenticated": user.is_authenticated, "username": user.get_username()}
 
 
-api.constant("/health", b'{"status":"ok"}', content_type="application/json")
+api.include_router(catalog.router)
+
+api.health("/health")  # answered in C
+api.readiness("/ready")  # 503 when the database does not answer
