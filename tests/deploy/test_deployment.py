@@ -166,7 +166,7 @@ def postgres(procs, work) -> int:
         + ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
         stop_signal=signal.SIGINT,  # PostgreSQL's fast shutdown
         stdout=subprocess.DEVNULL,
-        stderr=open(work / "postgres.log", "w"),  # noqa: SIM115 (the child keeps it)
+        stderr=open(work / "postgres.log", "w"),  # the child keeps it open
         **as_user,
     )
     wait_for_port(port, server, "postgres")
@@ -218,9 +218,7 @@ def site_env(postgres, redis, work) -> dict[str, str]:
     env.pop("DJANGO_SETTINGS_MODULE", None)
     site = EXAMPLE / "mysite"
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=site, env=env, check=True)
-    users = "; ".join(
-        f"User.objects.create_user('user{i}', password='pw{i}')" for i in range(CLIENTS)
-    )
+    users = "; ".join(f"User.objects.create_user('user{i}', password='pw{i}')" for i in range(CLIENTS))
     script = f"from django.contrib.auth.models import User; {users}"
     subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=site, env=env, check=True)
     return env
@@ -235,7 +233,7 @@ class Instance:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(self.notify_path))
         self.env = {**env, "NOTIFY_SOCKET": str(self.notify_path), "MYSITE_INSTANCE": name}
-        self.log = open(work / f"{name}.log", "a")  # noqa: SIM115 (closed with the instance)
+        self.log = open(work / f"{name}.log", "a")  # appended to by each start
         self.proc: subprocess.Popen | None = None
 
     def start(self, procs: Processes) -> None:
@@ -319,7 +317,7 @@ def instances(procs, site_env, work) -> list[Instance]:
 
 def instance_address(instance: Instance) -> str:
     if instance.listen is not None:
-        return "127.0.0.1:%d" % instance.listen.getsockname()[1]
+        return f"127.0.0.1:{instance.listen.getsockname()[1]}"
     return instance.argv[instance.argv.index("--bind") + 1]
 
 
@@ -474,9 +472,11 @@ def test_reload_and_kill_behind_nginx_fail_no_request(nginx, instances, procs, w
     total = served()
     failures = [f"user{u.index}: {f}" for u in users for f in u.failures]
     # What nginx saw go wrong upstream and retried (a reset connection, a refused one).
-    upstream_errors = sum("upstream" in line for line in (work / "nginx-error.log").read_text().splitlines())
+    upstream_errors = [line for line in (work / "nginx-error.log").read_text().splitlines() if "upstream" in line]
+    for line in upstream_errors[:3]:
+        print(f"deploy-test: nginx: {line[:200]}")
     print(
-        f"deploy-test: {total} requests in {elapsed:.1f} s, {len(failures)} failed, {upstream_errors} upstream "
+        f"deploy-test: {total} requests in {elapsed:.1f} s, {len(failures)} failed, {len(upstream_errors)} upstream "
         "errors in nginx's log; " + "; ".join(events)
     )
     assert not failures, f"{len(failures)} failed requests through nginx:\n" + "\n".join(failures[:20])
@@ -494,4 +494,3 @@ def test_reload_and_kill_behind_nginx_fail_no_request(nginx, instances, procs, w
         assert status == 200, body
         seen.add(json.loads(body)["instance"])
     assert seen == {"one", "two"}
-
