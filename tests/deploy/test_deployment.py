@@ -404,9 +404,17 @@ class User(threading.Thread):
 def test_document_shows_the_tested_files():
     """Every example file appears whole in docs/deployment.md, so what the document shows is what is tested."""
     doc = DOC.read_text()
-    for name in ("meltemi.socket", "meltemi.service", "Containerfile", "nginx.conf", "mysite/mysite/settings.py"):
+    names = ("requirements.txt", "meltemi.socket", "meltemi.service", "Containerfile", "nginx.conf")
+    for name in (*names, "mysite/mysite/settings.py"):
         text = (EXAMPLE / name).read_text()
         assert text in doc, f"docs/deployment.md does not show examples/deployment/{name} as it is"
+
+
+def test_example_pins_are_the_tested_ones():
+    """The example's requirements pin the versions the test runs with (requirements-dev.txt)."""
+    dev = set((ROOT / "requirements-dev.txt").read_text().splitlines())
+    pins = [line for line in (EXAMPLE / "requirements.txt").read_text().splitlines() if "==" in line]
+    assert pins and all(pin in dev for pin in pins), pins
 
 
 def test_unit_files_verify(work):
