@@ -45,7 +45,7 @@ test-wheel: wheel
 
 # docs/deployment.md's setups run: PostgreSQL, Redis, two meltemi instances of
 # examples/deployment/mysite behind nginx, under load through a reload and a kill
-# (tests/deploy; about 40 s, so not part of `make test`; .ci/run calls it).
+# (tests/deploy; 30 to 55 s, so not part of `make test`; .ci/run calls it).
 test-deploy: bootstrap
 	@$(PY) -m pytest -q -s -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
 

@@ -6,7 +6,7 @@ The files the document shows are the ones started here: nginx gets examples/depl
 its placeholders filled in, instance 1 runs the Containerfile's CMD, instance 2 the systemd unit's
 ExecStart with the socket its .socket unit describes passed as systemd passes it (LISTEN_FDS) and its
 readiness read as systemd reads it (NOTIFY_SOCKET). test_document_shows_the_tested_files fails when the
-document and the files differ. `make test-deploy` (.ci/run calls it); about 30 s.
+document and the files differ. `make test-deploy` (.ci/run calls it); 30 to 55 s.
 """
 
 from __future__ import annotations
@@ -339,7 +339,9 @@ def nginx(procs, instances, work) -> int:
     main = (
         f"daemon off; worker_processes 1; user root root; pid {work}/nginx.pid; error_log {work}/nginx-error.log;\n"
         f"events {{ worker_connections 1024; }}\n"
-        f"http {{ access_log {work}/nginx-access.log; {temp} include {work}/mysite.conf; }}\n"
+        # The log records each request's id and every instance it was sent to ("A, B" when retried).
+        f"http {{ log_format deploy '$request_id $status $request_uri \"$upstream_addr\"';\n"
+        f"access_log {work}/nginx-access.log deploy; {temp} include {work}/mysite.conf; }}\n"
     )
     (work / "nginx-main.conf").write_text(main)
     check = subprocess.run(["nginx", "-t", "-c", work / "nginx-main.conf"], capture_output=True, text=True)
@@ -479,16 +481,32 @@ def test_reload_and_kill_behind_nginx_fail_no_request(nginx, instances, procs, w
     elapsed = time.monotonic() - started
     total = served()
     failures = [f"user{u.index}: {f}" for u in users for f in u.failures]
-    # What nginx saw go wrong upstream and retried (a reset connection, a refused one).
+    # What nginx saw go wrong upstream (a reset connection, a refused one) and the requests it retried.
     upstream_errors = [line for line in (work / "nginx-error.log").read_text().splitlines() if "upstream" in line]
     for line in upstream_errors[:3]:
         print(f"deploy-test: nginx: {line[:200]}")
+    logged = [line.split(" ", 3) for line in (work / "nginx-access.log").read_text().splitlines()]
+    tried = [upstreams.strip('"').split(", ") for _, _, _, upstreams in logged]
+    retried = sum(len(peers) > 1 for peers in tried)
+    elsewhere = sum(len(set(peers)) > 1 for peers in tried)
     print(
         f"deploy-test: {total} requests in {elapsed:.1f} s, {len(failures)} failed, {len(upstream_errors)} upstream "
-        "errors in nginx's log; " + "; ".join(events)
+        f"errors in nginx's log, {retried} requests retried ({elsewhere} on the other instance); " + "; ".join(events)
     )
     assert not failures, f"{len(failures)} failed requests through nginx:\n" + "\n".join(failures[:20])
     assert total >= MIN_REQUESTS, f"only {total} requests in {LOAD_LIMIT} s"
+    # nginx's request id reached meltemi (X-Request-ID) and its JSON access log: every request instance one
+    # (never killed, so its log is whole) answered is there under the id nginx logged.
+    ids_one = set()
+    for line in Path(one.log.name).read_text().splitlines():
+        if line.startswith("{"):
+            ids_one.add(json.loads(line)["request_id"])
+    answered_by_one = [
+        rid
+        for rid, status, _, upstreams in logged
+        if upstreams.strip('"').split(", ")[-1] == instance_address(one) and status == "200"
+    ]
+    assert answered_by_one and all(rid in ids_one for rid in answered_by_one), "request ids differ"
     for user in users:
         # Each session was served by both instances (one store of sessions), and the counter in Redis
         # counted every request of the user whichever instance served it (one cache).
