@@ -419,6 +419,20 @@ def test_example_pins_are_the_tested_ones():
     assert pins and all(pin in dev for pin in pins), pins
 
 
+def test_container_file_copies_what_exists():
+    """The Containerfile's COPY sources are the repository's (dist/ aside: `make wheel` makes it), and its
+    pip install names the wheel as `make wheel` names it."""
+    text = (EXAMPLE / "Containerfile").read_text()
+    sources = [line.split()[1] for line in text.splitlines() if line.startswith("COPY ")]
+    assert sources[0] == "dist/"
+    for source in sources[1:]:
+        assert (ROOT / source).exists(), source
+    assert "/tmp/dist/meltemi-*-manylinux_*.whl" in text
+    assert (
+        "meltemi-*-manylinux_*.whl" in (ROOT / "Makefile").read_text() + (ROOT / "tests/wheel/conftest.py").read_text()
+    )
+
+
 def test_unit_files_verify(work):
     """systemd-analyze verify accepts the units (with the venv path pointing at an existing meltemi)."""
     if not shutil.which("systemd-analyze"):
