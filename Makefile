@@ -5,7 +5,7 @@ MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
 C_SOURCES := $(wildcard src/core/*.h src/core/*/*.c src/core/*/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c) $(wildcard src/loadgen/*.c)
 
-.PHONY: all bootstrap run test test-c test-py test-sanitized test-wheel wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
+.PHONY: all bootstrap run test test-c test-py test-sanitized test-wheel test-deploy wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
 
 all: bootstrap
 
@@ -42,6 +42,12 @@ wheel: bootstrap
 # part of `make test` (root, a few minutes cold); .ci/run calls it.
 test-wheel: wheel
 	@$(PY) -m pytest -q -s -p no:cacheprovider tests/wheel $(PYTEST_ARGS)
+
+# docs/deployment.md's setups run: PostgreSQL, Redis, two meltemi instances of
+# examples/deployment/mysite behind nginx, under load through a reload and a kill
+# (tests/deploy; 30 to 55 s, so not part of `make test`; .ci/run calls it).
+test-deploy: bootstrap
+	@$(PY) -m pytest -q -s -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
 
 # libFuzzer drivers of tests/fuzz/ under ASan and UBSan, FUZZ_SECONDS each (clang from Debian).
 FUZZ_SECONDS ?= 60

@@ -1,9 +1,10 @@
 """The environments the benchmark runs in, installed by the harness itself.
 
 Headline mode ("root"): a Debian 13 root made with `debootstrap --variant=minbase
-trixie` under build/bench-root, with CPython 3.13 and the C libraries meltemi
-builds against. Every server then runs in that root (chroot), on the same
-interpreter, each from its own virtual environment with pinned versions
+trixie` under build/bench-root (by bench/debroot.py, which the wheel test shares),
+with CPython 3.13 and the C libraries meltemi builds against. Every server then
+runs in that root (chroot), on the same interpreter, each from its own virtual
+environment with pinned versions
 (bench/requirements/<env>.txt); meltemi is built from a copy of this
 repository. The host is left alone apart from the debootstrap package.
 
@@ -20,6 +21,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import debroot
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
@@ -77,8 +80,7 @@ class Env:
 
     def prefix(self) -> list[str]:
         if self.mode == "root":
-            # A clean environment: the host's pip settings name paths the root lacks.
-            return ["env", "-i", *CLEAN_ENV, "chroot", str(self.base)]
+            return debroot.chroot(self.base, CLEAN_ENV)
         return []
 
     def outside(self, inside: Path | str) -> Path:
@@ -114,57 +116,19 @@ class Env:
 # --- the Debian 13 root -----------------------------------------------------------
 
 
-def mount_proc() -> None:
-    proc = ROOT_DIR / "proc"
-    if not os.path.ismount(proc):
-        run(["mount", "-t", "proc", "proc", str(proc)])
-    shm = ROOT_DIR / "dev" / "shm"
-    shm.mkdir(parents=True, exist_ok=True)
-    if not os.path.ismount(shm):
-        run(["mount", "-t", "tmpfs", "-o", "mode=1777", "shm", str(shm)])
-
-
 def unmount_all() -> None:
-    for sub in ("dev/shm", "proc"):
-        path = ROOT_DIR / sub
-        if os.path.ismount(path):
-            subprocess.run(["umount", "-l", str(path)], check=False)
+    debroot.unmount(ROOT_DIR)
 
 
 def ensure_root() -> Env:
     if os.geteuid() != 0:
         raise SystemExit("bench: the Debian 13 root needs root (chroot, mount); run as root or use --env host")
-    stamp = ROOT_DIR / ".bench-packages"
-    if not (ROOT_DIR / "usr" / "bin").exists():
-        if not shutil.which("debootstrap"):
-            log("installing debootstrap (Debian package) on the host")
-            run(
-                ["apt-get", "install", "-y", "-qq", "debootstrap"],
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            )
-        log(f"debootstrap --variant=minbase trixie {ROOT_DIR} (about a minute)")
-        ROOT_DIR.parent.mkdir(parents=True, exist_ok=True)
-        run(["debootstrap", "--variant=minbase", "trixie", str(ROOT_DIR), "http://deb.debian.org/debian"])
-    shutil.copy("/etc/resolv.conf", ROOT_DIR / "etc" / "resolv.conf")
-    # The host's own certificate authorities (a TLS-inspecting proxy may stand
-    # between this machine and PyPI), so that pip in the root trusts what the host trusts.
-    extra = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-    if extra:
-        # A minbase root has no such folder until its ca-certificates package is installed.
-        (ROOT_DIR / "usr/local/share/ca-certificates").mkdir(parents=True, exist_ok=True)
-    for cert in extra:
-        shutil.copy(cert, ROOT_DIR / "usr/local/share/ca-certificates" / cert.name)
-    mount_proc()
+    debroot.make_base(ROOT_DIR, "trixie")
+    copied = debroot.copy_host_trust(ROOT_DIR)
+    debroot.mount(ROOT_DIR)
     env = Env("root", ROOT_DIR, Path("/opt/bench/venvs"), Path("/opt/bench/work"))
-    if not stamp.exists() or stamp.read_text() != " ".join(ROOT_PACKAGES):
-        log("installing Debian packages in the root: " + " ".join(ROOT_PACKAGES))
-        env.sh(
-            "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
-            "apt-get install -y -qq --no-install-recommends " + " ".join(ROOT_PACKAGES) + " >/dev/null"
-        )
-        if extra:
-            env.sh("update-ca-certificates >/dev/null")
-        stamp.write_text(" ".join(ROOT_PACKAGES))
+    debroot.install(ROOT_DIR, CLEAN_ENV, ROOT_PACKAGES)
+    debroot.trust_host_certificates(ROOT_DIR, CLEAN_ENV, copied)
     return env
 
 

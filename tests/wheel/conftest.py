@@ -1,6 +1,8 @@
 """A Debian 12 root without meltemi's C libraries, and the wheel of dist/ installed in a clean venv inside it.
 
-The root is made as the benchmark's (bench/envs.py): `debootstrap --variant=minbase
+The root is made by the benchmark's own code (bench/debroot.py, which bench/envs.py uses
+for its Debian 13 root), so CI exercises the set-up `make bench` runs on a fresh machine,
+the copy of the host's certificate authorities included: `debootstrap --variant=minbase
 bookworm` under build/wheel-root, plus only python3, python3-venv and
 ca-certificates, so none of libllhttp, libbrotli or the -dev packages is there
 (libzstd1 is: apt itself needs it, which makes the check that the extension uses
@@ -23,11 +25,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from bench import debroot  # noqa: E402
+
 BUILD = REPO / "build"
 ROOT_DIR = BUILD / "wheel-root"
 DIST = REPO / "dist"
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ["python3", "python3-venv", "ca-certificates"]
 # Inside the root.
 WORK = Path("/opt/meltemi-wheel")
@@ -56,8 +60,7 @@ class Root:
         self.env = env
 
     def prefix(self) -> list[str]:
-        # A clean environment: the host's pip settings name paths (local mirrors, constraints) the root lacks.
-        return ["env", "-i", *self.env, "chroot", str(self.base)]
+        return debroot.chroot(self.base, self.env)
 
     def run(self, *cmd: str | Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         kwargs.setdefault("capture_output", True)
@@ -96,19 +99,6 @@ def host_index_env() -> list[str]:
     return env
 
 
-def mount(kind: str, target: Path, *options: str) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    if not os.path.ismount(target):
-        subprocess.run(["mount", "-t", kind, *options, kind, str(target)], check=True)
-
-
-def unmount_all() -> None:
-    for sub in ("dev/shm", "proc"):
-        path = ROOT_DIR / sub
-        if os.path.ismount(path):
-            subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 def timed(name: str):
     """Records how long a step took, under `name`."""
 
@@ -128,54 +118,29 @@ def timed(name: str):
 def root() -> Root:
     if os.geteuid() != 0:
         pytest.exit("the wheel test needs root (debootstrap, chroot, mount); CI runs it as root", returncode=2)
-    base_stamp = ROOT_DIR / ".wheel-root-base"
-    packages_stamp = ROOT_DIR / ".wheel-root-packages"
-    if not base_stamp.exists():
-        unmount_all()
-        shutil.rmtree(ROOT_DIR, ignore_errors=True)  # a debootstrap that did not finish
-        if not shutil.which("debootstrap"):
-            log("installing debootstrap (Debian package) on the host")
-            apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            install = ["apt-get", "install", "-y", "-qq", "debootstrap"]
-            if subprocess.run(install, env=apt_env, check=False).returncode != 0:
-                subprocess.run(["apt-get", "update", "-qq"], env=apt_env, check=True)  # package lists too old
-                subprocess.run(install, env=apt_env, check=True)
-        log(f"debootstrap --variant=minbase {SUITE} {ROOT_DIR}")
-        ROOT_DIR.parent.mkdir(parents=True, exist_ok=True)
-        with timed("debootstrap"):
-            subprocess.run(
-                ["debootstrap", "--variant=minbase", SUITE, str(ROOT_DIR), MIRROR],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                timeout=600,  # a stalled mirror fails the run instead of hanging CI (49 s cold here)
-            )
-        base_stamp.write_text(f"{SUITE} minbase\n")
-    shutil.copy("/etc/resolv.conf", ROOT_DIR / "etc" / "resolv.conf")
-    # The host's own certificate authorities (a TLS-inspecting proxy may stand between
-    # this machine and PyPI), so that pip in the root trusts what the host trusts.
-    extra = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-    (ROOT_DIR / "usr/local/share/ca-certificates").mkdir(parents=True, exist_ok=True)
-    for cert in extra:
-        shutil.copy(cert, ROOT_DIR / "usr/local/share/ca-certificates" / cert.name)
-    mount("proc", ROOT_DIR / "proc")
-    mount("tmpfs", ROOT_DIR / "dev" / "shm", "-o", "mode=1777")
+    # Each step is timed when it did something (a root is kept between runs).
+    with timed("debootstrap"):
+        made = debroot.make_base(ROOT_DIR, SUITE)
+    if not made:
+        TIMINGS.pop("debootstrap")
+    copied = debroot.copy_host_trust(ROOT_DIR)
+    debroot.mount(ROOT_DIR)
     env = Root(ROOT_DIR, CLEAN_ENV + host_index_env())
-    wanted = " ".join(PACKAGES) + "\n"
     try:
-        if not packages_stamp.exists() or packages_stamp.read_text() != wanted:
-            log("installing in the root: " + " ".join(PACKAGES))
-            with timed("root packages"):
-                env.sh(
-                    "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
-                    "apt-get install -y -qq --no-install-recommends " + " ".join(PACKAGES),
-                    timeout=600,
-                )
-            packages_stamp.write_text(wanted)
-        if extra:
-            env.sh("update-ca-certificates >/dev/null")
+        with timed("root packages"):
+            installed = debroot.install(ROOT_DIR, env.env, PACKAGES)
+        if not installed:
+            TIMINGS.pop("root packages")
+        debroot.trust_host_certificates(ROOT_DIR, env.env, copied)
+        # What the certificate step was for: the root's store holds every authority the host added.
+        store = env.run("cat", "/etc/ssl/certs/ca-certificates.crt").stdout
+        for name in copied:
+            pem = (debroot.HOST_CA_DIR / name).read_text()
+            body = "".join(line for line in pem.splitlines() if line and not line.startswith("-----"))
+            assert body[:64] in store.replace("\n", ""), f"{name} is not in the root's certificate store"
         yield env
     finally:
-        unmount_all()
+        debroot.unmount(ROOT_DIR)
         (BUILD / "wheel-test-timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
         log("timings (s): " + ", ".join(f"{k} {v}" for k, v in TIMINGS.items()))
 
