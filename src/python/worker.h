@@ -37,6 +37,7 @@ typedef struct WorkerObject {
     int compress_level[4];     /* by mt_coding_t */
     struct mt_static *statics; /* NULL when no directory is mounted */
     struct mt_api *api;        /* NULL without a typed API */
+    struct mt_cors *cors;      /* the project-wide CORS policy (WorkerConfig.cors), or NULL */
 } WorkerObject;
 
 /* What a handler thread keeps from one request to the next. */

@@ -105,6 +105,10 @@ typedef struct mt_conn {
      * set by its producer for the access log. */
     int answer_status;
     unsigned long long answer_bytes;
+    /* The CORS policy of the API whose route matched the current request
+     * (cors.h), or NULL; the project's policy takes precedence where it
+     * applies. Set by the API glue, reset per request. */
+    const struct mt_cors *cors;
 
     /* Output: the queue and what the I/O thread and the producer share,
      * under out_lock. */

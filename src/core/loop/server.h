@@ -57,6 +57,10 @@ typedef struct mt_server_config {
     const char *request_id_header;
     const char *request_id_name;
     size_t request_id_header_len;
+    /* The project-wide CORS policy (cors.h), or NULL. Read-only; the
+     * server itself never calls into it: the producers of answers and
+     * answer_inline do (preflights are answered there). */
+    const struct mt_cors *cors;
 } mt_server_config_t;
 
 typedef struct mt_listener {
