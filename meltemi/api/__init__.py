@@ -11,6 +11,7 @@ read from annotations and validated by msgspec, routed in C.
 See docs/api.md.
 """
 
+from ..cors import CORS
 from .app import API, Endpoint
 from .errors import HTTPException, ResponseValidationError, ValidationError
 from .params import Body, Cookie, Depends, File, Form, Header, Path, Query
@@ -30,6 +31,7 @@ from .uploads import UploadFile
 __all__ = [
     "API",
     "Body",
+    "CORS",
     "Cookie",
     "Depends",
     "Endpoint",

@@ -303,7 +303,7 @@ void mt_cors_decide(mt_cors_decision_t *d, const mt_conn_t *c) {
     const char *origin;
     size_t olen;
     /* One Origin field (RFC 6454 7.3); several, joined, would be no origin. */
-    if (mt_request_header(&c->req, base, "origin", 6, buf, &origin, &olen) != 1 || origin == buf)
+    if (mt_request_header(&c->req, base, "origin", 6, buf, &origin, &olen) != 1 || origin == buf || olen == 0)
         return;
     if (!mt_cors_origin_allowed(p, origin, olen))
         return;
