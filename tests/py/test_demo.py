@@ -402,6 +402,27 @@ def test_api_errors_and_the_rest_of_the_site(demo):
     assert requests.get(demo.url + "/hello/", timeout=10).content == b"Hello, World!", "Django still serves the rest"
 
 
+def test_api_cors_for_a_front_end_at_localhost_3000(demo):
+    front = {"Origin": "http://localhost:3000"}
+    preflight = requests.options(
+        demo.url + "/api/items",
+        headers={**front, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+        timeout=10,
+    )
+    assert preflight.status_code == 200 and preflight.content == b""
+    assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "content-type" in preflight.headers["Access-Control-Allow-Headers"]
+    r = requests.get(demo.url + "/api/health", headers=front, timeout=10)
+    assert r.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert r.headers["Access-Control-Expose-Headers"] == "X-Request-ID"
+    assert "Origin" in r.headers["Vary"]
+    other = requests.get(demo.url + "/api/health", headers={"Origin": "https://elsewhere.example"}, timeout=10)
+    assert "Access-Control-Allow-Origin" not in other.headers
+    page = requests.get(demo.url + "/hello/", headers=front, timeout=10)
+    assert "Access-Control-Allow-Origin" not in page.headers, "the API's policy, not the whole site's"
+
+
 def test_api_docs_page_and_schema(demo):
     schema = requests.get(demo.url + "/api/openapi.json", timeout=10).json()
     assert schema["openapi"].startswith("3.1") and schema["info"]["title"] == "meltemi demo API"
