@@ -457,7 +457,7 @@ OPTIONS: tuple[Option, ...] = (
         CorsPolicy(),
         "auto",
         "CORS for every response of the project (WSGI views, API routes, static files), decided in C, "
-        "preflights answered without Python (docs/api.md, \"CORS\"). `auto`: django-cors-headers' settings "
+        'preflights answered without Python (docs/api.md, "CORS"). `auto`: django-cors-headers\' settings '
         "(`CORS_ALLOWED_ORIGINS`, `CORS_ALLOWED_ORIGIN_REGEXES`, `CORS_ALLOW_ALL_ORIGINS`, ...) when the project "
         "has them and `corsheaders.middleware.CorsMiddleware` is no longer in `MIDDLEWARE`; `off`: none; or the "
         "allowed origins, separated by commas (`*`: any). In the Django setting, also a dict of `meltemi.CORS` "

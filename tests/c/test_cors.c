@@ -280,8 +280,7 @@ static void test_fields(void) {
        "OPTIONS (not a preflight): the preflight fields too; no max-age when 0");
     server.config.cors = NULL;
     h = respond("GET / HTTP/1.1\r\nHost: a\r\nOrigin: https://a.example\r\n\r\n", NULL, false);
-    ok(count_fields(h, "Vary") == 0 && count_fields(h, "Access-Control-Allow-Origin") == 0,
-       "no policy: nothing added");
+    ok(count_fields(h, "Vary") == 0 && count_fields(h, "Access-Control-Allow-Origin") == 0, "no policy: nothing added");
     mt_cors_destroy(p);
 
     p = policy((mt_cors_config_t){.allow_all = true});

@@ -27,7 +27,6 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from conftest import ResponseReader
 
 PROJECT = Path(__file__).resolve().parent / "corsproject"
@@ -85,7 +84,9 @@ def request_cases(path: str):
         cases.append((f"POST {origin!r}", "POST", path, {**fields, "Content-Length": "2"}))
         cases.append((f"preflight {origin!r}", "OPTIONS", path, {**fields, **PREFLIGHT}))
         cases.append((f"OPTIONS {origin!r}", "OPTIONS", path, fields))
-    cases.append(("GET PNA", "GET", path, {"Origin": "https://a.example", "Access-Control-Request-Private-Network": "true"}))
+    cases.append(
+        ("GET PNA", "GET", path, {"Origin": "https://a.example", "Access-Control-Request-Private-Network": "true"})
+    )
     cases.append(
         (
             "preflight PNA",
@@ -161,7 +162,7 @@ def test_same_cors_headers_as_django_cors_headers(case, start_server):
                 assert got.body == expected.body, f"{case}: {label} on {target} (WSGI)"
                 compared += 1
         # API routes (Python and C) and static files, against the middleware on the same path.
-        for path, statuses in (("/api/py", None), ("/api/const", None), ("/static/hello.txt", None)):
+        for path in ("/api/py", "/api/const", "/static/hello.txt"):
             for label, method, target, fields in request_cases(path):
                 expected = cors_view(ref.send(method, target, fields))
                 got = mt.send(method, target, fields)

@@ -64,7 +64,8 @@ def test_wheel_bundles_the_libraries_with_their_licences_and_a_true_record(wheel
     libs = [n.split("/")[1] for n in names if n.startswith("meltemi.libs/") and n != "meltemi.libs/"]
     assert sorted(lib.split("-")[0] for lib in libs) == sorted(BUNDLED), libs
     copyrights = [n.split("/")[-1] for n in names if n.startswith(f"{distinfo}/licenses/bundled/")]
-    for package in ("libllhttp", "libzstd", "libbrotli", "libpcre2"):  # libllhttp9.2, libzstd1, libbrotli1, libpcre2-8-0
+    # Debian's names: libllhttp9.2, libzstd1, libbrotli1, libpcre2-8-0.
+    for package in ("libllhttp", "libzstd", "libbrotli", "libpcre2"):
         found = [c for c in copyrights if c.startswith(package)]
         assert len(found) == 1, copyrights
         assert f"License-File: bundled/{found[0]}" in metadata

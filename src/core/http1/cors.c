@@ -33,8 +33,8 @@ struct mt_cors {
     bool private_network;
     char *methods;
     char *headers;
-    char *expose;                     /* NULL: no field */
-    char max_age[24];                 /* "": no field */
+    char *expose;     /* NULL: no field */
+    char max_age[24]; /* "": no field */
     size_t methods_len, headers_len, expose_len, max_age_len;
 };
 
@@ -318,10 +318,10 @@ void mt_cors_decide(mt_cors_decision_t *d, const mt_conn_t *c) {
     d->is_options = c->req.method_id == HTTP_OPTIONS;
     const char *pna;
     size_t plen;
-    d->private_network = p->private_network &&
-                         mt_request_header(&c->req, base, "access-control-request-private-network", 38, buf, &pna,
-                                           &plen) == 1 &&
-                         plen == 4 && memcmp(pna, "true", 4) == 0;
+    d->private_network =
+        p->private_network &&
+        mt_request_header(&c->req, base, "access-control-request-private-network", 38, buf, &pna, &plen) == 1 &&
+        plen == 4 && memcmp(pna, "true", 4) == 0;
 }
 
 static void add_late(mt_respond_t *r, const char *name, size_t nlen, const char *value, size_t vlen) {

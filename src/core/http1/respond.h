@@ -87,7 +87,6 @@ typedef struct mt_respond {
     uint8_t nlate;
 } mt_respond_t;
 
-
 /* Prepares r for a response to `req` (NULL: a request that did not parse,
  * answered as to a GET over HTTP/1.1). keep_alive: whether the connection may
  * stay open as far as the caller knows. */
