@@ -190,6 +190,15 @@ static void test_regexes(void) {
     ok(!allowed(p, "http://[::1"), "regex: an origin urlsplit refuses is refused before the regexes");
     mt_cors_destroy(p);
 
+    /* Catastrophic backtracking on a client's Origin is cut at the match limit. */
+    const char *slow[] = {"^(a+)+$"};
+    p = policy((mt_cors_config_t){.origin_regexes = slow, .nregexes = 1});
+    char evil[64];
+    memset(evil, 'a', 40);
+    strcpy(evil + 40, "!");
+    ok(allowed(p, "aaaa") && !allowed(p, evil), "a pattern that backtracks badly is cut: no match, no hang");
+    mt_cors_destroy(p);
+
     p = policy((mt_cors_config_t){.allow_all = true});
     ok(allowed(p, "null") && allowed(p, "anything at all"), "allow all: any origin");
     ok(!allowed(p, "http://[::1"), "allow all: not one urlsplit refuses");

@@ -27,7 +27,8 @@ struct mt_cors {
     bool allow_null; /* "null" is among the origins */
     pcre2_code **regexes;
     size_t nregexes;
-    pcre2_code *urls; /* NULL: every path */
+    pcre2_code *urls;            /* NULL: every path */
+    pcre2_match_context *limits; /* the match limit: the subject is the client's */
     bool allow_all;
     bool credentials;
     bool private_network;
@@ -139,9 +140,14 @@ static pcre2_match_data *match_data(void) {
     return md;
 }
 
-static bool regex_matches(pcre2_code *re, const char *s, size_t n) {
+/* At most this many backtracking steps per match: the subject is the
+ * client's, and a pattern that backtracks badly on it (nested quantifiers)
+ * must not hold a thread. A match that runs out counts as no match. */
+#define MATCH_LIMIT 100000
+
+static bool regex_matches(const mt_cors_t *p, pcre2_code *re, const char *s, size_t n) {
     pcre2_match_data *md = match_data();
-    return md && pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, NULL) >= 0;
+    return md && pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, p->limits) >= 0;
 }
 
 static int compile(pcre2_code **out, const char *pattern, const char *what, char *err, size_t errlen) {
@@ -185,6 +191,9 @@ int mt_cors_create(mt_cors_t **out, const mt_cors_config_t *config, char *err, s
         goto error;
     if (config->max_age > 0)
         p->max_age_len = (size_t)snprintf(p->max_age, sizeof p->max_age, "%lld", config->max_age);
+    if ((p->limits = pcre2_match_context_create(NULL)) == NULL)
+        goto error;
+    pcre2_set_match_limit(p->limits, MATCH_LIMIT);
     if (config->norigins && (p->origins = calloc(config->norigins, sizeof *p->origins)) == NULL)
         goto error;
     for (size_t i = 0; i < config->norigins; i++) {
@@ -234,6 +243,7 @@ void mt_cors_destroy(mt_cors_t *p) {
         pcre2_code_free(p->regexes[i]);
     free(p->regexes);
     pcre2_code_free(p->urls);
+    pcre2_match_context_free(p->limits);
     free(p->methods);
     free(p->headers);
     free(p->expose);
@@ -250,7 +260,7 @@ bool mt_cors_path_applies(const mt_cors_t *p, const mt_request_t *req, const cha
     if (buf == NULL)
         return false;
     size_t len = mt_http1_percent_decode(buf, path, n);
-    bool match = regex_matches(p->urls, buf, len);
+    bool match = regex_matches(p, p->urls, buf, len);
     if (buf != local)
         free(buf);
     return match;
@@ -268,7 +278,7 @@ static bool origin_listed(const mt_cors_t *p, const char *s, size_t n, const par
             return true;
     }
     for (size_t i = 0; i < p->nregexes; i++)
-        if (regex_matches(p->regexes[i], s, n))
+        if (regex_matches(p, p->regexes[i], s, n))
             return true;
     return false;
 }
