@@ -37,6 +37,7 @@ DJANGO_SETTINGS = {
     "CORS_URLS_REGEX": "urls_regex",
     "CORS_ALLOW_PRIVATE_NETWORK": "allow_private_network",
 }
+OLD_NAMES = frozenset({"CORS_ORIGIN_WHITELIST", "CORS_ORIGIN_REGEX_WHITELIST", "CORS_ORIGIN_ALLOW_ALL"})
 # The settings that say which origins are allowed: without any of them a project has no CORS to move over.
 ORIGIN_SETTINGS = (
     "CORS_ALLOWED_ORIGINS",
@@ -148,7 +149,8 @@ class CORS:
     def from_mapping(cls, values: Mapping[str, Any]) -> CORS:
         """From a dict of CORS() keywords or of django-cors-headers' setting names."""
         kwargs: dict[str, Any] = {}
-        for key, value in values.items():
+        # The old names first, so that a current name given too wins, as in the middleware.
+        for key, value in sorted(values.items(), key=lambda item: item[0] not in OLD_NAMES):
             name = DJANGO_SETTINGS.get(key, key)
             if name not in cls.__dataclass_fields__ or name.startswith("_"):
                 raise ValueError(f"unknown CORS setting {key!r}")

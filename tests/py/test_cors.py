@@ -23,6 +23,7 @@ preflight, the view 200).
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -251,3 +252,21 @@ def test_bad_policies_are_refused_at_start():
         CORS(allow_origin_regexes=["^(https://"])
     with pytest.raises(ConfigError, match="--cors"):
         resolve({"cors": "a.example"}, {}, None)
+
+
+def test_settings_map_onto_the_policy():
+    from meltemi import CORS
+    from meltemi.config import resolve
+
+    both = {"CORS_ALLOWED_ORIGINS": ["https://new.example"], "CORS_ORIGIN_WHITELIST": ["https://old.example"]}
+    assert CORS.from_mapping(both).allow_origins == ["https://new.example"], "the current name wins"
+    policy = resolve({}, {}, {"CORS": {"allow_origins": ["*"], "allow_credentials": True}}).cors
+    spec = policy.c_spec()
+    assert spec[0] == () and spec[3] is True and spec[4] is True, "'*' means every origin"
+    assert resolve({"cors": "off"}, {}, None).cors == "off"
+    assert resolve({}, {"MELTEMI_CORS": "https://a.example, http://localhost:3000"}, None).cors.c_spec()[0] == (
+        "https://a.example",
+        "http://localhost:3000",
+    )
+    regex = CORS(allow_origin_regexes=[re.compile(r"^https://x\.example\Z", re.IGNORECASE)]).c_spec()[1]
+    assert regex == ("(?i)^https://x\\.example\\z",), "re.IGNORECASE and \\Z carried over to PCRE2"
