@@ -232,6 +232,11 @@ static void test_paths(void) {
     ok(mt_cors_select(t.c) == p, "select: the project's where it applies");
     close_client(&t);
     server.config.cors = NULL;
+    open_with(&t, "GET /elsewhere HTTP/1.1\r\nHost: a\r\n\r\n");
+    t.c->cors = p;
+    ok(mt_cors_select(t.c) == NULL, "select: an API's policy only where its own URL regex matches");
+    close_client(&t);
+    server.config.cors = NULL;
     mt_cors_destroy(api);
     mt_cors_destroy(p);
 }

@@ -270,3 +270,20 @@ def test_settings_map_onto_the_policy():
     )
     regex = CORS(allow_origin_regexes=[re.compile(r"^https://x\.example\Z", re.IGNORECASE)]).c_spec()[1]
     assert regex == ("(?i)^https://x\\.example\\z",), "re.IGNORECASE and \\Z carried over to PCRE2"
+
+
+def test_an_api_policy_keeps_to_its_url_regex(start_server):
+    policy = {"CORS_ALLOW_ALL_ORIGINS": True, "CORS_URLS_REGEX": r"^/api/const$"}
+    server = start(start_server, "meltemi", {}, "--api", "corsproject.api:api", api_policy=policy)
+    client = Client(server)
+    try:
+        assert client.send("GET", "/api/const", {"Origin": "https://x.example"}).header("access-control-allow-origin")
+        route = client.send("GET", "/api/py", {"Origin": "https://x.example"})
+        assert cors_view(route) == {"fields": {}, "vary": []}
+        before = json.loads(client.send("GET", "/api/calls", {}).body)["calls"]
+        # A preflight to a route the policy does not cover is the route's: the router's own OPTIONS answer.
+        answer = client.send("OPTIONS", "/api/py", {"Origin": "https://x.example", **PREFLIGHT})
+        assert answer.status == 204 and answer.header("allow") and cors_view(answer)["fields"] == {}
+        assert json.loads(client.send("GET", "/api/calls", {}).body)["calls"] == before
+    finally:
+        client.close()

@@ -296,7 +296,9 @@ const mt_cors_t *mt_cors_select(const mt_conn_t *c) {
     const mt_cors_t *project = c->server ? c->server->config.cors : NULL;
     if (project && mt_cors_path_applies(project, &c->req, c->rbuf.data))
         return project;
-    return c->cors;
+    if (c->cors && mt_cors_path_applies(c->cors, &c->req, c->rbuf.data))
+        return c->cors;
+    return NULL;
 }
 
 void mt_cors_decide(mt_cors_decision_t *d, const mt_conn_t *c) {

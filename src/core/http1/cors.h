@@ -63,7 +63,7 @@ bool mt_cors_path_applies(const mt_cors_t *p, const mt_request_t *req, const cha
 bool mt_cors_origin_allowed(const mt_cors_t *p, const char *origin, size_t n);
 
 /* The policy for c's request: the project's if its URL regex matches the
- * path, else the one an API set (c->cors), else NULL. */
+ * path, else the one an API set (c->cors) if its URL regex does, else NULL. */
 const mt_cors_t *mt_cors_select(const mt_conn_t *c);
 
 /* The longest Origin value echoed; a longer allowed one gets no CORS fields. */
