@@ -93,6 +93,16 @@ def expect_compressed(status: int, headers: dict, body: bytes) -> None:
     expect_json(RECORDS)(status, headers, plain)
 
 
+CORS_ORIGIN = "http://localhost:3000"
+
+
+def expect_preflight(status: int, headers: dict, body: bytes) -> None:
+    if body or headers.get("access-control-allow-origin") != CORS_ORIGIN:
+        raise CheckError(f"not a CORS preflight answer for {CORS_ORIGIN}: {headers!r} {body[:80]!r}")
+    if "PUT" not in headers.get("access-control-allow-methods", ""):
+        raise CheckError(f"PUT is not among the allowed methods: {headers!r}")
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -116,6 +126,16 @@ SCENARIOS: list[Scenario] = [
         "/plain",
         expect_body(MESSAGE.encode()),
         note="a constant route answered in C without Python: the most this server can do on this machine",
+    ),
+    Scenario(
+        "cors-preflight",
+        "CORS preflight (OPTIONS, answered in C)",
+        "/json",
+        expect_preflight,
+        method="OPTIONS",
+        headers={"Origin": CORS_ORIGIN, "Access-Control-Request-Method": "PUT"},
+        note=f"meltemi --cors {CORS_ORIGIN}: answered on the I/O thread, never reaching Python; target ≥ 80% of "
+        "the ceiling",
     ),
     Scenario("json", "JSON hello", "/json", expect_json({"message": MESSAGE})),
     Scenario("json10k", "10 KB JSON", "/json10k", expect_json(RECORDS)),

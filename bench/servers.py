@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .scenarios import Scenario
+from .scenarios import CORS_ORIGIN, Scenario
 
 
 class Unsupported(Exception):
@@ -113,6 +113,9 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
             argv += ["--api", "benchproj.meltemi_api:api"]
         if name == "wait-10ms":
             argv += ["--threads", str(WAIT_THREADS)]
+        if name == "cors-preflight":
+            # The project-wide policy: the preflight is answered before the API router and Python.
+            argv += ["--api", "benchproj.meltemi_api:api", "--cors", CORS_ORIGIN]
         if name.startswith("static"):
             argv += ["--static", f"/static/={static_dir}"]
         return Launch(argv, env, path)
@@ -125,6 +128,8 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
 
     if name == "ceiling":
         raise Unsupported("meltemi only: a route answered in C")
+    if name == "cors-preflight":
+        raise Unsupported("meltemi only for now: measured against meltemi's own ceiling")
 
     if server == "nginx":
         if not name.startswith("static"):

@@ -20,6 +20,10 @@ _API_NAMES = frozenset(
 
 
 def __getattr__(name: str):
+    if name == "CORS":  # the CORS policy, for the project (settings) or an API: needs neither msgspec nor C
+        from .cors import CORS
+
+        return CORS
     if name in _API_NAMES:
         try:
             from . import api

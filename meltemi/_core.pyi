@@ -27,8 +27,8 @@ class RequestBodyError(OSError):
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # A bound listening socket: (file descriptor, SERVER_NAME, SERVER_PORT).
 _Listener = tuple[int, str, str]
-# What meltemi.API.c_routes() returns.
-_APIRoutes = tuple[bool, list[tuple[Any, ...]]]
+# What meltemi.API.c_routes() returns: (redirect_slash, routes[, CORS spec or None]).
+_APIRoutes = tuple[bool, list[tuple[Any, ...]]] | tuple[bool, list[tuple[Any, ...]], tuple[Any, ...] | None]
 
 class Worker:
     """A worker process's HTTP server (see meltemi/worker.py)."""

@@ -31,6 +31,7 @@ from .values import (  # the option value types, also used through this module b
     Choice,
     Codings,
     ConfigError,
+    CorsPolicy,
     FieldName,
     FilePath,
     Flag,
@@ -454,6 +455,20 @@ OPTIONS: tuple[Option, ...] = (
         API,
     ),
     Option(
+        "cors",
+        CorsPolicy(),
+        "auto",
+        "CORS for every response of the project (WSGI views, API routes, static files), decided in C, "
+        'preflights answered without Python (docs/api.md, "CORS"). `auto`: django-cors-headers\' settings '
+        "(`CORS_ALLOWED_ORIGINS`, `CORS_ALLOWED_ORIGIN_REGEXES`, `CORS_ALLOW_ALL_ORIGINS`, ...) when the project "
+        "has them and `corsheaders.middleware.CorsMiddleware` is no longer in `MIDDLEWARE`; `off`: none; or the "
+        "allowed origins, separated by commas (`*`: any). In the Django setting, also a dict of `meltemi.CORS` "
+        'keywords or of django-cors-headers\' setting names (`MELTEMI = {"CORS": {"allow_origins": [...]}}`), '
+        "or a `meltemi.CORS`. An API's own policy (`API(cors=...)`) applies to its routes where this one does "
+        "not.",
+        API,
+    ),
+    Option(
         "access_log",
         AccessLog(),
         None,
@@ -721,6 +736,7 @@ class WorkerConfig:
     access_log_format: str  # "common", "combined" or "json"
     request_id_header: str  # "" for none
     dispatch: DispatchPolicy
+    cors: tuple | None = None  # the project's CORS policy (meltemi.cors.CORS.c_spec()), or None
 
 
 def dispatch_policy(config: Config) -> DispatchPolicy:
@@ -733,7 +749,12 @@ def dispatch_policy(config: Config) -> DispatchPolicy:
 
 def worker_config(config: Config) -> WorkerConfig:
     """The object meltemi._core.Worker takes, for production and meltemi.testing alike."""
-    return WorkerConfig(**worker_options(config), dispatch=dispatch_policy(config))
+    from .cors import project_policy
+
+    policy = project_policy(config.cors)
+    return WorkerConfig(
+        **worker_options(config), dispatch=dispatch_policy(config), cors=policy.c_spec() if policy else None
+    )
 
 
 def option_table() -> list[Option]:

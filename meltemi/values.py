@@ -420,3 +420,37 @@ class MountType(ValueType):
 
     def show(self, value: Mount) -> str:
         return str(value)
+
+
+class CorsPolicy(ValueType):
+    """The project-wide CORS policy: `auto`, `off`, or the allowed origins (meltemi/cors.py)."""
+
+    expected = "'auto', 'off', or origins (scheme://host[:port], '*' for any) separated by commas"
+    metavar = "{auto,off,ORIGINS}"
+
+    def parse(self, text: str) -> Any:
+        from .cors import CORS
+
+        value = text.strip()
+        if value.lower() in ("auto", "off"):
+            return value.lower()
+        origins = [item for item in re.split(r"[,\s]+", value) if item]
+        if not origins:
+            raise ValueError
+        return CORS(allow_origins=tuple(origins))
+
+    def coerce(self, value: Any) -> Any:
+        from collections.abc import Mapping
+
+        from .cors import CORS
+
+        if isinstance(value, CORS):
+            return value
+        if isinstance(value, Mapping):
+            return CORS.from_mapping(value)
+        if value is False or value is None:
+            return "off"
+        return super().coerce(value)
+
+    def show(self, value: Any) -> str:
+        return value if isinstance(value, str) else repr(value)

@@ -11,6 +11,7 @@ read from annotations and validated by msgspec, routed in C.
 See docs/api.md.
 """
 
+from ..cors import CORS
 from .app import API, Endpoint
 from .errors import HTTPException, ResponseValidationError, ValidationError
 from .mounting import NoReverseMatch
@@ -54,6 +55,7 @@ __all__ = [
     "operation",
     "paginate",
     "Body",
+    "CORS",
     "Cookie",
     "Depends",
     "Endpoint",

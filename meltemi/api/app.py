@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 import msgspec.structs
 
+from ..cors import CORS
 from ..django.cycle import request_cycle
 from .errors import (
     HTTPException,
@@ -63,6 +64,7 @@ class API(Router):
         dependencies: Sequence[Depends] = (),
         tags: Sequence[str] | None = None,
         servers: list[dict[str, str]] | None = None,
+        cors: CORS | None = None,
     ):
         if trailing_slash not in ("redirect", "strict"):
             raise ValueError("trailing_slash is 'redirect' (308 to the other spelling) or 'strict'")
@@ -76,6 +78,10 @@ class API(Router):
         self.redoc_url = redoc_url
         self.scalar_url = scalar_url
         self.servers = servers
+        if cors is not None and not isinstance(cors, CORS):
+            raise TypeError("cors is a meltemi.CORS")
+        # Decided in C for the API's routes (preflights too) where the project's policy does not apply.
+        self.cors = cors
         self.exception_handlers: dict[type[BaseException], Callable[[Request, Any], Any]] = {}
         self._endpoints: list[Endpoint] | None = None
         self._schema: dict | None = None
@@ -98,17 +104,18 @@ class API(Router):
             self._endpoints = [Endpoint(self, route) for route in self.routes]
         return self._endpoints
 
-    def c_routes(self) -> tuple[bool, list[tuple]]:
+    def c_routes(self) -> tuple[bool, list[tuple], tuple | None]:
         """What meltemi._core.Worker(api=...) takes: (redirect_slash, [(template,
-        methods, target, invalid), ...]), target an Endpoint or (status, content type,
-        body), invalid the 422 body per path parameter (errors.path_error_body)."""
+        methods, target, invalid), ...], cors), target an Endpoint or (status, content type,
+        body), invalid the 422 body per path parameter (errors.path_error_body), cors
+        the API's CORS policy (CORS.c_spec()) or None."""
         routes = []
         for ep in self.compile():
             target = (ep.route.status, ep.route.constant[1], ep.route.constant[0]) if ep.route.constant else ep
             labels = [seg[1:-1] for seg in ep.template.split("/") if seg.startswith("{")]
             invalid = tuple(path_error_body(n, t) for n, t in zip(ep.path_names, labels, strict=True))
             routes.append((ep.template, list(ep.route.methods), target, invalid))
-        return self.trailing_slash == "redirect", routes
+        return self.trailing_slash == "redirect", routes, self.cors.c_spec() if self.cors else None
 
     def _add_docs_routes(self) -> None:
         if self.openapi_url:

@@ -13,6 +13,7 @@
 
 #include "answer.h"
 #include "api.h"
+#include "cors_config.h"
 #include "encoding.h"
 #include "http1_write.h"
 #include "router.h"
@@ -27,6 +28,7 @@ struct mt_api {
     mt_router_t *router;
     mt_api_route_t *routes;
     int nroutes;
+    mt_cors_t *cors; /* the API's CORS policy (API(cors=...)), or NULL */
 };
 
 /* The methods and parameter types the router knows: exported as
@@ -161,13 +163,14 @@ void mt_api_destroy(mt_api_t *api) {
     }
     free(api->routes);
     mt_router_destroy(api->router);
+    mt_cors_destroy(api->cors);
     free(api);
 }
 
 mt_api_t *mt_api_create(PyObject *spec) {
     int redirect_slash;
-    PyObject *routes;
-    if (!PyArg_ParseTuple(spec, "pO!:api", &redirect_slash, &PyList_Type, &routes))
+    PyObject *routes, *cors = Py_None;
+    if (!PyArg_ParseTuple(spec, "pO!|O:api", &redirect_slash, &PyList_Type, &routes, &cors))
         return NULL;
     mt_api_t *api = calloc(1, sizeof *api);
     if (api == NULL || (api->router = mt_router_create(redirect_slash)) == NULL ||
@@ -182,6 +185,10 @@ mt_api_t *mt_api_create(PyObject *spec) {
             mt_api_destroy(api);
             return NULL;
         }
+    }
+    if (mt_cors_from_py(cors, &api->cors) < 0) {
+        mt_api_destroy(api);
+        return NULL;
     }
     return api;
 }
@@ -208,6 +215,11 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
         return MT_API_NONE;
     if (m->route >= 0)
         c->metric_route = mt_metrics_api_route(m->route);
+    /* The API's CORS policy, where the project's does not apply (cors.h). */
+    c->cors = api->cors;
+    *keep_alive = !mt_server_draining(&worker->server);
+    if (api->cors && mt_cors_preflight(c, &h->out, keep_alive))
+        return MT_API_ANSWERED;
     if (m->status == MT_ROUTE_FOUND && api->routes[m->route].endpoint) {
         h->route = m->route;
         h->path = path;

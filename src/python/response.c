@@ -95,6 +95,7 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
     mt_respond_t head;
     mt_respond_init(&head, &c->req, ex->keep_alive && mt_respond_keep_alive(c, false));
     mt_respond_request_id(&head, c);
+    mt_cors_respond(&head, &ex->cors);
     Py_ssize_t slen, nlen, vlen;
     const char *status = latin1_bytes(ex->status, &slen, &holder);
     if (status == NULL)
@@ -542,6 +543,7 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
         .status_code = 500,
     };
     out->len = 0;
+    mt_cors_decide(&ex.cors, conn);
     const mt_py_strings_t *S = &worker->st->str;
     ex.method = S->methods[conn->req.method_id < MT_ARRAY_SIZE(S->methods) ? conn->req.method_id : 0];
     PyObject *environ = NULL, *result = NULL, *args[2];

@@ -3,6 +3,7 @@
 #ifndef MT_PY_RESPONSE_H
 #define MT_PY_RESPONSE_H
 
+#include "cors.h"
 #include "input.h"
 #include "worker.h"
 
@@ -33,6 +34,7 @@ typedef struct mt_exchange {
     long long declared_length; /* the application's Content-Length, or -1 */
     unsigned long long body_sent;
     int status_code;
+    mt_cors_decision_t cors; /* decided before the application runs, while the head is intact */
 } mt_exchange_t;
 
 typedef struct StartResponseObject {

@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "codec.h"
+#include "cors_config.h"
 #include "region.h"
 #include "environ.h"
 #include "response.h"
@@ -37,12 +38,21 @@ static int mount_statics(WorkerObject *self, PyObject *mounts, int max_age) {
     return 0;
 }
 
-/* The I/O thread's own answers (mt_server_config_t.answer_inline): static
- * files, which need neither Python nor a handler thread. The same rule as in
- * serve_in_c: a path under a mount is the static handler's. */
-static bool answer_static_inline(void *ctx, mt_conn_t *c, bool *keep_alive) {
+/* The I/O thread's own answers (mt_server_config_t.answer_inline): CORS
+ * preflights of the project-wide policy and static files, which need
+ * neither Python nor a handler thread. The same rules as in serve_in_c. */
+static bool answer_inline(void *ctx, mt_conn_t *c, bool *keep_alive) {
     WorkerObject *self = ctx;
-    if (!mt_static_match(self->statics, &c->req, c->rbuf.data))
+    if (self->cors) {
+        mt_buf_t out;
+        mt_buf_init(&out);
+        *keep_alive = true; /* the server answers inline only while it is not draining */
+        bool answered = mt_cors_preflight(c, &out, keep_alive);
+        mt_buf_dispose(&out);
+        if (answered)
+            return true;
+    }
+    if (self->statics == NULL || !mt_static_match(self->statics, &c->req, c->rbuf.data))
         return false;
     c->metric_route = MT_METRICS_ROUTE_STATIC;
     if (mt_static_serve(self->statics, c, keep_alive) < 0)
@@ -278,6 +288,12 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     }
     if (api != Py_None && (self->api = mt_api_create(api)) == NULL)
         goto error;
+    PyObject *cors = PyObject_GetAttrString(cfg, "cors");
+    int cors_rc = cors ? mt_cors_from_py(cors, &self->cors) : -1;
+    Py_XDECREF(cors);
+    if (cors_rc < 0)
+        goto error;
+    config.cors = self->cors;
     if (access_log != Py_None) {
         long fd = PyLong_AsLong(access_log);
         if (fd == -1 && PyErr_Occurred())
@@ -297,8 +313,8 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
             goto error;
         self->metrics_attached = true;
     }
-    if (self->statics) {
-        config.answer_inline = answer_static_inline;
+    if (self->statics || self->cors) {
+        config.answer_inline = answer_inline;
         config.inline_ctx = self;
     }
 
@@ -359,6 +375,7 @@ static void Worker_dealloc(WorkerObject *self) {
     if (self->statics)
         mt_static_destroy(self->statics);
     mt_api_destroy(self->api);
+    mt_cors_destroy(self->cors);
     Py_XDECREF(self->app);
     Py_XDECREF(self->environ_template);
     if (self->access_log.fd >= 3) /* a duplicate of ours (0 until Worker_init) */
@@ -436,9 +453,11 @@ static void handler_dispose(mt_handler_t *handler) {
 static mt_conn_t *serve_in_c(WorkerObject *self, mt_conn_t *c, mt_handler_t *handler, bool wait) {
     handler->route = -1;
     while (c) {
-        bool keep_alive = false;
+        bool keep_alive = !mt_server_draining(&self->server);
         c->metric_route = MT_METRICS_ROUTE_WSGI; /* unless routed below */
-        if (self->statics && mt_static_match(self->statics, &c->req, c->rbuf.data)) {
+        if (self->cors && mt_cors_preflight(c, &handler->out, &keep_alive)) {
+            /* a preflight the project's CORS policy answered */
+        } else if (self->statics && mt_static_match(self->statics, &c->req, c->rbuf.data)) {
             c->metric_route = MT_METRICS_ROUTE_STATIC;
             if (mt_static_serve(self->statics, c, &keep_alive) < 0)
                 keep_alive = false;

@@ -40,6 +40,7 @@ typedef struct WorkerObject {
     struct mt_api *api;        /* NULL without a typed API */
     Py_buffer metrics_view;    /* the shared metrics region, held while metrics_attached */
     bool metrics_attached;
+    struct mt_cors *cors;      /* the project-wide CORS policy (WorkerConfig.cors), or NULL */
 } WorkerObject;
 
 /* What a handler thread keeps from one request to the next. */

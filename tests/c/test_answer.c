@@ -10,6 +10,7 @@
 #include "conn.c"
 #include "router.c"
 #include "answer.c"
+#include "cors.c"
 
 #include <fcntl.h>
 #include <signal.h>

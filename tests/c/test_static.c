@@ -20,6 +20,7 @@
 #include "conditional.c"
 #include "file_cache.c"
 #include "static.c"
+#include "cors.c"
 
 #include <dirent.h>
 #include <fcntl.h>

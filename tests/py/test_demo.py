@@ -438,6 +438,25 @@ def test_api_pagination_viewset_health_and_docs_pages(demo):
         assert html.status_code == 200 and marker in html.text
         script = re.search(r'src="([^"]+)"', html.text).group(1)
         assert requests.get(f"{api}/{script}", timeout=30).status_code == 200
+def test_api_cors_for_a_front_end_at_localhost_3000(demo):
+    front = {"Origin": "http://localhost:3000"}
+    preflight = requests.options(
+        demo.url + "/api/items",
+        headers={**front, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+        timeout=10,
+    )
+    assert preflight.status_code == 200 and preflight.content == b""
+    assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "content-type" in preflight.headers["Access-Control-Allow-Headers"]
+    r = requests.get(demo.url + "/api/health", headers=front, timeout=10)
+    assert r.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert r.headers["Access-Control-Expose-Headers"] == "X-Request-ID"
+    assert "Origin" in r.headers["Vary"]
+    other = requests.get(demo.url + "/api/health", headers={"Origin": "https://elsewhere.example"}, timeout=10)
+    assert "Access-Control-Allow-Origin" not in other.headers
+    page = requests.get(demo.url + "/hello/", headers=front, timeout=10)
+    assert "Access-Control-Allow-Origin" not in page.headers, "the API's policy, not the whole site's"
 
 
 def test_api_docs_page_and_schema(demo):

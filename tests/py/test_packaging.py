@@ -21,6 +21,7 @@ PACKAGES = {
     "zlib": ("zlib1g-dev", "zlib-devel"),
     "libbrotlienc": ("libbrotli-dev", "brotli-devel"),
     "libzstd": ("libzstd-dev", "libzstd-devel"),
+    "libpcre2-8": ("libpcre2-dev", "pcre2-devel"),
 }
 
 
@@ -40,8 +41,8 @@ def test_missing_c_libraries_stop_the_build_with_one_message_naming_them(tmp_pat
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
     missing = NOT_FOUND_RE.findall(output)
-    # zlib may still be found through CMake; the other three have no CMake package of that name.
-    assert {"libllhttp", "libbrotlienc", "libzstd"} <= set(missing), output
+    # zlib may still be found through CMake; the others have no CMake package of that name.
+    assert {"libllhttp", "libbrotlienc", "libzstd", "libpcre2-8"} <= set(missing), output
     assert output.count("ERROR:") == 1, output
     message = output[output.index("ERROR:") :]
     assert "meltemi needs these C libraries" in message and "meltemi wheel" in message, message

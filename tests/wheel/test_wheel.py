@@ -30,7 +30,7 @@ import pytest
 import zstandard
 from conftest import REPO, VENV, WORK, Root
 
-BUNDLED = ("libllhttp", "libzstd", "libbrotlienc", "libbrotlicommon")
+BUNDLED = ("libllhttp", "libzstd", "libbrotlienc", "libbrotlicommon", "libpcre2")  # libpcre2-8: CORS regexes
 # What the manylinux policy lets a wheel take from the system (glibc and zlib here).
 POLICY = ("linux-vdso.so.1", "libc.so.6", "libm.so.6", "libz.so.1", "libpthread.so.0", "ld-linux-x86-64.so.2")
 LDD_RE = re.compile(r"^\s*(\S+)(?: => (\S+))?")
@@ -64,7 +64,8 @@ def test_wheel_bundles_the_libraries_with_their_licences_and_a_true_record(wheel
     libs = [n.split("/")[1] for n in names if n.startswith("meltemi.libs/") and n != "meltemi.libs/"]
     assert sorted(lib.split("-")[0] for lib in libs) == sorted(BUNDLED), libs
     copyrights = [n.split("/")[-1] for n in names if n.startswith(f"{distinfo}/licenses/bundled/")]
-    for package in ("libllhttp", "libzstd", "libbrotli"):  # Debian's names: libllhttp9.2, libzstd1, libbrotli1
+    # Debian's names: libllhttp9.2, libzstd1, libbrotli1, libpcre2-8-0.
+    for package in ("libllhttp", "libzstd", "libbrotli", "libpcre2"):
         found = [c for c in copyrights if c.startswith(package)]
         assert len(found) == 1, copyrights
         assert f"License-File: bundled/{found[0]}" in metadata

@@ -16,7 +16,7 @@ import msgspec
 from django.db.models import Q
 from notes.models import Item
 
-from meltemi import API, HTTPException, Query, Request, Response, Router, ValidationError
+from meltemi import API, CORS, HTTPException, Query, Request, Response, Router, ValidationError
 from meltemi.api import LimitOffsetPagination, paginate
 
 from . import catalog
@@ -26,6 +26,9 @@ api = API(
     title="meltemi demo API",
     version="1.0.0",
     description="Items backed by the Django ORM, served by meltemi's typed API layer.",
+    # A front end in development (e.g. `npm run dev`) at http://localhost:3000 may call this API from the
+    # browser: CORS decided in C, preflights answered without Python (docs/api.md, "CORS").
+    cors=CORS(allow_origins=["http://localhost:3000"], expose_headers=["X-Request-ID"]),
 )
 
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cors.h"
 #include "respond.h"
 
 #define JSON "application/json"
@@ -14,6 +15,9 @@ static int send_answer(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, int status
     mt_respond_t head;
     mt_respond_init(&head, &c->req, *keep_alive && mt_respond_keep_alive(c, false));
     mt_respond_request_id(&head, c);
+    mt_cors_decision_t cors;
+    mt_cors_decide(&cors, c);
+    mt_cors_respond(&head, &cors);
     out->len = 0;
     int rc = mt_respond_answer(&head, out, status, fields, nfields, ctype, body, blen);
     *keep_alive = head.keep_alive;

@@ -34,12 +34,20 @@ static bool each_element(const char *value, size_t n, element_fn fn, void *arg) 
     return false;
 }
 
-static bool is_accept_encoding(const char *s, size_t n, void *arg) {
-    return name_is(s, n, "accept-encoding", 15);
+/* The MT_VARY_* token an element of Vary names (all of them for "*"), or 0. */
+static unsigned vary_token(const char *s, size_t n) {
+    if (n == 1 && s[0] == '*')
+        return MT_VARY_ACCEPT_ENCODING | MT_VARY_ORIGIN;
+    if (name_is(s, n, "accept-encoding", 15))
+        return MT_VARY_ACCEPT_ENCODING;
+    if (name_is(s, n, "origin", 6))
+        return MT_VARY_ORIGIN;
+    return 0;
 }
 
-static bool names_accept_encoding(const char *s, size_t n, void *arg) {
-    return (n == 1 && s[0] == '*') || is_accept_encoding(s, n, arg);
+static bool collect_vary(const char *s, size_t n, void *arg) {
+    *(unsigned *)arg |= vary_token(s, n);
+    return false;
 }
 
 static bool is_close(const char *s, size_t n, void *arg) {
@@ -107,26 +115,51 @@ bool mt_respond_parse_length(const char *s, size_t n, long long *out) {
     return true;
 }
 
-/* Vary with Accept-Encoding merged in: the first Vary field gets it appended
- * unless it names it already (or is "*"); in a later field, a token the
- * writer appended is not repeated. */
+static unsigned vary_wanted(const mt_respond_t *r) {
+    return (r->vary ? MT_VARY_ACCEPT_ENCODING : 0u) | (r->vary_origin ? MT_VARY_ORIGIN : 0u);
+}
+
+/* Appends ", Accept-Encoding" and/or ", Origin" (tokens) to an open line;
+ * `first`: nothing precedes them on it. */
+static int append_vary_tokens(mt_buf_t *out, unsigned tokens, bool first) {
+    int rc = 0;
+    if (tokens & MT_VARY_ACCEPT_ENCODING) {
+        rc = first ? mt_buf_append(out, "Accept-Encoding", 15) : mt_buf_append(out, ", Accept-Encoding", 17);
+        first = false;
+    }
+    if (rc == 0 && (tokens & MT_VARY_ORIGIN))
+        rc = first ? mt_buf_append(out, "Origin", 6) : mt_buf_append(out, ", Origin", 8);
+    return rc;
+}
+
+/* Vary with the writer's tokens (Accept-Encoding, Origin) merged in: the
+ * first Vary field gets those it does not name appended (none beside "*");
+ * in a later field, a token the writer appended is not repeated. */
 static int write_vary(mt_respond_t *r, mt_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen) {
     if (!r->vary_done) {
-        bool names = each_element(value, vlen, names_accept_encoding, NULL);
+        unsigned named = 0;
+        each_element(value, vlen, collect_vary, &named);
+        unsigned missing = vary_wanted(r) & ~named;
         r->vary_done = true;
-        if (names)
+        if (!missing)
             return mt_http1_write_line(out, name, nlen, value, vlen, NULL, 0);
-        r->vary_added = true;
+        r->vary_added = (uint8_t)missing;
         size_t end = vlen;
         while (end > 0 && (mt_is_ows(value[end - 1]) || value[end - 1] == ','))
             end--;
-        if (end == 0)
-            return mt_http1_write_line(out, name, nlen, "Accept-Encoding", 15, NULL, 0);
-        return mt_http1_write_line(out, name, nlen, value, end, ", Accept-Encoding", 17);
+        int rc = mt_http1_write_line(out, name, nlen, value, end, NULL, 0);
+        if (rc < 0)
+            return rc;
+        out->len -= 2; /* reopen the line */
+        if ((rc = append_vary_tokens(out, missing, end == 0)) < 0)
+            return rc;
+        return mt_buf_append(out, "\r\n", 2);
     }
-    if (!r->vary_added || !each_element(value, vlen, is_accept_encoding, NULL))
+    unsigned named = 0;
+    each_element(value, vlen, collect_vary, &named);
+    if (!(r->vary_added & named))
         return mt_http1_write_line(out, name, nlen, value, vlen, NULL, 0);
-    /* A later field naming Accept-Encoding again: keep its other tokens
+    /* A later field naming a token the writer added: keep its other tokens
      * ("*" among them: it says more than the token the writer added). */
     size_t mark = out->len;
     int rc = mt_http1_write_line(out, name, nlen, "", 0, NULL, 0);
@@ -144,7 +177,10 @@ static int write_vary(mt_respond_t *r, mt_buf_t *out, const char *name, size_t n
         size_t end = i;
         while (end > start && mt_is_ows(value[end - 1]))
             end--;
-        if (end == start || is_accept_encoding(value + start, end - start, NULL))
+        if (end == start)
+            continue;
+        unsigned token = vary_token(value + start, end - start);
+        if (token != (MT_VARY_ACCEPT_ENCODING | MT_VARY_ORIGIN) && (token & r->vary_added))
             continue;
         if ((any && (rc = mt_buf_append(out, ", ", 2)) < 0) ||
             (rc = mt_buf_append(out, value + start, end - start)) < 0)
@@ -156,6 +192,13 @@ static int write_vary(mt_respond_t *r, mt_buf_t *out, const char *name, size_t n
         return 0;
     }
     return mt_buf_append(out, "\r\n", 2);
+}
+
+static bool late_named(const mt_respond_t *r, const char *name, size_t nlen) {
+    for (unsigned i = 0; i < r->nlate; i++)
+        if (r->late[i].nlen == nlen && strncasecmp(r->late[i].name, name, nlen) == 0)
+            return true;
+    return false;
 }
 
 void mt_respond_request_id(mt_respond_t *r, const mt_conn_t *c) {
@@ -172,6 +215,8 @@ int mt_respond_field(mt_respond_t *r, mt_buf_t *out, const char *name, size_t nl
         return -EINVAL;
     if (r->id && nlen == r->id_nlen && strncasecmp(name, r->id_name, nlen) == 0)
         return 0; /* the server's request id replaces the producer's */
+    if (r->nlate && late_named(r, name, nlen))
+        return 0; /* so does a field the server adds (CORS) */
     switch (nlen) {
     case 2:
         if (name_is(name, nlen, "te", 2))
@@ -184,7 +229,7 @@ int mt_respond_field(mt_respond_t *r, mt_buf_t *out, const char *name, size_t nl
             /* A strong validator names exact bytes, and these are not those
              * (RFC 9110 8.8.1): the compressed representation's is weak. */
             return mt_http1_write_line(out, "ETag", 4, "W/", 2, value, vlen);
-        } else if (r->vary && name_is(name, nlen, "vary", 4)) {
+        } else if ((r->vary || r->vary_origin) && name_is(name, nlen, "vary", 4)) {
             return write_vary(r, out, name, nlen, value, vlen);
         }
         break;
@@ -233,8 +278,14 @@ int mt_respond_end(mt_respond_t *r, mt_buf_t *out, const char *coding, long long
         rc = mt_http1_write_line(out, "Content-Encoding", 16, coding, strlen(coding), NULL, 0);
     if (rc == 0 && r->id)
         rc = mt_http1_write_line(out, r->id_name, r->id_nlen, r->id, r->id_len, NULL, 0);
-    if (rc == 0 && r->vary && !r->vary_done) {
-        rc = mt_buf_append(out, "Vary: Accept-Encoding\r\n", 23);
+    for (unsigned i = 0; rc == 0 && i < r->nlate; i++)
+        rc = mt_http1_write_line(out, r->late[i].name, r->late[i].nlen, r->late[i].value, r->late[i].vlen, NULL, 0);
+    if (rc == 0 && vary_wanted(r) && !r->vary_done) {
+        rc = mt_buf_append(out, "Vary: ", 6);
+        if (rc == 0)
+            rc = append_vary_tokens(out, vary_wanted(r), true);
+        if (rc == 0)
+            rc = mt_buf_append(out, "\r\n", 2);
         r->vary_done = true;
     }
     /* The length that frames the body: the producer's, unless the body is

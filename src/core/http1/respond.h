@@ -11,7 +11,8 @@
  * hop-by-hop fields are dropped (the server frames the message and owns the
  * connection); Content-Length is checked and kept only where it may stand; a
  * strong ETag is weakened when the server compresses the body; Accept-Encoding
- * is merged into Vary by tokens, never twice and not beside "*". Then it
+ * and Origin are merged into Vary by tokens, never twice and not beside "*".
+ * Fields the server adds (CORS) replace the producer's of the same name. Then it
  * serializes the head: status line, Date (unless given), the fields, the
  * framing, and "Connection: close" (or "keep-alive" for HTTP/1.0).
  *
@@ -36,6 +37,22 @@
  * Content-Length that differs from the first. */
 #define MT_RESPOND_EBADLENGTH (-EBADMSG)
 
+/* A field the server composes for its own answers. */
+typedef struct mt_field {
+    const char *name;
+    size_t nlen;
+    const char *value;
+    size_t vlen;
+} mt_field_t;
+
+/* The most fields a response gets from the server besides its own framing
+ * (mt_respond_t.late). */
+#define MT_RESPOND_LATE_MAX 8
+
+/* Vary tokens the writer merges (mt_respond_t.vary_added). */
+#define MT_VARY_ACCEPT_ENCODING 1
+#define MT_VARY_ORIGIN 2
+
 typedef struct mt_respond {
     /* From the request (mt_respond_init). */
     uint8_t method_id; /* llhttp_method_t */
@@ -47,28 +64,28 @@ typedef struct mt_respond {
     bool compressing;
     /* The representation depends on Accept-Encoding: Vary must say so. */
     bool vary;
+    /* ... on Origin (CORS, cors.h): Vary must say so too. */
+    bool vary_origin;
     /* Decided. */
     int status;
     bool no_body;              /* HEAD, 1xx, 204, 304: no body bytes follow the head */
     bool chunked;              /* the body goes out in chunks (set by mt_respond_end) */
     bool has_date;             /* the producer gave a Date field */
-    bool vary_done;            /* a written Vary field names Accept-Encoding (or is "*") */
-    bool vary_added;           /* ... because the writer appended it */
+    bool vary_done;            /* the first Vary field was written, with the writer's tokens merged in */
+    uint8_t vary_added;        /* MT_VARY_* tokens the writer appended to it (not repeated later) */
     long long declared_length; /* the producer's Content-Length, or -1 */
     /* The request id and the field that carries it (mt_respond_request_id). */
     const char *id_name;
     size_t id_nlen;
     const char *id;
     size_t id_len;
+    /* Fields the server adds for this response (CORS, cors.h), written at
+     * mt_respond_end; each replaces a producer's field of the same name.
+     * Names and values are the caller's and must live until the head is
+     * built; values must be free of CR, LF and NUL (they are not checked). */
+    mt_field_t late[MT_RESPOND_LATE_MAX];
+    uint8_t nlate;
 } mt_respond_t;
-
-/* A field the server composes for its own answers. */
-typedef struct mt_field {
-    const char *name;
-    size_t nlen;
-    const char *value;
-    size_t vlen;
-} mt_field_t;
 
 /* Prepares r for a response to `req` (NULL: a request that did not parse,
  * answered as to a GET over HTTP/1.1). keep_alive: whether the connection may
@@ -107,7 +124,8 @@ int mt_respond_field(mt_respond_t *r, mt_buf_t *out, const char *name, size_t nl
 bool mt_respond_parse_length(const char *s, size_t n, long long *out);
 
 /* Ends the head: Date (unless given), Content-Encoding `coding` (NULL: none),
- * Vary: Accept-Encoding when `vary` and no field said it, the framing, the
+ * the late fields, Vary with Accept-Encoding (`vary`) and Origin
+ * (`vary_origin`) when no field of the producer's said them, the framing, the
  * connection field and the blank line. known_length: the body's length when
  * the producer has all of it (the compressed length when compressing), or
  * -1. Sets r->chunked and may clear r->keep_alive (an HTTP/1.0 body of

@@ -385,6 +385,7 @@ int mt_conn_init(mt_conn_t *c, struct mt_server *s, int fd) {
     c->answer_status = 0;
     c->answer_bytes = 0;
     c->metric_route = 0;
+    c->cors = NULL;
     mt_output_init(&c->out);
     c->out_armed = false;
     c->keep_alive_after = false;

@@ -108,6 +108,10 @@ typedef struct mt_conn {
     /* The metrics route index (metrics.h) of the current request, set by
      * whoever routes it; MT_METRICS_ROUTE_SERVER (0) until then. */
     int metric_route;
+    /* The CORS policy of the API whose route matched the current request
+     * (cors.h), or NULL; the project's policy takes precedence where it
+     * applies. Set by the API glue, reset per request. */
+    const struct mt_cors *cors;
 
     /* Output: the queue and what the I/O thread and the producer share,
      * under out_lock. */

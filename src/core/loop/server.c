@@ -654,6 +654,7 @@ static mt_conn_t *after_response(mt_server_t *s, mt_conn_t *c, bool keep_alive) 
     c->continue_sent = false;
     c->head_us = 0;
     c->request_id_len = 0;
+    c->cors = NULL;
     mt_http1_next(&c->req, 0);
     if (c->rbuf.len > 0) {
         int r = parse_input(s, c);

@@ -60,6 +60,10 @@ typedef struct mt_server_config {
     /* This worker's slot of the metrics the master shares (metrics.h), or
      * NULL: off. Every thread adds to it; the I/O thread stores its gauges. */
     struct mt_metrics_slot *metrics;
+    /* The project-wide CORS policy (cors.h), or NULL. Read-only; the
+     * server itself never calls into it: the producers of answers and
+     * answer_inline do (preflights are answered there). */
+    const struct mt_cors *cors;
 } mt_server_config_t;
 
 typedef struct mt_listener {

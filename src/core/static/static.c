@@ -15,6 +15,7 @@
 #include "common.h"
 #include "compress.h"
 #include "conditional.h"
+#include "cors.h"
 #include "file_cache.h"
 #include "http1_write.h"
 #include "respond.h"
@@ -536,6 +537,9 @@ int mt_static_serve(mt_static_t *st, mt_conn_t *c, bool *keep_alive) {
     reply_t r = {.c = c};
     mt_respond_init(&r.head, req, mt_respond_keep_alive(c, mt_server_draining(c->server)));
     mt_respond_request_id(&r.head, c);
+    mt_cors_decision_t cors;
+    mt_cors_decide(&cors, c);
+    mt_cors_respond(&r.head, &cors);
     c->answer_status = 0;
     c->answer_bytes = 0;
     mt_buf_init(&r.out);
