@@ -13,6 +13,7 @@
 
 #include "answer.h"
 #include "api.h"
+#include "auth.h"
 #include "encoding.h"
 #include "http1_write.h"
 #include "router.h"
@@ -27,6 +28,7 @@ struct mt_api {
     mt_router_t *router;
     mt_api_route_t *routes;
     int nroutes;
+    mt_auth_t *auth; /* the routes' authentication (auth.c); NULL when none has any */
 };
 
 /* The methods and parameter types the router knows: exported as
@@ -160,14 +162,15 @@ void mt_api_destroy(mt_api_t *api) {
         free(r->answer.body);
     }
     free(api->routes);
+    mt_auth_destroy(api->auth);
     mt_router_destroy(api->router);
     free(api);
 }
 
 mt_api_t *mt_api_create(PyObject *spec) {
     int redirect_slash;
-    PyObject *routes;
-    if (!PyArg_ParseTuple(spec, "pO!:api", &redirect_slash, &PyList_Type, &routes))
+    PyObject *routes, *auth = Py_None;
+    if (!PyArg_ParseTuple(spec, "pO!|O:api", &redirect_slash, &PyList_Type, &routes, &auth))
         return NULL;
     mt_api_t *api = calloc(1, sizeof *api);
     if (api == NULL || (api->router = mt_router_create(redirect_slash)) == NULL ||
@@ -182,6 +185,10 @@ mt_api_t *mt_api_create(PyObject *spec) {
             mt_api_destroy(api);
             return NULL;
         }
+    }
+    if (auth != Py_None && (api->auth = mt_auth_create(auth, api->nroutes)) == NULL) {
+        mt_api_destroy(api);
+        return NULL;
     }
     return api;
 }
@@ -207,6 +214,10 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
     if (m->status == MT_ROUTE_NONE)
         return MT_API_NONE;
     if (m->status == MT_ROUTE_FOUND && api->routes[m->route].endpoint) {
+        h->query = query;
+        /* Authentication and the guards on claims, before Python (auth.c). */
+        if (mt_auth_check(worker, api->auth, m->route, c, h, keep_alive) == MT_AUTH_ANSWERED)
+            return MT_API_ANSWERED;
         h->route = m->route;
         h->path = path;
         h->path_len = plen;
@@ -303,7 +314,8 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
     mt_conn_t *c = ex->conn;
     const mt_api_route_t *route = &ex->worker->api->routes[h->route];
     const mt_route_match_t *m = &h->match;
-    PyObject *args[7] = {start_response, (PyObject *)ex->input, ex->method, NULL, NULL, NULL, NULL};
+    PyObject *args[8] = {start_response, (PyObject *)ex->input, ex->method, NULL, NULL, NULL, NULL, NULL};
+    size_t nargs = mt_auth_route_has(ex->worker->api->auth, h->route) ? 8 : 7; /* + auth */
     PyObject *result = NULL;
     *bad_status = 0;
     ex->uri = PyUnicode_DecodeLatin1(c->rbuf.data + c->req.target.off, c->req.target.len, NULL);
@@ -317,7 +329,9 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
                            : Py_NewRef(ex->worker->st->str.empty);
     args[5] = headers_dict(ex->worker, c);
     args[6] = PyTuple_New(m->nparams);
-    if (args[3] == NULL || args[4] == NULL || args[5] == NULL || args[6] == NULL)
+    if (nargs == 8)
+        args[7] = mt_auth_value(h);
+    if (args[3] == NULL || args[4] == NULL || args[5] == NULL || args[6] == NULL || (nargs == 8 && args[7] == NULL))
         goto done;
     for (int i = 0; i < m->nparams; i++) {
         PyObject *v = param_value(h->scratch, &m->params[i]);
@@ -331,9 +345,9 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
         PyTuple_SET_ITEM(args[6], i, v);
     }
     c->head_consumed = true;
-    result = PyObject_Vectorcall(route->endpoint, args, 7, NULL);
+    result = PyObject_Vectorcall(route->endpoint, args, nargs, NULL);
 done:
-    for (int i = 3; i < 7; i++)
+    for (int i = 3; i < 8; i++)
         Py_XDECREF(args[i]);
     return result;
 }
