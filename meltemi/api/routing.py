@@ -24,6 +24,9 @@ from .._core import API_METHODS, API_PARAM_TYPES
 from .params import MISSING, Depends
 from .signature import Signature, strip_annotated, strip_optional
 
+# A route's auth= when it says nothing: its router's (then its API's).
+INHERIT: Any = type("Inherit", (), {"__repr__": lambda self: "INHERIT"})()
+
 # The methods the C router knows (src/python/api.c).
 METHODS: tuple[str, ...] = API_METHODS
 
@@ -53,6 +56,8 @@ class Route:
     dependencies: list[Depends] = field(default_factory=list)
     responses: dict[int, Any] = field(default_factory=dict)
     constant: tuple[bytes, str] | None = None  # a pure-C route: (body, content type)
+    auth: Any = INHERIT  # auth=: a scheme, a list (any of), None (none); INHERIT: the router's
+    guards: list[Any] = field(default_factory=list)
 
     @property
     def path_names(self) -> list[str]:
@@ -67,11 +72,21 @@ class Route:
 class Router:
     """A group of routes, included in an API (or another router) with a prefix and tags."""
 
-    def __init__(self, prefix: str = "", tags: Sequence[str] | None = None, dependencies: Sequence[Depends] = ()):
+    def __init__(
+        self,
+        prefix: str = "",
+        tags: Sequence[str] | None = None,
+        dependencies: Sequence[Depends] = (),
+        *,
+        auth: Any = INHERIT,
+        guards: Sequence[Any] = (),
+    ):
         _check_prefix(prefix)
         self.prefix = prefix.rstrip("/")
         self.tags = list(tags or [])
         self.dependencies = list(dependencies)
+        self.auth = auth
+        self.guards = list(guards)
         self.routes: list[Route] = []
 
     def add_route(
@@ -91,6 +106,8 @@ class Router:
         include_in_schema: bool = True,
         dependencies: Sequence[Depends] = (),
         responses: dict[int, Any] | None = None,
+        auth: Any = INHERIT,
+        guards: Sequence[Any] = (),
     ) -> Route:
         if not path.startswith("/") and not (path == "" and self.prefix):
             raise ValueError(f"route path {path!r} must start with '/' (or be '' for the router's prefix itself)")
@@ -113,6 +130,9 @@ class Router:
             include_in_schema,
             self.dependencies + list(dependencies),
             dict(responses or {}),
+            None,
+            self.auth if auth is INHERIT else auth,
+            self.guards + list(guards),
         )
         self.routes.append(route)
         return route
@@ -170,6 +190,8 @@ class Router:
             copy.path = self.prefix + prefix.rstrip("/") + r.path
             copy.tags = self.tags + list(tags or []) + r.tags
             copy.dependencies = self.dependencies + r.dependencies
+            copy.auth = self.auth if r.auth is INHERIT else r.auth
+            copy.guards = self.guards + r.guards
             self.routes.append(copy)
 
 

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "answer.h"
+#include "http1_write.h"
 #include "jwt.h"
 
 /* ---- _core.JWTVerifier ---- */

@@ -713,7 +713,7 @@ static EVP_PKEY *pkey_from_params(const char *type, OSSL_PARAM_BLD *bld) {
 }
 
 static EVP_PKEY *rsa_jwk(const jwk_t *j, char *tmp) {
-    size_t nlen, elen;
+    size_t nlen = 0, elen = 0;
     unsigned char *n = jwk_bytes(&j->n, tmp, &nlen), *e = jwk_bytes(&j->e, tmp, &elen);
     BIGNUM *bn = n ? BN_bin2bn(n, (int)nlen, NULL) : NULL, *be = e ? BN_bin2bn(e, (int)elen, NULL) : NULL;
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
@@ -744,7 +744,7 @@ static EVP_PKEY *ec_jwk(const jwk_t *j, char *tmp, int *implied) {
     if (c < 0)
         return NULL;
     *implied = curves[c].alg;
-    size_t xlen, ylen;
+    size_t xlen = 0, ylen = 0;
     unsigned char *x = jwk_bytes(&j->x, tmp, &xlen), *y = jwk_bytes(&j->y, tmp, &ylen);
     unsigned char point[1 + 2 * 66];
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
@@ -771,7 +771,7 @@ static EVP_PKEY *okp_jwk(const jwk_t *j, char *tmp) {
         type = EVP_PKEY_ED448;
     else
         return NULL;
-    size_t xlen;
+    size_t xlen = 0;
     unsigned char *x = jwk_bytes(&j->x, tmp, &xlen);
     EVP_PKEY *pkey = x ? EVP_PKEY_new_raw_public_key(type, NULL, x, xlen) : NULL;
     free(x);
