@@ -174,6 +174,7 @@ class JWTAuth(AuthScheme):
             max_len=max_length,
         )
         self._loaded = False
+        self._pid = 0  # the process whose refresh thread runs (a fork has none)
         self._lock = threading.Lock()
         self._jwks_keys: list[tuple] = []
         self._refresher: threading.Thread | None = None
@@ -211,11 +212,12 @@ class JWTAuth(AuthScheme):
     def load_keys(self) -> None:
         """Hands the keys to C (at the API's compile; again after each JWKS fetch)."""
         with self._lock:
-            if self.jwks_url and not self._loaded:
-                self._fetch_jwks(raise_errors=True)
+            if self.jwks_url and (not self._loaded or self._pid != os.getpid()):
+                self._fetch_jwks(raise_errors=not self._loaded)
             self.verifier.set_keys(self._static_keys() + self._jwks_keys)
             self._loaded = True
-            if self.jwks_url and self.jwks_refresh > 0 and self._refresher is None:
+            if self.jwks_url and self.jwks_refresh > 0 and self._pid != os.getpid():
+                self._pid = os.getpid()
                 self._refresher = threading.Thread(
                     target=_refresh_loop, args=(weakref.ref(self),), name="meltemi-jwks", daemon=True
                 )
@@ -238,7 +240,7 @@ class JWTAuth(AuthScheme):
             self.verifier.set_keys(self._static_keys() + self._jwks_keys)
 
     def c_scheme(self) -> tuple:
-        if not self._loaded:
+        if not self._loaded or (self.jwks_url and self._pid != os.getpid()):
             self.load_keys()
         return ("jwt", self.verifier)
 
