@@ -375,6 +375,9 @@ static void test_keys(void) {
     mt_jwt_keyset_t *ks2 = mt_jwt_keyset_create(1);
     is_int(mt_jwt_keyset_add_jwk(ks2, -1, enc, strlen(enc), &why), -EINVAL, "a JWK for encryption: refused");
     is_int(mt_jwt_keyset_add_jwk(ks2, -1, "{\"kty\":", 7, &why), -EINVAL, "broken JWK JSON: refused");
+    static const char oct[] = "{\"kty\":\"oct\",\"k\":\"AQ\"}";
+    is_int(mt_jwt_keyset_add_jwk(ks2, -1, oct, strlen(oct), &why), -EINVAL,
+           "an oct JWK without alg: refused (and its decoded k freed: the fuzzer's leak)");
     mt_jwt_keyset_ref(ks2);
     mt_jwt_keyset_unref(ks2);
     mt_jwt_keyset_unref(ks2);

@@ -819,14 +819,15 @@ int mt_jwt_keyset_add_jwk(mt_jwt_keyset_t *ks, int alg, const char *json, size_t
     EVP_PKEY *pkey = NULL;
     int implied = -1;
     if (string_is(&j.kty, "oct", 3, tmp)) {
-        size_t klen;
+        size_t klen = 0;
         unsigned char *k = jwk_bytes(&j.k, tmp, &klen);
-        if (k == NULL || alg < 0) {
+        if (k == NULL || alg < 0)
             set_why(why, alg < 0 ? "an oct JWK needs an alg" : "an oct JWK without k");
-        } else {
+        else
             rc = mt_jwt_keyset_add_secret(ks, (mt_jwt_alg_t)alg, kid, kid_len, k, klen, why);
-            OPENSSL_clear_free(k, klen);
-        }
+        if (k)
+            OPENSSL_cleanse(k, klen);
+        free(k);
         free(kid);
         goto done;
     } else if (string_is(&j.kty, "RSA", 3, tmp)) {
