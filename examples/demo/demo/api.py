@@ -154,3 +154,10 @@ def me(request: Request) -> dict:
 
 
 api.constant("/health", b'{"status":"ok"}', content_type="application/json")
+
+# Authentication (demo/secure.py): a token endpoint, JWT- and API-key-protected routes.
+from demo.secure import auth as auth_routes  # noqa: E402
+from demo.secure import secure  # noqa: E402
+
+api.include_router(auth_routes)
+api.include_router(secure)
