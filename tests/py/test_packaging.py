@@ -21,6 +21,7 @@ PACKAGES = {
     "zlib": ("zlib1g-dev", "zlib-devel"),
     "libbrotlienc": ("libbrotli-dev", "brotli-devel"),
     "libzstd": ("libzstd-dev", "libzstd-devel"),
+    "libcrypto": ("libssl-dev", "openssl-devel"),
 }
 
 
