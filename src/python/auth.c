@@ -139,7 +139,8 @@ static PyObject *JWTVerifier_set_keys(JWTVerifierObject *self, PyObject *keys) {
             goto error;
         int alg = alg_name ? mt_jwt_alg_parse(alg_name, strlen(alg_name)) : -1;
         if (alg_name && alg < 0) {
-            PyErr_Format(PyExc_ValueError, "unknown JWT algorithm %R", PyTuple_GET_ITEM(PySequence_Fast_GET_ITEM(fast, i), 1));
+            PyErr_Format(PyExc_ValueError, "unknown JWT algorithm %R",
+                         PyTuple_GET_ITEM(PySequence_Fast_GET_ITEM(fast, i), 1));
             goto error;
         }
         const char *why = NULL;
@@ -152,7 +153,8 @@ static PyObject *JWTVerifier_set_keys(JWTVerifierObject *self, PyObject *keys) {
         else if (strcmp(kind, "jwk") == 0)
             rc = mt_jwt_keyset_add_jwk(ks, alg, data, (size_t)data_len, &why);
         else
-            rc = -EINVAL, why = "a key is (\"secret\" | \"pem\", alg, kid, bytes) or (\"jwk\", alg or None, None, json)";
+            rc = -EINVAL,
+            why = "a key is (\"secret\" | \"pem\", alg, kid, bytes) or (\"jwk\", alg or None, None, json)";
         if (rc == -ENOMEM) {
             PyErr_NoMemory();
             goto error;
@@ -268,7 +270,7 @@ typedef struct route_auth {
     scheme_t *schemes;
     bool python; /* a scheme decided in Python (the session) */
     int nclaims;
-    char **claim_names; /* claim requirements, all needed */
+    char **claim_names;  /* claim requirements, all needed */
     char **claim_values; /* NULL entries: the claim present */
     char *challenge;     /* WWW-Authenticate of a 401 */
 } route_auth_t;
@@ -314,7 +316,8 @@ void mt_auth_destroy(mt_auth_t *auth) {
 
 static int parse_scheme(scheme_t *s, PyObject *spec, size_t *buf_size) {
     const char *kind;
-    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 1 || (kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0))) == NULL) {
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) < 1 ||
+        (kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 0))) == NULL) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_TypeError, "an auth scheme is a tuple (kind, ...)");
         return -1;
@@ -531,7 +534,7 @@ mt_auth_result_t mt_auth_check(WorkerObject *worker, const mt_auth_t *auth, int 
         h->auth_buf_size = auth->buf_size;
     }
     const char *base = c->rbuf.data;
-    char *field_buf = h->auth_buf;                    /* MT_REQUEST_FIELD_MAX bytes */
+    char *field_buf = h->auth_buf;                   /* MT_REQUEST_FIELD_MAX bytes */
     char *work = h->auth_buf + MT_REQUEST_FIELD_MAX; /* the rest */
     size_t wsize = h->auth_buf_size - MT_REQUEST_FIELD_MAX;
     const char *bad = NULL; /* the first refusal's detail */
@@ -605,8 +608,8 @@ mt_auth_result_t mt_auth_check(WorkerObject *worker, const mt_auth_t *auth, int 
 PyObject *mt_auth_value(const mt_handler_t *h) {
     if (h->auth_scheme < 0)
         Py_RETURN_NONE;
-    PyObject *claims = h->auth_claims ? PyBytes_FromStringAndSize(h->auth_claims, (Py_ssize_t)h->auth_claims_len)
-                                      : Py_NewRef(Py_None);
+    PyObject *claims =
+        h->auth_claims ? PyBytes_FromStringAndSize(h->auth_claims, (Py_ssize_t)h->auth_claims_len) : Py_NewRef(Py_None);
     PyObject *sub = h->auth_subject ? PyUnicode_DecodeUTF8(h->auth_subject, (Py_ssize_t)h->auth_subject_len, "replace")
                                     : Py_NewRef(Py_None);
     PyObject *result = claims && sub ? Py_BuildValue("(iOO)", h->auth_scheme, claims, sub) : NULL;

@@ -15,16 +15,17 @@
 #define RFC_NOW 1300819000
 static const char A1_JWK[] = "{\"kty\":\"oct\",\"alg\":\"HS256\",\"k\":\"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-"
                              "1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow\"}";
-static const char A1_JWS[] = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9." RFC_PAYLOAD
-                             ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+static const char A1_JWS[] =
+    "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9." RFC_PAYLOAD ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 static const char A2_JWK[] =
-    "{\"kty\":\"RSA\",\"alg\":\"RS256\",\"e\":\"AQAB\",\"n\":\"ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddx"
+    "{\"kty\":\"RSA\",\"alg\":\"RS256\",\"e\":\"AQAB\",\"n\":\"ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_"
+    "wWJcyQoTbji9k0l8W26mPddx"
     "HmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-"
     "bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_"
     "I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ\"}";
 static const char A2_JWS[] =
-    "eyJhbGciOiJSUzI1NiJ9." RFC_PAYLOAD
-    ".cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1d"
+    "eyJhbGciOiJSUzI1NiJ9." RFC_PAYLOAD ".cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-"
+                                        "0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1d"
     "nZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--"
     "xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_"
     "IoypGlUPQGe77Rw";
@@ -43,7 +44,8 @@ static const char A4_JWK[] =
 static const char A4_JWS[] =
     "eyJhbGciOiJFUzUxMiJ9.UGF5bG9hZA.AdwMgeerwtHoh-l192l60hp9wAHZFVJbLfD_UxMi70cwnZOYaRI1bKPWROc-mZZqwqT2SI-"
     "KGDKB34XO0aw_7XdtAG8GaSwFKdCAPZgoXD2YBJZCPEX3xKpRwcdOO8KpEHwJjyqOgzDO7iKvU8vcnwNrmxYbSW9ERBXukOXolLzeO_Jn";
-static const char ED_JWK[] = "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}";
+static const char ED_JWK[] =
+    "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}";
 static const char ED_JWS[] = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_"
                              "MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
 static const char A5_JWS[] = "eyJhbGciOiJub25lIn0." RFC_PAYLOAD ".";
@@ -218,8 +220,7 @@ static void test_claims(void) {
     is_int(verify(ks, &plain, hs256(hdr, "{\"iat\":1500}", secret, 32), 1000, NULL), MT_JWT_IMMATURE, "iat ahead");
     is_int(verify(ks, &plain, hs256(hdr, "{\"exp\":\"2000\"}", secret, 32), 1000, NULL), MT_JWT_BAD_CLAIM,
            "exp as a string");
-    is_int(verify(ks, &plain, hs256(hdr, "{\"sub\":42}", secret, 32), 1000, NULL), MT_JWT_BAD_CLAIM,
-           "sub as a number");
+    is_int(verify(ks, &plain, hs256(hdr, "{\"sub\":42}", secret, 32), 1000, NULL), MT_JWT_BAD_CLAIM, "sub as a number");
     mt_jwt_policy_t req = {.require_exp = true};
     is_int(verify(ks, &req, hs256(hdr, "{\"sub\":\"1\"}", secret, 32), 1000, NULL), MT_JWT_BAD_CLAIM,
            "exp required and missing");
@@ -241,9 +242,9 @@ static void test_claims(void) {
            MT_JWT_BAD_AUDIENCE, "missing audience");
     is_int(verify(ks, &plain, hs256(hdr, "{\"aud\":\"api\"}", secret, 32), 1000, NULL), MT_JWT_BAD_AUDIENCE,
            "an audience when none is configured (RFC 7519 4.1.3)");
-    is_int(verify(ks, &p, hs256(hdr, "{\"iss\":\"https://issuer.example\",\"aud\":[\"api\",1]}", secret, 32), 1000,
-                  NULL),
-           MT_JWT_BAD_CLAIM, "an audience array with a number");
+    is_int(
+        verify(ks, &p, hs256(hdr, "{\"iss\":\"https://issuer.example\",\"aud\":[\"api\",1]}", secret, 32), 1000, NULL),
+        MT_JWT_BAD_CLAIM, "an audience array with a number");
     is_int(verify(ks, &plain, hs256(hdr, "{\"sub\":\"1\",\"sub\":\"2\"}", secret, 32), 1000, NULL), MT_JWT_MALFORMED,
            "duplicate claim names");
     is_int(verify(ks, &plain, hs256("{\"alg\":\"HS256\",\"alg\":\"none\"}", "{}", secret, 32), 1000, NULL),
@@ -316,17 +317,16 @@ static void test_keys(void) {
     is_int(mt_jwt_keyset_add_pem(ks, MT_JWT_PS256, "rsa2", 4, pem, plen, &why), 0, "the same key for PS256");
     is_int(mt_jwt_keyset_add_pem(ks, MT_JWT_HS256, NULL, 0, pem, plen, &why), -EINVAL, "a PEM key for HS256: refused");
     is_int(mt_jwt_keyset_add_pem(ks, MT_JWT_ES256, NULL, 0, pem, plen, &why), -EINVAL, "an RSA key for ES256: refused");
-    is_int(verify(ks, &plain, sign_pkey("{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", "{}", rsa, "SHA256", 0, false), 0,
-                  NULL),
-           MT_JWT_OK, "RS256 signed here verifies");
+    is_int(
+        verify(ks, &plain, sign_pkey("{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", "{}", rsa, "SHA256", 0, false), 0, NULL),
+        MT_JWT_OK, "RS256 signed here verifies");
     is_int(verify(ks, &plain, sign_pkey("{\"alg\":\"PS256\"}", "{}", rsa, "SHA256", 0, true), 0, NULL), MT_JWT_OK,
            "PS256 verifies");
-    is_int(verify(ks, &plain, sign_pkey("{\"alg\":\"PS256\",\"kid\":\"rsa1\"}", "{}", rsa, "SHA256", 0, true), 0,
-                  NULL),
+    is_int(verify(ks, &plain, sign_pkey("{\"alg\":\"PS256\",\"kid\":\"rsa1\"}", "{}", rsa, "SHA256", 0, true), 0, NULL),
            MT_JWT_BAD_ALG, "PS256 under the kid of the RS256 key: refused");
-    is_int(verify(ks, &plain, sign_pkey("{\"alg\":\"RS256\",\"kid\":\"nope\"}", "{}", rsa, "SHA256", 0, false), 0,
-                  NULL),
-           MT_JWT_NO_KEY, "unknown kid");
+    is_int(
+        verify(ks, &plain, sign_pkey("{\"alg\":\"RS256\",\"kid\":\"nope\"}", "{}", rsa, "SHA256", 0, false), 0, NULL),
+        MT_JWT_NO_KEY, "unknown kid");
     is_int(verify(ks, &plain, hs256("{\"alg\":\"HS256\"}", "{\"sub\":\"admin\"}", pem, plen), 0, NULL), MT_JWT_BAD_ALG,
            "RS -> HS swap (the PEM as the HMAC secret): refused");
     is_int(verify(ks, &plain, hs256("{\"alg\":\"HS256\",\"kid\":\"rsa1\"}", "{}", pem, plen), 0, NULL), MT_JWT_BAD_ALG,
@@ -347,7 +347,8 @@ static void test_keys(void) {
     EVP_PKEY *ec = EVP_EC_gen("P-384");
     pem = public_pem(ec, &plen);
     ks = mt_jwt_keyset_create(2);
-    is_int(mt_jwt_keyset_add_pem(ks, MT_JWT_ES256, NULL, 0, pem, plen, &why), -EINVAL, "a P-384 key for ES256: refused");
+    is_int(mt_jwt_keyset_add_pem(ks, MT_JWT_ES256, NULL, 0, pem, plen, &why), -EINVAL,
+           "a P-384 key for ES256: refused");
     is_int(mt_jwt_keyset_add_pem(ks, MT_JWT_ES384, NULL, 0, pem, plen, &why), 0, "a P-384 key for ES384");
     is_int(verify(ks, &plain, sign_pkey("{\"alg\":\"ES384\"}", "{\"sub\":\"e\"}", ec, "SHA384", 48, false), 0, NULL),
            MT_JWT_OK, "ES384 verifies");

@@ -146,7 +146,9 @@ def auth_env(tmp_path_factory, keys):
     )
     remote_key = ec.generate_private_key(ec.SECP256R1())
     n = remote_key.public_key().public_numbers()
-    jwks_server = JWKSServer({"keys": [{"kty": "EC", "kid": "r1", "crv": "P-256", "x": b64(n.x, 32), "y": b64(n.y, 32)}]})
+    jwks_server = JWKSServer(
+        {"keys": [{"kty": "EC", "kid": "r1", "crv": "P-256", "x": b64(n.x, 32), "y": b64(n.y, 32)}]}
+    )
     env.update(AUTHAPI_JWKS=str(jwks_file), AUTHAPI_JWKS_URL=jwks_server.url, AUTHAPI_JWKS_REFRESH="0.5")
     yield env, jwks_server, remote_key
     jwks_server.close()
@@ -226,7 +228,9 @@ def test_refusals_are_401_from_c_and_never_reach_python(server, keys):
         "four segments": good + ".e30",
         "padding": good + "=",
         "oversized": hs_token(sub="1", pad="x" * 9000),
-        "HS384 on an HS256 key": pyjwt.encode({"iss": authapi.ISSUER, "aud": authapi.AUDIENCE}, secret + "0" * 16, algorithm="HS384"),
+        "HS384 on an HS256 key": pyjwt.encode(
+            {"iss": authapi.ISSUER, "aud": authapi.AUDIENCE}, secret + "0" * 16, algorithm="HS384"
+        ),
     }
     for name, token in cases.items():
         r = requests.get(server.url + "/api/me", headers=bearer(token), timeout=10)
@@ -348,9 +352,7 @@ def test_openapi_security(server):
 
 def test_tokens_of_jwtauth_encode_decode_in_pyjwt():
     token = authapi.hs.encode({"sub": "7", "scope": "a b"}, expires_in=60)
-    claims = pyjwt.decode(
-        token, authapi.SECRET, algorithms=["HS256"], audience=authapi.AUDIENCE, issuer=authapi.ISSUER
-    )
+    claims = pyjwt.decode(token, authapi.SECRET, algorithms=["HS256"], audience=authapi.AUDIENCE, issuer=authapi.ISSUER)
     assert claims["sub"] == "7" and claims == authapi.hs.verify(token)
 
 

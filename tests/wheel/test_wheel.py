@@ -64,7 +64,12 @@ def test_wheel_bundles_the_libraries_with_their_licences_and_a_true_record(wheel
     libs = [n.split("/")[1] for n in names if n.startswith("meltemi.libs/") and n != "meltemi.libs/"]
     assert sorted(lib.split("-")[0] for lib in libs) == sorted(BUNDLED), libs
     copyrights = [n.split("/")[-1] for n in names if n.startswith(f"{distinfo}/licenses/bundled/")]
-    for package in ("libllhttp", "libzstd", "libbrotli", "libssl"):  # Debian's: libllhttp9.2, libzstd1, libbrotli1, libssl3
+    for package in (
+        "libllhttp",
+        "libzstd",
+        "libbrotli",
+        "libssl",
+    ):  # Debian's: libllhttp9.2, libzstd1, libbrotli1, libssl3
         found = [c for c in copyrights if c.startswith(package)]
         assert len(found) == 1, copyrights
         assert f"License-File: bundled/{found[0]}" in metadata

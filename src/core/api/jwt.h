@@ -69,9 +69,9 @@ typedef struct mt_jwt_keyset mt_jwt_keyset_t;
 /* What a verification checks beyond the signature. The strings are the
  * caller's and must outlive the verifications that use the policy. */
 typedef struct mt_jwt_policy {
-    size_t max_len;            /* the longest token (0: MT_JWT_MAX_LEN) */
-    int64_t leeway;            /* seconds of clock skew allowed on exp, nbf, iat */
-    bool require_exp;          /* a token without exp is refused */
+    size_t max_len;             /* the longest token (0: MT_JWT_MAX_LEN) */
+    int64_t leeway;             /* seconds of clock skew allowed on exp, nbf, iat */
+    bool require_exp;           /* a token without exp is refused */
     const char *const *issuers; /* iss must be one of these (nissuers 0: not checked) */
     int nissuers;
     const char *const *audiences; /* aud must contain one of these */
