@@ -25,7 +25,7 @@ static const char A2_JWK[] =
     "I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ\"}";
 static const char A2_JWS[] =
     "eyJhbGciOiJSUzI1NiJ9." RFC_PAYLOAD ".cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-"
-                                        "0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1d"
+    "0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1d"
     "nZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--"
     "xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_"
     "IoypGlUPQGe77Rw";
