@@ -174,10 +174,12 @@ class Router:
         methods: Sequence[str] = ("GET",),
     ) -> Route:
         """A route answered entirely in C with a fixed body (health checks,
-        robots.txt): Python is never called for it."""
+        robots.txt): Python is never called for it. It is public (no auth= or guards)."""
         if isinstance(body, str):
             body = body.encode()
-        route = self.add_route(path, None, methods, status=status, include_in_schema=False)
+        # Answered before any authentication: a constant route is public.
+        route = self.add_route(path, None, methods, status=status, include_in_schema=False, auth=None, guards=())
+        route.guards = []
         route.constant = (bytes(body), content_type)
         if route.path_names:
             raise ValueError(f"a constant route has no parameters: {path!r}")

@@ -199,6 +199,9 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
     mt_api_t *api = worker->api;
     const char *path;
     mt_span_t query;
+    h->auth_scheme = -1; /* no identity unless this request's route gives one (auth.c) */
+    h->auth_subject = h->auth_claims = NULL;
+    h->auth_subject_len = h->auth_claims_len = 0;
     size_t plen = mt_http1_target_path(&c->req, c->rbuf.data, &path, &query);
     if (plen == 0 || path[0] != '/')
         return MT_API_NONE;
