@@ -28,6 +28,7 @@ from django.test import Client as DjangoClient  # noqa: E402
 from django.test import TestCase  # noqa: E402
 
 from meltemi._core import JWTVerifier  # noqa: E402
+from meltemi.api.auth import HasClaim, JWTAuth  # noqa: E402
 from meltemi.testing import TestClient  # noqa: E402
 
 APP = "apiproject.wsgi:application"
@@ -447,3 +448,122 @@ class AuthWithUsers(TestCase):
         self.assertEqual(self.client_.get("/api/authenticated").status_code, 401)
         r = self.client_.get("/api/authenticated", headers={"Cookie": cookie})
         self.assertEqual(r.json(), {"user": "sam"})
+
+
+# ---- differential: the C verifier and PyJWT decide alike ----
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384"])
+def test_ecdsa_signatures_of_any_shape(keys, alg):
+    """Many ECDSA signatures (r and s with leading zero bytes among them) turned into DER."""
+    v = JWTVerifier()
+    key = keys.p256 if alg == "ES256" else keys.p384
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    v.set_keys([("pem", alg, None, pem)])
+    for i in range(300):
+        claims = {"i": i}
+        token = pyjwt.encode(claims, key, algorithm=alg)
+        assert json.loads(v.verify(token)[0]) == claims
+
+
+def test_claims_decisions_match_pyjwt():
+    now = int(time.time())
+    secret = "d" * 32
+    variants = [
+        {},
+        {"exp": now + 100},
+        {"exp": now - 100},
+        {"exp": now - 20},
+        {"nbf": now + 100},
+        {"nbf": now - 100},
+        {"iat": now + 100},
+        {"iat": now - 100},
+        {"iss": "a"},
+        {"iss": "b"},
+        {"aud": "x"},
+        {"aud": ["y", "x"]},
+        {"aud": ["y"]},
+        {"aud": []},
+        {"iss": "a", "aud": "x", "exp": now + 100, "nbf": now - 100, "iat": now},
+        {"sub": "s", "iss": "a", "aud": ["x"], "exp": now - 40},
+    ]
+    policies = [
+        {},
+        {"issuers": ["a"]},
+        {"audiences": ["x"]},
+        {"issuers": ["a"], "audiences": ["x"], "leeway": 30},
+    ]
+    for policy in policies:
+        v = JWTVerifier(**policy)
+        v.set_keys([("secret", "HS256", None, secret.encode())])
+        for claims in variants:
+            token = pyjwt.encode(claims, secret, algorithm="HS256")
+            try:
+                pyjwt.decode(
+                    token,
+                    secret,
+                    algorithms=["HS256"],
+                    issuer=policy.get("issuers"),
+                    audience=policy.get("audiences"),
+                    leeway=policy.get("leeway", 0),
+                )
+                theirs = True
+            except pyjwt.InvalidTokenError:
+                theirs = False
+            try:
+                v.verify(token)
+                ours = True
+            except ValueError:
+                ours = False
+            if claims == {"aud": []} and not policy.get("audiences") and theirs:
+                # The one deliberate difference: PyJWT takes an empty aud as none;
+                # RFC 7519 4.1.3 refuses any aud that does not name us.
+                assert not ours
+                continue
+            assert ours == theirs, (policy, claims, ours, theirs)
+
+
+def test_constant_routes_and_docs_stay_public():
+    from meltemi.api import API
+
+    api = API(prefix="/p", auth=JWTAuth(secret="c" * 32), guards=[HasClaim("scope", "x")])
+    api.constant("/ping", b"pong")
+
+    @api.get("/private")
+    def private(request):
+        return {"ok": True}
+
+    with TestClient(api=api) as c:
+        assert c.get("/p/ping").content == b"pong"
+        assert c.get("/p/openapi.json").status_code == 200
+        assert c.get("/p/private").status_code == 401
+        token = JWTAuth(secret="c" * 32).encode({"scope": "x y"})
+        assert c.get("/p/private", headers=bearer(token)).json() == {"ok": True}
+        other = JWTAuth(secret="c" * 32).encode({"scope": "y"})
+        assert c.get("/p/private", headers=bearer(other)).status_code == 403
+
+
+def test_pem_file_key_and_router_guards(tmp_path, keys):
+    from meltemi.api import API, Router
+
+    pem = tmp_path / "issuer.pem"
+    pem.write_bytes(keys.public_pem())
+    rs = JWTAuth(public_key=str(pem), algorithm="PS256", kid="k1")
+    api = API(prefix="/x")
+    admin = Router(prefix="/admin", auth=rs, guards=[HasClaim("role", "admin")])
+
+    @admin.get("/a")
+    def a(request):
+        return request.auth
+
+    api.include_router(admin)
+    with TestClient(api=api) as c:
+        good = pyjwt.encode({"role": ["admin"]}, keys.rsa, algorithm="PS256", headers={"kid": "k1"})
+        assert c.get("/x/admin/a", headers=bearer(good)).json() == {"role": ["admin"]}
+        rs256 = pyjwt.encode({"role": ["admin"]}, keys.rsa, algorithm="RS256", headers={"kid": "k1"})
+        assert c.get("/x/admin/a", headers=bearer(rs256)).status_code == 401
+        other_kid = pyjwt.encode({"role": ["admin"]}, keys.rsa, algorithm="PS256", headers={"kid": "k2"})
+        r = c.get("/x/admin/a", headers=bearer(other_kid))
+        assert r.status_code == 401 and "unknown token key" in r.headers["WWW-Authenticate"]
+        user = pyjwt.encode({"role": "user"}, keys.rsa, algorithm="PS256")
+        assert c.get("/x/admin/a", headers=bearer(user)).status_code == 403
