@@ -63,6 +63,7 @@ __all__ = [
     "IsSuperuser",
     "JWTAuth",
     "SessionAuth",
+    "hash_api_key",
 ]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -98,7 +99,10 @@ class AuthScheme:
         return subject
 
     def get_user(self, request: Any) -> Any:
-        """``request.user`` when C accepted the request with this scheme."""
+        """``request.user`` for a request this scheme accepted: what
+        `authenticate` returned when that is a user, else AnonymousUser."""
+        if hasattr(request.auth, "is_authenticated"):
+            return request.auth
         from django.contrib.auth.models import AnonymousUser
 
         return AnonymousUser()

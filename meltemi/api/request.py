@@ -175,7 +175,7 @@ class Request:
         session cookie (AnonymousUser without one); resolved on first use."""
         if self._user is None:
             scheme = self._auth_scheme
-            if scheme is not None and scheme.__class__.__name__ != "SessionAuth":
+            if scheme is not None:
                 self._user = scheme.get_user(self)
             else:
                 from django.contrib.auth import get_user

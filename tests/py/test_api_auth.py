@@ -28,7 +28,7 @@ from django.test import Client as DjangoClient  # noqa: E402
 from django.test import TestCase  # noqa: E402
 
 from meltemi._core import JWTVerifier  # noqa: E402
-from meltemi.api.auth import HasClaim, JWTAuth  # noqa: E402
+from meltemi.api.auth import AuthScheme, HasClaim, IsStaff, JWTAuth  # noqa: E402
 from meltemi.testing import TestClient  # noqa: E402
 
 APP = "apiproject.wsgi:application"
@@ -567,3 +567,44 @@ def test_pem_file_key_and_router_guards(tmp_path, keys):
         assert r.status_code == 401 and "unknown token key" in r.headers["WWW-Authenticate"]
         user = pyjwt.encode({"role": "user"}, keys.rsa, algorithm="PS256")
         assert c.get("/x/admin/a", headers=bearer(user)).status_code == 403
+
+
+class TokenHeaderAuth(AuthScheme):
+    """A scheme of the project's own, decided in Python (as Django Ninja's are)."""
+
+    openapi_name = "tokenHeader"
+
+    def authenticate(self, request):
+        if request.headers.get("x-token") == "let-me-in":
+            return User.objects.get(username="carol")
+        return None
+
+    def challenge(self):
+        return 'Token realm="x"'
+
+    def openapi_scheme(self):
+        return {"type": "apiKey", "in": "header", "name": "X-Token"}
+
+
+class CustomScheme(TestCase):
+    def test_python_scheme_with_a_c_one(self):
+        from meltemi.api import API
+
+        User.objects.create_user("carol", is_staff=True)
+        hs = JWTAuth(secret="e" * 32)
+        api = API(prefix="/c", auth=[hs, TokenHeaderAuth()], guards=[IsStaff()])
+
+        @api.get("/who")
+        def who(request):
+            return {"user": request.user.username, "scheme": type(request.auth_scheme).__name__}
+
+        with TestClient(api=api) as c:
+            r = c.get("/c/who", headers={"X-Token": "let-me-in"})
+            self.assertEqual(r.json(), {"user": "carol", "scheme": "TokenHeaderAuth"})
+            r = c.get("/c/who", headers={"X-Token": "no"})
+            self.assertEqual(r.status_code, 401)
+            self.assertEqual(r.headers["WWW-Authenticate"], 'Bearer, Token realm="x"')
+            r = c.get("/c/who", headers=bearer(hs.encode({"sub": "999"})))
+            self.assertEqual(r.status_code, 403)  # a valid token, but no such (staff) user
+        doc = api.openapi()
+        self.assertEqual(doc["paths"]["/c/who"]["get"]["security"], [{"bearerAuth": []}, {"tokenHeader": []}])
