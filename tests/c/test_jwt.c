@@ -1,5 +1,6 @@
 /* Unit tests of src/core/api/jwt.c: the JOSE RFCs' examples as vectors
- * (RFC 7515 A.1-A.4, RFC 8037 A.4), the refusals (alg none, the RS -> HS
+ * (RFC 7515 A.1-A.5, RFC 7520 4.4, RFC 8037 A.4; RFC 7518 defines the
+ * algorithms but has no JWS examples of its own), the refusals (alg none, the RS -> HS
  * swap, expired, not yet valid, bad signature, issuer, audience, malformed
  * segments, oversized tokens), strict base64url and JSON, JWK import and
  * claim requirements. The tokens of the refusal tests are signed here with
@@ -48,6 +49,14 @@ static const char ED_JWK[] =
     "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}";
 static const char ED_JWS[] = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_"
                              "MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
+/* RFC 7520 4.4 (the JOSE cookbook's HS256, with a kid; its payload is text). */
+static const char C44_JWK[] = "{\"kty\":\"oct\",\"kid\":\"018c0ae5-4d9b-471b-bfd6-eef314bc7037\",\"use\":\"sig\","
+                              "\"alg\":\"HS256\",\"k\":\"hJtXIZ2uSN5kbQfbtTNWbpdmhkV8FJG-Onbc6mxCcYg\"}";
+static const char C44_JWS[] =
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6IjAxOGMwYWU1LTRkOWItNDcxYi1iZmQ2LWVlZjMxNGJjNzAzNyJ9."
+    "SXTigJlzIGEgZGFuZ2Vyb3VzIGJ1c2luZXNzLCBGcm9kbywgZ29pbmcgb3V0IHlvdXIgZG9vci4gWW91IHN0ZXAgb250byB0aGUgcm9hZCwgYW5k"
+    "IGlmIHlvdSBkb24ndCBrZWVwIHlvdXIgZmVldCwgdGhlcmXigJlzIG5vIGtub3dpbmcgd2hlcmUgeW91IG1pZ2h0IGJlIHN3ZXB0IG9mZiB0by4."
+    "s0h6KThzkfBBBkLspW1h84VsJZFTsPPqMDA7g1Md7p0";
 static const char A5_JWS[] = "eyJhbGciOiJub25lIn0." RFC_PAYLOAD ".";
 
 static char buf[3 * 65536 + 16];
@@ -189,6 +198,15 @@ static void test_rfc_vectors(void) {
     memcpy(bad4, A4_JWS, sizeof bad4);
     bad4[sizeof bad4 - 4] = bad4[sizeof bad4 - 4] == 'A' ? 'B' : 'A';
     is_int(verify(ks, &plain, bad4, RFC_NOW, NULL), MT_JWT_BAD_SIGNATURE, "A.4 with a changed signature");
+    mt_jwt_keyset_unref(ks);
+
+    ks = jwk_set(C44_JWK, -1);
+    is_int(verify(ks, &plain, C44_JWS, RFC_NOW, NULL), MT_JWT_MALFORMED,
+           "RFC 7520 4.4 HS256 with its kid: signature verifies, payload is text");
+    char bad44[sizeof C44_JWS];
+    memcpy(bad44, C44_JWS, sizeof bad44);
+    bad44[sizeof bad44 - 3] = bad44[sizeof bad44 - 3] == 'A' ? 'B' : 'A';
+    is_int(verify(ks, &plain, bad44, RFC_NOW, NULL), MT_JWT_BAD_SIGNATURE, "RFC 7520 4.4 with a changed signature");
     mt_jwt_keyset_unref(ks);
 
     ks = jwk_set(ED_JWK, -1);
