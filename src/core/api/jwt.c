@@ -74,40 +74,54 @@ const char *mt_jwt_error_text(mt_jwt_error_t err) {
 
 /* ---- base64url ---- */
 
-static int b64_value(unsigned char ch) {
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '-')
-        return 62;
-    if (ch == '_')
-        return 63;
-    return -1;
+/* The value of each base64url character; 64 for the others. */
+static const uint8_t b64_values[256] = {
+    ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,  ['G'] = 6,  ['H'] = 7,
+    ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11, ['M'] = 12, ['N'] = 13, ['O'] = 14, ['P'] = 15,
+    ['Q'] = 16, ['R'] = 17, ['S'] = 18, ['T'] = 19, ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
+    ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29, ['e'] = 30, ['f'] = 31,
+    ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35, ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39,
+    ['o'] = 40, ['p'] = 41, ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
+    ['w'] = 48, ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53, ['2'] = 54, ['3'] = 55,
+    ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59, ['8'] = 60, ['9'] = 61, ['-'] = 62, ['_'] = 63,
+};
+
+/* 0-63 for a base64url character, 64 for any other ('A' is the table's only 0). */
+static inline unsigned b64_value(unsigned char ch) {
+    unsigned v = b64_values[ch];
+    return v == 0 && ch != 'A' ? 64 : v;
 }
 
 long mt_jwt_base64url_decode(unsigned char *dst, const char *src, size_t n) {
     if (n % 4 == 1)
         return -1;
-    size_t out = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_value((unsigned char)src[i]);
-        if (v < 0)
+    const unsigned char *s = (const unsigned char *)src;
+    size_t out = 0, i = 0;
+    /* Whole quanta: 4 characters, 3 bytes. */
+    for (; i + 4 <= n; i += 4) {
+        unsigned a = b64_value(s[i]), b = b64_value(s[i + 1]), c = b64_value(s[i + 2]), d = b64_value(s[i + 3]);
+        if ((a | b | c | d) & 64)
             return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            dst[out++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
+        uint32_t v = a << 18 | b << 12 | c << 6 | d;
+        dst[out++] = (unsigned char)(v >> 16);
+        dst[out++] = (unsigned char)(v >> 8);
+        dst[out++] = (unsigned char)v;
+    }
+    /* The tail: 2 or 3 characters, whose unused low bits must be zero. */
+    if (i < n) {
+        unsigned a = b64_value(s[i]), b = b64_value(s[i + 1]), c = n - i == 3 ? b64_value(s[i + 2]) : 0;
+        if ((a | b | c) & 64)
+            return -1;
+        uint32_t v = a << 18 | b << 12 | c << 6;
+        dst[out++] = (unsigned char)(v >> 16);
+        if (n - i == 3) {
+            dst[out++] = (unsigned char)(v >> 8);
+            if (v & 0xFF)
+                return -1;
+        } else if (v & 0xFFFF) {
+            return -1;
         }
     }
-    if (acc != 0) /* non-zero trailing bits: not the canonical encoding */
-        return -1;
     return (long)out;
 }
 
@@ -429,6 +443,16 @@ static bool string_is(const json_value_t *v, const char *s, size_t n, char *tmp)
 static bool numeric_date(const json_value_t *v, int64_t *out) {
     if (v->type != J_NUMBER || v->len >= 40)
         return false;
+    if (v->len <= 18 && v->p[0] != '-') { /* the usual case: whole seconds */
+        int64_t n = 0;
+        size_t i = 0;
+        while (i < v->len && v->p[i] >= '0' && v->p[i] <= '9')
+            n = n * 10 + (v->p[i++] - '0');
+        if (i == v->len) {
+            *out = n;
+            return true;
+        }
+    }
     char tmp[40];
     memcpy(tmp, v->p, v->len);
     tmp[v->len] = '\0';
@@ -505,7 +529,8 @@ typedef struct jwt_key {
     size_t kid_len;
     unsigned char *secret; /* HMAC */
     size_t secret_len;
-    EVP_PKEY *pkey; /* the others */
+    EVP_MAC_CTX *mac; /* HMAC: keyed once; each verification works on a copy */
+    EVP_PKEY *pkey;   /* the others */
 } jwt_key_t;
 
 struct mt_jwt_keyset {
@@ -540,6 +565,7 @@ void mt_jwt_keyset_unref(mt_jwt_keyset_t *ks) {
         free(k->kid);
         if (k->secret)
             OPENSSL_clear_free(k->secret, k->secret_len);
+        EVP_MAC_CTX_free(k->mac);
         EVP_PKEY_free(k->pkey);
     }
     free(ks);
@@ -595,6 +621,19 @@ int mt_jwt_keyset_add_secret(mt_jwt_keyset_t *ks, mt_jwt_alg_t alg, const char *
     }
     memcpy(k->secret, secret, len);
     k->secret_len = len;
+    /* The keyed HMAC context, made once: a verification copies it instead of
+     * fetching the algorithm and hashing the key again (HMAC() does both). */
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    k->mac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)algs[alg].md, 0),
+                           OSSL_PARAM_construct_end()};
+    if (k->mac == NULL || !EVP_MAC_init(k->mac, secret, len, params)) {
+        EVP_MAC_CTX_free(k->mac);
+        OPENSSL_clear_free(k->secret, len);
+        free(k->kid);
+        return -ENOMEM;
+    }
     ks->nkeys++;
     return 0;
 }
@@ -875,11 +914,12 @@ done:
 static bool verify_hmac(const jwt_key_t *k, const unsigned char *input, size_t ilen, const unsigned char *sig,
                         size_t slen) {
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mlen = 0;
-    const EVP_MD *md = EVP_get_digestbyname(algs[k->alg].md);
-    if (md == NULL || HMAC(md, k->secret, (int)k->secret_len, input, ilen, mac, &mlen) == NULL)
-        return false;
-    return mlen == slen && CRYPTO_memcmp(mac, sig, mlen) == 0;
+    size_t mlen = 0;
+    /* A copy of the keyed context: the key set's is shared by threads and only read. */
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(k->mac);
+    bool ok = ctx && EVP_MAC_update(ctx, input, ilen) && EVP_MAC_final(ctx, mac, &mlen, sizeof mac);
+    EVP_MAC_CTX_free(ctx);
+    return ok && mlen == slen && CRYPTO_memcmp(mac, sig, mlen) == 0;
 }
 
 /* The JOSE signature r||s of ES* as the DER ECDSA-Sig-Value EVP verifies. */
@@ -1030,9 +1070,8 @@ mt_jwt_error_t mt_jwt_verify(const mt_jwt_keyset_t *ks, const mt_jwt_policy_t *p
     if ((size_t)(buf + bufsize - work) < 2 * wmax + 8)
         return MT_JWT_NOMEM;
 
-    members_t *m = malloc(sizeof *m);
-    if (m == NULL)
-        return MT_JWT_NOMEM;
+    members_t members; /* about 4 KiB of the handler thread's stack */
+    members_t *m = &members;
     mt_jwt_error_t err = MT_JWT_MALFORMED;
     /* The header: alg (pinned), kid, no crit. */
     if (!read_members(buf, (size_t)hlen, m, work) || m->alg.type != J_STRING || m->crit.type != J_NONE ||
@@ -1082,7 +1121,6 @@ mt_jwt_error_t mt_jwt_verify(const mt_jwt_keyset_t *ks, const mt_jwt_policy_t *p
         out->sub = work;
     }
 done:
-    free(m);
     if (err != MT_JWT_OK)
         out->key = -1;
     return err;
