@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
-from benchproj.payloads import MESSAGE, POST_BODY, RECORDS  # noqa: E402
+from benchproj.payloads import JWT_BAD_TOKEN, JWT_TOKEN, MESSAGE, POST_BODY, RECORDS  # noqa: E402
 
 STATIC_FILES = {"f1k.txt": 1024, "f100k.bin": 100 * 1024}
 ACCEPT_ENCODING = "br, zstd, gzip"
@@ -78,6 +78,10 @@ def decode(coding: str, body: bytes) -> bytes:
 
         return zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 20)
     raise CheckError(f"unexpected Content-Encoding {coding!r}")
+
+
+def expect_any(status: int, headers: dict, body: bytes) -> None:
+    """Only the status counts (each server words its 401 its own way)."""
 
 
 def expect_compressed(status: int, headers: dict, body: bytes) -> None:
@@ -181,6 +185,26 @@ SCENARIOS: list[Scenario] = [
         "/json10k",
         expect_compressed,
         headers={"Accept-Encoding": ACCEPT_ENCODING},
+    ),
+]
+
+SCENARIOS += [
+    Scenario(
+        "jwt",
+        "JWT-authenticated JSON hello (HS256 bearer token)",
+        "/auth/json",
+        expect_json({"message": MESSAGE}),
+        headers={"Authorization": "Bearer " + JWT_TOKEN},
+        note="the same token for every server: meltemi's JWTAuth, Bolt's JWTAuthentication + IsAuthenticated",
+    ),
+    Scenario(
+        "jwt-401",
+        "bad JWT signature, answered 401",
+        "/auth/json",
+        expect_any,
+        headers={"Authorization": "Bearer " + JWT_BAD_TOKEN},
+        status=401,
+        note="meltemi answers it in C without Python; wrk counts the 401s as errors (non-2xx)",
     ),
 ]
 

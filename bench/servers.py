@@ -71,8 +71,11 @@ BY_NAME = {server.name: server for server in SERVERS}
 
 # Scenarios that meltemi answers with its typed API (`--api`).
 MELTEMI_API = {"plaintext", "ceiling", "json", "json10k", "params", "post", "orm-sqlite", "orm-postgres", "compress"}
+# Typed-API authentication: meltemi and Django Bolt only.
+AUTH_SCENARIOS = {"jwt", "jwt-401"}
+MELTEMI_API |= AUTH_SCENARIOS
 # What meltemi-wsgi is measured on: the API scenarios, as Django views.
-DJANGO_VIEWS = MELTEMI_API - {"ceiling"}
+DJANGO_VIEWS = MELTEMI_API - {"ceiling"} - AUTH_SCENARIOS
 # Threads given to servers that run sync views on a thread pool, for the 10 ms wait:
 # as many as the load generator's connections.
 WAIT_THREADS = 50
@@ -130,6 +133,8 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
         raise Unsupported("meltemi only: a route answered in C")
     if name == "cors-preflight":
         raise Unsupported("meltemi only for now: measured against meltemi's own ceiling")
+    if name in AUTH_SCENARIOS and server != "bolt":
+        raise Unsupported("typed-API authentication: meltemi and Django Bolt")
 
     if server == "nginx":
         if not name.startswith("static"):

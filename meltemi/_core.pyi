@@ -5,7 +5,7 @@ same things, with the same parameters.
 """
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from .config import WorkerConfig
@@ -27,8 +27,12 @@ class RequestBodyError(OSError):
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # A bound listening socket: (file descriptor, SERVER_NAME, SERVER_PORT).
 _Listener = tuple[int, str, str]
-# What meltemi.API.c_routes() returns: (redirect_slash, routes[, CORS spec or None]).
-_APIRoutes = tuple[bool, list[tuple[Any, ...]]] | tuple[bool, list[tuple[Any, ...]], tuple[Any, ...] | None]
+# What meltemi.API.c_routes() returns: (redirect_slash, routes[, CORS spec or None[, auth per route]]).
+_APIRoutes = (
+    tuple[bool, list[tuple[Any, ...]]]
+    | tuple[bool, list[tuple[Any, ...]], tuple[Any, ...] | None]
+    | tuple[bool, list[tuple[Any, ...]], tuple[Any, ...] | None, list[tuple[Any, ...] | None]]
+)
 
 class Worker:
     """A worker process's HTTP server (see meltemi/worker.py)."""
@@ -78,6 +82,25 @@ def metrics_read(region: Any, slot: int, /) -> dict[str, Any]:
 
 def metrics_reset(region: Any, slot: int, /) -> None:
     """Zeroes one slot (that no worker writes any more)."""
+class JWTVerifier:
+    """A JWT key set (set_keys) and the checks of its tokens (src/python/auth.c)."""
+
+    def __init__(
+        self,
+        *,
+        issuers: Sequence[str] = (),
+        audiences: Sequence[str] = (),
+        leeway: int = 0,
+        require_exp: bool = False,
+        max_len: int = 8192,
+    ) -> None: ...
+    def set_keys(self, keys: list[tuple[str, str | None, str | None, bytes]], /) -> None:
+        """Replaces the key set, atomically: (kind, alg, kid, data), kind "secret", "pem" or "jwk"."""
+    def verify(self, token: str, now: int | None = None, /) -> tuple[bytes, str | None]:
+        """(claims JSON, sub); ValueError with the reason when refused."""
+    @property
+    def key_count(self) -> int:
+        """The number of keys in the current set."""
 
 def compress(data: bytes | bytearray | memoryview, coding: str, level: int = -1, chunks: int = 1) -> bytes:
     """Compresses data with 'gzip', 'br', 'zstd' or 'identity'."""

@@ -20,6 +20,7 @@ import msgspec.structs
 
 from ..cors import CORS
 from ..django.cycle import request_cycle
+from .auth import RouteAuth, as_guards, as_schemes
 from .errors import (
     HTTPException,
     ResponseValidationError,
@@ -31,7 +32,7 @@ from .errors import (
 from .params import MISSING, Depends
 from .request import Request
 from .responses import FileResponse, HTMLResponse, JSONResponse, Response, status_line
-from .routing import Route, Router, c_template
+from .routing import INHERIT, Route, Router, c_template
 from .signature import Signature
 
 logger = logging.getLogger("meltemi.api")
@@ -65,10 +66,12 @@ class API(Router):
         tags: Sequence[str] | None = None,
         servers: list[dict[str, str]] | None = None,
         cors: CORS | None = None,
+        auth: Any = INHERIT,
+        guards: Sequence[Any] = (),
     ):
         if trailing_slash not in ("redirect", "strict"):
             raise ValueError("trailing_slash is 'redirect' (308 to the other spelling) or 'strict'")
-        super().__init__(prefix, tags, dependencies)
+        super().__init__(prefix, tags, dependencies, auth=auth, guards=guards)
         self.title = title
         self.version = version
         self.description = description
@@ -104,20 +107,28 @@ class API(Router):
             self._endpoints = [Endpoint(self, route) for route in self.routes]
         return self._endpoints
 
-    def c_routes(self) -> tuple[bool, list[tuple], tuple | None]:
+    def c_routes(self) -> tuple[bool, list[tuple], tuple | None, list[tuple | None]]:
         """What meltemi._core.Worker(api=...) takes: (redirect_slash, [(template,
-        methods, target, invalid), ...], cors), target an Endpoint or (status, content type,
+        methods, target, invalid), ...], cors, auth), target an Endpoint or (status, content type,
         body), invalid the 422 body per path parameter (errors.path_error_body), cors
-        the API's CORS policy (CORS.c_spec()) or None."""
+        the API's CORS policy (CORS.c_spec()) or None, auth per route None or what
+        src/python/auth.c checks (auth.RouteAuth.c_spec)."""
         routes = []
+        auth = [ep.auth.c_spec() if ep.auth is not None and not ep.route.constant else None for ep in self.compile()]
         for ep in self.compile():
             target = (ep.route.status, ep.route.constant[1], ep.route.constant[0]) if ep.route.constant else ep
             labels = [seg[1:-1] for seg in ep.template.split("/") if seg.startswith("{")]
             invalid = tuple(path_error_body(n, t) for n, t in zip(ep.path_names, labels, strict=True))
             routes.append((ep.template, list(ep.route.methods), target, invalid))
-        return self.trailing_slash == "redirect", routes, self.cors.c_spec() if self.cors else None
+        return self.trailing_slash == "redirect", routes, self.cors.c_spec() if self.cors else None, auth
 
     def _add_docs_routes(self) -> None:
+        first = len(self.routes)
+        self._add_docs_routes_public()
+        for route in self.routes[first:]:
+            route.auth, route.guards = None, []  # the documentation stays public
+
+    def _add_docs_routes_public(self) -> None:
         if self.openapi_url:
             api = self
 
@@ -225,6 +236,7 @@ class Endpoint:
         self.response_type = self._response_type()
         self.status = status_line(route.status)
         self.cycle = request_cycle()
+        self.auth = _route_auth(route)
 
     def __repr__(self) -> str:
         return f"<Endpoint {'|'.join(self.route.methods)} {self.route.path}>"
@@ -251,7 +263,7 @@ class Endpoint:
         return rt
 
     # The C router calls this with the request's parts (see src/python/api.c).
-    def __call__(self, start_response, input, method, path, query, headers, params):
+    def __call__(self, start_response, input, method, path, query, headers, params, auth=None):
         request = Request(method, path, query, headers, input)
         cycle = self.cycle
         if cycle is not None:
@@ -259,6 +271,8 @@ class Endpoint:
         streaming = False
         try:
             try:
+                if self.auth is not None:
+                    self.auth.authorize(request, auth)
                 response = self.run(request, params)
             except OSError:
                 raise  # the request body could not be read: the server answers 400/408/413
@@ -341,6 +355,12 @@ class Endpoint:
             raise ResponseValidationError(
                 f"{self.sig.name} returned a value that is not a {_type_name(rt)}: {exc}"
             ) from exc
+
+
+def _route_auth(route: Route) -> RouteAuth | None:
+    schemes = as_schemes(None if route.auth is INHERIT else route.auth)
+    guards = as_guards(route.guards)
+    return RouteAuth(schemes, guards) if schemes or guards else None
 
 
 def _type_name(tp: Any) -> str:

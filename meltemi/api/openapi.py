@@ -28,6 +28,10 @@ unless ``openapi_url=None``). What goes where:
   value one of: a type (the JSON body's), a string (the description, of an
   ``{"detail": ...}`` body for an error status), ``None``, or a dict that is
   an OpenAPI Response Object, where ``"model"`` may stand for a type.
+- **security**: a route's authentication schemes (any of them) as the
+  operation's ``security``, and each scheme once in
+  ``components/securitySchemes`` (bearer JWT, apiKey in a header, query or
+  the session cookie); a route without authentication has none.
 - **components/schemas**: every msgspec Struct, dataclass, TypedDict or
   enum used anywhere above, once, referenced as ``#/components/schemas/Name``
   (msgspec qualifies a name with its module when two types share it).
@@ -128,8 +132,13 @@ def openapi_schema(api: API) -> dict[str, Any]:
     if api.servers:
         doc["servers"] = [dict(s) for s in api.servers]
     doc["paths"] = paths
+    security = _security_schemes(endpoints)
+    if components or security:
+        doc["components"] = {}
     if components:
-        doc["components"] = {"schemas": components}
+        doc["components"]["schemas"] = components
+    if security:
+        doc["components"]["securitySchemes"] = security
     if tags:
         doc["tags"] = [{"name": t} for t in tags]
     return doc
@@ -177,6 +186,8 @@ def _operation(ep: Endpoint, method: str, types: _Types, operation_ids: _Operati
     op["responses"] = _responses(ep, bool(sig.all_parameters()), types)
     if route.deprecated:
         op["deprecated"] = True
+    if ep.auth is not None and ep.auth.schemes:
+        op["security"] = [{scheme.openapi_name: []} for scheme in ep.auth.schemes]
     return op
 
 
@@ -197,6 +208,12 @@ def _constant_operation(ep: Endpoint, method: str, operation_ids: _OperationIds)
         pass
     op["responses"] = {str(route.status): {"description": _phrase(route.status), "content": {content_type: media}}}
     return op
+def _security_schemes(endpoints: list[Endpoint]) -> dict[str, Any]:
+    schemes: dict[str, Any] = {}
+    for ep in endpoints:
+        for scheme in ep.auth.schemes if ep.auth is not None else ():
+            schemes.setdefault(scheme.openapi_name, scheme.openapi_scheme())
+    return schemes
 
 
 def _unique(params: list[Parameter]) -> list[Parameter]:

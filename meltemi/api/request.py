@@ -30,6 +30,9 @@ def parse_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
+_UNSET: Any = object()
+
+
 class State:
     """A place for dependencies and middleware to leave things on a request."""
 
@@ -57,6 +60,10 @@ class Request:
         "_cache",
         "_cleanups",
         "_django",
+        "_auth",
+        "_auth_scheme",
+        "_auth_claims",
+        "auth_subject",
     )
 
     def __init__(self, method: str, path: str, query_string: str, headers: dict[str, str], input: Any):
@@ -75,6 +82,11 @@ class Request:
         self._cache: dict[Any, Any] | None = None
         self._cleanups: list[Any] | None = None
         self._django = None
+        self._auth: Any = _UNSET
+        self._auth_scheme = None
+        self._auth_claims: bytes | None = None
+        # The verified subject: a JWT's sub, an API key's name (None: none).
+        self.auth_subject: str | None = None
 
     @property
     def request_id(self) -> str | None:
@@ -138,13 +150,37 @@ class Request:
         return self._session
 
     @property
-    def user(self):
-        """The Django user of the session cookie (AnonymousUser without one),
-        resolved on first use."""
-        if self._user is None:
-            from django.contrib.auth import get_user
+    def auth(self) -> Any:
+        """What the route's authentication accepted (docs/api.md): a JWT's
+        claims (dict), an API key's name, the session's user; None when the
+        route has no authentication."""
+        if self._auth is _UNSET:
+            scheme = self._auth_scheme
+            self._auth = scheme.auth_value(self._auth_claims, self.auth_subject) if scheme is not None else None
+        return self._auth
 
-            self._user = get_user(self)
+    @property
+    def auth_scheme(self) -> Any:
+        """The scheme (JWTAuth, APIKeyAuth, SessionAuth, ...) that accepted the request, or None."""
+        return self._auth_scheme
+
+    @property
+    def auth_claims(self) -> bytes | None:
+        """A verified JWT's claims as the JSON it signed (None without one)."""
+        return self._auth_claims
+
+    @property
+    def user(self):
+        """The Django user: the one of the token's sub (JWTAuth), else of the
+        session cookie (AnonymousUser without one); resolved on first use."""
+        if self._user is None:
+            scheme = self._auth_scheme
+            if scheme is not None:
+                self._user = scheme.get_user(self)
+            else:
+                from django.contrib.auth import get_user
+
+                self._user = get_user(self)
         return self._user
 
     @user.setter

@@ -25,6 +25,9 @@ from .params import MISSING, Depends
 from .shortcuts import RouterShortcuts
 from .signature import Signature, strip_annotated, strip_optional
 
+# A route's auth= when it says nothing: its router's (then its API's).
+INHERIT: Any = type("Inherit", (), {"__repr__": lambda self: "INHERIT"})()
+
 # The methods the C router knows (src/python/api.c).
 METHODS: tuple[str, ...] = API_METHODS
 
@@ -54,6 +57,8 @@ class Route:
     dependencies: list[Depends] = field(default_factory=list)
     responses: dict[int, Any] = field(default_factory=dict)
     constant: tuple[bytes, str] | None = None  # a pure-C route: (body, content type)
+    auth: Any = INHERIT  # auth=: a scheme, a list (any of), None (none); INHERIT: the router's
+    guards: list[Any] = field(default_factory=list)
 
     @property
     def path_names(self) -> list[str]:
@@ -68,11 +73,21 @@ class Route:
 class Router(RouterShortcuts):
     """A group of routes, included in an API (or another router) with a prefix and tags."""
 
-    def __init__(self, prefix: str = "", tags: Sequence[str] | None = None, dependencies: Sequence[Depends] = ()):
+    def __init__(
+        self,
+        prefix: str = "",
+        tags: Sequence[str] | None = None,
+        dependencies: Sequence[Depends] = (),
+        *,
+        auth: Any = INHERIT,
+        guards: Sequence[Any] = (),
+    ):
         _check_prefix(prefix)
         self.prefix = prefix.rstrip("/")
         self.tags = list(tags or [])
         self.dependencies = list(dependencies)
+        self.auth = auth
+        self.guards = list(guards)
         self.routes: list[Route] = []
 
     def add_route(
@@ -92,6 +107,8 @@ class Router(RouterShortcuts):
         include_in_schema: bool = True,
         dependencies: Sequence[Depends] = (),
         responses: dict[int, Any] | None = None,
+        auth: Any = INHERIT,
+        guards: Sequence[Any] = (),
     ) -> Route:
         if not path.startswith("/") and not (path == "" and self.prefix):
             raise ValueError(f"route path {path!r} must start with '/' (or be '' for the router's prefix itself)")
@@ -114,6 +131,9 @@ class Router(RouterShortcuts):
             include_in_schema,
             self.dependencies + list(dependencies),
             dict(responses or {}),
+            None,
+            self.auth if auth is INHERIT else auth,
+            self.guards + list(guards),
         )
         self.routes.append(route)
         return route
@@ -155,10 +175,12 @@ class Router(RouterShortcuts):
         methods: Sequence[str] = ("GET",),
     ) -> Route:
         """A route answered entirely in C with a fixed body (health checks,
-        robots.txt): Python is never called for it."""
+        robots.txt): Python is never called for it. It is public (no auth= or guards)."""
         if isinstance(body, str):
             body = body.encode()
-        route = self.add_route(path, None, methods, status=status, include_in_schema=False)
+        # Answered before any authentication: a constant route is public.
+        route = self.add_route(path, None, methods, status=status, include_in_schema=False, auth=None, guards=())
+        route.guards = []
         route.constant = (bytes(body), content_type)
         if route.path_names:
             raise ValueError(f"a constant route has no parameters: {path!r}")
@@ -171,6 +193,8 @@ class Router(RouterShortcuts):
             copy.path = self.prefix + prefix.rstrip("/") + r.path
             copy.tags = self.tags + list(tags or []) + r.tags
             copy.dependencies = self.dependencies + r.dependencies
+            copy.auth = self.auth if r.auth is INHERIT else r.auth
+            copy.guards = self.guards + r.guards
             self.routes.append(copy)
 
 

@@ -13,6 +13,7 @@
 
 #include "answer.h"
 #include "api.h"
+#include "auth.h"
 #include "cors_config.h"
 #include "encoding.h"
 #include "http1_write.h"
@@ -29,6 +30,7 @@ struct mt_api {
     mt_api_route_t *routes;
     int nroutes;
     mt_cors_t *cors; /* the API's CORS policy (API(cors=...)), or NULL */
+    mt_auth_t *auth; /* the routes' authentication (auth.c); NULL when none has any */
 };
 
 /* The methods and parameter types the router knows: exported as
@@ -162,6 +164,7 @@ void mt_api_destroy(mt_api_t *api) {
         free(r->answer.body);
     }
     free(api->routes);
+    mt_auth_destroy(api->auth);
     mt_router_destroy(api->router);
     mt_cors_destroy(api->cors);
     free(api);
@@ -169,8 +172,8 @@ void mt_api_destroy(mt_api_t *api) {
 
 mt_api_t *mt_api_create(PyObject *spec) {
     int redirect_slash;
-    PyObject *routes, *cors = Py_None;
-    if (!PyArg_ParseTuple(spec, "pO!|O:api", &redirect_slash, &PyList_Type, &routes, &cors))
+    PyObject *routes, *cors = Py_None, *auth = Py_None;
+    if (!PyArg_ParseTuple(spec, "pO!|OO:api", &redirect_slash, &PyList_Type, &routes, &cors, &auth))
         return NULL;
     mt_api_t *api = calloc(1, sizeof *api);
     if (api == NULL || (api->router = mt_router_create(redirect_slash)) == NULL ||
@@ -186,7 +189,8 @@ mt_api_t *mt_api_create(PyObject *spec) {
             return NULL;
         }
     }
-    if (mt_cors_from_py(cors, &api->cors) < 0) {
+    if (mt_cors_from_py(cors, &api->cors) < 0 ||
+        (auth != Py_None && (api->auth = mt_auth_create(auth, api->nroutes)) == NULL)) {
         mt_api_destroy(api);
         return NULL;
     }
@@ -199,6 +203,9 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
     mt_api_t *api = worker->api;
     const char *path;
     mt_span_t query;
+    h->auth_scheme = -1; /* no identity unless this request's route gives one (auth.c) */
+    h->auth_subject = h->auth_claims = NULL;
+    h->auth_subject_len = h->auth_claims_len = 0;
     size_t plen = mt_http1_target_path(&c->req, c->rbuf.data, &path, &query);
     if (plen == 0 || path[0] != '/')
         return MT_API_NONE;
@@ -221,6 +228,10 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
     if (api->cors && mt_cors_preflight(c, &h->out, keep_alive))
         return MT_API_ANSWERED;
     if (m->status == MT_ROUTE_FOUND && api->routes[m->route].endpoint) {
+        h->query = query;
+        /* Authentication and the guards on claims, before Python (auth.c). */
+        if (mt_auth_check(worker, api->auth, m->route, c, h, keep_alive) == MT_AUTH_ANSWERED)
+            return MT_API_ANSWERED;
         h->route = m->route;
         h->path = path;
         h->path_len = plen;
@@ -317,7 +328,8 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
     mt_conn_t *c = ex->conn;
     const mt_api_route_t *route = &ex->worker->api->routes[h->route];
     const mt_route_match_t *m = &h->match;
-    PyObject *args[7] = {start_response, (PyObject *)ex->input, ex->method, NULL, NULL, NULL, NULL};
+    PyObject *args[8] = {start_response, (PyObject *)ex->input, ex->method, NULL, NULL, NULL, NULL, NULL};
+    size_t nargs = mt_auth_route_has(ex->worker->api->auth, h->route) ? 8 : 7; /* + auth */
     PyObject *result = NULL;
     *bad_status = 0;
     ex->uri = PyUnicode_DecodeLatin1(c->rbuf.data + c->req.target.off, c->req.target.len, NULL);
@@ -331,7 +343,9 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
                            : Py_NewRef(ex->worker->st->str.empty);
     args[5] = headers_dict(ex->worker, c);
     args[6] = PyTuple_New(m->nparams);
-    if (args[3] == NULL || args[4] == NULL || args[5] == NULL || args[6] == NULL)
+    if (nargs == 8)
+        args[7] = mt_auth_value(h);
+    if (args[3] == NULL || args[4] == NULL || args[5] == NULL || args[6] == NULL || (nargs == 8 && args[7] == NULL))
         goto done;
     for (int i = 0; i < m->nparams; i++) {
         PyObject *v = param_value(h->scratch, &m->params[i]);
@@ -345,9 +359,9 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
         PyTuple_SET_ITEM(args[6], i, v);
     }
     c->head_consumed = true;
-    result = PyObject_Vectorcall(route->endpoint, args, 7, NULL);
+    result = PyObject_Vectorcall(route->endpoint, args, nargs, NULL);
 done:
-    for (int i = 3; i < 7; i++)
+    for (int i = 3; i < 8; i++)
         Py_XDECREF(args[i]);
     return result;
 }

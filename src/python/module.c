@@ -8,6 +8,7 @@
  * lists) holds no Python object. */
 #include "api.h"
 #include "environ.h"
+#include "auth.h"
 #include "module.h"
 
 /* The state's objects as an array: every member of mt_state_t is a PyObject * it owns. */
@@ -50,7 +51,8 @@ static int core_exec(PyObject *m) {
     if ((st->Worker_Type = add_type(m, &Worker_Spec, "Worker")) == NULL ||
         (st->FileWrapper_Type = add_type(m, &FileWrapper_Spec, "FileWrapper")) == NULL ||
         (st->Input_Type = add_type(m, &Input_Spec, NULL)) == NULL ||
-        (st->StartResponse_Type = add_type(m, &StartResponse_Spec, NULL)) == NULL)
+        (st->StartResponse_Type = add_type(m, &StartResponse_Spec, NULL)) == NULL ||
+        (st->JWTVerifier_Type = add_type(m, &JWTVerifier_Spec, "JWTVerifier")) == NULL)
         return -1;
     st->ClientDisconnected =
         PyErr_NewExceptionWithDoc("meltemi._core.ClientDisconnected",

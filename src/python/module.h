@@ -30,7 +30,7 @@ typedef struct mt_py_strings {
  * lives (an instance holds its type, the type its module). */
 typedef struct mt_state {
     mt_py_strings_t str;
-    PyTypeObject *Worker_Type, *Input_Type, *StartResponse_Type, *FileWrapper_Type;
+    PyTypeObject *Worker_Type, *Input_Type, *StartResponse_Type, *FileWrapper_Type, *JWTVerifier_Type;
     PyObject *ClientDisconnected; /* OSError subclass raised by wsgi.input */
     PyObject *RequestBodyError;   /* OSError subclass: the body timed out, was too large or malformed */
 } mt_state_t;

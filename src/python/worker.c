@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "codec.h"
 #include "cors_config.h"
 #include "region.h"
@@ -443,6 +444,7 @@ static void handler_dispose(mt_handler_t *handler) {
     if (handler->z)
         mt_compressor_destroy(handler->z);
     free(handler->scratch);
+    mt_auth_handler_dispose(handler);
 }
 
 /* Answers what C can answer without the GIL (static files, and the API
@@ -484,7 +486,7 @@ static PyObject *Worker_handle_requests(WorkerObject *self, PyObject *unused) {
     mt_server_t *s = &self->server;
     if (s->config.dispatch.sched_batch)
         mt_server_thread_batch();
-    mt_handler_t handler = {.z = NULL, .route = -1};
+    mt_handler_t handler = {.z = NULL, .route = -1, .auth_scheme = -1};
     mt_buf_init(&handler.out);
     mt_buf_init(&handler.zbuf);
     mt_conn_t *c = NULL;
@@ -523,7 +525,7 @@ static PyObject *Worker_serve_one(WorkerObject *self, PyObject *arg) {
         return NULL;
     int timeout_ms = seconds < 0 ? -1 : (int)(seconds * 1000);
     mt_server_t *s = &self->server;
-    mt_handler_t handler = {.z = NULL, .route = -1};
+    mt_handler_t handler = {.z = NULL, .route = -1, .auth_scheme = -1};
     mt_buf_init(&handler.out);
     mt_buf_init(&handler.zbuf);
     mt_conn_t *c;

@@ -56,6 +56,16 @@ typedef struct mt_handler {
     const char *path; /* the target's path (in the connection's buffer) */
     size_t path_len;
     mt_span_t query;
+    /* The API route's authentication (auth.c), decided in C: the index of the
+     * scheme that accepted the request (-1: none), the verified subject (a
+     * JWT's sub, an API key's name) and a JWT's claims (JSON), in auth_buf. */
+    int auth_scheme;
+    const char *auth_subject;
+    size_t auth_subject_len;
+    const char *auth_claims;
+    size_t auth_claims_len;
+    char *auth_buf; /* allocated on first use, freed with the handler */
+    size_t auth_buf_size;
 } mt_handler_t;
 
 /* response.c: calls the worker's error_log with the current exception (and clears it). */

@@ -497,3 +497,28 @@ def test_runmeltemi_serves_static_files_in_c_and_compresses_pages(demo_env):
     finally:
         assert server.stop() == 0, server.output
         server.assert_balanced()
+
+
+def test_api_token_endpoint_jwt_and_api_key_routes(demo):
+    base = demo.url + "/api"
+    r = requests.post(base + "/auth/token", json={"username": ADMIN_USER, "password": "wrong"}, timeout=10)
+    assert r.status_code == 401
+    r = requests.post(base + "/auth/token", json={"username": ADMIN_USER, "password": ADMIN_PASSWORD}, timeout=10)
+    assert r.status_code == 200, r.text
+    token = r.json()["access_token"]
+    assert r.json()["token_type"] == "bearer"
+    headers = {"Authorization": f"Bearer {token}"}
+    me = requests.get(base + "/secure/whoami", headers=headers, timeout=10).json()
+    assert me["username"] == ADMIN_USER and me["claims"]["scope"] == "admin" and me["claims"]["iss"] == "meltemi-demo"
+    assert requests.get(base + "/secure/admin-scope", headers=headers, timeout=10).json() == {"scope": "admin"}
+    assert requests.get(base + "/secure/staff", headers=headers, timeout=10).json() == {"staff": ADMIN_USER}
+    r = requests.get(base + "/secure/whoami", timeout=10)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+    r = requests.get(base + "/secure/whoami", headers={"Authorization": f"Bearer {token}x"}, timeout=10)
+    assert r.status_code == 401 and r.json() == {"detail": "Invalid token"}
+    r = requests.get(base + "/secure/service", headers={"X-API-Key": "demo-api-key"}, timeout=10)
+    assert r.json() == {"key": "demo-service"}
+    assert requests.get(base + "/secure/service", headers={"X-API-Key": "nope"}, timeout=10).status_code == 401
+    schema = requests.get(base + "/openapi.json", timeout=10).json()
+    assert set(schema["components"]["securitySchemes"]) == {"bearerAuth", "apiKeyHeader"}
+    assert schema["paths"]["/api/secure/whoami"]["get"]["security"] == [{"bearerAuth": []}]

@@ -22,6 +22,7 @@ PACKAGES = {
     "libbrotlienc": ("libbrotli-dev", "brotli-devel"),
     "libzstd": ("libzstd-dev", "libzstd-devel"),
     "libpcre2-8": ("libpcre2-dev", "pcre2-devel"),
+    "libcrypto": ("libssl-dev", "openssl-devel"),
 }
 
 

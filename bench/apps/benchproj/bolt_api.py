@@ -4,6 +4,7 @@ import asyncio
 
 import msgspec
 from django_bolt import BoltAPI
+from django_bolt.auth import IsAuthenticated, JWTAuthentication
 from django_bolt.responses import PlainText
 
 from .models import Row
@@ -52,3 +53,9 @@ async def orm_rows():
 async def wait():
     await asyncio.sleep(WAIT_SECONDS)
     return PlainText("waited")
+
+
+# The JWT scenarios: HS256 with the settings' SECRET_KEY; the guard enforces (Bolt's auth only attempts).
+@api.get("/auth/json", auth=[JWTAuthentication()], guards=[IsAuthenticated()])
+async def auth_json():
+    return {"message": MESSAGE}

@@ -4,6 +4,7 @@ through to the Django project's URLconf. Sync handlers: they run on meltemi's ha
 import msgspec
 
 from meltemi import API
+from meltemi.api.auth import JWTAuth
 
 from .models import Row
 from .payloads import MESSAGE, RECORDS
@@ -48,3 +49,9 @@ def create_item(request, item: Item) -> Item:
 @api.get("/orm")
 def orm_rows(request):
     return list(Row.objects.order_by("id").values("id", "name", "price", "stock")[:10])
+
+
+# The JWT scenarios: HS256 with the settings' SECRET_KEY; a bad token is answered 401 in C.
+@api.get("/auth/json", auth=JWTAuth())
+def auth_json(request):
+    return {"message": MESSAGE}

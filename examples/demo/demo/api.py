@@ -158,3 +158,10 @@ api.include_router(catalog.router)
 
 api.health("/health")  # answered in C
 api.readiness("/ready")  # 503 when the database does not answer
+
+# Authentication (demo/secure.py): a token endpoint, JWT- and API-key-protected routes.
+from demo.secure import auth as auth_routes  # noqa: E402
+from demo.secure import secure  # noqa: E402
+
+api.include_router(auth_routes)
+api.include_router(secure)

@@ -31,6 +31,11 @@ static int send_answer(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, int status
     return rc;
 }
 
+int mt_answer_json(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, int status, const mt_field_t *fields, int nfields,
+                   const char *body, size_t blen) {
+    return send_answer(c, out, keep_alive, status, fields, nfields, JSON, body, blen);
+}
+
 int mt_answer_send(mt_conn_t *c, mt_buf_t *out, mt_buf_t *scratch, const mt_route_match_t *m,
                    const mt_answer_route_t *route, const char *path, size_t plen, mt_span_t query, bool *keep_alive) {
     switch (m->status) {

@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "http1.h"
+#include "respond.h"
 #include "router.h"
 
 /* What C answers for one route. */
@@ -35,5 +36,11 @@ typedef struct mt_answer_route {
  * connection must be closed (the write failed, out of memory). */
 int mt_answer_send(mt_conn_t *c, mt_buf_t *out, mt_buf_t *scratch, const mt_route_match_t *m,
                    const mt_answer_route_t *route, const char *path, size_t plen, mt_span_t query, bool *keep_alive);
+
+/* Writes an answer of the API's own (401, 403 of its authentication):
+ * `status`, the extra fields, and the JSON body[0, blen). *keep_alive as for
+ * mt_answer_send. Returns 0 or a negative errno. */
+int mt_answer_json(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, int status, const mt_field_t *fields, int nfields,
+                   const char *body, size_t blen);
 
 #endif
