@@ -37,6 +37,7 @@ typedef struct WorkerObject {
     int compress_level[4];     /* by mt_coding_t */
     struct mt_static *statics; /* NULL when no directory is mounted */
     struct mt_api *api;        /* NULL without a typed API */
+    mt_trust_t trust;          /* the trusted proxies (config.forwarded_allow_ips) */
 } WorkerObject;
 
 /* What a handler thread keeps from one request to the next. */

@@ -57,6 +57,9 @@ typedef struct mt_server_config {
     const char *request_id_header;
     const char *request_id_name;
     size_t request_id_header_len;
+    /* The peers whose Forwarded / X-Forwarded-* fields are heard
+     * (forwarded.h), or NULL: nobody's. Read-only. */
+    const struct mt_trust *trust;
 } mt_server_config_t;
 
 typedef struct mt_listener {
