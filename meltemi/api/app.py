@@ -28,6 +28,7 @@ from .errors import (
     split_msgspec_error,
 )
 from .params import MISSING, Depends
+from .ratelimit import limits_of
 from .request import Request
 from .responses import FileResponse, HTMLResponse, JSONResponse, Response, status_line
 from .routing import Route, Router, c_template
@@ -61,6 +62,7 @@ class API(Router):
         dependencies: Sequence[Depends] = (),
         tags: Sequence[str] | None = None,
         servers: list[dict[str, str]] | None = None,
+        rate_limit: Any = None,
     ):
         if trailing_slash not in ("redirect", "strict"):
             raise ValueError("trailing_slash is 'redirect' (308 to the other spelling) or 'strict'")
@@ -72,6 +74,7 @@ class API(Router):
         self.openapi_url = openapi_url
         self.docs_url = docs_url
         self.servers = servers
+        self.rate_limit = limits_of(rate_limit)  # one budget per key across all the routes
         self.exception_handlers: dict[type[BaseException], Callable[[Request, Any], Any]] = {}
         self._endpoints: list[Endpoint] | None = None
         self._schema: dict | None = None
@@ -94,17 +97,27 @@ class API(Router):
             self._endpoints = [Endpoint(self, route) for route in self.routes]
         return self._endpoints
 
-    def c_routes(self) -> tuple[bool, list[tuple]]:
+    def c_routes(self) -> tuple[bool, list[tuple], Any]:
         """What meltemi._core.Worker(api=...) takes: (redirect_slash, [(template,
-        methods, target, invalid), ...]), target an Endpoint or (status, content type,
-        body), invalid the 422 body per path parameter (errors.path_error_body)."""
+        methods, target, invalid, limits), ...], table), target an Endpoint or (status,
+        content type, body), invalid the 422 body per path parameter
+        (errors.path_error_body), limits the rate limits' C specs (RateLimit.c_spec),
+        table the shared memory they are counted in (None when no route has one)."""
         routes = []
+        shared = tuple(limit.c_spec("api:" + self.prefix) for limit in self.rate_limit)
         for ep in self.compile():
             target = (ep.route.status, ep.route.constant[1], ep.route.constant[0]) if ep.route.constant else ep
             labels = [seg[1:-1] for seg in ep.template.split("/") if seg.startswith("{")]
             invalid = tuple(path_error_body(n, t) for n, t in zip(ep.path_names, labels, strict=True))
-            routes.append((ep.template, list(ep.route.methods), target, invalid))
-        return self.trailing_slash == "redirect", routes
+            scope = ep.route.path + " " + ",".join(ep.route.methods)
+            limits = shared + tuple(limit.c_spec(scope) for limit in ep.route.rate_limit)
+            routes.append((ep.template, list(ep.route.methods), target, invalid, limits))
+        table = None
+        if any(route[4] for route in routes):
+            from ..sharedmem import rate_limit_table
+
+            table = rate_limit_table()
+        return self.trailing_slash == "redirect", routes, table
 
     def _add_docs_routes(self) -> None:
         if self.openapi_url:

@@ -22,6 +22,7 @@ from typing import Any
 
 from .._core import API_METHODS, API_PARAM_TYPES
 from .params import MISSING, Depends
+from .ratelimit import limits_of
 from .signature import Signature, strip_annotated, strip_optional
 
 # The methods the C router knows (src/python/api.c).
@@ -53,6 +54,7 @@ class Route:
     dependencies: list[Depends] = field(default_factory=list)
     responses: dict[int, Any] = field(default_factory=dict)
     constant: tuple[bytes, str] | None = None  # a pure-C route: (body, content type)
+    rate_limit: list[Any] = field(default_factory=list)  # RateLimit objects (meltemi/api/ratelimit.py)
 
     @property
     def path_names(self) -> list[str]:
@@ -91,6 +93,7 @@ class Router:
         include_in_schema: bool = True,
         dependencies: Sequence[Depends] = (),
         responses: dict[int, Any] | None = None,
+        rate_limit: Any = None,
     ) -> Route:
         if not path.startswith("/") and not (path == "" and self.prefix):
             raise ValueError(f"route path {path!r} must start with '/' (or be '' for the router's prefix itself)")
@@ -114,6 +117,7 @@ class Router:
             self.dependencies + list(dependencies),
             dict(responses or {}),
         )
+        route.rate_limit = limits_of(rate_limit)
         self.routes.append(route)
         return route
 
@@ -152,12 +156,13 @@ class Router:
         content_type: str = "text/plain; charset=utf-8",
         status: int = 200,
         methods: Sequence[str] = ("GET",),
+        rate_limit: Any = None,
     ) -> Route:
         """A route answered entirely in C with a fixed body (health checks,
         robots.txt): Python is never called for it."""
         if isinstance(body, str):
             body = body.encode()
-        route = self.add_route(path, None, methods, status=status, include_in_schema=False)
+        route = self.add_route(path, None, methods, status=status, include_in_schema=False, rate_limit=rate_limit)
         route.constant = (bytes(body), content_type)
         if route.path_names:
             raise ValueError(f"a constant route has no parameters: {path!r}")

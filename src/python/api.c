@@ -15,18 +15,22 @@
 #include "api.h"
 #include "encoding.h"
 #include "http1_write.h"
+#include "quota.h"
 #include "router.h"
 
 typedef struct mt_api_route {
     PyObject *endpoint; /* NULL for a constant route */
     int nparams;
     mt_answer_route_t answer; /* what C answers for it (422 bodies; a constant route's response) */
+    mt_route_limits_t limits; /* its rate limits (quota.h) */
 } mt_api_route_t;
 
 struct mt_api {
     mt_router_t *router;
     mt_api_route_t *routes;
     int nroutes;
+    mt_ratelimit_t *rl; /* the shared table (NULL: no route has a rate limit) */
+    Py_buffer table;    /* ... held for as long as the API lives */
 };
 
 /* The methods and parameter types the router knows: exported as
@@ -80,14 +84,21 @@ static int template_types(const char *tmpl, uint8_t *types, int max) {
 }
 
 static int add_route(mt_api_t *api, int id, PyObject *spec) {
-    PyObject *methods, *target, *invalid;
+    PyObject *methods, *target, *invalid, *limits = NULL;
     const char *tmpl;
-    if (!PyArg_ParseTuple(spec, "sO!OO!:API route", &tmpl, &PyList_Type, &methods, &target, &PyTuple_Type, &invalid))
+    if (!PyArg_ParseTuple(spec, "sO!OO!|O!:API route", &tmpl, &PyList_Type, &methods, &target, &PyTuple_Type, &invalid,
+                          &PyTuple_Type, &limits))
         return -1;
     uint64_t mask = method_mask(methods);
     if (mask == 0)
         return -1;
     mt_api_route_t *route = &api->routes[id];
+    if (limits && mt_quota_parse(limits, &route->limits) < 0)
+        return -1;
+    if (route->limits.n && api->rl == NULL) {
+        PyErr_Format(PyExc_ValueError, "route %s has rate limits but the API no table", tmpl);
+        return -1;
+    }
     uint8_t types[MT_ROUTER_MAX_PARAMS];
     route->nparams = template_types(tmpl, types, MT_ROUTER_MAX_PARAMS);
     if (route->nparams != PyTuple_GET_SIZE(invalid)) {
@@ -158,7 +169,10 @@ void mt_api_destroy(mt_api_t *api) {
         free(r->answer.invalid_body);
         free(r->answer.content_type);
         free(r->answer.body);
+        mt_quota_dispose(&r->limits);
     }
+    if (api->table.obj)
+        PyBuffer_Release(&api->table);
     free(api->routes);
     mt_router_destroy(api->router);
     free(api);
@@ -166,8 +180,8 @@ void mt_api_destroy(mt_api_t *api) {
 
 mt_api_t *mt_api_create(PyObject *spec) {
     int redirect_slash;
-    PyObject *routes;
-    if (!PyArg_ParseTuple(spec, "pO!:api", &redirect_slash, &PyList_Type, &routes))
+    PyObject *routes, *table = Py_None;
+    if (!PyArg_ParseTuple(spec, "pO!|O:api", &redirect_slash, &PyList_Type, &routes, &table))
         return NULL;
     mt_api_t *api = calloc(1, sizeof *api);
     if (api == NULL || (api->router = mt_router_create(redirect_slash)) == NULL ||
@@ -175,6 +189,18 @@ mt_api_t *mt_api_create(PyObject *spec) {
         mt_api_destroy(api);
         PyErr_NoMemory();
         return NULL;
+    }
+    /* The rate limits' shared table (meltemi/sharedmem.py): writable shared memory. */
+    if (table != Py_None) {
+        if (PyObject_GetBuffer(table, &api->table, PyBUF_WRITABLE) < 0) {
+            mt_api_destroy(api);
+            return NULL;
+        }
+        if ((api->rl = mt_ratelimit_attach(api->table.buf, (size_t)api->table.len)) == NULL) {
+            PyErr_SetString(PyExc_ValueError, "the rate limit table is too small or not one");
+            mt_api_destroy(api);
+            return NULL;
+        }
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(routes); i++) {
         api->nroutes = (int)i + 1;
@@ -206,6 +232,17 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
     mt_route_match_t *m = &h->match;
     if (m->status == MT_ROUTE_NONE)
         return MT_API_NONE;
+    mt_limit_refusal_t refusal;
+    if (m->status == MT_ROUTE_FOUND && api->routes[m->route].limits.n &&
+        mt_quota_refuse(api->rl, &api->routes[m->route].limits, c, h, &refusal)) {
+        const mt_route_limits_t *l = &api->routes[m->route].limits;
+        *keep_alive = c->req.keep_alive && !mt_server_draining(&worker->server);
+        if (mt_answer_too_many(c, &h->out, keep_alive, refusal.retry_after, l->policy, l->policy_len,
+                               refusal.ratelimit) < 0)
+            *keep_alive = false;
+        c->head_consumed = true;
+        return MT_API_ANSWERED;
+    }
     if (m->status == MT_ROUTE_FOUND && api->routes[m->route].endpoint) {
         h->route = m->route;
         h->path = path;

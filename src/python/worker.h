@@ -53,6 +53,10 @@ typedef struct mt_handler {
     const char *path; /* the target's path (in the connection's buffer) */
     size_t path_len;
     mt_span_t query;
+    /* The authenticated subject of the current request (a JWT's `sub`), set
+     * by the API's authentication; NULL/0 when no authentication ran. */
+    const char *auth_subject;
+    size_t auth_subject_len;
 } mt_handler_t;
 
 /* response.c: calls the worker's error_log with the current exception (and clears it). */

@@ -69,3 +69,14 @@ int mt_answer_send(mt_conn_t *c, mt_buf_t *out, mt_buf_t *scratch, const mt_rout
                            route->body_len);
     }
 }
+
+int mt_answer_too_many(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, const char *retry_after, const char *policy,
+                       size_t plen, const char *ratelimit) {
+    static const char body[] = "{\"detail\":\"Too Many Requests\"}";
+    const mt_field_t fields[] = {
+        {"Retry-After", 11, retry_after, strlen(retry_after)},
+        {"RateLimit-Policy", 16, policy, plen},
+        {"RateLimit", 9, ratelimit, strlen(ratelimit)},
+    };
+    return send_answer(c, out, keep_alive, 429, fields, 3, JSON, body, sizeof body - 1);
+}

@@ -36,4 +36,12 @@ typedef struct mt_answer_route {
 int mt_answer_send(mt_conn_t *c, mt_buf_t *out, mt_buf_t *scratch, const mt_route_match_t *m,
                    const mt_answer_route_t *route, const char *path, size_t plen, mt_span_t query, bool *keep_alive);
 
+/* Writes on c the 429 of a rate limit: {"detail": "Too Many Requests"},
+ * Retry-After `retry_after` (seconds, a NUL-terminated number), and the
+ * RateLimit-Policy and RateLimit fields (policy[0, plen) and `ratelimit`,
+ * NUL-terminated). `out` and *keep_alive as for mt_answer_send. Returns 0 or
+ * a negative errno (close the connection). */
+int mt_answer_too_many(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, const char *retry_after, const char *policy,
+                       size_t plen, const char *ratelimit);
+
 #endif

@@ -1,0 +1,106 @@
+"""Rate limits of the typed API, declared here and enforced in C.
+
+    @api.get("/search", rate_limit=[RateLimit("10/s"), RateLimit("1000/hour", key="header:X-API-Key")])
+
+A limit of N per period lets a key make N requests at once, then one more
+every period / N (GCRA). The key is the client's address as the trusted
+proxies resolve it (`ip`, the default), a request field (`header:NAME`: an
+API key, a tenant id), or the verified token's subject (`sub`, set by the
+API's authentication). A request that has no value for a limit's key is not
+counted by that limit. Limits given to `API(rate_limit=...)` are one budget
+per key for all the API's routes; those of a route are its own. A refused
+request gets 429 with Retry-After and the RateLimit / RateLimit-Policy
+fields, answered in C before Python runs.
+
+Counts are shared by the workers of a machine (src/core/api/ratelimit.c,
+memory the master maps before it forks them). See docs/api.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+}
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
+_FIELD = re.compile(r"[!#$%&'*+\-.^`|~0-9A-Za-z]{1,64}")
+_NAME = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")  # a structured-field string without '"' and '\'
+
+# The key kinds the C side knows (src/python/quota.c).
+KEY_IP, KEY_HEADER, KEY_SUB = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """`rate`: "N/unit" or "N/Munit" (units s, m, h, d, or their names: "10/s", "100/minute", "5/10s").
+    `key`: "ip", "sub" or "header:NAME". `name`: the policy's name in the RateLimit fields."""
+
+    rate: str
+    key: str = "ip"
+    name: str | None = None
+    count: int = field(init=False)
+    period: int = field(init=False)  # seconds
+
+    def __post_init__(self):
+        m = _RATE.fullmatch(self.rate.lower())
+        if not m or m.group(3) not in _UNITS:
+            raise ValueError(f"rate limit {self.rate!r}: expected N/unit such as '10/s', '100/minute' or '5/10s'")
+        count, every = int(m.group(1)), int(m.group(2) or 1)
+        period = every * _UNITS[m.group(3)]
+        if not 1 <= count <= 1_000_000_000 or not 1 <= period <= 366 * 86400:
+            raise ValueError(f"rate limit {self.rate!r}: 1 to 10^9 requests per 1 s to a year")
+        object.__setattr__(self, "count", count)
+        object.__setattr__(self, "period", period)
+        kind, _, arg = self.key.partition(":")
+        if not (self.key in ("ip", "sub") or (kind == "header" and _FIELD.fullmatch(arg))):
+            raise ValueError(f"rate limit key {self.key!r}: expected 'ip', 'sub' or 'header:NAME'")
+        if self.name is not None and not _NAME.fullmatch(self.name):
+            raise ValueError(f"rate limit name {self.name!r}: 1 to 64 printable ASCII characters, no '\"' or '\\'")
+
+    @property
+    def policy(self) -> str:
+        """The name in RateLimit-Policy: given, or made of the key and the rate ("ip-10-per-1s")."""
+        return self.name or f"{self.key.replace(':', '-')}-{self.count}-per-{self.period}s"
+
+    def c_spec(self, scope: str) -> tuple[Any, ...]:
+        """What the C side takes: (id, name, count, period in ns, key kind, key argument). The id is the same in
+        every worker and on every machine for the same scope and limit, so they count together."""
+        digest = hashlib.blake2b(f"{scope}|{self.policy}|{self.count}|{self.period}|{self.key}".encode(), digest_size=8)
+        kind, _, arg = self.key.partition(":")
+        code = {"ip": KEY_IP, "sub": KEY_SUB, "header": KEY_HEADER}[kind]
+        return (
+            int.from_bytes(digest.digest(), "little"),
+            self.policy,
+            self.count,
+            self.period * 1_000_000_000,
+            code,
+            arg.lower().encode(),
+        )
+
+
+def limits_of(value: Any) -> list[RateLimit]:
+    """A rate_limit= argument as a list: one RateLimit or a sequence of them."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, RateLimit) else list(value)
+    for item in items:
+        if not isinstance(item, RateLimit):
+            raise TypeError(f"rate_limit takes RateLimit objects, got {item!r}")
+    return items

@@ -1,0 +1,42 @@
+"""The API of the rate-limit tests (test_ratelimit.py). Routes answer with
+the worker's pid, so a test sees which workers served it."""
+
+import os
+
+from meltemi import API
+from meltemi.api.ratelimit import RateLimit
+
+api = API(
+    prefix="/api",
+    docs_url=None,
+    openapi_url=None,
+    rate_limit=[RateLimit("4/minute", key="header:X-Tenant", name="tenant")],
+)
+
+
+@api.get("/limited", rate_limit=[RateLimit("50/minute")])
+def limited():
+    return {"pid": os.getpid()}
+
+
+@api.get("/keyed", rate_limit=RateLimit("3/minute", key="header:X-API-Key"))
+def keyed():
+    return {"pid": os.getpid()}
+
+
+@api.get("/fast", rate_limit=RateLimit("2/s", name="fast"))
+def fast():
+    return {"pid": os.getpid()}
+
+
+@api.get("/free")
+def free():
+    return {"pid": os.getpid()}
+
+
+api.constant("/const", b'{"ok":true}', content_type="application/json", rate_limit=RateLimit("5/minute"))
+
+
+def app(environ, start_response):
+    start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "0")])
+    return [b""]
