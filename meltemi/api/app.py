@@ -28,7 +28,7 @@ from .errors import (
     split_msgspec_error,
 )
 from .params import MISSING, Depends
-from .ratelimit import limits_of
+from .ratelimit import RedisStore, limits_of
 from .request import Request
 from .responses import FileResponse, HTMLResponse, JSONResponse, Response, status_line
 from .routing import Route, Router, c_template
@@ -63,6 +63,7 @@ class API(Router):
         tags: Sequence[str] | None = None,
         servers: list[dict[str, str]] | None = None,
         rate_limit: Any = None,
+        rate_limit_store: RedisStore | None = None,
     ):
         if trailing_slash not in ("redirect", "strict"):
             raise ValueError("trailing_slash is 'redirect' (308 to the other spelling) or 'strict'")
@@ -75,6 +76,7 @@ class API(Router):
         self.docs_url = docs_url
         self.servers = servers
         self.rate_limit = limits_of(rate_limit)  # one budget per key across all the routes
+        self.rate_limit_store = rate_limit_store  # None: this machine's shared memory
         self.exception_handlers: dict[type[BaseException], Callable[[Request, Any], Any]] = {}
         self._endpoints: list[Endpoint] | None = None
         self._schema: dict | None = None
@@ -116,7 +118,7 @@ class API(Router):
         if any(route[4] for route in routes):
             from ..sharedmem import rate_limit_table
 
-            table = rate_limit_table()
+            table = self.rate_limit_store.c_spec() if self.rate_limit_store else rate_limit_table()
         return self.trailing_slash == "redirect", routes, table
 
     def _add_docs_routes(self) -> None:

@@ -13,13 +13,16 @@ request gets 429 with Retry-After and the RateLimit / RateLimit-Policy
 fields, answered in C before Python runs.
 
 Counts are shared by the workers of a machine (src/core/api/ratelimit.c,
-memory the master maps before it forks them). See docs/api.md.
+memory the master maps before it forks them), or by several machines through
+Redis: `API(rate_limit_store=RedisStore("redis://10.0.0.5:6379/0"))`
+(src/core/api/redislimit.c). See docs/api.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from urllib.parse import unquote, urlsplit
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,3 +107,47 @@ def limits_of(value: Any) -> list[RateLimit]:
         if not isinstance(item, RateLimit):
             raise TypeError(f"rate_limit takes RateLimit objects, got {item!r}")
     return items
+
+
+@dataclass(frozen=True)
+class RedisStore:
+    """Counts the API's rate limits in Redis, shared by every server that names the same Redis.
+
+    `url`: redis://[:password@]host[:port][/db]. `on_error`: what a request gets when Redis cannot
+    decide within `timeout` seconds (down, unreachable, too slow): "allow" (fail open) or "refuse"
+    (fail closed: 503 with Retry-After). `pool`: connections per worker. `prefix`: of the keys."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    on_error: str = "allow"
+    timeout: float = 0.1
+    pool: int = 4
+    prefix: str = "meltemi:rl:"
+
+    def __post_init__(self):
+        parts = urlsplit(self.url)
+        if parts.scheme != "redis" or not parts.hostname:
+            raise ValueError(f"RedisStore url {self.url!r}: expected redis://[:password@]host[:port][/db]")
+        db = parts.path.strip("/") or "0"
+        if not db.isdigit():
+            raise ValueError(f"RedisStore url {self.url!r}: the database is a number")
+        if self.on_error not in ("allow", "refuse"):
+            raise ValueError("RedisStore on_error: 'allow' (fail open) or 'refuse' (fail closed)")
+        if not 0.001 <= self.timeout <= 60 or not 1 <= self.pool <= 256 or len(self.prefix.encode()) > 128:
+            raise ValueError("RedisStore: timeout from 0.001 to 60 s, pool from 1 to 256, prefix up to 128 bytes")
+
+    def c_spec(self) -> tuple[Any, ...]:
+        """What the C side takes: ("redis", host, port, password or None, db, timeout in ms, pool,
+        fail open, prefix)."""
+        parts = urlsplit(self.url)
+        password = unquote(parts.password) if parts.password else None
+        return (
+            "redis",
+            parts.hostname,
+            parts.port or 6379,
+            password,
+            int(parts.path.strip("/") or 0),
+            max(1, round(self.timeout * 1000)),
+            self.pool,
+            self.on_error == "allow",
+            self.prefix.encode(),
+        )

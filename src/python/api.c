@@ -29,8 +29,8 @@ struct mt_api {
     mt_router_t *router;
     mt_api_route_t *routes;
     int nroutes;
-    mt_ratelimit_t *rl; /* the shared table (NULL: no route has a rate limit) */
-    Py_buffer table;    /* ... held for as long as the API lives */
+    bool limited;           /* some route has rate limits: they are counted in `store` */
+    mt_quota_store_t store; /* (quota.h) */
 };
 
 /* The methods and parameter types the router knows: exported as
@@ -95,7 +95,7 @@ static int add_route(mt_api_t *api, int id, PyObject *spec) {
     mt_api_route_t *route = &api->routes[id];
     if (limits && mt_quota_parse(limits, &route->limits) < 0)
         return -1;
-    if (route->limits.n && api->rl == NULL) {
+    if (route->limits.n && !api->limited) {
         PyErr_Format(PyExc_ValueError, "route %s has rate limits but the API no table", tmpl);
         return -1;
     }
@@ -171,8 +171,7 @@ void mt_api_destroy(mt_api_t *api) {
         free(r->answer.body);
         mt_quota_dispose(&r->limits);
     }
-    if (api->table.obj)
-        PyBuffer_Release(&api->table);
+    mt_quota_store_dispose(&api->store);
     free(api->routes);
     mt_router_destroy(api->router);
     free(api);
@@ -190,17 +189,13 @@ mt_api_t *mt_api_create(PyObject *spec) {
         PyErr_NoMemory();
         return NULL;
     }
-    /* The rate limits' shared table (meltemi/sharedmem.py): writable shared memory. */
+    /* Where the rate limits are counted (meltemi/api/ratelimit.py). */
     if (table != Py_None) {
-        if (PyObject_GetBuffer(table, &api->table, PyBUF_WRITABLE) < 0) {
+        if (mt_quota_store_init(&api->store, table) < 0) {
             mt_api_destroy(api);
             return NULL;
         }
-        if ((api->rl = mt_ratelimit_attach(api->table.buf, (size_t)api->table.len)) == NULL) {
-            PyErr_SetString(PyExc_ValueError, "the rate limit table is too small or not one");
-            mt_api_destroy(api);
-            return NULL;
-        }
+        api->limited = true;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(routes); i++) {
         api->nroutes = (int)i + 1;
@@ -234,11 +229,11 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
         return MT_API_NONE;
     mt_limit_refusal_t refusal;
     if (m->status == MT_ROUTE_FOUND && api->routes[m->route].limits.n &&
-        mt_quota_refuse(api->rl, &api->routes[m->route].limits, c, h, &refusal)) {
+        mt_quota_refuse(&api->store, &api->routes[m->route].limits, c, h, &refusal)) {
         const mt_route_limits_t *l = &api->routes[m->route].limits;
         *keep_alive = c->req.keep_alive && !mt_server_draining(&worker->server);
-        if (mt_answer_too_many(c, &h->out, keep_alive, refusal.retry_after, l->policy, l->policy_len,
-                               refusal.ratelimit) < 0)
+        if (mt_answer_limited(c, &h->out, keep_alive, refusal.status, refusal.retry_after, l->policy, l->policy_len,
+                              refusal.ratelimit[0] ? refusal.ratelimit : NULL) < 0)
             *keep_alive = false;
         c->head_consumed = true;
         return MT_API_ANSWERED;

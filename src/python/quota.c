@@ -130,8 +130,104 @@ static bool key_of(const mt_limit_t *lim, const mt_conn_t *c, const mt_handler_t
     }
 }
 
-bool mt_quota_refuse(mt_ratelimit_t *rl, const mt_route_limits_t *l, const mt_conn_t *c, const mt_handler_t *h,
+int mt_quota_store_init(mt_quota_store_t *s, PyObject *spec) {
+    memset(s, 0, sizeof *s);
+    if (PyTuple_Check(spec)) {
+        const char *kind, *host, *password, *prefix;
+        Py_ssize_t plen;
+        mt_redis_config_t cfg = {0};
+        int fail_open;
+        if (!PyArg_ParseTuple(spec, "ssiziiipy#:rate limit store", &kind, &host, &cfg.port, &password, &cfg.db,
+                              &cfg.timeout_ms, &cfg.pool, &fail_open, &prefix, &plen))
+            return -1;
+        if (strcmp(kind, "redis") != 0 || (size_t)plen >= sizeof s->prefix) {
+            PyErr_SetString(PyExc_ValueError, "a bad rate limit store");
+            return -1;
+        }
+        cfg.host = host;
+        cfg.password = password;
+        cfg.fail_open = fail_open;
+        char err[256];
+        if ((s->redis = mt_redislimit_create(&cfg, err, sizeof err)) == NULL) {
+            PyErr_Format(PyExc_ValueError, "rate limits: Redis at %s:%d: %s", host, cfg.port, err);
+            return -1;
+        }
+        memcpy(s->prefix, prefix, (size_t)plen);
+        s->prefix_len = (size_t)plen;
+        return 0;
+    }
+    if (PyObject_GetBuffer(spec, &s->view, PyBUF_WRITABLE) < 0)
+        return -1;
+    if ((s->table = mt_ratelimit_attach(s->view.buf, (size_t)s->view.len)) == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the rate limit table is too small or not one");
+        return -1;
+    }
+    return 0;
+}
+
+void mt_quota_store_dispose(mt_quota_store_t *s) {
+    if (s->view.obj)
+        PyBuffer_Release(&s->view);
+    mt_redislimit_destroy(s->redis);
+    memset(s, 0, sizeof *s);
+}
+
+static void refuse_with(mt_limit_refusal_t *r, const mt_limit_t *lim, uint32_t remaining, uint64_t retry,
+                        uint64_t reset) {
+    retry = ceil_seconds(retry);
+    r->status = 429;
+    snprintf(r->retry_after, sizeof r->retry_after, "%llu", (unsigned long long)(retry ? retry : 1));
+    snprintf(r->ratelimit, sizeof r->ratelimit, "\"%.64s\";r=%u;t=%llu", lim->name, remaining,
+             (unsigned long long)ceil_seconds(reset));
+}
+
+/* Redis: every limit of the route in one decision. */
+static bool refuse_in_redis(const mt_quota_store_t *s, const mt_route_limits_t *l, const mt_conn_t *c,
+                            const mt_handler_t *h, mt_limit_refusal_t *r) {
+    char field[MT_REQUEST_FIELD_MAX];
+    char keys[MT_REDIS_MAX_LIMITS][sizeof s->prefix + 17 + MT_REQUEST_FIELD_MAX];
+    const char *kp[MT_REDIS_MAX_LIMITS];
+    size_t klens[MT_REDIS_MAX_LIMITS];
+    const mt_rate_t *rates[MT_REDIS_MAX_LIMITS];
+    const mt_limit_t *which[MT_REDIS_MAX_LIMITS];
+    int n = 0;
+    for (int i = 0; i < l->n && n < MT_REDIS_MAX_LIMITS; i++) {
+        const char *key;
+        size_t klen;
+        if (!key_of(&l->items[i], c, h, field, &key, &klen))
+            continue;
+        /* prefix, the limit's id in hex, ':', the key's bytes (binary-safe in RESP). */
+        int k = snprintf(keys[n], sizeof keys[n], "%.*s%016llx:", (int)s->prefix_len, s->prefix,
+                         (unsigned long long)l->items[i].rate.id);
+        memcpy(keys[n] + k, key, klen);
+        kp[n] = keys[n];
+        klens[n] = (size_t)k + klen;
+        rates[n] = &l->items[i].rate;
+        which[n] = &l->items[i];
+        n++;
+    }
+    if (n == 0)
+        return false;
+    mt_redis_verdict_t v;
+    if (mt_redislimit_take(s->redis, n, rates, kp, klens, &v) < 0) {
+        if (mt_redislimit_fail_open(s->redis))
+            return false;
+        r->status = 503;
+        snprintf(r->retry_after, sizeof r->retry_after, "1");
+        r->ratelimit[0] = '\0';
+        return true;
+    }
+    if (v.allowed)
+        return false;
+    refuse_with(r, which[v.refused_by], 0, v.retry, v.reset);
+    return true;
+}
+
+bool mt_quota_refuse(const mt_quota_store_t *s, const mt_route_limits_t *l, const mt_conn_t *c, const mt_handler_t *h,
                      mt_limit_refusal_t *r) {
+    if (s->redis)
+        return refuse_in_redis(s, l, c, h, r);
+    mt_ratelimit_t *rl = s->table;
     char buf[MT_REQUEST_FIELD_MAX];
     uint64_t now = mt_ratelimit_now(rl);
     for (int i = 0; i < l->n; i++) {
@@ -144,10 +240,7 @@ bool mt_quota_refuse(mt_ratelimit_t *rl, const mt_route_limits_t *l, const mt_co
         mt_ratelimit_take(rl, &lim->rate, key, klen, now, &res);
         if (res.allowed)
             continue;
-        uint64_t retry = ceil_seconds(res.retry);
-        snprintf(r->retry_after, sizeof r->retry_after, "%llu", (unsigned long long)(retry ? retry : 1));
-        snprintf(r->ratelimit, sizeof r->ratelimit, "\"%.64s\";r=%u;t=%llu", lim->name, res.remaining,
-                 (unsigned long long)ceil_seconds(res.reset));
+        refuse_with(r, lim, res.remaining, res.retry, res.reset);
         return true;
     }
     return false;

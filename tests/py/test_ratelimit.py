@@ -22,8 +22,9 @@ APP = ("ratelimitapps:app", "--api", "ratelimitapps:api")
 
 
 def get(server, path: str, *fields: str) -> tuple[int, dict[str, str], bytes]:
-    """One GET on a new connection (so the kernel spreads them over the workers)."""
-    sock = server.connect()
+    """One GET on a new connection (so the kernel spreads them over the workers). The timeout is long: a
+    connection queued on a killed worker's socket waits for its replacement to boot."""
+    sock = server.connect(timeout=30)
     try:
         head = f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + "".join(f + "\r\n" for f in fields)
         sock.sendall(head.encode() + b"\r\n")

@@ -36,12 +36,14 @@ typedef struct mt_answer_route {
 int mt_answer_send(mt_conn_t *c, mt_buf_t *out, mt_buf_t *scratch, const mt_route_match_t *m,
                    const mt_answer_route_t *route, const char *path, size_t plen, mt_span_t query, bool *keep_alive);
 
-/* Writes on c the 429 of a rate limit: {"detail": "Too Many Requests"},
- * Retry-After `retry_after` (seconds, a NUL-terminated number), and the
- * RateLimit-Policy and RateLimit fields (policy[0, plen) and `ratelimit`,
- * NUL-terminated). `out` and *keep_alive as for mt_answer_send. Returns 0 or
- * a negative errno (close the connection). */
-int mt_answer_too_many(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, const char *retry_after, const char *policy,
-                       size_t plen, const char *ratelimit);
+/* Writes on c the refusal of a rate limit: 429 {"detail": "Too Many
+ * Requests"} or, when the limits' store cannot decide and the policy is to
+ * refuse, 503 {"detail": "Service Unavailable"}; with Retry-After
+ * `retry_after` (seconds, a NUL-terminated number) and the RateLimit-Policy
+ * and RateLimit fields (policy[0, plen) and `ratelimit`, NUL-terminated;
+ * NULL: none). `out` and *keep_alive as for mt_answer_send. Returns 0 or a
+ * negative errno (close the connection). */
+int mt_answer_limited(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, int status, const char *retry_after,
+                      const char *policy, size_t plen, const char *ratelimit);
 
 #endif

@@ -24,7 +24,6 @@
 #include "ratelimit.h"
 
 #define MT_REDIS_MAX_LIMITS 8 /* limits of one decision */
-#define MT_REDIS_MAX_KEY 512  /* bytes of one Redis key */
 
 typedef struct mt_redis_config {
     const char *host; /* a numeric IPv4/IPv6 address or a name, resolved once at create */
