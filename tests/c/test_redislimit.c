@@ -143,7 +143,6 @@ int main(void) {
 
     /* Redis forgets the script (SCRIPT FLUSH): reloaded on NOSCRIPT. */
     redis_conn_t raw = {.fd = -1};
-    mt_buf_init(&raw.in);
     raw.fd = connect_to(r, now_ms() + 500);
     const char *flush[] = {"SCRIPT", "FLUSH"};
     size_t flens[] = {6, 5};
@@ -152,7 +151,7 @@ int main(void) {
     ok(call(&raw, 2, flush, flens, &reply, &used, now_ms() + 500) == 0 && reply.top.type == MT_RESP_STATUS,
        "SCRIPT FLUSH");
     close(raw.fd);
-    mt_buf_dispose(&raw.in);
+    free(raw.in);
     const char *k4[] = {"t:after-flush"};
     is_int(take(r, 1, one, k4, &v), 0, "after SCRIPT FLUSH it still decides");
     ok(v.allowed, "... and allows");

@@ -43,11 +43,19 @@ static const char SCRIPT[] =
 #define DOWN_BACKOFF_MS 1000
 #define REPORT_EVERY_MS 10000
 
+/* A connection's input is its own malloc'd buffer, not an mt_buf_t: it
+ * lives as long as the pool, which outlives the server's buffer accounting. */
 typedef struct redis_conn {
     int fd; /* -1: not connected */
     bool busy;
-    mt_buf_t in;
+    char *in;
+    size_t in_len, in_cap;
 } redis_conn_t;
+
+static void drop_input(redis_conn_t *c, size_t n) {
+    memmove(c->in, c->in + n, c->in_len - n);
+    c->in_len -= n;
+}
 
 struct mt_redislimit {
     mt_redis_config_t cfg;
@@ -106,10 +114,8 @@ mt_redislimit_t *mt_redislimit_create(const mt_redis_config_t *cfg, char *errbuf
     }
     r->cfg.host = r->host;
     r->cfg.password = r->password;
-    for (int i = 0; i < r->cfg.pool; i++) {
+    for (int i = 0; i < r->cfg.pool; i++)
         r->conns[i].fd = -1;
-        mt_buf_init(&r->conns[i].in);
-    }
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->freed, NULL);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -133,7 +139,7 @@ void mt_redislimit_destroy(mt_redislimit_t *r) {
     for (int i = 0; r->conns && i < r->cfg.pool; i++) {
         if (r->conns[i].fd >= 0)
             close(r->conns[i].fd);
-        mt_buf_dispose(&r->conns[i].in);
+        free(r->conns[i].in);
     }
     if (r->conns) {
         pthread_mutex_destroy(&r->lock);
@@ -206,18 +212,25 @@ static int send_all(int fd, const char *p, size_t n, int64_t deadline) {
 /* Reads one reply into c->in (its strings point there until the next call). */
 static int read_reply(redis_conn_t *c, mt_resp_reply_t *reply, size_t *used, int64_t deadline) {
     for (;;) {
-        if (c->in.len) {
-            mt_resp_result_t rc = mt_resp_parse(c->in.data, c->in.len, reply, used);
+        if (c->in_len) {
+            mt_resp_result_t rc = mt_resp_parse(c->in, c->in_len, reply, used);
             if (rc == MT_RESP_DONE)
                 return 0;
             if (rc == MT_RESP_BAD)
                 return -EPROTO;
         }
-        if (mt_buf_reserve(&c->in, 4096) < 0)
-            return -ENOMEM;
-        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+        if (c->in_cap - c->in_len < 4096) {
+            if (c->in_cap > 2 * MT_RESP_MAX_BULK)
+                return -EPROTO;
+            char *grown = realloc(c->in, c->in_cap * 2 + 4096);
+            if (grown == NULL)
+                return -ENOMEM;
+            c->in = grown;
+            c->in_cap = c->in_cap * 2 + 4096;
+        }
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n > 0) {
-            c->in.len += (size_t)n;
+            c->in_len += (size_t)n;
         } else if (n == 0) {
             return -ECONNRESET;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -253,7 +266,7 @@ static int open_conn(mt_redislimit_t *r, redis_conn_t *c, int64_t deadline) {
     if (fd < 0)
         return fd;
     c->fd = fd;
-    c->in.len = 0;
+    c->in_len = 0;
     mt_resp_reply_t reply;
     size_t used;
     int rc = 0;
@@ -263,7 +276,7 @@ static int open_conn(mt_redislimit_t *r, redis_conn_t *c, int64_t deadline) {
         rc = call(c, 2, argv, lens, &reply, &used, deadline);
         if (rc == 0 && reply.top.type != MT_RESP_STATUS)
             rc = -EACCES;
-        mt_buf_consume(&c->in, used);
+        drop_input(c, used);
     }
     if (rc == 0 && r->cfg.db) {
         char db[16];
@@ -272,7 +285,7 @@ static int open_conn(mt_redislimit_t *r, redis_conn_t *c, int64_t deadline) {
         rc = call(c, 2, argv, lens, &reply, &used, deadline);
         if (rc == 0 && reply.top.type != MT_RESP_STATUS)
             rc = -EINVAL;
-        mt_buf_consume(&c->in, used);
+        drop_input(c, used);
     }
     if (rc == 0) {
         const char *argv[] = {"SCRIPT", "LOAD", SCRIPT};
@@ -286,7 +299,7 @@ static int open_conn(mt_redislimit_t *r, redis_conn_t *c, int64_t deadline) {
             r->sha[40] = '\0';
             pthread_mutex_unlock(&r->lock);
         }
-        mt_buf_consume(&c->in, used);
+        drop_input(c, used);
     }
     if (rc < 0) {
         close(fd);
@@ -331,7 +344,7 @@ static void release(mt_redislimit_t *r, redis_conn_t *c, int rc) {
         close(c->fd);
         c->fd = -1;
     }
-    c->in.len = 0;
+    c->in_len = 0;
     pthread_mutex_lock(&r->lock);
     /* One connection failed: the idle ones, to the same server, are as
      * likely dead (a restart); reconnect them on their next use. */
@@ -433,7 +446,7 @@ int mt_redislimit_take(mt_redislimit_t *r, int n, const mt_rate_t *const *rates,
         rc = call(c, 3 + 3 * n, argv, lens, &reply, &used, deadline);
         if (rc == 0 && is_error(&reply, "NOSCRIPT") && attempt == 0) {
             /* Redis restarted or flushed its scripts: load it again, once. */
-            mt_buf_consume(&c->in, used);
+            drop_input(c, used);
             const char *load[] = {"SCRIPT", "LOAD", SCRIPT};
             size_t llens[] = {6, 4, sizeof SCRIPT - 1};
             rc = call(c, 3, load, llens, &reply, &used, deadline);
@@ -441,7 +454,7 @@ int mt_redislimit_take(mt_redislimit_t *r, int n, const mt_rate_t *const *rates,
                 rc = -EPROTO;
             if (rc == 0)
                 memcpy(sha, reply.top.str, 40);
-            mt_buf_consume(&c->in, used);
+            drop_input(c, used);
             continue;
         }
         break;
