@@ -16,6 +16,7 @@ from django.db.models import Q
 from notes.models import Item
 
 from meltemi import API, HTTPException, Query, Request, Response, Router, ValidationError
+from meltemi.api.ratelimit import RateLimit
 
 api = API(
     prefix="/api",
@@ -151,6 +152,14 @@ def me(request: Request) -> dict:
     """Who the session cookie says you are (log in at /admin/)."""
     user = request.user
     return {"authenticated": user.is_authenticated, "username": user.get_username()}
+
+
+@api.get("/limited", tags=["misc"], rate_limit=RateLimit("5/10s", name="demo"))
+def limited() -> Greeting:
+    """Rate-limited in C: 5 requests per 10 seconds per client address (behind a trusted proxy, the client
+    it names), shared by every worker. The 6th gets 429 with Retry-After and the RateLimit fields, before
+    Python runs."""
+    return Greeting(message="Within the limit.")
 
 
 api.constant("/health", b'{"status":"ok"}', content_type="application/json")
