@@ -106,6 +106,8 @@ class Scenario:
     db: str = "sqlite"
     in_quick: bool = True
     note: str = ""
+    # Requests sent (and not checked) before the check: they spend a rate limit's budget.
+    prime: int = 0
 
 
 SCENARIOS: list[Scenario] = [
@@ -116,6 +118,16 @@ SCENARIOS: list[Scenario] = [
         "/plain",
         expect_body(MESSAGE.encode()),
         note="a constant route answered in C without Python: the most this server can do on this machine",
+    ),
+    Scenario(
+        "ratelimited",
+        "rate-limited route, refused (429)",
+        "/limited",
+        expect_json({"detail": "Too Many Requests"}),
+        status=429,
+        prime=1,
+        note="a constant route limited to 1 request a day per client address: every measured request is counted "
+        "in the shared table and refused in C (429 with Retry-After and the RateLimit fields)",
     ),
     Scenario("json", "JSON hello", "/json", expect_json({"message": MESSAGE})),
     Scenario("json10k", "10 KB JSON", "/json10k", expect_json(RECORDS)),

@@ -4,6 +4,7 @@ through to the Django project's URLconf. Sync handlers: they run on meltemi's ha
 import msgspec
 
 from meltemi import API
+from meltemi.api.ratelimit import RateLimit
 
 from .models import Row
 from .payloads import MESSAGE, RECORDS
@@ -12,6 +13,9 @@ api = API(prefix="")
 
 # The ceiling: answered in C, Python never called.
 api.constant("/plain", b"Hello, World!", content_type="text/plain")
+# The rate-limited scenario: the same route with a limit of 1 a day per client address, so every
+# request after the first is counted and refused (429) in C.
+api.constant("/limited", b"Hello, World!", content_type="text/plain", rate_limit=RateLimit("1/day"))
 
 
 class Item(msgspec.Struct):
