@@ -6,7 +6,8 @@ A limit of N per period lets a key make N requests at once, then one more
 every period / N (GCRA). The key is the client's address as the trusted
 proxies resolve it (`ip`, the default), a request field (`header:NAME`: an
 API key, a tenant id), or the verified token's subject (`sub`, set by the
-API's authentication). A request that has no value for a limit's key is not
+API's authentication), or what a function of yours returns (`key=fn`, called
+with a KeyRequest, holding the GIL). A request that has no value for a limit's key is not
 counted by that limit. Limits given to `API(rate_limit=...)` are one budget
 per key for all the API's routes; those of a route are its own. A refused
 request gets 429 with Retry-After and the RateLimit / RateLimit-Policy
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -47,7 +49,34 @@ _FIELD = re.compile(r"[!#$%&'*+\-.^`|~0-9A-Za-z]{1,64}")
 _NAME = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")  # a structured-field string without '"' and '\'
 
 # The key kinds the C side knows (src/python/quota.c).
-KEY_IP, KEY_HEADER, KEY_SUB = 0, 1, 2
+KEY_IP, KEY_HEADER, KEY_SUB, KEY_PYTHON = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """What a key function sees of a request, before its route runs: the method, the path and query as sent,
+    the client's address (as the trusted proxies resolve it) and the headers (lowercase names)."""
+
+    method: str
+    path: str
+    query: str
+    client: str
+    headers: dict[str, str]
+
+
+def _key_caller(fn: Callable[[KeyRequest], Any]) -> Callable[..., bytes | None]:
+    """What C calls: fn's result for (method, target, client, headers), as bytes (str is UTF-8) or None."""
+
+    def call(method: str, target: str, client: str, headers: dict[str, str]) -> bytes | None:
+        path, _, query = target.partition("?")
+        value = fn(KeyRequest(method, path, query, client, headers))
+        if value is None or isinstance(value, bytes):
+            return value
+        if isinstance(value, str | int):
+            return str(value).encode()
+        raise TypeError(f"a rate limit key function returns str, bytes, int or None, not {type(value).__name__}")
+
+    return call
 
 
 @dataclass(frozen=True)
@@ -56,7 +85,7 @@ class RateLimit:
     `key`: "ip", "sub" or "header:NAME". `name`: the policy's name in the RateLimit fields."""
 
     rate: str
-    key: str = "ip"
+    key: str | Callable[[KeyRequest], Any] = "ip"
     name: str | None = None
     count: int = field(init=False)
     period: int = field(init=False)  # seconds
@@ -71,9 +100,13 @@ class RateLimit:
             raise ValueError(f"rate limit {self.rate!r}: 1 to 10^9 requests per 1 s to a year")
         object.__setattr__(self, "count", count)
         object.__setattr__(self, "period", period)
-        kind, _, arg = self.key.partition(":")
-        if not (self.key in ("ip", "sub") or (kind == "header" and _FIELD.fullmatch(arg))):
-            raise ValueError(f"rate limit key {self.key!r}: expected 'ip', 'sub' or 'header:NAME'")
+        if callable(self.key):
+            if self.name is None:
+                raise ValueError("a rate limit with a key function needs a name= (the policy's name)")
+        else:
+            kind, _, arg = self.key.partition(":")
+            if not (self.key in ("ip", "sub") or (kind == "header" and _FIELD.fullmatch(arg))):
+                raise ValueError(f"rate limit key {self.key!r}: expected 'ip', 'sub', 'header:NAME' or a function")
         if self.name is not None and not _NAME.fullmatch(self.name):
             raise ValueError(f"rate limit name {self.name!r}: 1 to 64 printable ASCII characters, no '\"' or '\\'")
 
@@ -85,17 +118,14 @@ class RateLimit:
     def c_spec(self, scope: str) -> tuple[Any, ...]:
         """What the C side takes: (id, name, count, period in ns, key kind, key argument). The id is the same in
         every worker and on every machine for the same scope and limit, so they count together."""
-        digest = hashlib.blake2b(f"{scope}|{self.policy}|{self.count}|{self.period}|{self.key}".encode(), digest_size=8)
+        label = f"{self.key.__module__}.{self.key.__qualname__}" if callable(self.key) else self.key
+        digest = hashlib.blake2b(f"{scope}|{self.policy}|{self.count}|{self.period}|{label}".encode(), digest_size=8)
+        head = (int.from_bytes(digest.digest(), "little"), self.policy, self.count, self.period * 1_000_000_000)
+        if callable(self.key):
+            return (*head, KEY_PYTHON, b"", _key_caller(self.key))
         kind, _, arg = self.key.partition(":")
         code = {"ip": KEY_IP, "sub": KEY_SUB, "header": KEY_HEADER}[kind]
-        return (
-            int.from_bytes(digest.digest(), "little"),
-            self.policy,
-            self.count,
-            self.period * 1_000_000_000,
-            code,
-            arg.lower().encode(),
-        )
+        return (*head, code, arg.lower().encode())
 
 
 def limits_of(value: Any) -> list[RateLimit]:

@@ -229,7 +229,7 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
         return MT_API_NONE;
     mt_limit_refusal_t refusal;
     if (m->status == MT_ROUTE_FOUND && api->routes[m->route].limits.n &&
-        mt_quota_refuse(&api->store, &api->routes[m->route].limits, c, h, &refusal)) {
+        mt_quota_refuse(worker, &api->store, &api->routes[m->route].limits, c, h, &refusal)) {
         const mt_route_limits_t *l = &api->routes[m->route].limits;
         *keep_alive = c->req.keep_alive && !mt_server_draining(&worker->server);
         if (mt_answer_limited(c, &h->out, keep_alive, refusal.status, refusal.retry_after, l->policy, l->policy_len,
@@ -282,7 +282,7 @@ static PyObject *param_value(const char *s, const mt_route_value_t *v) {
 /* Header names, lowercase, as keys; repeated fields joined (", ", or "; "
  * for Cookie). Names with '_' are kept (a header is looked up by its own
  * name here, unlike in a WSGI environ). */
-static PyObject *headers_dict(const WorkerObject *w, const mt_conn_t *c) {
+PyObject *mt_api_headers_dict(const WorkerObject *w, const mt_conn_t *c) {
     PyObject *d = PyDict_New();
     if (d == NULL)
         return NULL;
@@ -347,7 +347,7 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
     args[3] = PyUnicode_DecodeUTF8(decoded, (Py_ssize_t)dlen, "replace");
     args[4] = h->query.len ? PyUnicode_DecodeLatin1(c->rbuf.data + h->query.off, h->query.len, NULL)
                            : Py_NewRef(ex->worker->st->str.empty);
-    args[5] = headers_dict(ex->worker, c);
+    args[5] = mt_api_headers_dict(ex->worker, c);
     args[6] = PyTuple_New(m->nparams);
     if (args[3] == NULL || args[4] == NULL || args[5] == NULL || args[6] == NULL)
         goto done;

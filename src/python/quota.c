@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "forwarded.h"
 #include "http1_write.h"
 
@@ -24,6 +25,7 @@ void mt_quota_dispose(mt_route_limits_t *l) {
     for (int i = 0; i < l->n; i++) {
         free(l->items[i].field);
         free(l->items[i].name);
+        Py_XDECREF(l->items[i].fn);
     }
     free(l->items);
     free(l->policy);
@@ -54,11 +56,17 @@ int mt_quota_parse(PyObject *specs, mt_route_limits_t *l) {
         int key;
         const char *name, *field;
         Py_ssize_t nlen, flen;
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(specs, i), "Ks#IKiy#:rate limit", &id, &name, &nlen, &count, &period,
-                              &key, &field, &flen))
+        PyObject *fn = NULL;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(specs, i), "Ks#IKiy#|O:rate limit", &id, &name, &nlen, &count, &period,
+                              &key, &field, &flen, &fn))
             return -1;
         mt_limit_t *lim = &l->items[l->n++];
-        if (count == 0 || period < MT_RL_TICK_NS || key < MT_LIMIT_IP || key > MT_LIMIT_SUB ||
+        if (key == MT_LIMIT_PYTHON && (fn == NULL || !PyCallable_Check(fn))) {
+            PyErr_SetString(PyExc_TypeError, "a rate limit key function must be callable");
+            return -1;
+        }
+        lim->fn = key == MT_LIMIT_PYTHON ? Py_NewRef(fn) : NULL;
+        if (count == 0 || period < MT_RL_TICK_NS || key < MT_LIMIT_IP || key > MT_LIMIT_PYTHON ||
             (key == MT_LIMIT_HEADER && flen == 0) || !mt_http1_value_valid(name, (size_t)nlen) ||
             memchr(name, '"', (size_t)nlen) || memchr(name, '\\', (size_t)nlen)) {
             PyErr_SetString(PyExc_ValueError, "a bad rate limit");
@@ -93,8 +101,47 @@ int mt_quota_parse(PyObject *specs, mt_route_limits_t *l) {
 
 /* The bytes a limit counts by, or false when the request has none (then the
  * limit does not apply to it). */
-static bool key_of(const mt_limit_t *lim, const mt_conn_t *c, const mt_handler_t *h, char *buf, const char **key,
-                   size_t *klen) {
+/* A Python key function's key, copied into buf (MT_REQUEST_FIELD_MAX bytes). */
+static bool python_key(WorkerObject *w, const mt_limit_t *lim, const mt_conn_t *c, char *buf, const char **key,
+                       size_t *klen) {
+    char host[64];
+    int port;
+    mt_sock_peer_format(mt_forwarded_client(&c->fwd, &c->peer), host, sizeof host, &port);
+    PyGILState_STATE gil = PyGILState_Ensure();
+    bool found = false;
+    PyObject *args[4] = {
+        PyUnicode_DecodeLatin1(c->rbuf.data + c->req.method.off, c->req.method.len, NULL),
+        PyUnicode_DecodeLatin1(c->rbuf.data + c->req.target.off, c->req.target.len, NULL),
+        PyUnicode_FromString(host),
+        mt_api_headers_dict(w, c),
+    };
+    PyObject *result = NULL;
+    if (args[0] && args[1] && args[2] && args[3])
+        result = PyObject_Vectorcall(lim->fn, args, 4, NULL);
+    if (result && result != Py_None && !PyBytes_Check(result)) {
+        PyErr_Format(PyExc_TypeError, "rate limit %s: the key function gave %R, not bytes or None", lim->name, result);
+        Py_CLEAR(result);
+    }
+    if (result == NULL) {
+        mt_log_exception(w, "rate limit key function");
+    } else if (result != Py_None && PyBytes_GET_SIZE(result) > 0) {
+        size_t n = (size_t)PyBytes_GET_SIZE(result);
+        if (n > MT_REQUEST_FIELD_MAX)
+            n = MT_REQUEST_FIELD_MAX; /* longer keys are told apart by their first 4 KiB */
+        memcpy(buf, PyBytes_AS_STRING(result), n);
+        *key = buf;
+        *klen = n;
+        found = true;
+    }
+    Py_XDECREF(result);
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(args[i]);
+    PyGILState_Release(gil);
+    return found;
+}
+
+static bool key_of(WorkerObject *w, const mt_limit_t *lim, const mt_conn_t *c, const mt_handler_t *h, char *buf,
+                   const char **key, size_t *klen) {
     switch (lim->key) {
     case MT_LIMIT_IP: {
         const mt_peer_t *p = mt_forwarded_client(&c->fwd, &c->peer);
@@ -123,6 +170,8 @@ static bool key_of(const mt_limit_t *lim, const mt_conn_t *c, const mt_handler_t
         }
         return rc == 1 && *klen > 0;
     }
+    case MT_LIMIT_PYTHON:
+        return python_key(w, lim, c, buf, key, klen);
     default:
         *key = h->auth_subject;
         *klen = h->auth_subject_len;
@@ -182,7 +231,7 @@ static void refuse_with(mt_limit_refusal_t *r, const mt_limit_t *lim, uint32_t r
 }
 
 /* Redis: every limit of the route in one decision. */
-static bool refuse_in_redis(const mt_quota_store_t *s, const mt_route_limits_t *l, const mt_conn_t *c,
+static bool refuse_in_redis(WorkerObject *w, const mt_quota_store_t *s, const mt_route_limits_t *l, const mt_conn_t *c,
                             const mt_handler_t *h, mt_limit_refusal_t *r) {
     char field[MT_REQUEST_FIELD_MAX];
     char keys[MT_REDIS_MAX_LIMITS][sizeof s->prefix + 17 + MT_REQUEST_FIELD_MAX];
@@ -194,7 +243,7 @@ static bool refuse_in_redis(const mt_quota_store_t *s, const mt_route_limits_t *
     for (int i = 0; i < l->n && n < MT_REDIS_MAX_LIMITS; i++) {
         const char *key;
         size_t klen;
-        if (!key_of(&l->items[i], c, h, field, &key, &klen))
+        if (!key_of(w, &l->items[i], c, h, field, &key, &klen))
             continue;
         /* prefix, the limit's id in hex, ':', the key's bytes (binary-safe in RESP). */
         int k = snprintf(keys[n], sizeof keys[n], "%.*s%016llx:", (int)s->prefix_len, s->prefix,
@@ -223,10 +272,10 @@ static bool refuse_in_redis(const mt_quota_store_t *s, const mt_route_limits_t *
     return true;
 }
 
-bool mt_quota_refuse(const mt_quota_store_t *s, const mt_route_limits_t *l, const mt_conn_t *c, const mt_handler_t *h,
-                     mt_limit_refusal_t *r) {
+bool mt_quota_refuse(WorkerObject *w, const mt_quota_store_t *s, const mt_route_limits_t *l, const mt_conn_t *c,
+                     const mt_handler_t *h, mt_limit_refusal_t *r) {
     if (s->redis)
-        return refuse_in_redis(s, l, c, h, r);
+        return refuse_in_redis(w, s, l, c, h, r);
     mt_ratelimit_t *rl = s->table;
     char buf[MT_REQUEST_FIELD_MAX];
     uint64_t now = mt_ratelimit_now(rl);
@@ -234,7 +283,7 @@ bool mt_quota_refuse(const mt_quota_store_t *s, const mt_route_limits_t *l, cons
         const mt_limit_t *lim = &l->items[i];
         const char *key;
         size_t klen;
-        if (!key_of(lim, c, h, buf, &key, &klen))
+        if (!key_of(w, lim, c, h, buf, &key, &klen))
             continue;
         mt_rate_result_t res;
         mt_ratelimit_take(rl, &lim->rate, key, klen, now, &res);

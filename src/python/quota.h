@@ -15,6 +15,7 @@ typedef enum mt_limit_key {
     MT_LIMIT_IP = 0,     /* the client's address, as the trusted proxies resolve it */
     MT_LIMIT_HEADER = 1, /* a request field's value */
     MT_LIMIT_SUB = 2,    /* the authenticated subject (mt_handler_t.auth_subject) */
+    MT_LIMIT_PYTHON = 3, /* a Python function's result (called with the GIL) */
 } mt_limit_key_t;
 
 typedef struct mt_limit {
@@ -22,7 +23,8 @@ typedef struct mt_limit {
     int key;
     char *field; /* MT_LIMIT_HEADER: the field's name, lowercase */
     size_t field_len;
-    char *name; /* the policy's name */
+    char *name;   /* the policy's name */
+    PyObject *fn; /* MT_LIMIT_PYTHON: fn(method, target, client, headers) -> bytes | None */
 } mt_limit_t;
 
 /* The limits of one route, with its RateLimit-Policy value composed once. */
@@ -63,9 +65,10 @@ int mt_quota_parse(PyObject *specs, mt_route_limits_t *l);
 void mt_quota_dispose(mt_route_limits_t *l);
 
 /* Takes the request on c (handler h) from each limit in turn, without the
- * GIL; stops at the first that refuses. Returns true and fills *r when one
+ * GIL (a Python key function takes it for its call; its exceptions are
+ * logged and the limit skipped); stops at the first that refuses. Returns true and fills *r when one
  * refused (the limits before it have counted the request). */
-bool mt_quota_refuse(const mt_quota_store_t *s, const mt_route_limits_t *l, const mt_conn_t *c, const mt_handler_t *h,
-                     mt_limit_refusal_t *r);
+bool mt_quota_refuse(WorkerObject *w, const mt_quota_store_t *s, const mt_route_limits_t *l, const mt_conn_t *c,
+                     const mt_handler_t *h, mt_limit_refusal_t *r);
 
 #endif

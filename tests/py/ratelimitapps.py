@@ -40,3 +40,17 @@ api.constant("/const", b'{"ok":true}', content_type="application/json", rate_lim
 def app(environ, start_response):
     start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "0")])
     return [b""]
+
+
+def tenant_of(request):
+    """The key function of /api/by-function: the tenant in the query string, or None (not counted)."""
+    if request.query.startswith("tenant="):
+        return request.query[len("tenant=") :]
+    if request.query == "boom":
+        raise RuntimeError("the key function failed")
+    return None
+
+
+@api.get("/by-function", rate_limit=RateLimit("2/minute", key=tenant_of, name="tenant-fn"))
+def by_function():
+    return {"pid": os.getpid()}

@@ -154,8 +154,8 @@ def test_counts_survive_a_reload(start_server):
         ("10", "ip", "expected N/unit"),
         ("10/fortnight", "ip", "expected N/unit"),
         ("0/s", "ip", "1 to 10"),
-        ("10/s", "cookie", "expected 'ip', 'sub' or 'header:NAME'"),
-        ("10/s", "header:X_Key", "expected 'ip', 'sub' or 'header:NAME'"),
+        ("10/s", "cookie", "expected 'ip', 'sub', 'header:NAME' or a function"),
+        ("10/s", "header:X_Key", "expected 'ip', 'sub', 'header:NAME' or a function"),
     ],
 )
 def test_bad_declarations(rate, key, error):
@@ -179,3 +179,20 @@ def test_no_table_without_limits():
         return {}
 
     assert api.c_routes()[2] is None
+
+
+def test_python_key_function(start_server):
+    server = start_server(*APP)
+    assert [get(server, "/api/by-function?tenant=a")[0] for _ in range(3)] == [200, 200, 429]
+    assert [get(server, "/api/by-function?tenant=b")[0] for _ in range(3)] == [200, 200, 429]
+    assert [get(server, "/api/by-function")[0] for _ in range(3)] == [200] * 3, "None: not counted"
+    # An exception in the key function is logged; the limit is skipped, the request served.
+    assert get(server, "/api/by-function?boom")[0] == 200
+    assert server.wait_for("the key function failed")
+    status, headers, _ = get(server, "/api/by-function?tenant=a")
+    assert status == 429 and headers["ratelimit"].startswith('"tenant-fn";r=0;')
+
+
+def test_key_function_needs_a_name():
+    with pytest.raises(ValueError, match="needs a name"):
+        RateLimit("1/s", key=lambda request: "x")
