@@ -196,3 +196,24 @@ def test_python_key_function(start_server):
 def test_key_function_needs_a_name():
     with pytest.raises(ValueError, match="needs a name"):
         RateLimit("1/s", key=lambda request: "x")
+
+
+def test_openapi_documents_the_429():
+    from meltemi import API
+
+    api = API(docs_url=None, rate_limit=RateLimit("100/minute", key="header:X-Tenant", name="tenant"))
+
+    @api.get("/limited", rate_limit=RateLimit("5/s"))
+    def limited() -> dict:
+        return {}
+
+    plain = API(docs_url=None)
+
+    @plain.get("/free")
+    def free() -> dict:
+        return {}
+
+    answer = api.openapi()["paths"]["/api/limited"]["get"]["responses"]["429"]
+    assert answer["description"] == "Too Many Requests (tenant: 100 per 60 s; ip-5-per-1s: 5 per 1 s)"
+    assert set(answer["headers"]) == {"Retry-After", "RateLimit-Policy", "RateLimit"}
+    assert "429" not in plain.openapi()["paths"]["/api/free"]["get"]["responses"]
