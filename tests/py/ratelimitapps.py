@@ -54,3 +54,8 @@ def tenant_of(request):
 @api.get("/by-function", rate_limit=RateLimit("2/minute", key=tenant_of, name="tenant-fn"))
 def by_function():
     return {"pid": os.getpid()}
+
+
+@api.get("/by-subject", rate_limit=RateLimit("1/minute", key="sub"))
+def by_subject():
+    return {"pid": os.getpid()}

@@ -217,3 +217,8 @@ def test_openapi_documents_the_429():
     assert answer["description"] == "Too Many Requests (tenant: 100 per 60 s; ip-5-per-1s: 5 per 1 s)"
     assert set(answer["headers"]) == {"Retry-After", "RateLimit-Policy", "RateLimit"}
     assert "429" not in plain.openapi()["paths"]["/api/free"]["get"]["responses"]
+
+
+def test_subject_key_without_authentication_counts_nothing(start_server):
+    server = start_server(*APP)
+    assert [get(server, "/api/by-subject")[0] for _ in range(3)] == [200] * 3
