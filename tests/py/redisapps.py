@@ -15,12 +15,12 @@ api = API(
 )
 
 
-@api.get("/shared", rate_limit=[RateLimit("20/minute", key="header:X-Client"), RateLimit("1000/minute")])
+@api.get("/shared", rate_limit=[RateLimit("20/hour", key="header:X-Client"), RateLimit("1000/hour")])
 def shared():
     return {"pid": os.getpid()}
 
 
-api.constant("/const", b"{}", content_type="application/json", rate_limit=RateLimit("3/minute", key="header:X-Client"))
+api.constant("/const", b"{}", content_type="application/json", rate_limit=RateLimit("3/hour", key="header:X-Client"))
 
 
 def app(environ, start_response):

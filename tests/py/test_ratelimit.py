@@ -58,9 +58,9 @@ def test_exactly_n_pass_across_four_workers(start_server):
     status, headers, body = refused[0]
     assert json.loads(body) == {"detail": "Too Many Requests"}
     assert headers["content-type"] == "application/json"
-    assert 1 <= int(headers["retry-after"]) <= 2  # one more every 60/50 s
-    assert headers["ratelimit-policy"] == '"tenant";q=4;w=60, "ip-50-per-60s";q=50;w=60'
-    assert re.fullmatch(r'"ip-50-per-60s";r=0;t=(59|60)', headers["ratelimit"]), headers["ratelimit"]
+    assert 1 <= int(headers["retry-after"]) <= 72  # one more every 3600/50 s
+    assert headers["ratelimit-policy"] == '"tenant";q=4;w=3600, "ip-50-per-3600s";q=50;w=3600'
+    assert re.fullmatch(r'"ip-50-per-3600s";r=0;t=3[56]\d\d', headers["ratelimit"]), headers["ratelimit"]
 
 
 def test_exact_count_while_a_worker_is_killed(start_server):
@@ -123,8 +123,8 @@ def test_the_budget_refills_at_the_declared_rate(start_server):
     server = start_server(*APP)
     assert [get(server, "/api/fast")[0] for _ in range(3)] == [200, 200, 429]
     status, headers, _ = get(server, "/api/fast")
-    assert status == 429 and headers["retry-after"] == "1"
-    time.sleep(0.55)  # one request every 0.5 s
+    assert status == 429 and headers["retry-after"] in ("1", "2")
+    time.sleep(2.1)  # one request every 2 s
     assert [get(server, "/api/fast")[0] for _ in range(2)] == [200, 429]
 
 

@@ -75,8 +75,8 @@ def test_two_instances_share_one_budget(start_server, redis):
     assert statuses.count(200) == 20 and statuses.count(429) == 40, statuses
     refused = next(r for r in results if r[0] == 429)
     assert json.loads(refused[2]) == {"detail": "Too Many Requests"}
-    assert re.fullmatch(r'"header-X-Client-20-per-60s";r=0;t=\d+', refused[1]["ratelimit"])
-    assert 1 <= int(refused[1]["retry-after"]) <= 3
+    assert re.fullmatch(r'"header-X-Client-20-per-3600s";r=0;t=\d+', refused[1]["ratelimit"])
+    assert 1 <= int(refused[1]["retry-after"]) <= 180
     # Another client has its own budget, on either instance.
     assert get(a, "/api/shared", "X-Client: c2")[0] == 200
     assert [get(b, "/api/const", "X-Client: c3")[0] for _ in range(4)] == [200, 200, 200, 429]

@@ -154,9 +154,9 @@ def me(request: Request) -> dict:
     return {"authenticated": user.is_authenticated, "username": user.get_username()}
 
 
-@api.get("/limited", tags=["misc"], rate_limit=RateLimit("5/10s", name="demo"))
+@api.get("/limited", tags=["misc"], rate_limit=RateLimit("5/minute", name="demo"))
 def limited() -> Greeting:
-    """Rate-limited in C: 5 requests per 10 seconds per client address (behind a trusted proxy, the client
+    """Rate-limited in C: 5 requests a minute per client address (behind a trusted proxy, the client
     it names), shared by every worker. The 6th gets 429 with Retry-After and the RateLimit fields, before
     Python runs."""
     return Greeting(message="Within the limit.")
