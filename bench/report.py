@@ -27,8 +27,8 @@ TARGETS = [
     ("django-page", "gunicorn", 1.5),
 ]
 CEILING_SHARE = ("json", "json10k", "params", "post")
-# Answers given in C without Python, measured against the same ceiling with a higher bar.
-CEILING_SHARE_C = (("cors-preflight", 0.8),)
+# Answers given in C without Python that must stay near the ceiling: (scenario, minimum share).
+CEILING_SHARE_C = (("cors-preflight", 0.8), ("ratelimited", 0.8))
 
 
 def ok_results(data: dict) -> dict[tuple[str, str], dict]:

@@ -390,7 +390,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
             runs = []
             for index in range(args.runs):
                 figures = measure.measure(
-                    current, port, how.path, scripts[scenario.name], args.connections, args.duration
+                    current, port, how.path, scripts[scenario.name], args.connections, args.duration, scenario.status
                 )
                 runs.append(figures)
                 progress.say(

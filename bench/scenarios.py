@@ -120,6 +120,8 @@ class Scenario:
     db: str = "sqlite"
     in_quick: bool = True
     note: str = ""
+    # Requests sent (and not checked) before the check: they spend a rate limit's budget.
+    prime: int = 0
 
 
 SCENARIOS: list[Scenario] = [
@@ -140,6 +142,16 @@ SCENARIOS: list[Scenario] = [
         headers={"Origin": CORS_ORIGIN, "Access-Control-Request-Method": "PUT"},
         note=f"meltemi --cors {CORS_ORIGIN}: answered on the I/O thread, never reaching Python; target ≥ 80% of "
         "the ceiling",
+    ),
+    Scenario(
+        "ratelimited",
+        "rate-limited route, refused (429)",
+        "/limited",
+        expect_json({"detail": "Too Many Requests"}),
+        status=429,
+        prime=1,
+        note="a constant route limited to 1 request a day per client address: every measured request is counted "
+        "in the shared table and refused in C (429 with Retry-After and the RateLimit fields)",
     ),
     Scenario("json", "JSON hello", "/json", expect_json({"message": MESSAGE})),
     Scenario("json10k", "10 KB JSON", "/json10k", expect_json(RECORDS)),

@@ -70,12 +70,23 @@ SERVERS = [
 BY_NAME = {server.name: server for server in SERVERS}
 
 # Scenarios that meltemi answers with its typed API (`--api`).
-MELTEMI_API = {"plaintext", "ceiling", "json", "json10k", "params", "post", "orm-sqlite", "orm-postgres", "compress"}
+MELTEMI_API = {
+    "plaintext",
+    "ceiling",
+    "ratelimited",
+    "json",
+    "json10k",
+    "params",
+    "post",
+    "orm-sqlite",
+    "orm-postgres",
+    "compress",
+}
 # Typed-API authentication: meltemi and Django Bolt only.
 AUTH_SCENARIOS = {"jwt", "jwt-401"}
 MELTEMI_API |= AUTH_SCENARIOS
 # What meltemi-wsgi is measured on: the API scenarios, as Django views.
-DJANGO_VIEWS = MELTEMI_API - {"ceiling"} - AUTH_SCENARIOS
+DJANGO_VIEWS = MELTEMI_API - {"ceiling", "ratelimited"} - AUTH_SCENARIOS
 # Threads given to servers that run sync views on a thread pool, for the 10 ms wait:
 # as many as the load generator's connections.
 WAIT_THREADS = 50
@@ -129,7 +140,7 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
         argv = [str(python), "-m", "meltemi", DJANGO, "--bind", f"{host}:{port}", "--workers", "1"]
         return Launch(argv, env, path)  # compress: meltemi compresses the view's response in C
 
-    if name == "ceiling":
+    if name in ("ceiling", "ratelimited"):
         raise Unsupported("meltemi only: a route answered in C")
     if name == "cors-preflight":
         raise Unsupported("meltemi only for now: measured against meltemi's own ceiling")

@@ -27,11 +27,13 @@ class RequestBodyError(OSError):
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # A bound listening socket: (file descriptor, SERVER_NAME, SERVER_PORT).
 _Listener = tuple[int, str, str]
-# What meltemi.API.c_routes() returns: (redirect_slash, routes[, CORS spec or None[, auth per route]]).
+# What meltemi.API.c_routes() returns: (redirect_slash, routes[, CORS spec or None[, auth per route[,
+# rate-limit table]]]).
 _APIRoutes = (
     tuple[bool, list[tuple[Any, ...]]]
     | tuple[bool, list[tuple[Any, ...]], tuple[Any, ...] | None]
     | tuple[bool, list[tuple[Any, ...]], tuple[Any, ...] | None, list[tuple[Any, ...] | None]]
+    | tuple[bool, list[tuple[Any, ...]], tuple[Any, ...] | None, list[tuple[Any, ...] | None], Any]
 )
 
 class Worker:

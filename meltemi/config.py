@@ -43,6 +43,7 @@ from .values import (  # the option value types, also used through this module b
     OutOfRange,
     Seconds,
     Size,
+    TrustedProxies,
     ValueType,
     Workers,
 )
@@ -141,6 +142,20 @@ OPTIONS: tuple[Option, ...] = (
         "http",
         "The `wsgi.url_scheme` given to the application. Set `https` when a proxy in front of meltemi "
         "terminates TLS and only that proxy can reach meltemi.",
+        SERVER,
+        core=True,
+    ),
+    Option(
+        "forwarded_allow_ips",
+        TrustedProxies(),
+        ("127.0.0.0/8", "::1/128", "unix"),
+        "The proxies whose `Forwarded` (RFC 7239) or `X-Forwarded-For`, `-Proto` and `-Host` fields are "
+        "believed: addresses and CIDR ranges (`10.0.0.0/8`, `fd00::/8`), `unix` for peers on a Unix socket, "
+        "`*` for every peer (only when nothing but the proxy can reach meltemi), `none` for nobody. From a "
+        "trusted peer, the client is the rightmost hop of the chain that is not trusted itself; its address "
+        "becomes `REMOTE_ADDR`, the access log's client and the rate limits' `ip` key, and the proxy's scheme "
+        "and host become `wsgi.url_scheme` and `HTTP_HOST`. From any other peer these fields are ignored. "
+        'docs/api.md ("Trusted proxies") has the rules.',
         SERVER,
         core=True,
     ),
@@ -688,6 +703,7 @@ def worker_options(config: Config) -> dict[str, Any]:
     # The C side takes plain values: "zstd,br,gzip" and [(prefix, root), ...].
     options["compress"] = ",".join(config.compress)
     options["static"] = [(mount.prefix, mount.root) for mount in config.static]
+    options["forwarded_allow_ips"] = ",".join(config.forwarded_allow_ips)
     return options
 
 
@@ -735,6 +751,7 @@ class WorkerConfig:
     breach_padding: bool
     access_log_format: str  # "common", "combined" or "json"
     request_id_header: str  # "" for none
+    forwarded_allow_ips: str  # "127.0.0.0/8,::1/128,unix"; "" for nobody
     dispatch: DispatchPolicy
     cors: tuple | None = None  # the project's CORS policy (meltemi.cors.CORS.c_spec()), or None
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import metrics as metrics_module
+from . import sharedmem
 from . import worker as worker_module
 from .config import Address, Config
 from .reloader import DEBOUNCE, SourceWatcher, source_root
@@ -292,6 +293,8 @@ class Master:
             _logger.info(
                 "Using %d worker(s) of %d thread(s) for %s", self.config.workers, self.config.threads, self.loader.name
             )
+            # Before any fork: every worker inherits the same rate-limit counters.
+            sharedmem.rate_limit_table()
             for slot in range(self.config.workers):
                 self._spawn(slot)
             while self.children or self.state == RUNNING:

@@ -308,6 +308,41 @@ class FieldName(ValueType):
         return value or "''"
 
 
+class TrustedProxies(ValueType):
+    """The peers whose Forwarded / X-Forwarded-* fields are believed: addresses and CIDR ranges (IPv4 or
+    IPv6), `unix` (peers on a Unix socket), `*` (everyone); comma- or space-separated. "" or "none": nobody."""
+
+    expected = "addresses or CIDR ranges, 'unix' or '*', separated by commas (or 'none')"
+    metavar = "ADDRESSES"
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        import ipaddress
+
+        items = [item for item in re.split(r"[,\s]+", text.strip()) if item]
+        if items == ["none"]:
+            return ()
+        networks = []
+        for item in items:
+            if item in ("*", "unix"):
+                networks.append(item)
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(item) from None
+        if len([n for n in networks if n not in ("*", "unix")]) > 64:
+            raise OutOfRange("at most 64 addresses or ranges")
+        return tuple(networks)
+
+    def coerce(self, value: Any) -> tuple[str, ...]:
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return self.parse(",".join(value))
+        return super().coerce(value)
+
+    def show(self, value: tuple[str, ...]) -> str:
+        return ",".join(value) if value else "none"
+
+
 class Codings(ValueType):
     """Content codings to offer, in no particular order: "zstd,br,gzip"; "off" for none."""
 

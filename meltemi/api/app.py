@@ -30,6 +30,7 @@ from .errors import (
     split_msgspec_error,
 )
 from .params import MISSING, Depends
+from .ratelimit import RedisStore, limits_of
 from .request import Request
 from .responses import FileResponse, HTMLResponse, JSONResponse, Response, status_line
 from .routing import INHERIT, Route, Router, c_template
@@ -68,6 +69,8 @@ class API(Router):
         cors: CORS | None = None,
         auth: Any = INHERIT,
         guards: Sequence[Any] = (),
+        rate_limit: Any = None,
+        rate_limit_store: RedisStore | None = None,
     ):
         if trailing_slash not in ("redirect", "strict"):
             raise ValueError("trailing_slash is 'redirect' (308 to the other spelling) or 'strict'")
@@ -85,6 +88,8 @@ class API(Router):
             raise TypeError("cors is a meltemi.CORS")
         # Decided in C for the API's routes (preflights too) where the project's policy does not apply.
         self.cors = cors
+        self.rate_limit = limits_of(rate_limit)  # one budget per key across all the routes
+        self.rate_limit_store = rate_limit_store  # None: this machine's shared memory
         self.exception_handlers: dict[type[BaseException], Callable[[Request, Any], Any]] = {}
         self._endpoints: list[Endpoint] | None = None
         self._schema: dict | None = None
@@ -107,20 +112,31 @@ class API(Router):
             self._endpoints = [Endpoint(self, route) for route in self.routes]
         return self._endpoints
 
-    def c_routes(self) -> tuple[bool, list[tuple], tuple | None, list[tuple | None]]:
+    def c_routes(self) -> tuple[bool, list[tuple], tuple | None, list[tuple | None], Any]:
         """What meltemi._core.Worker(api=...) takes: (redirect_slash, [(template,
-        methods, target, invalid), ...], cors, auth), target an Endpoint or (status, content type,
-        body), invalid the 422 body per path parameter (errors.path_error_body), cors
-        the API's CORS policy (CORS.c_spec()) or None, auth per route None or what
-        src/python/auth.c checks (auth.RouteAuth.c_spec)."""
+        methods, target, invalid, limits), ...], cors, auth, table), target an Endpoint
+        or (status, content type, body), invalid the 422 body per path parameter
+        (errors.path_error_body), limits the rate limits' C specs (RateLimit.c_spec),
+        cors the API's CORS policy (CORS.c_spec()) or None, auth per route None or
+        what src/python/auth.c checks (auth.RouteAuth.c_spec), table the shared
+        memory the limits are counted in (None when no route has one)."""
         routes = []
         auth = [ep.auth.c_spec() if ep.auth is not None and not ep.route.constant else None for ep in self.compile()]
+        shared = tuple(limit.c_spec("api:" + self.prefix) for limit in self.rate_limit)
         for ep in self.compile():
             target = (ep.route.status, ep.route.constant[1], ep.route.constant[0]) if ep.route.constant else ep
             labels = [seg[1:-1] for seg in ep.template.split("/") if seg.startswith("{")]
             invalid = tuple(path_error_body(n, t) for n, t in zip(ep.path_names, labels, strict=True))
-            routes.append((ep.template, list(ep.route.methods), target, invalid))
-        return self.trailing_slash == "redirect", routes, self.cors.c_spec() if self.cors else None, auth
+            scope = ep.route.path + " " + ",".join(ep.route.methods)
+            limits = shared + tuple(limit.c_spec(scope) for limit in ep.route.rate_limit)
+            routes.append((ep.template, list(ep.route.methods), target, invalid, limits))
+        table = None
+        if any(route[4] for route in routes):
+            from ..sharedmem import rate_limit_table
+
+            table = self.rate_limit_store.c_spec() if self.rate_limit_store else rate_limit_table()
+        cors = self.cors.c_spec() if self.cors else None
+        return self.trailing_slash == "redirect", routes, cors, auth, table
 
     def _add_docs_routes(self) -> None:
         first = len(self.routes)

@@ -347,6 +347,9 @@ def _responses(ep: Endpoint, reads_request: bool, types: _Types) -> dict[str, An
             "description": "Validation Error",
             "content": {"application/json": {"schema": types.schema(HTTPValidationError)}},
         }
+    limits = [*ep.api.rate_limit, *route.rate_limit]
+    if limits:
+        responses["429"] = _rate_limited(limits, types)
     for code, spec in route.responses.items():
         key = str(code).upper()
         if key == str(status) and (spec is None or isinstance(spec, str)):
@@ -356,6 +359,22 @@ def _responses(ep: Endpoint, reads_request: bool, types: _Types) -> dict[str, An
             continue
         responses["default" if key == "DEFAULT" else key] = _declared_response(key, spec, types)
     return responses
+
+
+def _rate_limited(limits: list, types: _Types) -> dict[str, Any]:
+    """429 of a rate-limited route (meltemi/api/ratelimit.py): its limits, and the fields the answer carries."""
+    rules = "; ".join(f"{limit.policy}: {limit.count} per {limit.period} s" for limit in limits)
+    integer = {"type": "integer", "minimum": 1}
+    text = {"type": "string"}
+    return {
+        "description": f"Too Many Requests ({rules})",
+        "headers": {
+            "Retry-After": {"description": "Seconds until a request would be allowed", "schema": integer},
+            "RateLimit-Policy": {"description": "The route's limits (q: quota, w: window in seconds)", "schema": text},
+            "RateLimit": {"description": "The refusing limit (r: remaining, t: seconds to reset)", "schema": text},
+        },
+        "content": {"application/json": {"schema": types.schema(HTTPError)}},
+    }
 
 
 def _success(ep: Endpoint, types: _Types) -> dict[str, Any]:

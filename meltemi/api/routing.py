@@ -22,6 +22,7 @@ from typing import Any
 
 from .._core import API_METHODS, API_PARAM_TYPES
 from .params import MISSING, Depends
+from .ratelimit import limits_of
 from .shortcuts import RouterShortcuts
 from .signature import Signature, strip_annotated, strip_optional
 
@@ -59,6 +60,7 @@ class Route:
     constant: tuple[bytes, str] | None = None  # a pure-C route: (body, content type)
     auth: Any = INHERIT  # auth=: a scheme, a list (any of), None (none); INHERIT: the router's
     guards: list[Any] = field(default_factory=list)
+    rate_limit: list[Any] = field(default_factory=list)  # RateLimit objects (meltemi/api/ratelimit.py)
 
     @property
     def path_names(self) -> list[str]:
@@ -109,6 +111,7 @@ class Router(RouterShortcuts):
         responses: dict[int, Any] | None = None,
         auth: Any = INHERIT,
         guards: Sequence[Any] = (),
+        rate_limit: Any = None,
     ) -> Route:
         if not path.startswith("/") and not (path == "" and self.prefix):
             raise ValueError(f"route path {path!r} must start with '/' (or be '' for the router's prefix itself)")
@@ -135,6 +138,7 @@ class Router(RouterShortcuts):
             self.auth if auth is INHERIT else auth,
             self.guards + list(guards),
         )
+        route.rate_limit = limits_of(rate_limit)
         self.routes.append(route)
         return route
 
@@ -173,13 +177,16 @@ class Router(RouterShortcuts):
         content_type: str = "text/plain; charset=utf-8",
         status: int = 200,
         methods: Sequence[str] = ("GET",),
+        rate_limit: Any = None,
     ) -> Route:
         """A route answered entirely in C with a fixed body (health checks,
         robots.txt): Python is never called for it. It is public (no auth= or guards)."""
         if isinstance(body, str):
             body = body.encode()
-        # Answered before any authentication: a constant route is public.
-        route = self.add_route(path, None, methods, status=status, include_in_schema=False, auth=None, guards=())
+        # Answered before any authentication: a constant route is public (its rate limits still count).
+        route = self.add_route(
+            path, None, methods, status=status, include_in_schema=False, auth=None, guards=(), rate_limit=rate_limit
+        )
         route.guards = []
         route.constant = (bytes(body), content_type)
         if route.path_names:

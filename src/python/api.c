@@ -17,12 +17,14 @@
 #include "cors_config.h"
 #include "encoding.h"
 #include "http1_write.h"
+#include "quota.h"
 #include "router.h"
 
 typedef struct mt_api_route {
     PyObject *endpoint; /* NULL for a constant route */
     int nparams;
     mt_answer_route_t answer; /* what C answers for it (422 bodies; a constant route's response) */
+    mt_route_limits_t limits; /* its rate limits (quota.h) */
 } mt_api_route_t;
 
 struct mt_api {
@@ -31,6 +33,8 @@ struct mt_api {
     int nroutes;
     mt_cors_t *cors; /* the API's CORS policy (API(cors=...)), or NULL */
     mt_auth_t *auth; /* the routes' authentication (auth.c); NULL when none has any */
+    bool limited;           /* some route has rate limits: they are counted in `store` */
+    mt_quota_store_t store; /* (quota.h) */
 };
 
 /* The methods and parameter types the router knows: exported as
@@ -84,14 +88,21 @@ static int template_types(const char *tmpl, uint8_t *types, int max) {
 }
 
 static int add_route(mt_api_t *api, int id, PyObject *spec) {
-    PyObject *methods, *target, *invalid;
+    PyObject *methods, *target, *invalid, *limits = NULL;
     const char *tmpl;
-    if (!PyArg_ParseTuple(spec, "sO!OO!:API route", &tmpl, &PyList_Type, &methods, &target, &PyTuple_Type, &invalid))
+    if (!PyArg_ParseTuple(spec, "sO!OO!|O!:API route", &tmpl, &PyList_Type, &methods, &target, &PyTuple_Type, &invalid,
+                          &PyTuple_Type, &limits))
         return -1;
     uint64_t mask = method_mask(methods);
     if (mask == 0)
         return -1;
     mt_api_route_t *route = &api->routes[id];
+    if (limits && mt_quota_parse(limits, &route->limits) < 0)
+        return -1;
+    if (route->limits.n && !api->limited) {
+        PyErr_Format(PyExc_ValueError, "route %s has rate limits but the API no table", tmpl);
+        return -1;
+    }
     uint8_t types[MT_ROUTER_MAX_PARAMS];
     route->nparams = template_types(tmpl, types, MT_ROUTER_MAX_PARAMS);
     if (route->nparams != PyTuple_GET_SIZE(invalid)) {
@@ -162,7 +173,9 @@ void mt_api_destroy(mt_api_t *api) {
         free(r->answer.invalid_body);
         free(r->answer.content_type);
         free(r->answer.body);
+        mt_quota_dispose(&r->limits);
     }
+    mt_quota_store_dispose(&api->store);
     free(api->routes);
     mt_auth_destroy(api->auth);
     mt_router_destroy(api->router);
@@ -172,8 +185,8 @@ void mt_api_destroy(mt_api_t *api) {
 
 mt_api_t *mt_api_create(PyObject *spec) {
     int redirect_slash;
-    PyObject *routes, *cors = Py_None, *auth = Py_None;
-    if (!PyArg_ParseTuple(spec, "pO!|OO:api", &redirect_slash, &PyList_Type, &routes, &cors, &auth))
+    PyObject *routes, *cors = Py_None, *auth = Py_None, *table = Py_None;
+    if (!PyArg_ParseTuple(spec, "pO!|OOO:api", &redirect_slash, &PyList_Type, &routes, &cors, &auth, &table))
         return NULL;
     mt_api_t *api = calloc(1, sizeof *api);
     if (api == NULL || (api->router = mt_router_create(redirect_slash)) == NULL ||
@@ -181,6 +194,14 @@ mt_api_t *mt_api_create(PyObject *spec) {
         mt_api_destroy(api);
         PyErr_NoMemory();
         return NULL;
+    }
+    /* Where the rate limits are counted (meltemi/api/ratelimit.py). */
+    if (table != Py_None) {
+        if (mt_quota_store_init(&api->store, table) < 0) {
+            mt_api_destroy(api);
+            return NULL;
+        }
+        api->limited = true;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(routes); i++) {
         api->nroutes = (int)i + 1;
@@ -227,11 +248,25 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
     *keep_alive = !mt_server_draining(&worker->server);
     if (api->cors && mt_cors_preflight(c, &h->out, keep_alive))
         return MT_API_ANSWERED;
-    if (m->status == MT_ROUTE_FOUND && api->routes[m->route].endpoint) {
-        h->query = query;
-        /* Authentication and the guards on claims, before Python (auth.c). */
-        if (mt_auth_check(worker, api->auth, m->route, c, h, keep_alive) == MT_AUTH_ANSWERED)
-            return MT_API_ANSWERED;
+    bool python = m->status == MT_ROUTE_FOUND && api->routes[m->route].endpoint;
+    /* Authentication and the guards on claims, before Python (auth.c); before
+     * the rate limits too, so that a limit keyed on the subject counts the
+     * verified one. Constant routes are public. */
+    if (python && mt_auth_check(worker, api->auth, m->route, c, h, keep_alive) == MT_AUTH_ANSWERED)
+        return MT_API_ANSWERED;
+    /* Rate limits (quota.c), on Python and constant routes alike. */
+    mt_limit_refusal_t refusal;
+    if (m->status == MT_ROUTE_FOUND && api->routes[m->route].limits.n &&
+        mt_quota_refuse(worker, &api->store, &api->routes[m->route].limits, c, h, &refusal)) {
+        const mt_route_limits_t *l = &api->routes[m->route].limits;
+        *keep_alive = c->req.keep_alive && !mt_server_draining(&worker->server);
+        if (mt_answer_limited(c, &h->out, keep_alive, refusal.status, refusal.retry_after, l->policy, l->policy_len,
+                              refusal.ratelimit[0] ? refusal.ratelimit : NULL) < 0)
+            *keep_alive = false;
+        c->head_consumed = true;
+        return MT_API_ANSWERED;
+    }
+    if (python) {
         h->route = m->route;
         h->path = path;
         h->path_len = plen;
@@ -275,7 +310,7 @@ static PyObject *param_value(const char *s, const mt_route_value_t *v) {
 /* Header names, lowercase, as keys; repeated fields joined (", ", or "; "
  * for Cookie). Names with '_' are kept (a header is looked up by its own
  * name here, unlike in a WSGI environ). */
-static PyObject *headers_dict(const WorkerObject *w, const mt_conn_t *c) {
+PyObject *mt_api_headers_dict(const WorkerObject *w, const mt_conn_t *c) {
     PyObject *d = PyDict_New();
     if (d == NULL)
         return NULL;
@@ -341,7 +376,7 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
     args[3] = PyUnicode_DecodeUTF8(decoded, (Py_ssize_t)dlen, "replace");
     args[4] = h->query.len ? PyUnicode_DecodeLatin1(c->rbuf.data + h->query.off, h->query.len, NULL)
                            : Py_NewRef(ex->worker->st->str.empty);
-    args[5] = headers_dict(ex->worker, c);
+    args[5] = mt_api_headers_dict(ex->worker, c);
     args[6] = PyTuple_New(m->nparams);
     if (nargs == 8)
         args[7] = mt_auth_value(h);

@@ -20,6 +20,10 @@ void mt_api_destroy(mt_api_t *api);
 int mt_api_add_constants(PyObject *module);
 /* Matches the request on c, without the GIL; answers it when C can. */
 mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_handler_t *handler, bool *keep_alive);
+/* The request's fields as a dict of lowercase names (repeated fields joined
+ * with ", ", "; " for Cookie), as the API's request.headers (GIL held). NULL
+ * with an exception. */
+PyObject *mt_api_headers_dict(const WorkerObject *w, const mt_conn_t *c);
 /* Calls the matched route's endpoint like a WSGI application (GIL held).
  * NULL with an exception, or with *bad_status set and no exception when the
  * request itself is at fault. */

@@ -266,9 +266,19 @@ PyObject *mt_environ_build(WorkerObject *worker, mt_conn_t *conn, PyObject *inpu
         goto error;
     }
 
+    /* What trusted proxies said (forwarded.h): their client, scheme and host. */
+    if (conn->fwd.host.len && set_latin1(env, S->field_keys[0], base + conn->fwd.host.off, conn->fwd.host.len) < 0)
+        goto error;
+    if (conn->fwd.https >= 0) {
+        PyObject *scheme = PyUnicode_InternFromString(conn->fwd.https ? "https" : "http");
+        int rc = scheme ? PyDict_SetItem(env, S->wsgi_url_scheme, scheme) : -1;
+        Py_XDECREF(scheme);
+        if (rc < 0)
+            goto error;
+    }
     char host[64];
     int port;
-    mt_sock_peer_format(&conn->peer, host, sizeof host, &port);
+    mt_sock_peer_format(mt_forwarded_client(&conn->fwd, &conn->peer), host, sizeof host, &port);
     if (set_latin1(env, S->REMOTE_ADDR, host, strlen(host)) < 0)
         goto error;
     if (port) {

@@ -180,6 +180,21 @@ done:
 }
 
 /* The server's part of the WorkerConfig. */
+/* config.forwarded_allow_ips: "127.0.0.0/8,::1/128,unix" (checked by meltemi/values.py). */
+static int trust_config(WorkerObject *self, PyObject *cfg, mt_server_config_t *config) {
+    PyObject *text = PyObject_GetAttrString(cfg, "forwarded_allow_ips");
+    if (text == NULL)
+        return -1;
+    Py_ssize_t n;
+    const char *s = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+    int rc = s ? mt_trust_parse(&self->trust, s, (size_t)n) : -EINVAL;
+    if (rc < 0 && !PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "WorkerConfig.forwarded_allow_ips: %R is not a trust list", text);
+    Py_DECREF(text);
+    config->trust = &self->trust;
+    return rc < 0 ? -1 : 0;
+}
+
 static int server_config(PyObject *cfg, mt_server_config_t *config) {
     unsigned long long line, head, headers, body, conns, write_buffer;
     if (config_ull(cfg, "max_request_line", UINT32_MAX, &line) < 0 ||
@@ -279,7 +294,8 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     bool multiprocess;
     self->access_log.fd = -1;
     if (server_config(cfg, &config) < 0 || response_config(self, cfg) < 0 || log_config(self, cfg, &config) < 0 ||
-        config_int(cfg, "threads", &threads) < 0 || config_bool(cfg, "multiprocess", &multiprocess) < 0)
+        trust_config(self, cfg, &config) < 0 || config_int(cfg, "threads", &threads) < 0 ||
+        config_bool(cfg, "multiprocess", &multiprocess) < 0)
         return -1;
     if ((scheme = PyObject_GetAttrString(cfg, "url_scheme")) == NULL)
         return -1;

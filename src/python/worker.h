@@ -41,6 +41,7 @@ typedef struct WorkerObject {
     Py_buffer metrics_view;    /* the shared metrics region, held while metrics_attached */
     bool metrics_attached;
     struct mt_cors *cors;      /* the project-wide CORS policy (WorkerConfig.cors), or NULL */
+    mt_trust_t trust;          /* the trusted proxies (config.forwarded_allow_ips) */
 } WorkerObject;
 
 /* What a handler thread keeps from one request to the next. */
@@ -58,7 +59,8 @@ typedef struct mt_handler {
     mt_span_t query;
     /* The API route's authentication (auth.c), decided in C: the index of the
      * scheme that accepted the request (-1: none), the verified subject (a
-     * JWT's sub, an API key's name) and a JWT's claims (JSON), in auth_buf. */
+     * JWT's sub, an API key's name; what a rate limit keyed on "sub" counts;
+     * NULL/0 when no authentication ran) and a JWT's claims (JSON), in auth_buf. */
     int auth_scheme;
     const char *auth_subject;
     size_t auth_subject_len;

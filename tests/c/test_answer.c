@@ -164,6 +164,29 @@ int main(void) {
     ok(rc == 0 && has_line(r, "\r\nLocation: /items/\r\n"), "308: the slash added");
     close_client(&t);
 
+    /* A rate limit's refusals. */
+    mt_buf_t lout;
+    mt_buf_init(&lout);
+    open_with(&t, "GET /limited HTTP/1.1\r\nHost: a\r\n\r\n");
+    keep = true;
+    rc = mt_answer_limited(t.c, &lout, &keep, 429, "7", "\"ip\";q=10;w=60", 14, "\"ip\";r=0;t=42");
+    r = received(&t);
+    ok(rc == 0 && keep && strncmp(r, "HTTP/1.1 429 Too Many Requests\r\n", 32) == 0 &&
+           has_line(r, "\r\nRetry-After: 7\r\n") && has_line(r, "\r\nRateLimit-Policy: \"ip\";q=10;w=60\r\n") &&
+           has_line(r, "\r\nRateLimit: \"ip\";r=0;t=42\r\n") && has_line(r, "\r\nContent-Type: application/json\r\n") &&
+           strcmp(body_of(r), "{\"detail\":\"Too Many Requests\"}") == 0 && t.c->answer_status == 429,
+       "429: Retry-After, RateLimit-Policy, RateLimit, the API's error shape, kept alive");
+    close_client(&t);
+    open_with(&t, "HEAD /limited HTTP/1.0\r\nHost: a\r\n\r\n");
+    keep = true;
+    rc = mt_answer_limited(t.c, &lout, &keep, 503, "1", "\"ip\";q=10;w=60", 14, NULL);
+    r = received(&t);
+    ok(rc == 0 && strncmp(r, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0 &&
+           has_line(r, "\r\nRetry-After: 1\r\n") && !has_line(r, "\r\nRateLimit:") && strcmp(body_of(r), "") == 0,
+       "503 when the store cannot decide: no RateLimit field; HEAD: no body");
+    close_client(&t);
+    mt_buf_dispose(&lout);
+
     /* The client is gone: the write fails and the caller closes. */
     m = (mt_route_match_t){.status = MT_ROUTE_FOUND};
     open_with(&t, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");

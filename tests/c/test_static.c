@@ -10,6 +10,7 @@
 #include "http1_write.c"
 #include "respond.c"
 #include "accesslog.c"
+#include "forwarded.c"
 #include "requestid.c"
 #include "output.c"
 #include "conn.c"

@@ -190,6 +190,7 @@ def test_worker_options_are_the_core_keywords():
         "breach_padding": False,
         "access_log_format": "common",
         "request_id_header": "X-Request-ID",
+        "forwarded_allow_ips": "127.0.0.0/8,::1/128,unix",
     }
 
 

@@ -399,6 +399,10 @@ def test_api_errors_and_the_rest_of_the_site(demo):
     assert requests.get(demo.url + "/api/health", timeout=10).json() == {"status": "ok"}
     assert requests.get(demo.url + "/api/hello?name=Ann", timeout=10).json() == {"message": "Hello, Ann!"}
     assert requests.get(demo.url + "/api/me", timeout=10).json() == {"authenticated": False, "username": ""}
+    statuses = [requests.get(demo.url + "/api/limited", timeout=10) for _ in range(6)]
+    assert [r.status_code for r in statuses] == [200] * 5 + [429]
+    assert statuses[5].json() == {"detail": "Too Many Requests"} and int(statuses[5].headers["Retry-After"]) >= 1
+    assert statuses[5].headers["RateLimit-Policy"] == '"demo";q=5;w=60'
     assert requests.get(demo.url + "/hello/", timeout=10).content == b"Hello, World!", "Django still serves the rest"
 
 

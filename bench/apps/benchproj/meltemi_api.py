@@ -5,6 +5,7 @@ import msgspec
 
 from meltemi import API
 from meltemi.api.auth import JWTAuth
+from meltemi.api.ratelimit import RateLimit
 
 from .models import Row
 from .payloads import MESSAGE, RECORDS
@@ -13,6 +14,9 @@ api = API(prefix="")
 
 # The ceiling: answered in C, Python never called.
 api.constant("/plain", b"Hello, World!", content_type="text/plain")
+# The rate-limited scenario: the same route with a limit of 1 a day per client address, so every
+# request after the first is counted and refused (429) in C.
+api.constant("/limited", b"Hello, World!", content_type="text/plain", rate_limit=RateLimit("1/day"))
 
 
 class Item(msgspec.Struct):

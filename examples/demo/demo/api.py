@@ -18,6 +18,7 @@ from notes.models import Item
 
 from meltemi import API, CORS, HTTPException, Query, Request, Response, Router, ValidationError
 from meltemi.api import LimitOffsetPagination, paginate
+from meltemi.api.ratelimit import RateLimit
 
 from . import catalog
 
@@ -158,6 +159,15 @@ api.include_router(catalog.router)
 
 api.health("/health")  # answered in C
 api.readiness("/ready")  # 503 when the database does not answer
+
+
+@api.get("/limited", tags=["misc"], rate_limit=RateLimit("5/minute", name="demo"))
+def limited() -> Greeting:
+    """Rate-limited in C: 5 requests a minute per client address (behind a trusted proxy, the client
+    it names), shared by every worker. The 6th gets 429 with Retry-After and the RateLimit fields, before
+    Python runs."""
+    return Greeting(message="Within the limit.")
+
 
 # Authentication (demo/secure.py): a token endpoint, JWT- and API-key-protected routes.
 from demo.secure import auth as auth_routes  # noqa: E402

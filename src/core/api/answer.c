@@ -78,3 +78,17 @@ int mt_answer_send(mt_conn_t *c, mt_buf_t *out, mt_buf_t *scratch, const mt_rout
                            route->body_len);
     }
 }
+
+int mt_answer_limited(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, int status, const char *retry_after,
+                      const char *policy, size_t plen, const char *ratelimit) {
+    static const char too_many[] = "{\"detail\":\"Too Many Requests\"}";
+    static const char unavailable[] = "{\"detail\":\"Service Unavailable\"}";
+    const mt_field_t fields[] = {
+        {"Retry-After", 11, retry_after, strlen(retry_after)},
+        {"RateLimit-Policy", 16, policy, plen},
+        {"RateLimit", 9, ratelimit, ratelimit ? strlen(ratelimit) : 0},
+    };
+    bool refused = status == 429;
+    return send_answer(c, out, keep_alive, status, fields, ratelimit ? 3 : 2, JSON, refused ? too_many : unavailable,
+                       refused ? sizeof too_many - 1 : sizeof unavailable - 1);
+}

@@ -43,4 +43,14 @@ int mt_answer_send(mt_conn_t *c, mt_buf_t *out, mt_buf_t *scratch, const mt_rout
 int mt_answer_json(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, int status, const mt_field_t *fields, int nfields,
                    const char *body, size_t blen);
 
+/* Writes on c the refusal of a rate limit: 429 {"detail": "Too Many
+ * Requests"} or, when the limits' store cannot decide and the policy is to
+ * refuse, 503 {"detail": "Service Unavailable"}; with Retry-After
+ * `retry_after` (seconds, a NUL-terminated number) and the RateLimit-Policy
+ * and RateLimit fields (policy[0, plen) and `ratelimit`, NUL-terminated;
+ * NULL: none). `out` and *keep_alive as for mt_answer_send. Returns 0 or a
+ * negative errno (close the connection). */
+int mt_answer_limited(mt_conn_t *c, mt_buf_t *out, bool *keep_alive, int status, const char *retry_after,
+                      const char *policy, size_t plen, const char *ratelimit);
+
 #endif

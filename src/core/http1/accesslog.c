@@ -254,7 +254,7 @@ void mt_accesslog_conn(const mt_accesslog_t *log, const mt_conn_t *c, int status
         return;
     char host[64];
     int port;
-    mt_sock_peer_format(&c->peer, host, sizeof host, &port);
+    mt_sock_peer_format(mt_forwarded_client(&c->fwd, &c->peer), host, sizeof host, &port);
     const mt_request_t *req = &c->req;
     mt_accesslog_entry_t e = {
         .peer = host,

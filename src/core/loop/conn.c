@@ -382,6 +382,9 @@ int mt_conn_init(mt_conn_t *c, struct mt_server *s, int fd) {
     c->requests = 0;
     c->head_us = 0;
     c->request_id_len = 0;
+    c->fwd.client.len = 0;
+    c->fwd.https = -1;
+    c->fwd.host.len = 0;
     c->answer_status = 0;
     c->answer_bytes = 0;
     c->metric_route = 0;

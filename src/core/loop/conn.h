@@ -29,6 +29,7 @@
 #include <sys/uio.h>
 
 #include "buf.h"
+#include "forwarded.h"
 #include "http1.h"
 #include "output.h"
 #include "queue.h"
@@ -101,6 +102,9 @@ typedef struct mt_conn {
      * the access log. */
     uint8_t request_id_len;
     char request_id[MT_REQUEST_ID_MAX];
+    /* What the trusted proxies say about the current request (forwarded.h),
+     * resolved with the request id; cleared between requests. */
+    mt_forwarded_t fwd;
     /* What an answer given in C sent (static files, the API's C answers),
      * set by its producer for the access log. */
     int answer_status;

@@ -200,6 +200,7 @@ static int parse_input(mt_server_t *s, mt_conn_t *c) {
         c->head_us = mt_clock_now_us();
         if (s->config.request_id_header)
             mt_request_id_assign(c, s->config.request_id_header, s->config.request_id_header_len);
+        mt_forwarded_resolve(s->config.trust, &c->peer, &c->req, c->rbuf.data, &c->fwd);
     }
     return 1;
 }
@@ -655,6 +656,9 @@ static mt_conn_t *after_response(mt_server_t *s, mt_conn_t *c, bool keep_alive) 
     c->head_us = 0;
     c->request_id_len = 0;
     c->cors = NULL;
+    c->fwd.client.len = 0;
+    c->fwd.https = -1;
+    c->fwd.host.len = 0;
     mt_http1_next(&c->req, 0);
     if (c->rbuf.len > 0) {
         int r = parse_input(s, c);

@@ -64,6 +64,9 @@ typedef struct mt_server_config {
      * server itself never calls into it: the producers of answers and
      * answer_inline do (preflights are answered there). */
     const struct mt_cors *cors;
+    /* The peers whose Forwarded / X-Forwarded-* fields are heard
+     * (forwarded.h), or NULL: nobody's. Read-only. */
+    const struct mt_trust *trust;
 } mt_server_config_t;
 
 typedef struct mt_listener {
