@@ -41,6 +41,8 @@ ROOT_PACKAGES = [
     "libbrotli-dev",
     "libzstd-dev",
     "zlib1g-dev",
+    "libpcre2-dev",  # CORS origin regexes
+    "libssl-dev",  # libcrypto: JWT verification
     "nginx",
     "ca-certificates",
     "postgresql",
