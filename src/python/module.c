@@ -50,7 +50,8 @@ static int core_exec(PyObject *m) {
     if ((st->Worker_Type = add_type(m, &Worker_Spec, "Worker")) == NULL ||
         (st->FileWrapper_Type = add_type(m, &FileWrapper_Spec, "FileWrapper")) == NULL ||
         (st->Input_Type = add_type(m, &Input_Spec, NULL)) == NULL ||
-        (st->StartResponse_Type = add_type(m, &StartResponse_Spec, NULL)) == NULL)
+        (st->StartResponse_Type = add_type(m, &StartResponse_Spec, NULL)) == NULL ||
+        (st->AsgiRequest_Type = add_type(m, &AsgiRequest_Spec, NULL)) == NULL)
         return -1;
     st->ClientDisconnected =
         PyErr_NewExceptionWithDoc("meltemi._core.ClientDisconnected",
@@ -60,6 +61,7 @@ static int core_exec(PyObject *m) {
         PyExc_OSError, NULL);
     if (st->ClientDisconnected == NULL || st->RequestBodyError == NULL ||
         PyModule_AddFunctions(m, mt_precompress_methods) < 0 || PyModule_AddFunctions(m, mt_api_methods) < 0 ||
+        PyModule_AddFunctions(m, mt_asgi_methods) < 0 ||
         mt_api_add_constants(m) < 0 || PyModule_AddObjectRef(m, "ClientDisconnected", st->ClientDisconnected) < 0 ||
         PyModule_AddObjectRef(m, "RequestBodyError", st->RequestBodyError) < 0)
         return -1;

@@ -37,6 +37,7 @@ typedef struct WorkerObject {
     int compress_level[4];     /* by mt_coding_t */
     struct mt_static *statics; /* NULL when no directory is mounted */
     struct mt_api *api;        /* NULL without a typed API */
+    struct mt_asgi *asgi;      /* NULL unless an ASGI loop takes the requests (asgi.c) */
 } WorkerObject;
 
 /* What a handler thread keeps from one request to the next. */
