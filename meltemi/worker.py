@@ -239,6 +239,7 @@ def start_asgi(core: Any, app: Any, config: Config) -> Any:
     except ImportError as exc:
         raise BootError(f"--loop {config.loop}: {exc}") from None
     runtime.start()
+    _logger.info("ASGI application on the %s event loop", runtime.loop_name)
     try:
         runtime.startup()
     except LifespanError as exc:
