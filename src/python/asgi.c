@@ -590,12 +590,24 @@ static PyObject *AsgiRequest_pathsend(AsgiRequestObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static void release_buffers(AsgiRequestObject *self) {
+    mt_buf_dispose(&self->handler.out);
+    mt_buf_dispose(&self->handler.zbuf);
+    if (self->handler.z) {
+        mt_compressor_destroy(self->handler.z);
+        self->handler.z = NULL;
+    }
+}
+
 /* Hands the connection back (to the I/O thread, or to the caller when the
  * client pipelined another request: its AsgiRequest is returned). */
 static PyObject *hand_back(AsgiRequestObject *self, bool keep_alive) {
     mt_conn_t *c = self->conn;
     WorkerObject *w = self->worker;
     self->conn = NULL;
+    /* The exchange's buffers go back now, not when the object dies (an
+     * application may keep receive/send, and with them this object). */
+    release_buffers(self);
     if (c->answer_status) {
         mt_accesslog_conn(w->server.config.access_log, c, c->answer_status, c->answer_bytes, true);
         c->answer_status = 0;
@@ -712,10 +724,7 @@ static void AsgiRequest_dealloc(AsgiRequestObject *self) {
         if (PyErr_Occurred())
             PyErr_Clear();
     }
-    mt_buf_dispose(&self->handler.out);
-    mt_buf_dispose(&self->handler.zbuf);
-    if (self->handler.z)
-        mt_compressor_destroy(self->handler.z);
+    release_buffers(self);
     Py_XDECREF(self->ex.status);
     Py_XDECREF(self->ex.headers);
     Py_XDECREF(self->ex.uri);
