@@ -317,6 +317,8 @@ def run(
     def on_stop(signum: int, frame: Any) -> None:
         stopping.set()
         core.shutdown()
+        if asgi is not None:
+            asgi.begin_shutdown()  # open WebSockets get close 1001
 
     def on_quit(signum: int, frame: Any) -> None:
         os._exit(0)

@@ -67,6 +67,8 @@ class Runtime:
         self.state: dict[str, Any] = {}
         self.drain_waiters: dict[int, asyncio.Future] = {}
         self.tasks: set[asyncio.Task] = set()
+        self.websockets: set[WebSocketCycle] = set()
+        self.stopping = False
         self._lifespan: Lifespan | None = None
         self._thread = threading.Thread(target=self._run, name="meltemi-asgi-loop", daemon=True)
 
@@ -109,6 +111,15 @@ class Runtime:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
 
+    def begin_shutdown(self) -> None:
+        """A graceful stop began (any thread, a signal handler too): open WebSockets get close 1001."""
+        self.loop.call_soon_threadsafe(self._going_away)
+
+    def _going_away(self) -> None:
+        self.stopping = True
+        for ws in list(self.websockets):
+            ws.going_away()
+
     # --- requests ---
 
     def _on_wake(self) -> None:
@@ -130,8 +141,11 @@ class Runtime:
         app = self.app
         while req is not None:
             scope = req.scope
+            if scope is None:  # a WebSocket handshake refused in C (400/426)
+                req = req.end(False)
+                continue
             scope["state"] = self.state.copy()
-            cycle = Cycle(self, req)
+            cycle = WebSocketCycle(self, req) if req.websocket else Cycle(self, req)
             failed = False
             try:
                 await app(scope, cycle.receive, cycle.send)
@@ -140,18 +154,20 @@ class Runtime:
             except BaseException as exc:
                 failed = True
                 if not req.failed:
-                    log.application_error(f"Error handling request {scope['method']} {req.uri}", exc)
+                    log.application_error(f"Error handling request {scope.get('method', 'GET')} {req.uri}", exc)
                 if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
                     cycle.close()
                     req.end(True)
                     raise
             else:
+                if req.websocket:
+                    cycle.returned()
                 if not req.complete and not req.failed:
                     failed = True
                     what = "completing" if req.started else "starting"
                     _logger.error(
                         "Error handling request %s %s: the ASGI application returned without %s its response",
-                        scope["method"], req.uri, what,
+                        scope.get("method", "GET"), req.uri, what,
                     )
             cycle.close()
             req = req.end(failed)
@@ -296,6 +312,127 @@ class Cycle:
                 raise _core.ClientDisconnected("the client did not read the response in time")
             if req.failed or not req.output_full():
                 return
+
+
+class WebSocketCycle:
+    """receive() and send() of one WebSocket (the websocket scope, with the denial-response extension)."""
+
+    def __init__(self, rt: Runtime, req: Any):
+        self.rt = rt
+        self.req = req
+        self.connected = False  # websocket.connect was delivered
+        self.accepted = False
+        self.closed = False  # a close went out or came in: receive() gives websocket.disconnect
+        self.close_code = 1000
+        self.close_reason = ""
+        self.events: list[tuple[str, Any]] = []
+        self.waiter: asyncio.Future | None = None
+        self.reading = -1
+
+    async def receive(self) -> dict[str, Any]:
+        if not self.connected:
+            self.connected = True
+            return {"type": "websocket.connect"}
+        req = self.req
+        while True:
+            if self.events:
+                kind, value = self.events.pop(0)
+                if kind == "text":
+                    return {"type": "websocket.receive", "text": value}
+                if kind == "bytes":
+                    return {"type": "websocket.receive", "bytes": value}
+                self._closed(*value)
+            if self.closed or not self.accepted or req.failed:
+                return {"type": "websocket.disconnect", "code": self.close_code, "reason": self.close_reason}
+            got = req.ws_read()
+            if got:
+                self.events.extend(got)
+                continue
+            if got is None:
+                await self._wait_readable()
+
+    async def _wait_readable(self) -> None:
+        loop = self.rt.loop
+        self.waiter = fut = loop.create_future()
+        self.reading = self.req.fileno()
+        loop.add_reader(self.reading, _wake, fut)
+        try:
+            await fut
+        finally:
+            loop.remove_reader(self.reading)
+            self.reading = -1
+            self.waiter = None
+
+    def _closed(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.close_code = code
+            self.close_reason = reason
+            self.rt.websockets.discard(self)
+
+    def going_away(self) -> None:
+        """The worker stops: close 1001, and a waiting receive() gets the disconnect."""
+        if self.accepted and not self.closed and not self.req.failed:
+            try:
+                self.req.ws_close(1001, "server shutting down")
+            except Exception:
+                pass
+        self._closed(1001, "server shutting down")
+        if self.waiter is not None:
+            _wake(self.waiter)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        req = self.req
+        kind = message.get("type")
+        if kind == "websocket.send":
+            if self.closed:
+                raise _core.ClientDisconnected("the WebSocket is closed")
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes")
+            if data is None:
+                raise TypeError("ASGI: websocket.send needs 'text' or 'bytes'")
+            if req.ws_send(data):
+                await Cycle._drained(self)  # type: ignore[arg-type]
+        elif kind == "websocket.accept":
+            req.ws_accept(message.get("subprotocol"), message.get("headers", ()))
+            self.accepted = True
+            self.rt.websockets.add(self)
+            if self.rt.stopping:
+                self.going_away()
+        elif kind == "websocket.close":
+            if not self.accepted:
+                req.deny()
+            elif not self.closed:
+                req.ws_close(int(message.get("code", 1000)), message.get("reason") or "")
+            self._closed(int(message.get("code", 1000)), message.get("reason") or "")
+        elif kind == "websocket.http.response.start":
+            if self.accepted:
+                raise RuntimeError("ASGI: websocket.http.response.start after websocket.accept")
+            req.start(message["status"], message.get("headers", ()))
+        elif kind == "websocket.http.response.body":
+            if req.body(message.get("body", b""), message.get("more_body", False)):
+                await Cycle._drained(self)  # type: ignore[arg-type]
+        else:
+            raise RuntimeError(f"ASGI: unexpected message {kind!r} for a WebSocket")
+
+    def returned(self) -> None:
+        """The application returned: an accepted socket still open is closed (1000); one never accepted is
+        refused (403)."""
+        req = self.req
+        if not self.accepted and not req.started:
+            req.deny()
+        elif self.accepted and not self.closed and not req.failed:
+            req.ws_close(1000, "")
+        self._closed(1000, "")
+
+    def close(self) -> None:
+        self.rt.websockets.discard(self)
+        if self.accepted and not self.closed and not self.req.failed:
+            try:
+                self.req.ws_close(1011, "application error")
+            except Exception:
+                pass
 
 
 class Lifespan:

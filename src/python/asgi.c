@@ -23,6 +23,24 @@
 #include "http1_write.h"
 #include "respond.h"
 #include "response.h"
+#include "ws_deflate.h"
+#include "ws_frame.h"
+#include "ws_handshake.h"
+
+/* WebSocket limits (1009 beyond) and permessage-deflate settings. */
+#define WS_MAX_MESSAGE (16u << 20)
+static const mt_ws_handshake_config_t ws_handshake_config = {
+    .deflate = true, .server_max_window_bits = 15, .client_max_window_bits = 15, .mem_level = 8};
+
+/* A WebSocket after its accept: owned by the loop, like the exchange. */
+typedef struct asgi_ws {
+    mt_ws_parser_t parser;
+    bool deflate;
+    mt_ws_deflate_t z;
+    mt_buf_t message; /* the message being received (inflated if compressed) */
+    mt_buf_t zout;    /* a compressed message being sent */
+    bool close_sent, close_received;
+} asgi_ws_t;
 
 typedef struct AsgiRequestObject {
     PyObject_HEAD WorkerObject *worker;
@@ -33,6 +51,9 @@ typedef struct AsgiRequestObject {
     int error_status; /* the body could not be read: the answer the client gets if nothing was sent */
     bool started;     /* http.response.start came */
     bool complete;    /* the response's last message came */
+    bool websocket;   /* a valid WebSocket handshake: the scope is "websocket" */
+    mt_ws_handshake_t *hs; /* until the accept */
+    asgi_ws_t *ws;         /* after the accept */
 } AsgiRequestObject;
 
 /* ---- the loop's side of the queue ---- */
@@ -308,6 +329,58 @@ error:
     return NULL;
 }
 
+/* An upgrade to WebSocket: a valid handshake makes the scope a websocket
+ * scope; an invalid one is refused here (400/426) without the application
+ * (its scope stays None and the connection closes). */
+static int websocket_scope(AsgiRequestObject *self) {
+    mt_conn_t *c = self->conn;
+    mt_ws_handshake_t hs;
+    mt_ws_handshake_result_t r = mt_ws_handshake_parse(&hs, &c->req, c->rbuf.data, &ws_handshake_config);
+    if (r == MT_WS_HANDSHAKE_NOT_WEBSOCKET)
+        return 0;
+    self->ex.keep_alive = false; /* a denial response, if any, ends the connection */
+    if (r != MT_WS_HANDSHAKE_OK) {
+        char head[512];
+        int n = mt_ws_handshake_refuse(r, &hs, head, sizeof head);
+        if (n > 0) {
+            struct iovec iov = {head, (size_t)n};
+            mt_conn_never_wait = true;
+            mt_conn_writev(c, &iov, 1);
+            self->ex.status_code = r == MT_WS_HANDSHAKE_BAD_VERSION ? 426 : 400;
+        }
+        self->complete = true;
+        Py_CLEAR(self->scope);
+        return 0;
+    }
+    self->hs = PyMem_Malloc(sizeof *self->hs);
+    if (self->hs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *self->hs = hs;
+    self->websocket = true;
+    PyObject *protocols = PyList_New((Py_ssize_t)hs.nprotocols);
+    if (protocols == NULL)
+        return -1;
+    for (uint32_t i = 0; i < hs.nprotocols; i++) {
+        PyObject *p = PyUnicode_DecodeLatin1(c->rbuf.data + hs.protocols[i].off, (Py_ssize_t)hs.protocols[i].len, NULL);
+        if (p == NULL) {
+            Py_DECREF(protocols);
+            return -1;
+        }
+        PyList_SET_ITEM(protocols, (Py_ssize_t)i, p);
+    }
+    PyObject *scheme = PyDict_GetItemString(self->scope, "scheme");
+    bool secure = scheme && PyUnicode_Check(scheme) && PyUnicode_CompareWithASCIIString(scheme, "https") == 0;
+    PyObject *ext = Py_BuildValue("{s:{}}", "websocket.http.response");
+    if (set_new(self->scope, "subprotocols", protocols) < 0 ||
+        set_new(self->scope, "type", PyUnicode_FromString("websocket")) < 0 ||
+        set_new(self->scope, "scheme", PyUnicode_FromString(secure ? "wss" : "ws")) < 0 ||
+        set_new(self->scope, "extensions", ext) < 0 || PyDict_DelItemString(self->scope, "method") < 0)
+        return -1;
+    return 0;
+}
+
 static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
     mt_state_t *st = w->st;
     AsgiRequestObject *self = PyObject_New(AsgiRequestObject, st->AsgiRequest_Type);
@@ -323,6 +396,9 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
     self->error_status = 0;
     self->started = self->complete = false;
     self->scope = NULL;
+    self->websocket = false;
+    self->hs = NULL;
+    self->ws = NULL;
     const mt_py_strings_t *S = &st->str;
     self->ex = (mt_exchange_t){
         .worker = w,
@@ -337,11 +413,13 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
         .method = S->methods[c->req.method_id < MT_ARRAY_SIZE(S->methods) ? c->req.method_id : 0],
     };
     self->scope = build_scope(w, c, &self->ex.uri);
-    c->head_consumed = true;
-    if (self->scope == NULL) {
+    if (self->scope == NULL || websocket_scope(self) < 0) {
+        c->head_consumed = true;
         Py_DECREF(self); /* hands the connection back, closing it */
         return NULL;
     }
+    if (!self->websocket)
+        c->head_consumed = true; /* a handshake's spans are read again by the accept */
     return (PyObject *)self;
 }
 
@@ -591,6 +669,13 @@ static PyObject *AsgiRequest_pathsend(AsgiRequestObject *self, PyObject *arg) {
 }
 
 static void release_buffers(AsgiRequestObject *self) {
+    if (self->ws) {
+        mt_ws_deflate_dispose(&self->ws->z);
+        mt_buf_dispose(&self->ws->message);
+        mt_buf_dispose(&self->ws->zout);
+        PyMem_Free(self->ws);
+        self->ws = NULL;
+    }
     mt_buf_dispose(&self->handler.out);
     mt_buf_dispose(&self->handler.zbuf);
     if (self->handler.z) {
@@ -648,7 +733,7 @@ static PyObject *AsgiRequest_end(AsgiRequestObject *self, PyObject *arg) {
         }
         if (ex->out->len && mt_response_flush(ex) < 0)
             PyErr_Clear();
-        if (!ex->failed) {
+        if (!ex->failed && self->ws == NULL) { /* a WebSocket's 101 was logged at its accept */
             self->conn->answer_status = ex->status_code;
             self->conn->answer_bytes = ex->body_sent;
         }
@@ -710,6 +795,10 @@ static PyObject *AsgiRequest_get_started(AsgiRequestObject *self, void *closure)
     return PyBool_FromLong(self->started);
 }
 
+static PyObject *AsgiRequest_get_websocket(AsgiRequestObject *self, void *closure) {
+    return PyBool_FromLong(self->websocket);
+}
+
 static PyObject *AsgiRequest_get_uri(AsgiRequestObject *self, void *closure) {
     return Py_NewRef(self->ex.uri ? self->ex.uri : Py_None);
 }
@@ -725,6 +814,7 @@ static void AsgiRequest_dealloc(AsgiRequestObject *self) {
             PyErr_Clear();
     }
     release_buffers(self);
+    PyMem_Free(self->hs);
     Py_XDECREF(self->ex.status);
     Py_XDECREF(self->ex.headers);
     Py_XDECREF(self->ex.uri);
@@ -735,7 +825,342 @@ static void AsgiRequest_dealloc(AsgiRequestObject *self) {
     Py_DECREF(type);
 }
 
+/* ---- WebSocket (after a valid handshake; the connection stays the loop's) ---- */
+
+static int ws_check(AsgiRequestObject *self, bool accepted) {
+    if (check_open(self) < 0)
+        return -1;
+    if (!self->websocket) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI: not a WebSocket");
+        return -1;
+    }
+    if (accepted && self->ws == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI: websocket.send before websocket.accept");
+        return -1;
+    }
+    if (!accepted && (self->ws || self->started)) {
+        PyErr_SetString(PyExc_RuntimeError, self->ws ? "ASGI: websocket.accept sent twice"
+                                                     : "ASGI: websocket.accept after a denial response began");
+        return -1;
+    }
+    return 0;
+}
+
+static int ws_write(AsgiRequestObject *self, mt_ws_opcode_t opcode, bool rsv1, const void *payload, size_t n) {
+    uint8_t head[10];
+    size_t hn = mt_ws_frame_header(head, opcode, true, rsv1, n);
+    struct iovec iov[2] = {{head, hn}, {(void *)payload, n}};
+    int rc = mt_conn_writev(self->conn, iov, n ? 2 : 1);
+    if (rc < 0) {
+        self->ex.failed = true;
+        PyErr_SetString(self->worker->st->ClientDisconnected, "the client went away");
+        return -1;
+    }
+    return 0;
+}
+
+static int ws_send_close(AsgiRequestObject *self, unsigned code, const char *reason, size_t n) {
+    if (self->ws->close_sent)
+        return 0;
+    uint8_t payload[MT_WS_MAX_CONTROL];
+    int len = mt_ws_close_payload(payload, code, reason, n);
+    if (len < 0) {
+        PyErr_Format(PyExc_ValueError, "ASGI: websocket.close: invalid code %u or reason", code);
+        return -1;
+    }
+    self->ws->close_sent = true;
+    return ws_write(self, MT_WS_CLOSE, false, payload, (size_t)len);
+}
+
+/* ws_accept(subprotocol, headers): the 101, then frames. */
+static PyObject *AsgiRequest_ws_accept(AsgiRequestObject *self, PyObject *args) {
+    PyObject *protocol, *headers;
+    if (!PyArg_ParseTuple(args, "OO:ws_accept", &protocol, &headers) || ws_check(self, false) < 0)
+        return NULL;
+    mt_conn_t *c = self->conn;
+    const char *proto = NULL;
+    Py_ssize_t plen = 0;
+    if (protocol != Py_None && (proto = PyUnicode_AsUTF8AndSize(protocol, &plen)) == NULL)
+        return NULL;
+    char head[4096];
+    int n = mt_ws_handshake_accept(self->hs, c->rbuf.data, proto, (size_t)plen, head, sizeof head);
+    if (n == -EINVAL) {
+        PyErr_Format(PyExc_ValueError, "ASGI: websocket.accept subprotocol %R was not offered by the client", protocol);
+        return NULL;
+    }
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "ASGI: websocket.accept head too large");
+        return NULL;
+    }
+    mt_buf_t out;
+    mt_buf_init(&out);
+    int rc = mt_buf_append(&out, head, (size_t)n - 2); /* the blank line comes after the application's fields */
+    PyObject *iter = rc == 0 ? PyObject_GetIter(headers) : NULL, *item;
+    if (iter == NULL)
+        goto error;
+    Py_ssize_t index = 0;
+    while ((item = PyIter_Next(iter)) != NULL) {
+        PyObject *pair = PySequence_Check(item) && !PyBytes_Check(item) ? PySequence_Tuple(item) : NULL;
+        int bad = pair == NULL || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
+                  !PyBytes_Check(PyTuple_GET_ITEM(pair, 1));
+        if (!bad) {
+            PyObject *nm = PyTuple_GET_ITEM(pair, 0), *v = PyTuple_GET_ITEM(pair, 1);
+            bad = mt_http1_write_field(&out, PyBytes_AS_STRING(nm), (size_t)PyBytes_GET_SIZE(nm), PyBytes_AS_STRING(v),
+                                       (size_t)PyBytes_GET_SIZE(v)) < 0;
+        }
+        Py_XDECREF(pair);
+        if (bad) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "ASGI: websocket.accept header %zd must be a valid pair of bytes, got %R",
+                         index, item);
+            Py_DECREF(item);
+            goto error;
+        }
+        Py_DECREF(item);
+        index++;
+    }
+    if (PyErr_Occurred() || mt_buf_append(&out, "\r\n", 2) < 0)
+        goto error;
+    Py_CLEAR(iter);
+    asgi_ws_t *ws = PyMem_Calloc(1, sizeof *ws);
+    if (ws == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    mt_ws_parser_config_t pc = {.max_frame = WS_MAX_MESSAGE, .max_message = WS_MAX_MESSAGE, .deflate = self->hs->deflate};
+    mt_ws_parser_init(&ws->parser, &pc);
+    ws->deflate = self->hs->deflate;
+    if (ws->deflate)
+        mt_ws_deflate_init(&ws->z, &self->hs->params, 6, ws_handshake_config.mem_level,
+                           mt_ws_deflate_memory(&self->hs->params, ws_handshake_config.mem_level), WS_MAX_MESSAGE);
+    mt_buf_init(&ws->message);
+    mt_buf_init(&ws->zout);
+    self->ws = ws;
+    self->started = self->complete = true;
+    self->ex.head_sent = true;
+    struct iovec iov = {out.data, out.len};
+    rc = mt_conn_writev(c, &iov, 1);
+    mt_buf_dispose(&out);
+    /* The exchange is logged now: the head's spans are not kept. */
+    mt_accesslog_conn(self->worker->server.config.access_log, c, 101, 0, true);
+    mt_buf_consume(&c->rbuf, c->rpos); /* what follows the head is frames */
+    c->rpos = 0;
+    c->head_consumed = true;
+    PyMem_Free(self->hs);
+    self->hs = NULL;
+    if (rc < 0) {
+        self->ex.failed = true;
+        PyErr_SetString(self->worker->st->ClientDisconnected, "the client went away");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(iter);
+    mt_buf_dispose(&out);
+    if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    return NULL;
+}
+
+/* A message or a close, for the loop. */
+static int ws_event(PyObject *events, const char *kind, PyObject *value) {
+    if (value == NULL)
+        return -1;
+    PyObject *t = Py_BuildValue("(sN)", kind, value);
+    int rc = t ? PyList_Append(events, t) : -1;
+    Py_XDECREF(t);
+    return rc;
+}
+
+static int ws_close_event(AsgiRequestObject *self, PyObject *events, unsigned code, const char *reason, size_t n) {
+    self->ws->close_received = true;
+    return ws_event(events, "close", Py_BuildValue("(Is#)", code, reason ? reason : "", (Py_ssize_t)(reason ? n : 0)));
+}
+
+/* Parses what rbuf holds; appends events. Returns 0, or -1 with an exception. */
+static int ws_process(AsgiRequestObject *self, PyObject *events) {
+    asgi_ws_t *ws = self->ws;
+    mt_conn_t *c = self->conn;
+    size_t consumed = 0;
+    while (!ws->close_received && consumed < c->rbuf.len) {
+        size_t used;
+        mt_ws_event_t ev;
+        mt_ws_parse_result_t r =
+            mt_ws_parse(&ws->parser, (uint8_t *)c->rbuf.data + consumed, c->rbuf.len - consumed, &used, &ev);
+        consumed += used;
+        if (r == MT_WS_PARSE_MORE)
+            break;
+        if (r == MT_WS_PARSE_ERROR) {
+            const char *why = ws->parser.error ? ws->parser.error : "";
+            if (ws_send_close(self, ws->parser.close_code, why, strlen(why)) < 0)
+                PyErr_Clear();
+            if (ws_close_event(self, events, ws->parser.close_code, why, strlen(why)) < 0)
+                return -1;
+            break;
+        }
+        if (r == MT_WS_PARSE_CONTROL) {
+            if (ev.opcode == MT_WS_PING) {
+                if (!ws->close_sent && ws_write(self, MT_WS_PONG, false, ev.data, ev.len) < 0)
+                    PyErr_Clear();
+            } else if (ev.opcode == MT_WS_CLOSE) {
+                unsigned code = ev.close_code == MT_WS_CLOSE_NO_STATUS ? MT_WS_CLOSE_NORMAL : ev.close_code;
+                if (ws_send_close(self, code, "", 0) < 0)
+                    PyErr_Clear();
+                if (ws_close_event(self, events, ev.close_code, (const char *)ev.reason, ev.reason_len) < 0)
+                    return -1;
+            }
+            continue;
+        }
+        int zrc = 0;
+        if (ev.compressed)
+            zrc = mt_ws_deflate_inflate(&ws->z, ev.data, ev.len, ev.message_end, &ws->message);
+        else if (mt_buf_append(&ws->message, ev.data, ev.len) < 0)
+            zrc = -ENOMEM;
+        unsigned code = 0;
+        const char *why = NULL;
+        if (zrc < 0) {
+            code = zrc == -EMSGSIZE ? MT_WS_CLOSE_TOO_BIG : zrc == -EBADMSG ? MT_WS_CLOSE_INVALID_DATA : MT_WS_CLOSE_INTERNAL;
+            why = "bad compressed message";
+        } else if (ev.message_end && ev.compressed && ev.opcode == MT_WS_TEXT) {
+            mt_ws_utf8_t u = {0};
+            if (!mt_ws_utf8_feed(&u, (const uint8_t *)ws->message.data, ws->message.len) || !mt_ws_utf8_complete(&u)) {
+                code = MT_WS_CLOSE_INVALID_DATA;
+                why = "text message not UTF-8";
+            }
+        }
+        if (code) {
+            if (ws_send_close(self, code, why, strlen(why)) < 0)
+                PyErr_Clear();
+            if (ws_close_event(self, events, code, why, strlen(why)) < 0)
+                return -1;
+            break;
+        }
+        if (!ev.message_end)
+            continue;
+        const char *data = ws->message.len ? ws->message.data : "";
+        PyObject *value = ev.opcode == MT_WS_TEXT ? PyUnicode_DecodeUTF8(data, (Py_ssize_t)ws->message.len, NULL)
+                                                  : PyBytes_FromStringAndSize(data, (Py_ssize_t)ws->message.len);
+        ws->message.len = 0;
+        if (ws_event(events, ev.opcode == MT_WS_TEXT ? "text" : "bytes", value) < 0)
+            return -1;
+    }
+    mt_buf_consume(&c->rbuf, consumed);
+    return 0;
+}
+
+/* ws_read() -> a list of ("text", str), ("bytes", bytes), ("close", (code, reason)); None: wait for the socket. */
+static PyObject *AsgiRequest_ws_read(AsgiRequestObject *self, PyObject *unused) {
+    if (ws_check(self, true) < 0)
+        return NULL;
+    asgi_ws_t *ws = self->ws;
+    mt_conn_t *c = self->conn;
+    PyObject *events = PyList_New(0);
+    if (events == NULL)
+        return NULL;
+    while (!ws->close_received) {
+        if (ws_process(self, events) < 0)
+            goto error;
+        if (PyList_GET_SIZE(events) || ws->close_received)
+            break;
+        if (mt_buf_reserve(&c->rbuf, 16384) < 0) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        ssize_t n = read(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
+        if (n > 0) {
+            c->rbuf.len += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            Py_DECREF(events);
+            Py_RETURN_NONE;
+        }
+        self->ex.failed = true; /* gone without a close frame */
+        if (ws_close_event(self, events, MT_WS_CLOSE_ABNORMAL, NULL, 0) < 0)
+            goto error;
+    }
+    return events;
+error:
+    Py_DECREF(events);
+    return NULL;
+}
+
+/* ws_send(data): a str goes as a text message, bytes as binary. Returns whether the output is over its mark. */
+static PyObject *AsgiRequest_ws_send(AsgiRequestObject *self, PyObject *data) {
+    if (ws_check(self, true) < 0)
+        return NULL;
+    asgi_ws_t *ws = self->ws;
+    if (ws->close_sent || self->ex.failed) {
+        PyErr_SetString(self->worker->st->ClientDisconnected, "the WebSocket is closed");
+        return NULL;
+    }
+    const char *p;
+    Py_ssize_t n;
+    mt_ws_opcode_t opcode;
+    if (PyUnicode_Check(data)) {
+        if ((p = PyUnicode_AsUTF8AndSize(data, &n)) == NULL)
+            return NULL;
+        opcode = MT_WS_TEXT;
+    } else if (PyBytes_Check(data)) {
+        p = PyBytes_AS_STRING(data);
+        n = PyBytes_GET_SIZE(data);
+        opcode = MT_WS_BINARY;
+    } else {
+        PyErr_Format(PyExc_TypeError, "ASGI: websocket.send needs 'text' (str) or 'bytes' (bytes), got %.100s",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    int rc;
+    if (ws->deflate && n > 0) {
+        ws->zout.len = 0;
+        if (mt_ws_deflate_compress(&ws->z, p, (size_t)n, &ws->zout) < 0)
+            return PyErr_NoMemory();
+        rc = ws_write(self, opcode, true, ws->zout.data, ws->zout.len);
+    } else {
+        rc = ws_write(self, opcode, false, p, (size_t)n);
+    }
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(mt_conn_output_full(self->conn));
+}
+
+/* ws_close(code, reason): the close frame (the connection closes when the exchange ends). */
+static PyObject *AsgiRequest_ws_close(AsgiRequestObject *self, PyObject *args) {
+    unsigned code;
+    const char *reason = "";
+    Py_ssize_t n = 0;
+    if (!PyArg_ParseTuple(args, "I|s#:ws_close", &code, &reason, &n) || ws_check(self, true) < 0)
+        return NULL;
+    if (self->ex.failed)
+        Py_RETURN_NONE;
+    if (ws_send_close(self, code, reason, (size_t)n) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* deny(): websocket.close before the accept: 403. */
+static PyObject *AsgiRequest_deny(AsgiRequestObject *self, PyObject *unused) {
+    if (ws_check(self, false) < 0)
+        return NULL;
+    mt_response_error(&self->ex, 403, "the WebSocket was refused", false);
+    self->started = self->complete = true;
+    if (mt_response_flush(&self->ex) < 0)
+        PyErr_Clear();
+    self->conn->answer_status = 403;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef AsgiRequest_methods[] = {
+    {"ws_accept", (PyCFunction)AsgiRequest_ws_accept, METH_VARARGS,
+     "ws_accept(subprotocol, headers)\n--\n\nwebsocket.accept: the 101 answer."},
+    {"ws_read", (PyCFunction)AsgiRequest_ws_read, METH_NOARGS,
+     "ws_read()\n--\n\nThe messages and close that arrived, or None: wait for the socket."},
+    {"ws_send", (PyCFunction)AsgiRequest_ws_send, METH_O,
+     "ws_send(data)\n--\n\nwebsocket.send (str: text, bytes: binary); returns whether the output is over its mark."},
+    {"ws_close", (PyCFunction)AsgiRequest_ws_close, METH_VARARGS, "ws_close(code, reason='')\n--\n\nwebsocket.close."},
+    {"deny", (PyCFunction)AsgiRequest_deny, METH_NOARGS, "deny()\n--\n\nwebsocket.close before the accept: 403."},
     {"read", (PyCFunction)AsgiRequest_read, METH_NOARGS,
      "read()\n--\n\n(bytes, more_body), or None: wait for the socket to be readable."},
     {"body_timeout", (PyCFunction)AsgiRequest_body_timeout, METH_NOARGS,
@@ -759,6 +1184,7 @@ static PyMethodDef AsgiRequest_methods[] = {
 };
 
 static PyGetSetDef AsgiRequest_getset[] = {
+    {"websocket", (getter)AsgiRequest_get_websocket, NULL, "A WebSocket handshake.", NULL},
     {"scope", (getter)AsgiRequest_get_scope, NULL, "The HTTP scope (without state).", NULL},
     {"conn_id", (getter)AsgiRequest_get_conn_id, NULL, "The connection's id in asgi_take's drained list.", NULL},
     {"failed", (getter)AsgiRequest_get_failed, NULL, "The client went away.", NULL},

@@ -177,3 +177,46 @@ class CallableApp:
 
 
 callable_app = CallableApp()
+
+
+async def ws_app(scope, receive, send):
+    """WebSocket cases, by path: /echo, /deny, /http-deny, /close-code, /server-close, /raise."""
+    if scope["type"] == "lifespan":
+        await lifespan(scope, receive, send)
+        return
+    if scope["type"] == "http":
+        await respond(send, body=b"http ok")
+        return
+    assert scope["type"] == "websocket"
+    path = scope["path"]
+    message = await receive()
+    assert message["type"] == "websocket.connect"
+    if path == "/deny":
+        await send({"type": "websocket.close"})
+        return
+    if path == "/http-deny":
+        await send({"type": "websocket.http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")]})
+        await send({"type": "websocket.http.response.body", "body": b"no token"})
+        return
+    if path == "/raise-before-accept":
+        raise ValueError("websocket boom")
+    protocol = "chat" if "chat" in scope["subprotocols"] else None
+    await send({"type": "websocket.accept", "subprotocol": protocol, "headers": [(b"x-accepted", b"yes")]})
+    if path == "/server-close":
+        await send({"type": "websocket.close", "code": 4001, "reason": "bye"})
+        return
+    if path == "/raise":
+        raise ValueError("websocket boom after accept")
+    if path == "/scope":
+        shown = {k: v for k, v in scope.items() if k not in ("headers", "state", "raw_path", "query_string")}
+        await send({"type": "websocket.send", "text": json.dumps(shown)})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            report("ws-disconnect", {"code": message["code"], "time": time.time()})
+            return
+        if "text" in message and message["text"] is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
