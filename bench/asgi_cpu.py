@@ -39,9 +39,24 @@ def cpu_seconds(pid: int) -> float:
 def run(name: str, args: list[str], duration: int) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'bench'}:{ROOT / 'tests' / 'py'}")
     master = subprocess.Popen(
-        ["taskset", "-c", "0", sys.executable, "-m", "meltemi", *args, "--bind", f"127.0.0.1:{PORT}",
-         "--workers", "1", "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-m",
+            "meltemi",
+            *args,
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{PORT}{URLS.get(name, '/')}"
     try:

@@ -181,7 +181,7 @@ OPTIONS: tuple[Option, ...] = (
         "lifespan",
         Choice("auto", "on", "off"),
         "auto",
-        "The ASGI lifespan protocol (startup and shutdown events, `scope[\"state\"]`). `on`: an application "
+        'The ASGI lifespan protocol (startup and shutdown events, `scope["state"]`). `on`: an application '
         "that fails it stops the worker at boot with the reason; `auto`: as `on`, except that an application "
         "raising before startup completes is taken not to support lifespan; `off`: no lifespan events.",
         PROCESSES,

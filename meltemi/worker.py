@@ -226,7 +226,9 @@ def start_asgi(core: Any, app: Any, config: Config) -> Any:
     from .asgi.runtime import LifespanError, Runtime
 
     if config.api:
-        raise BootError("--api is served with a WSGI application only (the typed API does not run on the ASGI loop yet)")
+        raise BootError(
+            "--api is served with a WSGI application only (the typed API does not run on the ASGI loop yet)"
+        )
     try:
         runtime = Runtime(
             core,

@@ -11,8 +11,9 @@ def is_asgi(app: Any) -> bool:
     __call__ is one (Django's ASGIHandler, Starlette, FastAPI)."""
     if inspect.iscoroutinefunction(app):
         return True
-    call = getattr(type(app), "__call__", None)
-    return call is not None and not inspect.isclass(app) and inspect.iscoroutinefunction(call)
+    if inspect.isclass(app) or not callable(app):
+        return False
+    return inspect.iscoroutinefunction(type(app).__call__)
 
 
 __all__ = ["is_asgi"]

@@ -56,8 +56,16 @@ class LifespanError(Exception):
 class Runtime:
     """The loop thread, the lifespan, and the requests of one worker."""
 
-    def __init__(self, core: Any, app: Any, *, loop: str = "auto", lifespan: str = "auto",
-                 body_timeout: float = 60.0, write_timeout: float = 60.0):
+    def __init__(
+        self,
+        core: Any,
+        app: Any,
+        *,
+        loop: str = "auto",
+        lifespan: str = "auto",
+        body_timeout: float = 60.0,
+        write_timeout: float = 60.0,
+    ):
         self.core = core
         self.app = app
         self.lifespan_mode = lifespan
@@ -167,7 +175,9 @@ class Runtime:
                     what = "completing" if req.started else "starting"
                     _logger.error(
                         "Error handling request %s %s: the ASGI application returned without %s its response",
-                        scope.get("method", "GET"), req.uri, what,
+                        scope.get("method", "GET"),
+                        req.uri,
+                        what,
                     )
             cycle.close()
             req = req.end(failed)

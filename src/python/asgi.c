@@ -48,10 +48,10 @@ typedef struct AsgiRequestObject {
     mt_handler_t handler;
     mt_exchange_t ex;
     PyObject *scope;
-    int error_status; /* the body could not be read: the answer the client gets if nothing was sent */
-    bool started;     /* http.response.start came */
-    bool complete;    /* the response's last message came */
-    bool websocket;   /* a valid WebSocket handshake: the scope is "websocket" */
+    int error_status;      /* the body could not be read: the answer the client gets if nothing was sent */
+    bool started;          /* http.response.start came */
+    bool complete;         /* the response's last message came */
+    bool websocket;        /* a valid WebSocket handshake: the scope is "websocket" */
     mt_ws_handshake_t *hs; /* until the accept */
     asgi_ws_t *ws;         /* after the accept */
 } AsgiRequestObject;
@@ -146,9 +146,9 @@ static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
     PyObject *scheme = PyDict_GetItemWithError(w->environ_template, S->wsgi_url_scheme);
     if (scheme == NULL)
         return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_RuntimeError, "no url scheme");
-    a->scope_template = Py_BuildValue("{s:s,s:{s:s,s:s},s:O,s:s,s:{s:{}}}", "type", "http", "asgi", "version", "3.0",
-                                      "spec_version", "2.4", "scheme", scheme, "root_path", "", "extensions",
-                                      "http.response.pathsend");
+    a->scope_template =
+        Py_BuildValue("{s:s,s:{s:s,s:s},s:O,s:s,s:{s:{}}}", "type", "http", "asgi", "version", "3.0", "spec_version",
+                      "2.4", "scheme", scheme, "root_path", "", "extensions", "http.response.pathsend");
     if (a->scope_template == NULL)
         return NULL;
     w->server.queue.notify_fd = a->efd;
@@ -257,7 +257,8 @@ static PyObject *build_scope(WorkerObject *w, mt_conn_t *c, PyObject **uri) {
     if (PyDict_SetItemString(scope, "method", method) < 0 ||
         set_new(scope, "http_version", PyUnicode_FromString(req->http_minor ? "1.1" : "1.0")) < 0)
         goto error;
-    if (c->listener >= 0 && c->listener < a->nservers && PyDict_SetItemString(scope, "server", a->servers[c->listener]) < 0)
+    if (c->listener >= 0 && c->listener < a->nservers &&
+        PyDict_SetItemString(scope, "server", a->servers[c->listener]) < 0)
         goto error;
     char host[64];
     int port;
@@ -927,7 +928,8 @@ static PyObject *AsgiRequest_ws_accept(AsgiRequestObject *self, PyObject *args) 
         PyErr_NoMemory();
         goto error;
     }
-    mt_ws_parser_config_t pc = {.max_frame = WS_MAX_MESSAGE, .max_message = WS_MAX_MESSAGE, .deflate = self->hs->deflate};
+    mt_ws_parser_config_t pc = {
+        .max_frame = WS_MAX_MESSAGE, .max_message = WS_MAX_MESSAGE, .deflate = self->hs->deflate};
     mt_ws_parser_init(&ws->parser, &pc);
     ws->deflate = self->hs->deflate;
     if (ws->deflate)
@@ -1019,7 +1021,9 @@ static int ws_process(AsgiRequestObject *self, PyObject *events) {
         unsigned code = 0;
         const char *why = NULL;
         if (zrc < 0) {
-            code = zrc == -EMSGSIZE ? MT_WS_CLOSE_TOO_BIG : zrc == -EBADMSG ? MT_WS_CLOSE_INVALID_DATA : MT_WS_CLOSE_INTERNAL;
+            code = zrc == -EMSGSIZE  ? MT_WS_CLOSE_TOO_BIG
+                   : zrc == -EBADMSG ? MT_WS_CLOSE_INVALID_DATA
+                                     : MT_WS_CLOSE_INTERNAL;
             why = "bad compressed message";
         } else if (ev.message_end && ev.compressed && ev.opcode == MT_WS_TEXT) {
             mt_ws_utf8_t u = {0};

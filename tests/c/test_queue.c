@@ -277,7 +277,8 @@ static void test_notify_and_trypop(void) {
     ok(read(efd, &count, sizeof count) < 0 && errno == EAGAIN, "no notification before a push");
     for (int i = 0; i < 3; i++)
         mt_queue_push(&q, &items[i].q);
-    ok(read(efd, &count, sizeof count) == sizeof count && count == 1, "one notification for pushes onto a non-empty queue");
+    ok(read(efd, &count, sizeof count) == sizeof count && count == 1,
+       "one notification for pushes onto a non-empty queue");
     is_int(value_of(mt_queue_trypop(&q, &closed)), 1, "trypop takes the oldest");
     is_int(value_of(mt_queue_trypop(&q, &closed)), 2, "then the next");
     is_int(value_of(mt_queue_trypop(&q, &closed)), 3, "then the last");

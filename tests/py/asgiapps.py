@@ -45,7 +45,11 @@ async def read_body(receive):
 
 async def respond(send, status=200, body=b"", headers=None, content_type=b"text/plain"):
     await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type), *(headers or [])]}
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), *(headers or [])],
+        }
     )
     await send({"type": "http.response.body", "body": body})
 
@@ -95,7 +99,9 @@ async def app(scope, receive, send):
         # Streams n chunks of 64 KiB, reporting how far it got (back-pressure pauses send()).
         total = int(q.get("n", "256"))
         chunk = b"x" * 65536
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
+        )
         for i in range(total):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             report("progress", {"sent": i + 1, "time": time.time()})
@@ -123,7 +129,9 @@ async def app(scope, receive, send):
     elif path == "/half-response":
         await send({"type": "http.response.start", "status": 200, "headers": []})
     elif path == "/pathsend":
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
+        )
         await send({"type": "http.response.pathsend", "path": q["path"]})
     elif path == "/json":
         big = json.dumps({"items": [{"id": i, "name": f"item {i}"} for i in range(200)]}).encode()
@@ -195,8 +203,13 @@ async def ws_app(scope, receive, send):
         await send({"type": "websocket.close"})
         return
     if path == "/http-deny":
-        await send({"type": "websocket.http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")]})
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 401,
+                "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
+            }
+        )
         await send({"type": "websocket.http.response.body", "body": b"no token"})
         return
     if path == "/raise-before-accept":

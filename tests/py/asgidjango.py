@@ -17,8 +17,15 @@ USE_TZ = True
 
 async def async_view(request):
     await asyncio.sleep(0)
-    return JsonResponse({"kind": "async", "method": request.method, "path": request.path,
-                         "q": request.GET.get("q"), "thread": threading.current_thread().name})
+    return JsonResponse(
+        {
+            "kind": "async",
+            "method": request.method,
+            "path": request.path,
+            "q": request.GET.get("q"),
+            "thread": threading.current_thread().name,
+        }
+    )
 
 
 def sync_view(request):

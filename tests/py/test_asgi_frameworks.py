@@ -12,8 +12,13 @@ def test_django_asgi_handler_async_and_sync_views(start_server):
     server = start_server("asgidjango_app:application")
     with httpx.Client(base_url=server.url) as client:
         r = client.get("/async/", params={"q": "é"})
-        assert r.json() == {"kind": "async", "method": "GET", "path": "/async/", "q": "é",
-                            "thread": "meltemi-asgi-loop"}
+        assert r.json() == {
+            "kind": "async",
+            "method": "GET",
+            "path": "/async/",
+            "q": "é",
+            "thread": "meltemi-asgi-loop",
+        }
         r = client.post("/sync/", content=b"posted")
         assert r.json()["kind"] == "sync" and r.json()["body"] == "posted"
         assert r.json()["thread"] != "meltemi-asgi-loop"  # sync views run in asgiref's executor

@@ -10,10 +10,9 @@ import time
 import httpx
 import pytest
 from conftest import recv_all
+from test_asgi import read_report, reports  # noqa: F401  (fixture)
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from test_asgi import read_report, reports  # noqa: F401  (fixture)
 
 APP = "asgiapps:ws_app"
 
