@@ -308,3 +308,24 @@ def test_lifespan_off_and_detection(start_server):
     assert httpx.get(server.url + "/").text == "callable object"
     forced = start_server("asgiapps:plain", "--interface", "asgi", "--lifespan", "off")
     assert httpx.get(forced.url + "/").text == "plain"
+
+
+def test_expect_continue_is_sent_on_the_first_receive(start_server):
+    server = start_server(APP)
+    with server.connect() as sock:
+        sock.sendall(b"POST /scope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        interim = sock.recv(100)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        response = ResponseReader(sock).read_response()
+    assert json.loads(response.body)["body"] == "hello"
+
+
+def test_workers_are_replaced_after_max_requests(start_server):
+    server = start_server(APP, "--max-requests", "5", "--max-requests-jitter", "0")
+    pids = set()
+    deadline = time.monotonic() + 30
+    while len(pids) < 2 and time.monotonic() < deadline:
+        with httpx.Client(base_url=server.url) as client:
+            pids.add(client.get("/scope").json()["state"]["booted"])
+    assert len(pids) >= 2, server.output  # a second worker, with its own lifespan state, took over
