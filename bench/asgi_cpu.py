@@ -3,7 +3,9 @@
 One worker pinned to CPU 0 (`--threads 1` for WSGI), wrk pinned to CPU 1, keep-alive, 50 connections;
 the worker's CPU time (utime + stime of all its threads, /proc/PID/stat) over the measured run divided
 by the requests wrk completed. Scenarios run interleaved, `--rounds` times.
-Usage: .venv/bin/python bench/asgi_cpu.py [--duration 5] [--rounds 2]
+With `--uvicorn PATH` (a uvicorn executable, e.g. from a virtual environment with uvicorn, uvloop and
+httptools), uvicorn serves the bare ASGI hello and the Starlette hello too (one process, the same pinning).
+Usage: .venv/bin/python bench/asgi_cpu.py [--duration 5] [--rounds 2] [--uvicorn /tmp/peers/bin/uvicorn]
 """
 
 from __future__ import annotations
@@ -36,24 +38,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def run(name: str, args: list[str], duration: int) -> tuple[float, float]:
+def run(name: str, args: list[str], duration: int, uvicorn: str | None = None) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'bench'}:{ROOT / 'tests' / 'py'}")
+    if uvicorn:
+        command = [uvicorn, *args, "--port", str(PORT), "--no-access-log", "--log-level", "warning"]
+    else:
+        command = [sys.executable, "-m", "meltemi", *args, "--bind", f"127.0.0.1:{PORT}", "--workers", "1"]
+        command += ["--log-level", "warning"]
     master = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            "0",
-            sys.executable,
-            "-m",
-            "meltemi",
-            *args,
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ],
+        ["taskset", "-c", "0", *command],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -66,7 +59,7 @@ def run(name: str, args: list[str], duration: int) -> tuple[float, float]:
                 break
             except OSError:
                 time.sleep(0.1)
-        worker = int(subprocess.check_output(["pgrep", "-P", str(master.pid)]).split()[0])
+        worker = master.pid if uvicorn else int(subprocess.check_output(["pgrep", "-P", str(master.pid)]).split()[0])
         subprocess.run(["taskset", "-acp", "0", str(worker)], stdout=subprocess.DEVNULL, check=False)
         subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c50", "-d2s", url], stdout=subprocess.DEVNULL, check=True)
         before = cpu_seconds(worker)
@@ -83,11 +76,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--uvicorn", help="a uvicorn executable: measure it on the ASGI hellos too")
     args = parser.parse_args()
+    peers = {}
+    if args.uvicorn:
+        peers = {"uvicorn ASGI hello (bare callable)": ["asgi_hello_app:app"]}
+        peers["uvicorn Starlette hello"] = ["asgi_hello_app:starlette_app"]
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     for round_ in range(args.rounds):
-        for name, argv in SCENARIOS.items():
-            rps, us = run(name, argv, args.duration)
+        for name, argv in [*SCENARIOS.items(), *peers.items()]:
+            rps, us = run(name, argv, args.duration, args.uvicorn if name in peers else None)
             print(f"round {round_ + 1}  {name:34s} {rps:9.0f} req/s  {us:6.1f} us CPU/request", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
