@@ -329,3 +329,68 @@ def test_workers_are_replaced_after_max_requests(start_server):
         with httpx.Client(base_url=server.url) as client:
             pids.add(client.get("/scope").json()["state"]["booted"])
     assert len(pids) >= 2, server.output  # a second worker, with its own lifespan state, took over
+
+
+def test_slow_readers_do_not_hold_up_other_clients(start_server):
+    """Twenty clients that do not read a 4 MiB stream: their send() calls wait, the loop does not."""
+    server = start_server(APP)
+    slow = []
+    for _ in range(20):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        sock.connect((server.host, server.port))
+        sock.sendall(b"GET /big?n=64 HTTP/1.1\r\nHost: x\r\n\r\n")
+        slow.append(sock)
+    time.sleep(0.5)
+    timings = []
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(50):
+            started = time.monotonic()
+            assert client.get("/hello").text == "Hello, world!"
+            timings.append(time.monotonic() - started)
+    timings.sort()
+    assert timings[len(timings) // 2] < 0.05, timings
+    assert timings[-2] < 0.25, timings
+    for sock in slow:
+        response = ResponseReader(sock, timeout=30).read_response()
+        assert len(response.body) == 64 * 65536
+        sock.close()
+
+
+def test_many_concurrent_keep_alive_clients(start_server):
+    server = start_server(APP)
+
+    async def client(index):
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        for i in range(20):
+            body = b"%d-%d" % (index, i)
+            writer.write(b"POST /scope HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            payload = json.loads(await reader.readexactly(length))
+            assert payload["body"] == body.decode()
+        writer.close()
+
+    async def main():
+        await asyncio.gather(*(client(i) for i in range(100)))
+
+    asyncio.run(main())
+
+
+def test_client_gone_while_send_waits(start_server, reports):
+    server = start_server(APP)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    sock.connect((server.host, server.port))
+    sock.sendall(b"GET /big?n=4096 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.5)
+    paused_at = read_report(reports, "progress")["sent"]
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    sock.close()
+    time.sleep(0.5)
+    # The waiting send() was woken by the failure and raised: the stream stopped, nothing was logged.
+    assert read_report(reports, "progress")["sent"] <= paused_at + 1
+    assert paused_at < 4096
+    assert httpx.get(server.url + "/hello").text == "Hello, world!"
+    assert "Error handling request" not in server.output
