@@ -94,7 +94,7 @@ def test_body_read_in_many_receive_calls(start_server):
         sock.sendall(b"POST /scope HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
         for i in range(0, len(body), 20000):
             sock.sendall(body[i : i + 20000])
-            time.sleep(0.05)
+            time.sleep(0.3 if i == 0 else 0.1)  # the app reads each piece as it comes
         response = ResponseReader(sock).read_response()
     assert response.status == 200
     scope = json.loads(response.body)
@@ -107,9 +107,9 @@ def test_chunked_request_body(start_server):
     server = start_server(APP)
     with server.connect() as sock:
         sock.sendall(b"POST /scope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        for part in (b"hello ", b"chunked ", b"world"):
+        for index, part in enumerate((b"hello ", b"chunked ", b"world")):
             sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
-            time.sleep(0.05)
+            time.sleep(0.3 if index == 0 else 0.1)
         sock.sendall(b"0\r\n\r\n")
         response = ResponseReader(sock).read_response()
     scope = json.loads(response.body)
