@@ -59,6 +59,9 @@ SERVERS = [
     Server("meltemi-wsgi", "meltemi", "meltemi (Django views only, WSGI)", in_quick=False),
     # meltemi with one handler thread (SCHED_BATCH): its fastest setting for views that never block.
     Server("meltemi-t1", "meltemi", "meltemi, --threads 1", in_quick=False),
+    # meltemi serving the same ASGI applications as uvicorn (Django's ASGI handler) and uvicorn + FastAPI.
+    Server("meltemi-asgi", "meltemi", "meltemi + Django ASGI", in_quick=False),
+    Server("meltemi-fastapi", "meltemi", "meltemi + FastAPI", in_quick=False),
     Server("bolt", "bolt", "Django Bolt (runbolt)"),
     Server("granian", "granian", "Granian (WSGI)"),
     Server("gunicorn", "gunicorn", "gunicorn (sync; gthread for waits)"),
@@ -163,17 +166,39 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
         argv = [str(python), "manage.py", "runbolt", "--host", host, "--port", str(port), "--processes", "1"]
         return Launch(argv, env, path)
 
-    if server == "fastapi":
+    if server in ("fastapi", "meltemi-fastapi"):
         if name.startswith("orm") or name == "django-page":
             raise Unsupported("a Django scenario (FastAPI has no Django ORM or templates)")
         if name == "wait-10ms":
             path = "/wait-async"
+        if server == "meltemi-fastapi":
+            if name.startswith("static"):
+                raise Unsupported("measured as meltemi (static files are answered in C before the application)")
+            argv = [str(python), "-m", "meltemi", "fastapi_app:app", "--bind", f"{host}:{port}", "--workers", "1"]
+            return Launch(argv, env, path)
         argv = [str(bin_dir / "uvicorn"), "fastapi_app:app", "--host", host, "--port", str(port)]
         argv += ["--no-access-log", "--log-level", "warning"]
         return Launch(argv, env, path)
 
     if name == "compress":
         path = "/json10k-gzip"  # Django's gzip_page: the server itself does not compress
+
+    if server == "meltemi-asgi":
+        if name.startswith("static"):
+            raise Unsupported("measured as meltemi (static files are answered in C before the application)")
+        if name == "wait-10ms":
+            path = "/wait-async"
+        argv = [
+            str(python),
+            "-m",
+            "meltemi",
+            "benchproj.asgi:application",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "1",
+        ]
+        return Launch(argv, env, path)
 
     if server == "uvicorn":
         if name.startswith("static"):

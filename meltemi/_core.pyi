@@ -123,3 +123,9 @@ def precompress_file(
     min_size: int = 512,
 ) -> list[str]:
     """Writes the precompressed variants of a file beside it; returns the codings written."""
+
+def asgi_enable(worker: Worker, /) -> int:
+    """Hands the worker's requests to an event loop (meltemi.asgi); returns the eventfd it watches."""
+
+def asgi_take(worker: Worker, /) -> tuple[list[Any], list[int], bool]:
+    """What woke the loop: new exchanges (AsgiRequest, internal), drained connection ids, whether the queue closed."""

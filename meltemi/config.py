@@ -178,6 +178,33 @@ OPTIONS: tuple[Option, ...] = (
         core=True,
     ),
     Option(
+        "interface",
+        Choice("auto", "wsgi", "asgi"),
+        "auto",
+        "How the application is called. `auto`: ASGI 3 when the application is a coroutine function or an "
+        "object whose `__call__` is one (Django's `ASGIHandler`, Starlette, FastAPI), WSGI otherwise. With "
+        "`runmeltemi`, `asgi` (or a Django setting `ASGI_APPLICATION`) serves the project's ASGI application. "
+        "An ASGI application runs on one event loop per worker (docs/asgi.md); `threads` then does not apply.",
+        PROCESSES,
+    ),
+    Option(
+        "loop",
+        Choice("auto", "asyncio", "uvloop"),
+        "auto",
+        "The event loop of an ASGI application: `uvloop` (an error if it is not installed), `asyncio` (the "
+        "standard library's), or `auto`: uvloop when it is installed.",
+        PROCESSES,
+    ),
+    Option(
+        "lifespan",
+        Choice("auto", "on", "off"),
+        "auto",
+        'The ASGI lifespan protocol (startup and shutdown events, `scope["state"]`). `on`: an application '
+        "that fails it stops the worker at boot with the reason; `auto`: as `on`, except that an application "
+        "raising before startup completes is taken not to support lifespan; `off`: no lifespan events.",
+        PROCESSES,
+    ),
+    Option(
         "dispatch",
         Choice("lazy", "eager"),
         "lazy",

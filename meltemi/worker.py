@@ -217,6 +217,45 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None, 
             os.close(access_fd)  # the worker keeps its own duplicate
 
 
+def serves_asgi(app: Any, config: Config) -> bool:
+    """Whether the application is called as ASGI (option interface; `auto` looks at the callable)."""
+    if config.interface == "auto":
+        from .asgi import is_asgi
+
+        return is_asgi(app)
+    return config.interface == "asgi"
+
+
+def start_asgi(core: Any, app: Any, config: Config) -> Any:
+    """The worker's ASGI runtime (meltemi/asgi/runtime.py): its loop started, its lifespan startup done, the
+    worker's requests handed to it (before core.start()). Raises BootError."""
+    from .asgi.runtime import LifespanError, Runtime
+
+    if config.api:
+        raise BootError(
+            "--api is served with a WSGI application only (the typed API does not run on the ASGI loop yet)"
+        )
+    try:
+        runtime = Runtime(
+            core,
+            app,
+            loop=config.loop,
+            lifespan=config.lifespan,
+            body_timeout=config.body_timeout,
+            write_timeout=config.write_timeout,
+        )
+    except ImportError as exc:
+        raise BootError(f"--loop {config.loop}: {exc}") from None
+    runtime.start()
+    _logger.info("ASGI application on the %s event loop", runtime.loop_name)
+    try:
+        runtime.startup()
+    except LifespanError as exc:
+        runtime.stop()
+        raise BootError(str(exc)) from None
+    return runtime
+
+
 def _start_threads(core: Any, count: int) -> list[threading.Thread]:
     threads = []
     for index in range(count):
@@ -271,8 +310,11 @@ def run(
         except BootError as exc:
             exc.report()
             return BOOT_ERROR
+    asgi = None
     try:
         core = build(app, listeners, config, metrics=metrics)
+        if serves_asgi(app, config):
+            asgi = start_asgi(core, app, config)
     except BootError as exc:
         exc.report()
         return BOOT_ERROR
@@ -285,6 +327,8 @@ def run(
     def on_stop(signum: int, frame: Any) -> None:
         stopping.set()
         core.shutdown()
+        if asgi is not None:
+            asgi.begin_shutdown()  # open WebSockets get close 1001
 
     def on_quit(signum: int, frame: Any) -> None:
         os._exit(0)
@@ -304,7 +348,8 @@ def run(
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
-    threads = _start_threads(core, config.threads)
+    # An ASGI application runs on its loop: no handler thread takes requests.
+    threads = [] if asgi else _start_threads(core, config.threads)
     _notify(status_fd, b"R")
 
     limit = 0
@@ -340,6 +385,10 @@ def run(
     if drained:
         for thread in threads:
             thread.join(1.0)
+    if asgi is not None:
+        if drained:
+            asgi.shutdown(config.graceful_timeout)
+        asgi.stop()
     if os.environ.get("MELTEMI_DEBUG_COUNTERS") == "1":
         stats = core.stats()
         fields = " ".join(f"{name}={stats[name]}" for name in COUNTERS)
@@ -403,7 +452,9 @@ def serve_in_process(config: Config, loader: AppLoader, listeners: list[Listener
     """
     app = loader.load()
     core = build(app, listeners, config)
+    asgi = start_asgi(core, app, config) if serves_asgi(app, config) else None
     core.start()
-    _start_threads(core, config.threads)
+    if asgi is None:
+        _start_threads(core, config.threads)
     while not core.join(None):
         pass

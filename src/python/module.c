@@ -52,7 +52,8 @@ static int core_exec(PyObject *m) {
         (st->FileWrapper_Type = add_type(m, &FileWrapper_Spec, "FileWrapper")) == NULL ||
         (st->Input_Type = add_type(m, &Input_Spec, NULL)) == NULL ||
         (st->StartResponse_Type = add_type(m, &StartResponse_Spec, NULL)) == NULL ||
-        (st->JWTVerifier_Type = add_type(m, &JWTVerifier_Spec, "JWTVerifier")) == NULL)
+        (st->JWTVerifier_Type = add_type(m, &JWTVerifier_Spec, "JWTVerifier")) == NULL ||
+        (st->AsgiRequest_Type = add_type(m, &AsgiRequest_Spec, NULL)) == NULL)
         return -1;
     st->ClientDisconnected =
         PyErr_NewExceptionWithDoc("meltemi._core.ClientDisconnected",
@@ -62,7 +63,8 @@ static int core_exec(PyObject *m) {
         PyExc_OSError, NULL);
     if (st->ClientDisconnected == NULL || st->RequestBodyError == NULL ||
         PyModule_AddFunctions(m, mt_precompress_methods) < 0 || PyModule_AddFunctions(m, mt_api_methods) < 0 ||
-        PyModule_AddFunctions(m, mt_metrics_methods) < 0 || mt_api_add_constants(m) < 0 ||
+        PyModule_AddFunctions(m, mt_metrics_methods) < 0 || PyModule_AddFunctions(m, mt_asgi_methods) < 0 ||
+        mt_api_add_constants(m) < 0 ||
         PyModule_AddObjectRef(m, "ClientDisconnected", st->ClientDisconnected) < 0 ||
         PyModule_AddObjectRef(m, "RequestBodyError", st->RequestBodyError) < 0)
         return -1;

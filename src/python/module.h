@@ -30,13 +30,14 @@ typedef struct mt_py_strings {
  * lives (an instance holds its type, the type its module). */
 typedef struct mt_state {
     mt_py_strings_t str;
-    PyTypeObject *Worker_Type, *Input_Type, *StartResponse_Type, *FileWrapper_Type, *JWTVerifier_Type;
+    PyTypeObject *Worker_Type, *Input_Type, *StartResponse_Type, *FileWrapper_Type, *JWTVerifier_Type,
+        *AsgiRequest_Type;
     PyObject *ClientDisconnected; /* OSError subclass raised by wsgi.input */
     PyObject *RequestBodyError;   /* OSError subclass: the body timed out, was too large or malformed */
 } mt_state_t;
 
 /* The heap types, made from these specs by the module's exec function. */
-extern PyType_Spec Worker_Spec, Input_Spec, StartResponse_Spec, FileWrapper_Spec;
+extern PyType_Spec Worker_Spec, Input_Spec, StartResponse_Spec, FileWrapper_Spec, AsgiRequest_Spec;
 
 /* The state of the module that defined obj's type (one of the types above). */
 static inline mt_state_t *mt_state_of(PyObject *obj) {
@@ -58,7 +59,8 @@ static inline bool mt_check_positional(const char *name, Py_ssize_t nargs, Py_ss
     return true;
 }
 
-/* The module-level functions of codec.c, precompress.c and api.c. */
-extern PyMethodDef mt_codec_methods[], mt_precompress_methods[], mt_api_methods[], mt_metrics_methods[];
+/* The module-level functions of codec.c, precompress.c, api.c, region.c and asgi.c. */
+extern PyMethodDef mt_codec_methods[], mt_precompress_methods[], mt_api_methods[], mt_metrics_methods[],
+    mt_asgi_methods[];
 
 #endif

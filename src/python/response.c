@@ -641,3 +641,29 @@ done:
     Py_XDECREF(ex.headers);
     return ex.keep_alive && !ex.failed;
 }
+
+/* ---- for the ASGI glue (asgi.c): the same steps, driven by its messages ---- */
+
+int mt_response_head(mt_exchange_t *ex, long long known_length) {
+    return build_head(ex, known_length);
+}
+
+int mt_response_known(mt_exchange_t *ex, PyObject *const *chunks, Py_ssize_t count) {
+    return send_known(ex, chunks, count);
+}
+
+int mt_response_chunk(mt_exchange_t *ex, const char *data, size_t len) {
+    return send_chunk(ex, data, len);
+}
+
+int mt_response_end(mt_exchange_t *ex) {
+    return finish_body(ex);
+}
+
+int mt_response_flush(mt_exchange_t *ex) {
+    return send_now(ex, NULL, 0);
+}
+
+void mt_response_error(mt_exchange_t *ex, int status, const char *detail, bool keep_alive) {
+    answer_error(ex, status, detail, keep_alive);
+}

@@ -47,4 +47,16 @@ typedef struct StartResponseObject {
  * Returns whether the connection may be kept alive. */
 bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handler);
 
+/* The steps of mt_response_run, for the ASGI glue (asgi.c), which sets ex->status
+ * ("200 OK") and ex->headers (a list of (str, str)) from http.response.start.
+ * Each returns 0, or -1 with an exception set (ClientDisconnected when the
+ * client went away: ex->failed). */
+int mt_response_head(mt_exchange_t *ex, long long known_length);                     /* the head into ex->out */
+int mt_response_known(mt_exchange_t *ex, PyObject *const *chunks, Py_ssize_t count); /* a whole body of bytes */
+int mt_response_chunk(mt_exchange_t *ex, const char *data, size_t len);              /* a part of a streamed body */
+int mt_response_end(mt_exchange_t *ex);   /* the end of the body, into ex->out */
+int mt_response_flush(mt_exchange_t *ex); /* sends what ex->out holds */
+/* Replaces what was prepared and not sent by the server's error answer. */
+void mt_response_error(mt_exchange_t *ex, int status, const char *detail, bool keep_alive);
+
 #endif

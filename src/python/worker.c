@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "asgi.h"
 #include "auth.h"
 #include "codec.h"
 #include "cors_config.h"
@@ -384,6 +385,7 @@ static void Worker_dealloc(WorkerObject *self) {
         Py_END_ALLOW_THREADS
         mt_server_dispose(&self->server);
     }
+    mt_asgi_free(self->asgi);
     for (int i = 0; i < self->nlisteners; i++) {
         Py_XDECREF(self->listeners[i].server_name);
         Py_XDECREF(self->listeners[i].server_port);

@@ -319,6 +319,52 @@ static void test_backpressure(void) {
     conn_free(c);
 }
 
+/* An event-loop producer (the ASGI loop): its writes never wait; it asks
+ * mt_conn_output_full and gets the server's on_drained call once the queue
+ * is back under the low mark (here from the pump, as from the I/O thread). */
+static atomic_int drained_calls;
+static mt_conn_t *_Atomic drained_conn;
+
+static void note_drained(void *ctx, mt_conn_t *c) {
+    (void)ctx;
+    atomic_store(&drained_conn, c);
+    atomic_fetch_add(&drained_calls, 1);
+}
+
+static void test_event_loop_producer(void) {
+    int peer;
+    mt_conn_t *c = conn_new(&peer, 4096);
+    server.config.on_drained = note_drained;
+    mt_conn_never_wait = true;
+    size_t n = 1 << 20;
+    char *data = malloc(n);
+    pattern(data, n, 11);
+    struct iovec iov = {data, n};
+    int64_t t0 = mt_clock_now_ms();
+    is_int(mt_conn_writev(c, &iov, 1), 0, "1 MiB to a client that does not read");
+    ok(mt_clock_now_ms() - t0 < 200, "the write did not wait");
+    ok(mt_conn_output_full(c), "the queue is over the high-water mark");
+    is_int(atomic_load(&drained_calls), 0, "no drained call yet");
+    reader_t r = {.fd = peer, .data = malloc(n), .cap = n, .chunk = 65536};
+    pthread_t t;
+    pthread_create(&t, NULL, slow_read, &r);
+    for (int i = 0; i < 200 && atomic_load(&drained_calls) == 0; i++)
+        sleep_ms(10);
+    is_int(atomic_load(&drained_calls), 1, "one drained call once the client reads");
+    ok(atomic_load(&drained_conn) == c, "for that connection");
+    pthread_join(t, NULL);
+    ok(r.len == n && memcmp(r.data, data, n) == 0, "the client got every byte");
+    ok(!mt_conn_output_full(c), "no longer full");
+    mt_conn_fail(c, -ETIMEDOUT);
+    ok(mt_conn_writev(c, &iov, 1) == -ETIMEDOUT, "mt_conn_fail fails later writes");
+    mt_conn_never_wait = false;
+    server.config.on_drained = NULL;
+    free(r.data);
+    free(data);
+    close(peer);
+    conn_free(c);
+}
+
 /* ---- bodies ---- */
 
 static void test_body_content_length(void) {
@@ -600,6 +646,7 @@ int main(void) {
     test_sendfile();
     test_sendfile_queued();
     test_backpressure();
+    test_event_loop_producer();
     test_body_content_length();
     test_body_chunked();
     test_body_errors();

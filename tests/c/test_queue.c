@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -262,7 +263,38 @@ static void test_stress(void) {
     mt_queue_dispose(&q);
 }
 
+/* An event-loop consumer (the ASGI loop): the eventfd is written when a push
+ * finds the queue empty and when it closes; trypop never waits. */
+static void test_notify_and_trypop(void) {
+    mt_queue_t q;
+    mt_queue_init(&q);
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    q.notify_fd = efd;
+    item_t items[3] = {{.value = 1}, {.value = 2}, {.value = 3}};
+    bool closed = true;
+    ok(mt_queue_trypop(&q, &closed) == NULL && !closed, "trypop on an empty queue: NULL at once, not closed");
+    uint64_t count = 0;
+    ok(read(efd, &count, sizeof count) < 0 && errno == EAGAIN, "no notification before a push");
+    for (int i = 0; i < 3; i++)
+        mt_queue_push(&q, &items[i].q);
+    ok(read(efd, &count, sizeof count) == sizeof count && count == 1,
+       "one notification for pushes onto a non-empty queue");
+    is_int(value_of(mt_queue_trypop(&q, &closed)), 1, "trypop takes the oldest");
+    is_int(value_of(mt_queue_trypop(&q, &closed)), 2, "then the next");
+    is_int(value_of(mt_queue_trypop(&q, &closed)), 3, "then the last");
+    ok(mt_queue_trypop(&q, &closed) == NULL, "then NULL");
+    mt_queue_push(&q, &items[0].q);
+    ok(read(efd, &count, sizeof count) == sizeof count && count == 1, "a push onto the emptied queue notifies again");
+    mt_queue_close(&q);
+    ok(read(efd, &count, sizeof count) == sizeof count, "closing notifies");
+    is_int(value_of(mt_queue_trypop(&q, &closed)), 1, "a closed queue still gives what it holds");
+    ok(mt_queue_trypop(&q, &closed) == NULL && closed, "then NULL, closed");
+    close(efd);
+    mt_queue_dispose(&q);
+}
+
 int main(void) {
+    test_notify_and_trypop();
     test_fifo();
     test_pop_blocks();
     test_last_waiter_woken_first();

@@ -57,7 +57,7 @@ static int send_continue(mt_conn_t *c) {
 /* Reads more raw input into rbuf, blocking up to the body timeout. Before
  * reading, drops the bytes already parsed so rbuf does not grow with the
  * body. Returns bytes read (> 0), -MT_ECLOSED, -ETIMEDOUT or -errno. */
-static ssize_t read_more(mt_conn_t *c) {
+static ssize_t read_more(mt_conn_t *c, bool wait) {
     if (c->head_consumed && c->rpos) {
         /* With an access log, the head's spans are read once more after the
          * response: its bytes stay (at most max_head_size), the body read
@@ -85,13 +85,15 @@ static ssize_t read_more(mt_conn_t *c) {
         }
         if (n == 0)
             return -MT_ECLOSED;
+        if (!wait && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return -EAGAIN;
         int rc = await_ready(c, POLLIN, c->server->config.body_timeout_ms);
         if (rc < 0)
             return rc;
     }
 }
 
-ssize_t mt_conn_body_fill(mt_conn_t *c, size_t want) {
+static ssize_t body_fill(mt_conn_t *c, size_t want, bool wait) {
     if (c->req.expect_continue && !c->continue_sent && !c->req.message_complete) {
         int rc = send_continue(c);
         if (rc < 0)
@@ -115,10 +117,18 @@ ssize_t mt_conn_body_fill(mt_conn_t *c, size_t want) {
             mt_buf_consume(&c->body, c->body_pos);
             c->body_pos = 0;
         }
-        ssize_t n = read_more(c);
+        ssize_t n = read_more(c, wait);
         if (n < 0)
             return n;
     }
+}
+
+ssize_t mt_conn_body_fill(mt_conn_t *c, size_t want) {
+    return body_fill(c, want, true);
+}
+
+ssize_t mt_conn_body_fill_nowait(mt_conn_t *c, size_t want) {
+    return body_fill(c, want, false);
 }
 
 void mt_conn_body_consume(mt_conn_t *c, size_t n) {
@@ -173,13 +183,39 @@ void mt_conn_arm_writable(mt_conn_t *c) {
     c->out_armed = true;
 }
 
+/* Tells an event-loop producer that waits for the low mark (out_lock held). */
+static void drained(mt_conn_t *c) {
+    pthread_cond_broadcast(&c->out_drained);
+    if (c->drain_notify) {
+        c->drain_notify = false;
+        const mt_server_config_t *cfg = &c->server->config;
+        if (cfg->on_drained)
+            cfg->on_drained(cfg->drained_ctx, c);
+    }
+}
+
 /* Fails every later write with rc and drops what was queued (out_lock held). */
 static int fail_output(mt_conn_t *c, int rc) {
     if (c->out_error == 0)
         c->out_error = rc;
     mt_output_clear(&c->out);
-    pthread_cond_broadcast(&c->out_drained);
+    drained(c);
     return c->out_error;
+}
+
+bool mt_conn_output_full(mt_conn_t *c) {
+    pthread_mutex_lock(&c->out_lock);
+    bool full = c->out_error == 0 && c->out.memory > c->server->config.output_high_water;
+    if (full)
+        c->drain_notify = true;
+    pthread_mutex_unlock(&c->out_lock);
+    return full;
+}
+
+void mt_conn_fail(mt_conn_t *c, int rc) {
+    pthread_mutex_lock(&c->out_lock);
+    fail_output(c, rc);
+    pthread_mutex_unlock(&c->out_lock);
 }
 
 /* Waits (out_lock held) until the queue holds at most `mark` bytes of memory
@@ -341,11 +377,11 @@ int mt_conn_on_writable(mt_conn_t *c, bool *flushing) {
         if (c->out_error)
             rc = fail_output(c, c->out_error);
         else if (c->out.memory <= c->server->config.output_low_water)
-            pthread_cond_broadcast(&c->out_drained);
+            drained(c);
     } else if (rc < 0) {
         rc = fail_output(c, rc);
     } else {
-        pthread_cond_broadcast(&c->out_drained);
+        drained(c);
     }
     pthread_mutex_unlock(&c->out_lock);
     return rc;
@@ -391,6 +427,7 @@ int mt_conn_init(mt_conn_t *c, struct mt_server *s, int fd) {
     c->cors = NULL;
     mt_output_init(&c->out);
     c->out_armed = false;
+    c->drain_notify = false;
     c->keep_alive_after = false;
     c->out_error = 0;
     c->out_progress_ms = 0;

@@ -123,6 +123,7 @@ typedef struct mt_conn {
     pthread_cond_t out_drained; /* the queue went below the low mark, or failed */
     mt_output_t out;
     bool out_armed;          /* EPOLLOUT is armed (or its event is on its way) */
+    bool drain_notify;       /* an event-loop producer waits for the low mark: call the server's on_drained */
     bool keep_alive_after;   /* MT_CONN_FLUSH: what to do once the queue is written */
     int out_error;           /* the first write error (negative errno), then every write fails with it */
     int64_t out_progress_ms; /* when bytes last went out (or the queue began) */
@@ -156,6 +157,11 @@ ssize_t mt_conn_body_fill(mt_conn_t *c, size_t want);
 /* Drops body bytes the application read: c->body_pos += n. */
 void mt_conn_body_consume(mt_conn_t *c, size_t n);
 
+/* Like mt_conn_body_fill, for a producer that must not block (the ASGI
+ * loop): returns -EAGAIN instead of waiting for the socket, and never times
+ * out (the caller keeps the body timeout). */
+ssize_t mt_conn_body_fill_nowait(mt_conn_t *c, size_t want);
+
 /* Reads and discards the rest of the request body, at most `limit` bytes, so
  * the connection can be kept alive. Returns 0 when the body ended, or a
  * negative value (the connection must then be closed). */
@@ -181,6 +187,17 @@ int mt_conn_writev_more(mt_conn_t *c, struct iovec *iov, int iovcnt);
  * or a negative errno; -ENOSYS/-EINVAL if sendfile cannot handle this file
  * and nothing was sent (the caller then falls back to mt_conn_writev). */
 int mt_conn_sendfile(mt_conn_t *c, int fd, off_t *offset, size_t count);
+
+/* For a producer that must not wait (the ASGI loop, whose writes never
+ * wait: mt_conn_never_wait): true when the queue holds more than the
+ * high-water mark. The I/O thread then calls the server's on_drained hook
+ * once, when the queue is back under the low mark or failed. False after a
+ * write error (the next write reports it). */
+bool mt_conn_output_full(mt_conn_t *c);
+
+/* Fails the connection's output with rc (a negative errno) as a write error
+ * would: the queue is dropped and every later write fails. */
+void mt_conn_fail(mt_conn_t *c, int rc);
 
 /* Waits until everything queued went out (or failed), like a producer over
  * the high-water mark but down to zero. Returns 0 or the write error. */

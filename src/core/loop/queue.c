@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
 int mt_queue_init(mt_queue_t *q) {
     q->head = q->tail = NULL;
@@ -10,6 +11,7 @@ int mt_queue_init(mt_queue_t *q) {
     atomic_init(&q->last_progress_ms, 0);
     atomic_init(&q->length, 0);
     q->closed = false;
+    q->notify_fd = -1;
     q->idle = NULL;
     int rc = pthread_mutex_init(&q->lock, NULL);
     if (rc)
@@ -38,9 +40,21 @@ static void wake_last_idle(mt_queue_t *q) {
     pthread_cond_signal(&w->wake);
 }
 
+/* Wakes an event-loop consumer (lock held): it takes items until the queue is
+ * empty, so one write per transition from empty is enough. */
+static void notify(mt_queue_t *q) {
+    uint64_t one = 1;
+    ssize_t n;
+    do
+        n = write(q->notify_fd, &one, sizeof one);
+    while (n < 0 && errno == EINTR);
+}
+
 void mt_queue_push(mt_queue_t *q, mt_queue_item_t *item) {
     item->next = NULL;
     pthread_mutex_lock(&q->lock);
+    if (q->notify_fd >= 0 && q->head == NULL)
+        notify(q);
     if (q->tail)
         q->tail->next = item;
     else
@@ -150,7 +164,28 @@ mt_queue_item_t *mt_queue_pop_timed(mt_queue_t *q, int timeout_ms) {
 void mt_queue_close(mt_queue_t *q) {
     pthread_mutex_lock(&q->lock);
     q->closed = true;
+    if (q->notify_fd >= 0)
+        notify(q);
     for (mt_queue_waiter_t *w = q->idle; w; w = w->next)
         pthread_cond_signal(&w->wake); /* each sees `closed` and leaves the stack itself */
     pthread_mutex_unlock(&q->lock);
+}
+
+mt_queue_item_t *mt_queue_trypop(mt_queue_t *q, bool *closed) {
+    pthread_mutex_lock(&q->lock);
+    mt_queue_item_t *item = q->head;
+    if (item) {
+        q->head = item->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        atomic_store_explicit(&q->length, atomic_load_explicit(&q->length, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        atomic_store_explicit(&q->last_progress_ms, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+                              memory_order_relaxed);
+    }
+    *closed = q->closed;
+    pthread_mutex_unlock(&q->lock);
+    return item;
 }

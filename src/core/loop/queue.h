@@ -40,6 +40,10 @@ typedef struct mt_queue {
     int consumers; /* threads registered with mt_queue_consumer_enter (0: none registered) */
     bool closed;
     _Atomic int length;               /* items queued: written under the lock, read without it (mt_queue_length) */
+    /* An eventfd written when a push finds the queue empty and when the queue
+     * closes, for a consumer that waits in an event loop instead of in pop
+     * (the ASGI loop, which takes items with mt_queue_trypop); -1: none. */
+    int notify_fd;
     _Atomic int64_t last_progress_ms; /* when a consumer last took an item or reported progress */
 } mt_queue_t;
 
@@ -84,6 +88,10 @@ mt_queue_item_t *mt_queue_pop(mt_queue_t *q);
 /* Like mt_queue_pop, waiting at most timeout_ms (-1: forever); NULL on
  * timeout too. */
 mt_queue_item_t *mt_queue_pop_timed(mt_queue_t *q, int timeout_ms);
+
+/* Removes the oldest item without waiting: NULL when the queue is empty
+ * (*closed then says whether it is closed too). */
+mt_queue_item_t *mt_queue_trypop(mt_queue_t *q, bool *closed);
 
 /* Marks the queue closed and wakes every waiter. */
 void mt_queue_close(mt_queue_t *q);

@@ -67,6 +67,12 @@ typedef struct mt_server_config {
     /* The peers whose Forwarded / X-Forwarded-* fields are heard
      * (forwarded.h), or NULL: nobody's. Read-only. */
     const struct mt_trust *trust;
+    /* Called (out_lock held, usually on the I/O thread) when the output queue
+     * of a connection whose producer asked with mt_conn_output_full drained
+     * below the low mark or failed; it must only note the connection and
+     * wake its producer's event loop. NULL: no event-loop producers. */
+    void (*on_drained)(void *ctx, mt_conn_t *c);
+    void *drained_ctx;
 } mt_server_config_t;
 
 typedef struct mt_listener {

@@ -12,10 +12,12 @@ import logging
 import os
 import sys
 
+import django
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.core.servers.basehttp import get_internal_wsgi_application
 from django.utils import autoreload
+from django.utils.module_loading import import_string
 
 from meltemi import cli, config, log
 from meltemi.master import BindError, bind
@@ -45,8 +47,15 @@ class Command(BaseCommand):
             log.fatal(str(exc))
             sys.exit(cli.USAGE_ERROR)
         resolved = resolved.replace(static=static_mounts(resolved, dev=options["dev"]))
-        name = settings.WSGI_APPLICATION or "django.core.wsgi.get_wsgi_application()"
-        loader = AppLoader(name, get_internal_wsgi_application)
+        asgi_name = getattr(settings, "ASGI_APPLICATION", None)
+        if resolved.interface == "asgi" or (resolved.interface == "auto" and asgi_name):
+            # The project's ASGI application: ASGI_APPLICATION, or Django's own handler.
+            name = asgi_name or "django.core.asgi.get_asgi_application()"
+            loader = AppLoader(name, get_internal_asgi_application)
+            resolved = resolved.replace(interface="asgi")
+        else:
+            name = settings.WSGI_APPLICATION or "django.core.wsgi.get_wsgi_application()"
+            loader = AppLoader(name, get_internal_wsgi_application)
         if options["dev"]:
             self.run_dev(resolved, loader, options["skip_checks"])
             return
@@ -89,6 +98,18 @@ class Command(BaseCommand):
             # Raised again, the original error lets the autoreloader watch the
             # file that failed (a syntax error, say) and restart once it is fixed.
             raise exc.cause from None
+
+
+def get_internal_asgi_application():
+    """The ASGI application named by settings.ASGI_APPLICATION, else Django's (as get_internal_wsgi_application
+    does for WSGI)."""
+    from django.core.asgi import get_asgi_application
+
+    name = getattr(settings, "ASGI_APPLICATION", None)
+    if not name:
+        return get_asgi_application()
+    django.setup(set_prefix=False)
+    return import_string(name)
 
 
 def _url_prefix(url: str | None) -> str | None:

@@ -1,0 +1,1218 @@
+/* The ASGI bridge: a worker's asyncio loop (meltemi/asgi/) takes requests off
+ * the server's queue with asgi_take() when the queue's eventfd wakes it, and
+ * drives each exchange through an AsgiRequest: the HTTP scope (built here
+ * from the parsed head), the body read without blocking (None: wait until
+ * the socket is readable), and the response through the same steps as WSGI
+ * (response.c: the response writer, compression, the output queue).
+ *
+ * Thread: everything here runs on the loop's thread with the GIL held; its
+ * writes never wait (mt_conn_never_wait): what the socket does not take is
+ * queued, and body() reports when the queue is over the high-water mark, so
+ * that send() awaits the I/O thread's on_drained wake-up. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "asgi.h"
+#include "forwarded.h"
+#include "encoding.h"
+#include "http1_write.h"
+#include "respond.h"
+#include "response.h"
+#include "ws_deflate.h"
+#include "ws_frame.h"
+#include "ws_handshake.h"
+
+/* WebSocket limits (1009 beyond) and permessage-deflate settings. */
+#define WS_MAX_MESSAGE (16u << 20)
+static const mt_ws_handshake_config_t ws_handshake_config = {
+    .deflate = true, .server_max_window_bits = 15, .client_max_window_bits = 15, .mem_level = 8};
+
+/* A WebSocket after its accept: owned by the loop, like the exchange. */
+typedef struct asgi_ws {
+    mt_ws_parser_t parser;
+    bool deflate;
+    mt_ws_deflate_t z;
+    mt_buf_t message; /* the message being received (inflated if compressed) */
+    mt_buf_t zout;    /* a compressed message being sent */
+    bool close_sent, close_received;
+} asgi_ws_t;
+
+typedef struct AsgiRequestObject {
+    PyObject_HEAD WorkerObject *worker;
+    mt_conn_t *conn; /* NULL once handed back */
+    mt_handler_t handler;
+    mt_exchange_t ex;
+    PyObject *scope;
+    int error_status;      /* the body could not be read: the answer the client gets if nothing was sent */
+    bool started;          /* http.response.start came */
+    bool complete;         /* the response's last message came */
+    bool websocket;        /* a valid WebSocket handshake: the scope is "websocket" */
+    mt_ws_handshake_t *hs; /* until the accept */
+    asgi_ws_t *ws;         /* after the accept */
+} AsgiRequestObject;
+
+/* ---- the loop's side of the queue ---- */
+
+/* I/O thread (or a producer), out_lock held: notes c and wakes the loop. */
+static void on_drained(void *ctx, mt_conn_t *c) {
+    mt_asgi_t *a = ctx;
+    pthread_mutex_lock(&a->lock);
+    if (a->ndrained == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        mt_conn_t **grown = realloc(a->drained, cap * sizeof *grown);
+        if (grown) {
+            a->drained = grown;
+            a->cap = cap;
+        }
+    }
+    if (a->ndrained < a->cap)
+        a->drained[a->ndrained++] = c;
+    pthread_mutex_unlock(&a->lock);
+    uint64_t one = 1;
+    while (write(a->efd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+void mt_asgi_free(mt_asgi_t *a) {
+    if (a == NULL)
+        return;
+    if (a->efd >= 0)
+        close(a->efd);
+    pthread_mutex_destroy(&a->lock);
+    free(a->drained);
+    for (int i = 0; i < a->nservers; i++)
+        Py_XDECREF(a->servers[i]);
+    PyMem_Free(a->servers);
+    Py_XDECREF(a->scope_template);
+    PyMem_Free(a);
+}
+
+static WorkerObject *as_worker(PyObject *obj) {
+    return (WorkerObject *)obj;
+}
+
+static int check_worker(PyObject *module, PyObject *obj) {
+    mt_state_t *st = PyModule_GetState(module);
+    if (!Py_IS_TYPE(obj, st->Worker_Type)) {
+        PyErr_SetString(PyExc_TypeError, "expected a meltemi._core.Worker");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *server_tuple(mt_py_listener_t *l) {
+    PyObject *port = PyUnicode_GET_LENGTH(l->server_port) ? PyLong_FromUnicodeObject(l->server_port, 10) : NULL;
+    if (port == NULL) {
+        PyErr_Clear();
+        port = Py_NewRef(Py_None);
+    }
+    PyObject *t = PyTuple_Pack(2, l->server_name, port);
+    Py_DECREF(port);
+    return t;
+}
+
+/* asgi_enable(worker): the worker's requests go to an event loop instead of
+ * handler threads. Before start(). Returns the eventfd the loop watches. */
+static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
+    if (check_worker(module, arg) < 0)
+        return NULL;
+    WorkerObject *w = as_worker(arg);
+    if (!w->server_ready || w->asgi) {
+        PyErr_SetString(PyExc_RuntimeError, "asgi_enable: a new Worker, once");
+        return NULL;
+    }
+    mt_asgi_t *a = PyMem_Calloc(1, sizeof *a);
+    if (a == NULL)
+        return PyErr_NoMemory();
+    pthread_mutex_init(&a->lock, NULL);
+    a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->asgi = a;
+    if (a->efd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    a->servers = PyMem_Calloc((size_t)(w->nlisteners ? w->nlisteners : 1), sizeof *a->servers);
+    if (a->servers == NULL)
+        return PyErr_NoMemory();
+    for (int i = 0; i < w->nlisteners; i++) {
+        if ((a->servers[i] = server_tuple(&w->listeners[i])) == NULL)
+            return NULL;
+        a->nservers = i + 1;
+    }
+    const mt_py_strings_t *S = &w->st->str;
+    PyObject *scheme = PyDict_GetItemWithError(w->environ_template, S->wsgi_url_scheme);
+    if (scheme == NULL)
+        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_RuntimeError, "no url scheme");
+    a->scope_template =
+        Py_BuildValue("{s:s,s:{s:s,s:s},s:O,s:s,s:{s:{}}}", "type", "http", "asgi", "version", "3.0", "spec_version",
+                      "2.4", "scheme", scheme, "root_path", "", "extensions", "http.response.pathsend");
+    if (a->scope_template == NULL)
+        return NULL;
+    w->server.queue.notify_fd = a->efd;
+    w->server.config.on_drained = on_drained;
+    w->server.config.drained_ctx = a;
+    return PyLong_FromLong(a->efd);
+}
+
+static PyObject *request_new(WorkerObject *w, mt_conn_t *c);
+
+/* asgi_take(worker) -> (requests, drained connection ids, closed): what
+ * woke the loop. */
+static PyObject *asgi_take(PyObject *module, PyObject *arg) {
+    if (check_worker(module, arg) < 0)
+        return NULL;
+    WorkerObject *w = as_worker(arg);
+    mt_asgi_t *a = w->asgi;
+    if (a == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "asgi_take: asgi_enable first");
+        return NULL;
+    }
+    mt_conn_never_wait = true;
+    uint64_t counter;
+    while (read(a->efd, &counter, sizeof counter) < 0 && errno == EINTR) {
+    }
+    PyObject *requests = PyList_New(0), *drained = NULL, *result = NULL;
+    if (requests == NULL)
+        return NULL;
+    bool closed = false;
+    mt_queue_item_t *item;
+    while ((item = mt_queue_trypop(&w->server.queue, &closed)) != NULL) {
+        PyObject *r = request_new(w, mt_conn_from_item(item));
+        if (r == NULL || PyList_Append(requests, r) < 0) {
+            Py_XDECREF(r);
+            goto done;
+        }
+        Py_DECREF(r);
+    }
+    pthread_mutex_lock(&a->lock);
+    drained = PyList_New((Py_ssize_t)a->ndrained);
+    for (size_t i = 0; drained && i < a->ndrained; i++) {
+        PyObject *id = PyLong_FromVoidPtr(a->drained[i]);
+        if (id == NULL) {
+            Py_CLEAR(drained);
+            break;
+        }
+        PyList_SET_ITEM(drained, (Py_ssize_t)i, id);
+    }
+    a->ndrained = 0;
+    pthread_mutex_unlock(&a->lock);
+    if (drained)
+        result = Py_BuildValue("(OOO)", requests, drained, closed ? Py_True : Py_False);
+done:
+    Py_DECREF(requests);
+    Py_XDECREF(drained);
+    return result;
+}
+
+PyMethodDef mt_asgi_methods[] = {
+    {"asgi_enable", asgi_enable, METH_O,
+     "asgi_enable(worker, /)\n--\n\nHands the worker's requests to an event loop; returns the eventfd it watches."},
+    {"asgi_take", asgi_take, METH_O,
+     "asgi_take(worker, /)\n--\n\n(requests, drained connection ids, closed): what woke the loop."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ---- the scope ---- */
+
+static int set_bytes(PyObject *d, const char *key, const char *s, size_t n) {
+    PyObject *v = PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
+    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+static int set_new(PyObject *d, const char *key, PyObject *v) {
+    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+/* One (name, value) pair of bytes, the name lowercased. */
+static PyObject *header_pair(const char *name, size_t nlen, const char *value, size_t vlen) {
+    PyObject *n = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nlen);
+    if (n == NULL)
+        return NULL;
+    char *p = PyBytes_AS_STRING(n);
+    for (size_t i = 0; i < nlen; i++)
+        p[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    PyObject *v = PyBytes_FromStringAndSize(value, (Py_ssize_t)vlen);
+    PyObject *t = v ? PyTuple_Pack(2, n, v) : NULL;
+    Py_DECREF(n);
+    Py_XDECREF(v);
+    return t;
+}
+
+static PyObject *build_scope(WorkerObject *w, mt_conn_t *c, PyObject **uri) {
+    mt_asgi_t *a = w->asgi;
+    const mt_py_strings_t *S = &w->st->str;
+    mt_request_t *req = &c->req;
+    char *base = c->rbuf.data;
+    PyObject *scope = PyDict_Copy(a->scope_template), *headers = NULL;
+    if (scope == NULL)
+        return NULL;
+    PyObject *method = S->methods[req->method_id < MT_ARRAY_SIZE(S->methods) ? req->method_id : 0];
+    if (PyDict_SetItemString(scope, "method", method) < 0 ||
+        set_new(scope, "http_version", PyUnicode_FromString(req->http_minor ? "1.1" : "1.0")) < 0)
+        goto error;
+    if (c->listener >= 0 && c->listener < a->nservers &&
+        PyDict_SetItemString(scope, "server", a->servers[c->listener]) < 0)
+        goto error;
+    /* What trusted proxies said (forwarded.h): their client and scheme, as for WSGI. */
+    char host[64];
+    int port;
+    mt_sock_peer_format(mt_forwarded_client(&c->fwd, &c->peer), host, sizeof host, &port);
+    if (set_new(scope, "client", port ? Py_BuildValue("(si)", host, port) : Py_NewRef(Py_None)) < 0)
+        goto error;
+    if (c->fwd.https >= 0 && set_new(scope, "scheme", PyUnicode_FromString(c->fwd.https ? "https" : "http")) < 0)
+        goto error;
+    headers = PyList_New(0);
+    if (headers == NULL)
+        goto error;
+    size_t id_len = c->request_id_len ? strlen(w->request_id_lower) : 0;
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        const mt_header_t *h = &req->headers[i];
+        if (id_len && h->name.len == id_len && strncasecmp(base + h->name.off, w->request_id_lower, id_len) == 0)
+            continue; /* replaced by the request id below */
+        PyObject *pair = header_pair(base + h->name.off, h->name.len, base + h->value.off, h->value.len);
+        if (pair == NULL || PyList_Append(headers, pair) < 0) {
+            Py_XDECREF(pair);
+            goto error;
+        }
+        Py_DECREF(pair);
+    }
+    if (id_len) {
+        PyObject *pair = header_pair(w->request_id_lower, id_len, c->request_id, c->request_id_len);
+        if (pair == NULL || PyList_Append(headers, pair) < 0) {
+            Py_XDECREF(pair);
+            goto error;
+        }
+        Py_DECREF(pair);
+    }
+    if (PyDict_SetItemString(scope, "headers", headers) < 0)
+        goto error;
+    /* The target, as environ.c reads it: origin form, absolute form (whose
+     * authority the Host field already carries), or "*". */
+    char *target = base + req->target.off;
+    size_t tlen = req->target.len;
+    *uri = PyUnicode_DecodeLatin1(target, (Py_ssize_t)tlen, NULL);
+    if (*uri == NULL)
+        goto error;
+    if (target[0] != '/' && tlen > 1) {
+        size_t skip = target[4] == ':' ? 7 : 8;
+        size_t alen = 0;
+        while (skip + alen < tlen && target[skip + alen] != '/' && target[skip + alen] != '?')
+            alen++;
+        target += skip + alen;
+        tlen -= skip + alen;
+    }
+    char *hash = memchr(target, '#', tlen);
+    if (hash)
+        tlen = (size_t)(hash - target);
+    char *query = memchr(target, '?', tlen);
+    size_t plen = query ? (size_t)(query - target) : tlen;
+    if (set_bytes(scope, "query_string", query ? query + 1 : "", query ? tlen - plen - 1 : 0) < 0)
+        goto error;
+    if (plen == 0) {
+        target = "/";
+        plen = 1;
+    }
+    if (set_bytes(scope, "raw_path", target, plen) < 0)
+        goto error;
+    /* Decoded in place: the raw path was copied above. */
+    size_t dlen = mt_http1_percent_decode(target, target, plen);
+    if (set_new(scope, "path", PyUnicode_DecodeUTF8(target, (Py_ssize_t)dlen, "replace")) < 0)
+        goto error;
+    Py_DECREF(headers);
+    return scope;
+error:
+    Py_XDECREF(headers);
+    Py_DECREF(scope);
+    return NULL;
+}
+
+/* An upgrade to WebSocket: a valid handshake makes the scope a websocket
+ * scope; an invalid one is refused here (400/426) without the application
+ * (its scope stays None and the connection closes). */
+static int websocket_scope(AsgiRequestObject *self) {
+    mt_conn_t *c = self->conn;
+    mt_ws_handshake_t hs;
+    mt_ws_handshake_result_t r = mt_ws_handshake_parse(&hs, &c->req, c->rbuf.data, &ws_handshake_config);
+    if (r == MT_WS_HANDSHAKE_NOT_WEBSOCKET)
+        return 0;
+    self->ex.keep_alive = false; /* a denial response, if any, ends the connection */
+    if (r != MT_WS_HANDSHAKE_OK) {
+        char head[512];
+        int n = mt_ws_handshake_refuse(r, &hs, head, sizeof head);
+        if (n > 0) {
+            struct iovec iov = {head, (size_t)n};
+            mt_conn_never_wait = true;
+            mt_conn_writev(c, &iov, 1);
+            self->ex.status_code = r == MT_WS_HANDSHAKE_BAD_VERSION ? 426 : 400;
+        }
+        self->complete = true;
+        Py_CLEAR(self->scope);
+        return 0;
+    }
+    self->hs = PyMem_Malloc(sizeof *self->hs);
+    if (self->hs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *self->hs = hs;
+    self->websocket = true;
+    PyObject *protocols = PyList_New((Py_ssize_t)hs.nprotocols);
+    if (protocols == NULL)
+        return -1;
+    for (uint32_t i = 0; i < hs.nprotocols; i++) {
+        PyObject *p = PyUnicode_DecodeLatin1(c->rbuf.data + hs.protocols[i].off, (Py_ssize_t)hs.protocols[i].len, NULL);
+        if (p == NULL) {
+            Py_DECREF(protocols);
+            return -1;
+        }
+        PyList_SET_ITEM(protocols, (Py_ssize_t)i, p);
+    }
+    PyObject *scheme = PyDict_GetItemString(self->scope, "scheme");
+    bool secure = scheme && PyUnicode_Check(scheme) && PyUnicode_CompareWithASCIIString(scheme, "https") == 0;
+    PyObject *ext = Py_BuildValue("{s:{}}", "websocket.http.response");
+    if (set_new(self->scope, "subprotocols", protocols) < 0 ||
+        set_new(self->scope, "type", PyUnicode_FromString("websocket")) < 0 ||
+        set_new(self->scope, "scheme", PyUnicode_FromString(secure ? "wss" : "ws")) < 0 ||
+        set_new(self->scope, "extensions", ext) < 0 || PyDict_DelItemString(self->scope, "method") < 0)
+        return -1;
+    return 0;
+}
+
+static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
+    mt_state_t *st = w->st;
+    AsgiRequestObject *self = PyObject_New(AsgiRequestObject, st->AsgiRequest_Type);
+    if (self == NULL) {
+        mt_server_finish(&w->server, c, false);
+        return NULL;
+    }
+    self->worker = (WorkerObject *)Py_NewRef(w);
+    self->conn = c;
+    self->handler = (mt_handler_t){.z = NULL, .route = -1};
+    mt_buf_init(&self->handler.out);
+    mt_buf_init(&self->handler.zbuf);
+    self->error_status = 0;
+    self->started = self->complete = false;
+    self->scope = NULL;
+    self->websocket = false;
+    self->hs = NULL;
+    self->ws = NULL;
+    const mt_py_strings_t *S = &st->str;
+    self->ex = (mt_exchange_t){
+        .worker = w,
+        .conn = c,
+        .out = &self->handler.out,
+        .handler = &self->handler,
+        .coding = mt_encoding_negotiate(w, c),
+        .keep_alive = c->req.keep_alive && !mt_server_draining(&w->server),
+        .no_body = c->req.method_id == HTTP_HEAD,
+        .declared_length = -1,
+        .status_code = 500,
+        .method = S->methods[c->req.method_id < MT_ARRAY_SIZE(S->methods) ? c->req.method_id : 0],
+    };
+    self->scope = build_scope(w, c, &self->ex.uri);
+    if (self->scope == NULL || websocket_scope(self) < 0) {
+        c->head_consumed = true;
+        Py_DECREF(self); /* hands the connection back, closing it */
+        return NULL;
+    }
+    if (!self->websocket)
+        c->head_consumed = true; /* a handshake's spans are read again by the accept */
+    return (PyObject *)self;
+}
+
+/* ---- the exchange ---- */
+
+static int check_open(AsgiRequestObject *self) {
+    if (self->conn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI: the request has ended");
+        return -1;
+    }
+    mt_conn_never_wait = true;
+    return 0;
+}
+
+/* read() -> (bytes, more_body), or None when no byte is there yet (wait for
+ * the socket to be readable). Raises RequestBodyError/ClientDisconnected. */
+static PyObject *AsgiRequest_read(AsgiRequestObject *self, PyObject *unused) {
+    if (check_open(self) < 0)
+        return NULL;
+    mt_conn_t *c = self->conn;
+    mt_state_t *st = self->worker->st;
+    if (self->error_status) {
+        PyErr_SetString(st->RequestBodyError, "the request body could not be read");
+        return NULL;
+    }
+    size_t available = c->body.len - c->body_pos;
+    if (available == 0 && !c->req.message_complete) {
+        ssize_t n = mt_conn_body_fill_nowait(c, 1);
+        if (n == -EAGAIN)
+            Py_RETURN_NONE;
+        if (n < 0) {
+            if (n == -MT_ECLOSED || n == -EPIPE || n == -ECONNRESET) {
+                self->error_status = 400;
+                PyErr_SetString(st->ClientDisconnected, "the client closed the connection before the end of the body");
+            } else if (n == -MT_EPROTO) {
+                self->error_status = c->req.error_status ? c->req.error_status : 400;
+                PyErr_Format(st->RequestBodyError, "invalid request body: %s",
+                             c->req.error_reason ? c->req.error_reason : "malformed");
+            } else {
+                self->error_status = 500;
+                errno = (int)-n;
+                PyErr_SetFromErrno(PyExc_OSError);
+            }
+            return NULL;
+        }
+        available = c->body.len - c->body_pos;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(available ? c->body.data + c->body_pos : "", (Py_ssize_t)available);
+    if (data == NULL)
+        return NULL;
+    mt_conn_body_consume(c, available);
+    bool more = !c->req.message_complete || c->body.len > c->body_pos;
+    PyObject *r = PyTuple_Pack(2, data, more ? Py_True : Py_False);
+    Py_DECREF(data);
+    return r;
+}
+
+/* The body timeout passed: the client gets 408 (if nothing was sent). */
+static PyObject *AsgiRequest_body_timeout(AsgiRequestObject *self, PyObject *unused) {
+    self->error_status = 408;
+    PyErr_SetString(self->worker->st->RequestBodyError, "the request body did not arrive in time");
+    return NULL;
+}
+
+static PyObject *AsgiRequest_start(AsgiRequestObject *self, PyObject *args) {
+    PyObject *status, *headers;
+    if (!PyArg_ParseTuple(args, "OO:start", &status, &headers) || check_open(self) < 0)
+        return NULL;
+    if (self->started) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI: http.response.start sent twice");
+        return NULL;
+    }
+    if (!PyLong_CheckExact(status)) {
+        PyErr_Format(PyExc_TypeError, "ASGI: http.response.start 'status' must be an int, got %.100s",
+                     Py_TYPE(status)->tp_name);
+        return NULL;
+    }
+    long code = PyLong_AsLong(status);
+    if (code < 100 || code > 599) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "ASGI: invalid status %ld", code);
+        return NULL;
+    }
+    const char *reason = mt_http1_reason((int)code);
+    PyObject *line = PyUnicode_FromFormat("%ld %s", code, reason ? reason : "Unknown");
+    PyObject *list = PyList_New(0), *iter = NULL, *item = NULL;
+    if (line == NULL || list == NULL)
+        goto error;
+    if ((iter = PyObject_GetIter(headers)) == NULL) {
+        PyErr_Format(PyExc_TypeError, "ASGI: http.response.start 'headers' must be an iterable, got %.100s",
+                     Py_TYPE(headers)->tp_name);
+        goto error;
+    }
+    Py_ssize_t index = 0;
+    while ((item = PyIter_Next(iter)) != NULL) {
+        PyObject *pair = PySequence_Check(item) && !PyBytes_Check(item) ? PySequence_Tuple(item) : NULL;
+        if (pair == NULL || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
+            Py_XDECREF(pair);
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "ASGI: response header %zd must be a pair of bytes, got %R", index, item);
+            goto error;
+        }
+        PyObject *n = PyTuple_GET_ITEM(pair, 0), *v = PyTuple_GET_ITEM(pair, 1);
+        PyObject *ns = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(n), PyBytes_GET_SIZE(n), NULL);
+        PyObject *vs = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), NULL);
+        PyObject *t = ns && vs ? PyTuple_Pack(2, ns, vs) : NULL;
+        Py_XDECREF(ns);
+        Py_XDECREF(vs);
+        Py_DECREF(pair);
+        if (t == NULL || PyList_Append(list, t) < 0) {
+            Py_XDECREF(t);
+            goto error;
+        }
+        Py_DECREF(t);
+        Py_CLEAR(item);
+        index++;
+    }
+    if (PyErr_Occurred())
+        goto error;
+    Py_DECREF(iter);
+    Py_XSETREF(self->ex.status, line);
+    Py_XSETREF(self->ex.headers, list);
+    self->started = true;
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(item);
+    Py_XDECREF(iter);
+    Py_XDECREF(line);
+    Py_XDECREF(list);
+    return NULL;
+}
+
+static int check_body_message(AsgiRequestObject *self, const char *type) {
+    if (check_open(self) < 0)
+        return -1;
+    if (!self->started) {
+        PyErr_Format(PyExc_RuntimeError, "ASGI: %s sent before http.response.start", type);
+        return -1;
+    }
+    if (self->complete) {
+        PyErr_Format(PyExc_RuntimeError, "ASGI: %s sent after the response completed", type);
+        return -1;
+    }
+    if (self->ex.failed) {
+        PyErr_SetString(self->worker->st->ClientDisconnected, "the client went away");
+        return -1;
+    }
+    return 0;
+}
+
+/* body(data, more_body) -> whether the output queue is over its high-water
+ * mark (the caller then awaits the drain before sending more). */
+static PyObject *AsgiRequest_body(AsgiRequestObject *self, PyObject *args) {
+    PyObject *data;
+    int more;
+    if (!PyArg_ParseTuple(args, "Op:body", &data, &more) || check_body_message(self, "http.response.body") < 0)
+        return NULL;
+    mt_exchange_t *ex = &self->ex;
+    if (!PyBytes_Check(data)) {
+        if (!PyByteArray_Check(data) && !PyMemoryView_Check(data)) {
+            PyErr_Format(PyExc_TypeError, "ASGI: http.response.body 'body' must be bytes, got %.100s",
+                         Py_TYPE(data)->tp_name);
+            return NULL;
+        }
+        data = PyBytes_FromObject(data);
+        if (data == NULL)
+            return NULL;
+    } else {
+        Py_INCREF(data);
+    }
+    int rc;
+    if (!ex->head_built && !more) {
+        /* The whole body in one message: Content-Length, one compressed stream, one write. */
+        rc = mt_response_known(ex, &data, 1);
+    } else {
+        rc = ex->head_built ? 0 : mt_response_head(ex, -1);
+        if (rc == 0)
+            rc = mt_response_chunk(ex, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
+        if (rc == 0 && more && !ex->head_sent)
+            rc = mt_response_flush(ex); /* the head goes out now (server-sent events) */
+    }
+    Py_DECREF(data);
+    if (rc == 0 && !more) {
+        self->complete = true;
+        rc = mt_response_end(ex);
+        if (rc == 0)
+            rc = mt_response_flush(ex);
+    }
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(more && mt_conn_output_full(self->conn));
+}
+
+/* pathsend(path): the http.response.pathsend extension, the file sent with
+ * sendfile (the rest queued as a file range for the I/O thread). */
+static PyObject *AsgiRequest_pathsend(AsgiRequestObject *self, PyObject *arg) {
+    if (check_body_message(self, "http.response.pathsend") < 0)
+        return NULL;
+    PyObject *bytes = NULL;
+    if (!PyUnicode_FSConverter(arg, &bytes))
+        return NULL;
+    int fd = open(PyBytes_AS_STRING(bytes), O_RDONLY | O_CLOEXEC);
+    Py_DECREF(bytes);
+    struct stat stbuf;
+    if (fd < 0 || fstat(fd, &stbuf) < 0 || !S_ISREG(stbuf.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        PyErr_Format(PyExc_OSError, "ASGI: http.response.pathsend: cannot send %R", arg);
+        return NULL;
+    }
+    mt_exchange_t *ex = &self->ex;
+    ex->decided = true; /* files go out as they are, as with wsgi.file_wrapper */
+    ex->compressing = ex->vary = false;
+    self->complete = true;
+    long long size = (long long)stbuf.st_size, count = size;
+    int rc = mt_response_head(ex, size);
+    if (rc == 0 && ex->declared_length >= 0 && ex->declared_length != size) {
+        count = MT_MIN(ex->declared_length, size);
+        ex->keep_alive = false;
+    }
+    if (rc == 0 && (ex->no_body || count == 0)) {
+        rc = mt_response_end(ex);
+        if (rc == 0)
+            rc = mt_response_flush(ex);
+    } else if (rc == 0) {
+        struct iovec head = {ex->out->data, ex->out->len};
+        off_t offset = 0;
+        int w = mt_conn_writev_more(self->conn, &head, 1);
+        if (w == 0)
+            w = mt_conn_sendfile(self->conn, fd, &offset, (size_t)count);
+        ex->out->len = 0;
+        ex->head_sent = true;
+        if (w < 0) {
+            ex->keep_alive = false;
+            ex->failed = true;
+            PyErr_SetString(self->worker->st->ClientDisconnected, "the client went away during sendfile");
+            rc = -1;
+        } else {
+            ex->body_sent += (unsigned long long)count;
+        }
+    }
+    close(fd);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static void release_buffers(AsgiRequestObject *self) {
+    if (self->ws) {
+        mt_ws_deflate_dispose(&self->ws->z);
+        mt_buf_dispose(&self->ws->message);
+        mt_buf_dispose(&self->ws->zout);
+        PyMem_Free(self->ws);
+        self->ws = NULL;
+    }
+    mt_buf_dispose(&self->handler.out);
+    mt_buf_dispose(&self->handler.zbuf);
+    if (self->handler.z) {
+        mt_compressor_destroy(self->handler.z);
+        self->handler.z = NULL;
+    }
+}
+
+/* Hands the connection back (to the I/O thread, or to the caller when the
+ * client pipelined another request: its AsgiRequest is returned). */
+static PyObject *hand_back(AsgiRequestObject *self, bool keep_alive) {
+    mt_conn_t *c = self->conn;
+    WorkerObject *w = self->worker;
+    self->conn = NULL;
+    /* The exchange's buffers go back now, not when the object dies (an
+     * application may keep receive/send, and with them this object). */
+    release_buffers(self);
+    if (c->answer_status) {
+        mt_accesslog_conn(w->server.config.access_log, c, c->answer_status, c->answer_bytes, true);
+        c->answer_status = 0;
+    }
+    if (!c->req.message_complete)
+        keep_alive = false; /* an unread body: reading it here could block the loop */
+    mt_conn_t *next = mt_server_finish(&w->server, c, keep_alive);
+    if (next == NULL)
+        Py_RETURN_NONE;
+    return request_new(w, next);
+}
+
+/* end(failed): the application returned (failed: it raised, or broke the
+ * protocol; the error is logged by the caller). Sends what is due (a 500,
+ * or the reason the body could not be read, while nothing went out; else
+ * the close that cuts a response short) and hands the connection back.
+ * Returns the next pipelined request's AsgiRequest, or None. */
+static PyObject *AsgiRequest_end(AsgiRequestObject *self, PyObject *arg) {
+    int failed = PyObject_IsTrue(arg);
+    if (failed < 0)
+        return NULL;
+    if (self->conn == NULL)
+        Py_RETURN_NONE;
+    mt_conn_never_wait = true;
+    mt_exchange_t *ex = &self->ex;
+    if (!ex->failed) {
+        if (self->error_status && !ex->head_sent) {
+            mt_response_error(ex, self->error_status, "the request body could not be read", false);
+            self->complete = true;
+        } else if (failed || !self->complete) {
+            if (ex->head_sent) {
+                ex->out->len = 0;
+                ex->keep_alive = false;
+            } else {
+                mt_response_error(ex, 500, NULL, ex->keep_alive);
+            }
+            self->complete = true;
+        }
+        if (ex->out->len && mt_response_flush(ex) < 0)
+            PyErr_Clear();
+        if (!ex->failed && self->ws == NULL) { /* a WebSocket's 101 was logged at its accept */
+            self->conn->answer_status = ex->status_code;
+            self->conn->answer_bytes = ex->body_sent;
+        }
+    }
+    return hand_back(self, ex->keep_alive && !ex->failed);
+}
+
+/* peek() -> True: the client closed (or reset) the connection; False: it
+ * sent more (a pipelined request); None: nothing to see. */
+static PyObject *AsgiRequest_peek(AsgiRequestObject *self, PyObject *unused) {
+    if (self->conn == NULL)
+        Py_RETURN_TRUE;
+    char byte;
+    ssize_t n = recv(self->conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        Py_RETURN_FALSE;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        Py_RETURN_NONE;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *AsgiRequest_output_full(AsgiRequestObject *self, PyObject *unused) {
+    if (self->conn == NULL || self->ex.failed)
+        Py_RETURN_FALSE;
+    return PyBool_FromLong(mt_conn_output_full(self->conn));
+}
+
+/* No byte went out for the write timeout: the client is given up. */
+static PyObject *AsgiRequest_write_timeout(AsgiRequestObject *self, PyObject *unused) {
+    if (self->conn) {
+        mt_conn_fail(self->conn, -ETIMEDOUT);
+        self->ex.failed = true;
+        self->ex.keep_alive = false;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *AsgiRequest_fileno(AsgiRequestObject *self, PyObject *unused) {
+    return PyLong_FromLong(self->conn ? self->conn->fd : -1);
+}
+
+static PyObject *AsgiRequest_get_scope(AsgiRequestObject *self, void *closure) {
+    return Py_NewRef(self->scope ? self->scope : Py_None);
+}
+
+static PyObject *AsgiRequest_get_conn_id(AsgiRequestObject *self, void *closure) {
+    return PyLong_FromVoidPtr(self->conn);
+}
+
+static PyObject *AsgiRequest_get_failed(AsgiRequestObject *self, void *closure) {
+    return PyBool_FromLong(self->ex.failed);
+}
+
+static PyObject *AsgiRequest_get_complete(AsgiRequestObject *self, void *closure) {
+    return PyBool_FromLong(self->complete);
+}
+
+static PyObject *AsgiRequest_get_started(AsgiRequestObject *self, void *closure) {
+    return PyBool_FromLong(self->started);
+}
+
+static PyObject *AsgiRequest_get_websocket(AsgiRequestObject *self, void *closure) {
+    return PyBool_FromLong(self->websocket);
+}
+
+static PyObject *AsgiRequest_get_uri(AsgiRequestObject *self, void *closure) {
+    return Py_NewRef(self->ex.uri ? self->ex.uri : Py_None);
+}
+
+static void AsgiRequest_dealloc(AsgiRequestObject *self) {
+    if (self->conn) {
+        /* Dropped without end() (a failure while it was built): closed. */
+        mt_conn_never_wait = true;
+        self->ex.keep_alive = false;
+        PyObject *next = hand_back(self, false);
+        Py_XDECREF(next);
+        if (PyErr_Occurred())
+            PyErr_Clear();
+    }
+    release_buffers(self);
+    PyMem_Free(self->hs);
+    Py_XDECREF(self->ex.status);
+    Py_XDECREF(self->ex.headers);
+    Py_XDECREF(self->ex.uri);
+    Py_XDECREF(self->scope);
+    Py_XDECREF(self->worker);
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_Free(self);
+    Py_DECREF(type);
+}
+
+/* ---- WebSocket (after a valid handshake; the connection stays the loop's) ---- */
+
+static int ws_check(AsgiRequestObject *self, bool accepted) {
+    if (check_open(self) < 0)
+        return -1;
+    if (!self->websocket) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI: not a WebSocket");
+        return -1;
+    }
+    if (accepted && self->ws == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI: websocket.send before websocket.accept");
+        return -1;
+    }
+    if (!accepted && (self->ws || self->started)) {
+        PyErr_SetString(PyExc_RuntimeError, self->ws ? "ASGI: websocket.accept sent twice"
+                                                     : "ASGI: websocket.accept after a denial response began");
+        return -1;
+    }
+    return 0;
+}
+
+static int ws_write(AsgiRequestObject *self, mt_ws_opcode_t opcode, bool rsv1, const void *payload, size_t n) {
+    uint8_t head[10];
+    size_t hn = mt_ws_frame_header(head, opcode, true, rsv1, n);
+    struct iovec iov[2] = {{head, hn}, {(void *)payload, n}};
+    int rc = mt_conn_writev(self->conn, iov, n ? 2 : 1);
+    if (rc < 0) {
+        self->ex.failed = true;
+        PyErr_SetString(self->worker->st->ClientDisconnected, "the client went away");
+        return -1;
+    }
+    return 0;
+}
+
+static int ws_send_close(AsgiRequestObject *self, unsigned code, const char *reason, size_t n) {
+    if (self->ws->close_sent)
+        return 0;
+    uint8_t payload[MT_WS_MAX_CONTROL];
+    int len = mt_ws_close_payload(payload, code, reason, n);
+    if (len < 0) {
+        PyErr_Format(PyExc_ValueError, "ASGI: websocket.close: invalid code %u or reason", code);
+        return -1;
+    }
+    self->ws->close_sent = true;
+    return ws_write(self, MT_WS_CLOSE, false, payload, (size_t)len);
+}
+
+/* ws_accept(subprotocol, headers): the 101, then frames. */
+static PyObject *AsgiRequest_ws_accept(AsgiRequestObject *self, PyObject *args) {
+    PyObject *protocol, *headers;
+    if (!PyArg_ParseTuple(args, "OO:ws_accept", &protocol, &headers) || ws_check(self, false) < 0)
+        return NULL;
+    mt_conn_t *c = self->conn;
+    const char *proto = NULL;
+    Py_ssize_t plen = 0;
+    if (protocol != Py_None && (proto = PyUnicode_AsUTF8AndSize(protocol, &plen)) == NULL)
+        return NULL;
+    char head[4096];
+    int n = mt_ws_handshake_accept(self->hs, c->rbuf.data, proto, (size_t)plen, head, sizeof head);
+    if (n == -EINVAL) {
+        PyErr_Format(PyExc_ValueError, "ASGI: websocket.accept subprotocol %R was not offered by the client", protocol);
+        return NULL;
+    }
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "ASGI: websocket.accept head too large");
+        return NULL;
+    }
+    mt_buf_t out;
+    mt_buf_init(&out);
+    int rc = mt_buf_append(&out, head, (size_t)n - 2); /* the blank line comes after the application's fields */
+    PyObject *iter = rc == 0 ? PyObject_GetIter(headers) : NULL, *item;
+    if (iter == NULL)
+        goto error;
+    Py_ssize_t index = 0;
+    while ((item = PyIter_Next(iter)) != NULL) {
+        PyObject *pair = PySequence_Check(item) && !PyBytes_Check(item) ? PySequence_Tuple(item) : NULL;
+        int bad = pair == NULL || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
+                  !PyBytes_Check(PyTuple_GET_ITEM(pair, 1));
+        if (!bad) {
+            PyObject *nm = PyTuple_GET_ITEM(pair, 0), *v = PyTuple_GET_ITEM(pair, 1);
+            bad = mt_http1_write_field(&out, PyBytes_AS_STRING(nm), (size_t)PyBytes_GET_SIZE(nm), PyBytes_AS_STRING(v),
+                                       (size_t)PyBytes_GET_SIZE(v)) < 0;
+        }
+        Py_XDECREF(pair);
+        if (bad) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "ASGI: websocket.accept header %zd must be a valid pair of bytes, got %R",
+                         index, item);
+            Py_DECREF(item);
+            goto error;
+        }
+        Py_DECREF(item);
+        index++;
+    }
+    if (PyErr_Occurred() || mt_buf_append(&out, "\r\n", 2) < 0)
+        goto error;
+    Py_CLEAR(iter);
+    asgi_ws_t *ws = PyMem_Calloc(1, sizeof *ws);
+    if (ws == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    mt_ws_parser_config_t pc = {
+        .max_frame = WS_MAX_MESSAGE, .max_message = WS_MAX_MESSAGE, .deflate = self->hs->deflate};
+    mt_ws_parser_init(&ws->parser, &pc);
+    ws->deflate = self->hs->deflate;
+    if (ws->deflate)
+        mt_ws_deflate_init(&ws->z, &self->hs->params, 6, ws_handshake_config.mem_level,
+                           mt_ws_deflate_memory(&self->hs->params, ws_handshake_config.mem_level), WS_MAX_MESSAGE);
+    mt_buf_init(&ws->message);
+    mt_buf_init(&ws->zout);
+    self->ws = ws;
+    self->started = self->complete = true;
+    self->ex.head_sent = true;
+    struct iovec iov = {out.data, out.len};
+    rc = mt_conn_writev(c, &iov, 1);
+    mt_buf_dispose(&out);
+    /* The exchange is logged now: the head's spans are not kept. */
+    mt_accesslog_conn(self->worker->server.config.access_log, c, 101, 0, true);
+    mt_buf_consume(&c->rbuf, c->rpos); /* what follows the head is frames */
+    c->rpos = 0;
+    c->head_consumed = true;
+    PyMem_Free(self->hs);
+    self->hs = NULL;
+    if (rc < 0) {
+        self->ex.failed = true;
+        PyErr_SetString(self->worker->st->ClientDisconnected, "the client went away");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(iter);
+    mt_buf_dispose(&out);
+    if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    return NULL;
+}
+
+/* A message or a close, for the loop. */
+static int ws_event(PyObject *events, const char *kind, PyObject *value) {
+    if (value == NULL)
+        return -1;
+    PyObject *t = Py_BuildValue("(sN)", kind, value);
+    int rc = t ? PyList_Append(events, t) : -1;
+    Py_XDECREF(t);
+    return rc;
+}
+
+static int ws_close_event(AsgiRequestObject *self, PyObject *events, unsigned code, const char *reason, size_t n) {
+    self->ws->close_received = true;
+    return ws_event(events, "close", Py_BuildValue("(Is#)", code, reason ? reason : "", (Py_ssize_t)(reason ? n : 0)));
+}
+
+/* Parses what rbuf holds; appends events. Returns 0, or -1 with an exception. */
+static int ws_process(AsgiRequestObject *self, PyObject *events) {
+    asgi_ws_t *ws = self->ws;
+    mt_conn_t *c = self->conn;
+    size_t consumed = 0;
+    while (!ws->close_received && consumed < c->rbuf.len) {
+        size_t used;
+        mt_ws_event_t ev;
+        mt_ws_parse_result_t r =
+            mt_ws_parse(&ws->parser, (uint8_t *)c->rbuf.data + consumed, c->rbuf.len - consumed, &used, &ev);
+        consumed += used;
+        if (r == MT_WS_PARSE_MORE)
+            break;
+        if (r == MT_WS_PARSE_ERROR) {
+            const char *why = ws->parser.error ? ws->parser.error : "";
+            if (ws_send_close(self, ws->parser.close_code, why, strlen(why)) < 0)
+                PyErr_Clear();
+            if (ws_close_event(self, events, ws->parser.close_code, why, strlen(why)) < 0)
+                return -1;
+            break;
+        }
+        if (r == MT_WS_PARSE_CONTROL) {
+            if (ev.opcode == MT_WS_PING) {
+                if (!ws->close_sent && ws_write(self, MT_WS_PONG, false, ev.data, ev.len) < 0)
+                    PyErr_Clear();
+            } else if (ev.opcode == MT_WS_CLOSE) {
+                unsigned code = ev.close_code == MT_WS_CLOSE_NO_STATUS ? MT_WS_CLOSE_NORMAL : ev.close_code;
+                if (ws_send_close(self, code, "", 0) < 0)
+                    PyErr_Clear();
+                if (ws_close_event(self, events, ev.close_code, (const char *)ev.reason, ev.reason_len) < 0)
+                    return -1;
+            }
+            continue;
+        }
+        int zrc = 0;
+        if (ev.compressed)
+            zrc = mt_ws_deflate_inflate(&ws->z, ev.data, ev.len, ev.message_end, &ws->message);
+        else if (mt_buf_append(&ws->message, ev.data, ev.len) < 0)
+            zrc = -ENOMEM;
+        unsigned code = 0;
+        const char *why = NULL;
+        if (zrc < 0) {
+            code = zrc == -EMSGSIZE  ? MT_WS_CLOSE_TOO_BIG
+                   : zrc == -EBADMSG ? MT_WS_CLOSE_INVALID_DATA
+                                     : MT_WS_CLOSE_INTERNAL;
+            why = "bad compressed message";
+        } else if (ev.message_end && ev.compressed && ev.opcode == MT_WS_TEXT) {
+            mt_ws_utf8_t u = {0};
+            if (!mt_ws_utf8_feed(&u, (const uint8_t *)ws->message.data, ws->message.len) || !mt_ws_utf8_complete(&u)) {
+                code = MT_WS_CLOSE_INVALID_DATA;
+                why = "text message not UTF-8";
+            }
+        }
+        if (code) {
+            if (ws_send_close(self, code, why, strlen(why)) < 0)
+                PyErr_Clear();
+            if (ws_close_event(self, events, code, why, strlen(why)) < 0)
+                return -1;
+            break;
+        }
+        if (!ev.message_end)
+            continue;
+        const char *data = ws->message.len ? ws->message.data : "";
+        PyObject *value = ev.opcode == MT_WS_TEXT ? PyUnicode_DecodeUTF8(data, (Py_ssize_t)ws->message.len, NULL)
+                                                  : PyBytes_FromStringAndSize(data, (Py_ssize_t)ws->message.len);
+        ws->message.len = 0;
+        if (ws_event(events, ev.opcode == MT_WS_TEXT ? "text" : "bytes", value) < 0)
+            return -1;
+    }
+    mt_buf_consume(&c->rbuf, consumed);
+    return 0;
+}
+
+/* ws_read() -> a list of ("text", str), ("bytes", bytes), ("close", (code, reason)); None: wait for the socket. */
+static PyObject *AsgiRequest_ws_read(AsgiRequestObject *self, PyObject *unused) {
+    if (ws_check(self, true) < 0)
+        return NULL;
+    asgi_ws_t *ws = self->ws;
+    mt_conn_t *c = self->conn;
+    PyObject *events = PyList_New(0);
+    if (events == NULL)
+        return NULL;
+    while (!ws->close_received) {
+        if (ws_process(self, events) < 0)
+            goto error;
+        if (PyList_GET_SIZE(events) || ws->close_received)
+            break;
+        if (mt_buf_reserve(&c->rbuf, 16384) < 0) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        ssize_t n = read(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
+        if (n > 0) {
+            c->rbuf.len += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            Py_DECREF(events);
+            Py_RETURN_NONE;
+        }
+        self->ex.failed = true; /* gone without a close frame */
+        if (ws_close_event(self, events, MT_WS_CLOSE_ABNORMAL, NULL, 0) < 0)
+            goto error;
+    }
+    return events;
+error:
+    Py_DECREF(events);
+    return NULL;
+}
+
+/* ws_send(data): a str goes as a text message, bytes as binary. Returns whether the output is over its mark. */
+static PyObject *AsgiRequest_ws_send(AsgiRequestObject *self, PyObject *data) {
+    if (ws_check(self, true) < 0)
+        return NULL;
+    asgi_ws_t *ws = self->ws;
+    if (ws->close_sent || self->ex.failed) {
+        PyErr_SetString(self->worker->st->ClientDisconnected, "the WebSocket is closed");
+        return NULL;
+    }
+    const char *p;
+    Py_ssize_t n;
+    mt_ws_opcode_t opcode;
+    if (PyUnicode_Check(data)) {
+        if ((p = PyUnicode_AsUTF8AndSize(data, &n)) == NULL)
+            return NULL;
+        opcode = MT_WS_TEXT;
+    } else if (PyBytes_Check(data)) {
+        p = PyBytes_AS_STRING(data);
+        n = PyBytes_GET_SIZE(data);
+        opcode = MT_WS_BINARY;
+    } else {
+        PyErr_Format(PyExc_TypeError, "ASGI: websocket.send needs 'text' (str) or 'bytes' (bytes), got %.100s",
+                     Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    int rc;
+    if (ws->deflate && n > 0) {
+        ws->zout.len = 0;
+        if (mt_ws_deflate_compress(&ws->z, p, (size_t)n, &ws->zout) < 0)
+            return PyErr_NoMemory();
+        rc = ws_write(self, opcode, true, ws->zout.data, ws->zout.len);
+    } else {
+        rc = ws_write(self, opcode, false, p, (size_t)n);
+    }
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(mt_conn_output_full(self->conn));
+}
+
+/* ws_close(code, reason): the close frame (the connection closes when the exchange ends). */
+static PyObject *AsgiRequest_ws_close(AsgiRequestObject *self, PyObject *args) {
+    unsigned code;
+    const char *reason = "";
+    Py_ssize_t n = 0;
+    if (!PyArg_ParseTuple(args, "I|s#:ws_close", &code, &reason, &n) || ws_check(self, true) < 0)
+        return NULL;
+    if (self->ex.failed)
+        Py_RETURN_NONE;
+    if (ws_send_close(self, code, reason, (size_t)n) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* deny(): websocket.close before the accept: 403. */
+static PyObject *AsgiRequest_deny(AsgiRequestObject *self, PyObject *unused) {
+    if (ws_check(self, false) < 0)
+        return NULL;
+    mt_response_error(&self->ex, 403, "the WebSocket was refused", false);
+    self->started = self->complete = true;
+    if (mt_response_flush(&self->ex) < 0)
+        PyErr_Clear();
+    self->conn->answer_status = 403;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef AsgiRequest_methods[] = {
+    {"ws_accept", (PyCFunction)AsgiRequest_ws_accept, METH_VARARGS,
+     "ws_accept(subprotocol, headers)\n--\n\nwebsocket.accept: the 101 answer."},
+    {"ws_read", (PyCFunction)AsgiRequest_ws_read, METH_NOARGS,
+     "ws_read()\n--\n\nThe messages and close that arrived, or None: wait for the socket."},
+    {"ws_send", (PyCFunction)AsgiRequest_ws_send, METH_O,
+     "ws_send(data)\n--\n\nwebsocket.send (str: text, bytes: binary); returns whether the output is over its mark."},
+    {"ws_close", (PyCFunction)AsgiRequest_ws_close, METH_VARARGS, "ws_close(code, reason='')\n--\n\nwebsocket.close."},
+    {"deny", (PyCFunction)AsgiRequest_deny, METH_NOARGS, "deny()\n--\n\nwebsocket.close before the accept: 403."},
+    {"read", (PyCFunction)AsgiRequest_read, METH_NOARGS,
+     "read()\n--\n\n(bytes, more_body), or None: wait for the socket to be readable."},
+    {"body_timeout", (PyCFunction)AsgiRequest_body_timeout, METH_NOARGS,
+     "body_timeout()\n--\n\nRecords that the body timed out (408) and raises RequestBodyError."},
+    {"start", (PyCFunction)AsgiRequest_start, METH_VARARGS,
+     "start(status, headers)\n--\n\nhttp.response.start: checks and keeps the status and headers."},
+    {"body", (PyCFunction)AsgiRequest_body, METH_VARARGS,
+     "body(data, more_body)\n--\n\nhttp.response.body; returns whether the output is over its high-water mark."},
+    {"pathsend", (PyCFunction)AsgiRequest_pathsend, METH_O,
+     "pathsend(path)\n--\n\nhttp.response.pathsend: the file with sendfile."},
+    {"end", (PyCFunction)AsgiRequest_end, METH_O,
+     "end(failed)\n--\n\nEnds the exchange; returns the next pipelined request, or None."},
+    {"peek", (PyCFunction)AsgiRequest_peek, METH_NOARGS,
+     "peek()\n--\n\nTrue if the client closed, False if it sent more, None if nothing happened."},
+    {"output_full", (PyCFunction)AsgiRequest_output_full, METH_NOARGS,
+     "output_full()\n--\n\nWhether the output queue is over its high-water mark (arms the drain wake-up)."},
+    {"write_timeout", (PyCFunction)AsgiRequest_write_timeout, METH_NOARGS,
+     "write_timeout()\n--\n\nGives the client up: no byte went out for the write timeout."},
+    {"fileno", (PyCFunction)AsgiRequest_fileno, METH_NOARGS, "fileno()\n--\n\nThe connection's socket."},
+    {NULL},
+};
+
+static PyGetSetDef AsgiRequest_getset[] = {
+    {"websocket", (getter)AsgiRequest_get_websocket, NULL, "A WebSocket handshake.", NULL},
+    {"scope", (getter)AsgiRequest_get_scope, NULL, "The HTTP scope (without state).", NULL},
+    {"conn_id", (getter)AsgiRequest_get_conn_id, NULL, "The connection's id in asgi_take's drained list.", NULL},
+    {"failed", (getter)AsgiRequest_get_failed, NULL, "The client went away.", NULL},
+    {"complete", (getter)AsgiRequest_get_complete, NULL, "The response's last message was sent.", NULL},
+    {"started", (getter)AsgiRequest_get_started, NULL, "http.response.start was sent.", NULL},
+    {"uri", (getter)AsgiRequest_get_uri, NULL, "The request target, for the error log.", NULL},
+    {NULL},
+};
+
+static PyType_Slot AsgiRequest_slots[] = {
+    {Py_tp_doc, "One ASGI HTTP exchange (made by asgi_take)."},
+    {Py_tp_methods, AsgiRequest_methods},
+    {Py_tp_getset, AsgiRequest_getset},
+    {Py_tp_dealloc, AsgiRequest_dealloc},
+    {0, NULL},
+};
+
+PyType_Spec AsgiRequest_Spec = {
+    .name = "meltemi._core.AsgiRequest",
+    .basicsize = sizeof(AsgiRequestObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = AsgiRequest_slots,
+};
