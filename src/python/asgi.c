@@ -265,7 +265,7 @@ static PyObject *build_scope(WorkerObject *w, mt_conn_t *c, PyObject **uri) {
     char host[64];
     int port;
     mt_sock_peer_format(mt_forwarded_client(&c->fwd, &c->peer), host, sizeof host, &port);
-    if (set_new(scope, "client", port ? Py_BuildValue("(si)", host, port) : Py_NewRef(Py_None)) < 0)
+    if (set_new(scope, "client", host[0] ? Py_BuildValue("(si)", host, port) : Py_NewRef(Py_None)) < 0)
         goto error;
     if (c->fwd.https >= 0 && set_new(scope, "scheme", PyUnicode_FromString(c->fwd.https ? "https" : "http")) < 0)
         goto error;

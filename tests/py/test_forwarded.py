@@ -146,3 +146,12 @@ def test_option_values():
         resolve(cli={"forwarded_allow_ips": "proxy.example"})
     with pytest.raises(ConfigError):
         resolve(cli={"forwarded_allow_ips": "10.0.0.0/40"})
+
+
+def test_the_asgi_scope_uses_the_trusted_proxys_client_and_scheme(start_server):
+    trusted = start_server("proxyapps:asgi_app")
+    seen = ask(trusted, "X-Forwarded-For: 203.0.113.9, 127.0.0.1", "X-Forwarded-Proto: https")
+    assert seen["client"] == ["203.0.113.9", 0] and seen["scheme"] == "https"
+    untrusted = start_server("proxyapps:asgi_app", "--forwarded-allow-ips", "192.0.2.1")
+    seen = ask(untrusted, "X-Forwarded-For: 203.0.113.9", "X-Forwarded-Proto: https")
+    assert seen["client"][0] == "127.0.0.1" and seen["client"][1] > 0 and seen["scheme"] == "http"
