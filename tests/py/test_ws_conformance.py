@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
-from conftest import Server
+from conftest import ROOT, Server
 from wsclient import BINARY, CLOSE, CONT, PING, PONG, TEXT, WS, Closed, Deflate
+from wsclient import frame as _frame
 
 MAX_MESSAGE = 16 << 20  # src/python/asgi.c WS_MAX_MESSAGE
 
@@ -172,12 +175,6 @@ def c_many_pings(server, chop):
     for p in payloads:
         assert ws.recv_frame()[2:] == (PONG, p)
     clean_close(ws)
-
-
-def _frame(opcode, payload, **kw):
-    from wsclient import frame
-
-    return frame(opcode, payload, **kw)
 
 
 case("2")(c_many_pings, None)
@@ -611,7 +608,9 @@ def c_too_big(server, how):
     elif how == "frame-huge":
         ws.send(bytes([0x81, 0xFF]) + struct.pack("!Q", (1 << 63) - 1) + os.urandom(4))
     else:
-        ws.send(_frame(BINARY, b"\0" * (MAX_MESSAGE // 2), fin=False) + _frame(CONT, b"\0" * (MAX_MESSAGE // 2), fin=False))
+        ws.send(
+            _frame(BINARY, b"\0" * (MAX_MESSAGE // 2), fin=False) + _frame(CONT, b"\0" * (MAX_MESSAGE // 2), fin=False)
+        )
         ws.send(bytes([0x80, 0x82]) + os.urandom(4))  # a 2-byte last fragment: one byte too many
     ws.expect_close((1009,), timeout=30.0)
 
@@ -752,8 +751,7 @@ def c_negotiate(server, offer):
     params = ws.deflate_params()
     first = offer.split(",")[0] if "x-webkit" not in offer else offer.split(",")[1]
     asked = dict(
-        (k.strip(), int(v) if v else True)
-        for k, _, v in (item.partition("=") for item in first.split(";")[1:])
+        (k.strip(), int(v) if v else True) for k, _, v in (item.partition("=") for item in first.split(";")[1:])
     )
     if "server_no_context_takeover" in asked:
         assert params.get("server_no_context_takeover") is True
@@ -826,3 +824,11 @@ def test_the_server_survived(server):
     echo(ws, TEXT, b"still here")
     clean_close(ws)
     assert "Traceback" not in server.output, server.output[-3000:]
+
+
+def test_the_table_is_current():
+    """docs/reliability.md shows this suite's case counts per section (scripts/ws_conformance.py writes it)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "ws_conformance.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
