@@ -221,6 +221,13 @@ async def ws_app(scope, receive, send):
         return
     if path == "/raise":
         raise ValueError("websocket boom after accept")
+    if path == "/flood":
+        # 64 KiB messages to a client that does not read: send() must pause.
+        for i in range(2000):
+            await send({"type": "websocket.send", "bytes": b"y" * 65536})
+            report("ws-progress", {"sent": i + 1})
+        await send({"type": "websocket.close", "code": 1000})
+        return
     if path == "/scope":
         shown = {k: v for k, v in scope.items() if k not in ("headers", "state", "raw_path", "query_string")}
         await send({"type": "websocket.send", "text": json.dumps(shown)})

@@ -8,7 +8,6 @@ import gzip
 import json
 import signal
 import socket
-import threading
 import time
 
 import httpx
@@ -32,6 +31,11 @@ def read_report(directory, name, timeout=5.0):
             return json.loads(path.read_text())
         time.sleep(0.005)
     raise AssertionError(f"no report {name!r}")
+
+
+def ready(server) -> None:
+    """Waits until a worker answers (the master prints its address before the workers have booted)."""
+    assert httpx.get(server.url + "/hello", timeout=30).text == "Hello, world!"
 
 
 def raw(server, request: bytes) -> bytes:
@@ -94,7 +98,7 @@ def test_body_read_in_many_receive_calls(start_server):
         sock.sendall(b"POST /scope HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
         for i in range(0, len(body), 20000):
             sock.sendall(body[i : i + 20000])
-            time.sleep(0.05)
+            time.sleep(0.3 if i == 0 else 0.1)  # the app reads each piece as it comes
         response = ResponseReader(sock).read_response()
     assert response.status == 200
     scope = json.loads(response.body)
@@ -107,9 +111,9 @@ def test_chunked_request_body(start_server):
     server = start_server(APP)
     with server.connect() as sock:
         sock.sendall(b"POST /scope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        for part in (b"hello ", b"chunked ", b"world"):
+        for index, part in enumerate((b"hello ", b"chunked ", b"world")):
             sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
-            time.sleep(0.05)
+            time.sleep(0.3 if index == 0 else 0.1)
         sock.sendall(b"0\r\n\r\n")
         response = ResponseReader(sock).read_response()
     scope = json.loads(response.body)
@@ -179,6 +183,7 @@ def test_back_pressure_pauses_send(start_server, reports):
 @pytest.mark.parametrize("path", ["/disconnect", "/disconnect-busy"])
 def test_disconnect_within_100ms(start_server, reports, path):
     server = start_server(APP)
+    ready(server)
     sock = server.connect()
     sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
     time.sleep(0.3)  # the app is waiting
@@ -264,18 +269,17 @@ def test_compression_and_static_mounts(start_server, tmp_path):
 
 def test_lifespan_shutdown_runs_after_the_drain(start_server, reports):
     server = start_server(APP)
-    result = {}
-
-    def slow():
-        result["r"] = httpx.get(server.url + "/slow?s=1", timeout=10)
-
-    thread = threading.Thread(target=slow)
-    thread.start()
-    time.sleep(0.3)
-    server.signal(signal.SIGTERM)
-    thread.join(10)
-    # The request in flight completed, then the lifespan shutdown ran.
-    assert result["r"].text == "slept"
+    ready(server)
+    with server.connect() as sock:
+        sock.sendall(b"GET /slow?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        server.signal(signal.SIGTERM)
+        reader = ResponseReader(sock)
+        response = reader.read_response()
+        closed = reader.closed()
+    # The request in flight completed, the connection closed after it, then the lifespan shutdown ran.
+    assert response.body == b"slept"
+    assert closed
     assert server.stop() == 0
     assert read_report(reports, "shutdown")["pid"] > 0
     server.assert_balanced()
