@@ -99,7 +99,7 @@ def ensure_root() -> None:
     log(f"pip install autobahntestsuite=={VERSION} (Python 2.7)")
     in_root(
         'PYTHONPATH=$(ls /usr/share/python-wheels/*.whl | tr "\\n" ":") python2.7 -m pip install -q '
-        "--no-cache-dir pip==20.3.4 setuptools==44.1.1 wheel==0.37.1"
+        "--no-cache-dir pip==20.3.4 setuptools==44.0.0 wheel==0.37.1"
     )
     in_root(f"python2.7 -m pip install -q --no-cache-dir autobahntestsuite=={VERSION}")
     stamp.write_text(VERSION)
