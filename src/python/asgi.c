@@ -990,8 +990,8 @@ static int ws_close_event(AsgiRequestObject *self, PyObject *events, unsigned co
 /* Sends our close frame (send_code, with the reason when send_reason) and
  * reports the close (code, reason) to the application; deferred to the next
  * ws_read when messages parsed before it are still in `events`. */
-static int ws_closing(AsgiRequestObject *self, PyObject *events, unsigned send_code, unsigned code,
-                      const char *reason, size_t n, bool send_reason) {
+static int ws_closing(AsgiRequestObject *self, PyObject *events, unsigned send_code, unsigned code, const char *reason,
+                      size_t n, bool send_reason) {
     asgi_ws_t *ws = self->ws;
     if (PyList_GET_SIZE(events) > 0) {
         ws->pending = true;
