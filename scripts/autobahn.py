@@ -152,6 +152,12 @@ def table(results: dict[str, dict], when: str, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def unmount() -> None:
+    """The root's /proc is mounted for the run only (a mounted /proc under build/ would trip `rm -rf build`)."""
+    if os.path.ismount(AB_ROOT / "proc"):
+        subprocess.run(["umount", "-l", str(AB_ROOT / "proc")], check=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=1200, help="seconds the whole run may take")
@@ -183,6 +189,7 @@ def main() -> int:
     finally:
         server.terminate()
         output = server.communicate(timeout=60)[0]
+        unmount()
     seconds = time.monotonic() - started
     if server.returncode != 0:
         print(output[-3000:])
