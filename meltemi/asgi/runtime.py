@@ -172,13 +172,16 @@ class Runtime:
                     cycle.returned()
                 if not req.complete and not req.failed:
                     failed = True
-                    what = "completing" if req.started else "starting"
-                    _logger.error(
-                        "Error handling request %s %s: the ASGI application returned without %s its response",
-                        scope.get("method", "GET"),
-                        req.uri,
-                        what,
-                    )
+                    # After http.disconnect there is nobody to answer: returning then is how a
+                    # streaming app (SSE, a long poll) ends, not an error.
+                    if req.websocket or not cycle.disconnected:
+                        what = "completing" if req.started else "starting"
+                        _logger.error(
+                            "Error handling request %s %s: the ASGI application returned without %s its response",
+                            scope.get("method", "GET"),
+                            req.uri,
+                            what,
+                        )
             cycle.close()
             req = req.end(failed)
 

@@ -489,10 +489,10 @@ static void test_close(void) {
     static const struct {
         unsigned code;
         bool valid;
-    } codes[] = {{0, false},    {999, false},  {1000, true},  {1001, true},  {1002, true},  {1003, true}, {1004, false},
-                 {1005, false}, {1006, false}, {1007, true},  {1008, true},  {1009, true},  {1010, true}, {1011, true},
-                 {1012, false}, {1015, false}, {1016, false}, {2000, false}, {2999, false}, {3000, true}, {3999, true},
-                 {4000, true},  {4999, true},  {5000, false}, {65535, false}};
+    } codes[] = {{0, false},    {999, false},  {1000, true}, {1001, true},  {1002, true},  {1003, true},  {1004, false},
+                 {1005, false}, {1006, false}, {1007, true}, {1008, true},  {1009, true},  {1010, true},  {1011, true},
+                 {1012, true},  {1013, true},  {1014, true}, {1015, false}, {1016, false}, {2000, false}, {2999, false},
+                 {3000, true},  {3999, true},  {4000, true}, {4999, true},  {5000, false}, {65535, false}};
     for (size_t i = 0; i < MT_ARRAY_SIZE(codes); i++) {
         reset();
         uint8_t pl[2] = {(uint8_t)(codes[i].code >> 8), (uint8_t)codes[i].code};

@@ -70,7 +70,9 @@ bool mt_ws_utf8_feed(mt_ws_utf8_t *u, const uint8_t *p, size_t n) {
 }
 
 bool mt_ws_close_code_valid(unsigned code) {
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+    /* 1012-1014 are registered with IANA since RFC 6455 (service restart, try again later, bad
+     * gateway): clients send them, and the server sends 1012 itself on a reload. */
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
 /* ---- parsing ---- */

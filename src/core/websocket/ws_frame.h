@@ -78,7 +78,7 @@ static inline bool mt_ws_utf8_complete(const mt_ws_utf8_t *u) {
 }
 
 /* Whether a close code may appear in a close frame (RFC 6455 7.4): 1000-1003,
- * 1007-1011 and 3000-4999. */
+ * 1007-1014 (1012-1014 as registered with IANA) and 3000-4999. */
 bool mt_ws_close_code_valid(unsigned code);
 
 typedef struct mt_ws_parser_config {
