@@ -20,7 +20,8 @@ accepting.
     SIGTERM, SIGINT   graceful stop: workers drain, up to graceful_timeout
     SIGINT twice      immediate stop
     SIGQUIT           immediate stop
-    SIGHUP            replace every worker (new ones first, then the old drain)
+    SIGHUP            replace every worker (new ones first, then the old drain;
+                      they are sent RETIRE_SIGNAL, see meltemi.worker)
 
 A worker that cannot load the application exits with BOOT_ERROR.  At start
 that stops the server (restarting would fail the same way forever); during a
@@ -45,7 +46,7 @@ from . import worker as worker_module
 from .config import Address, Config
 from .reloader import DEBOUNCE, SourceWatcher, source_root
 from .systemd import Notifier, listen_fds
-from .worker import BOOT_ERROR, RECYCLE, AppLoader, Listener
+from .worker import BOOT_ERROR, RECYCLE, RETIRE_SIGNAL, AppLoader, Listener
 
 _logger = logging.getLogger("meltemi.master")
 
@@ -470,7 +471,7 @@ class Master:
                 _logger.info(
                     "Worker %d: pid %d replaces pid %d, which now drains", child.slot + 1, child.pid, older.pid
                 )
-                self._retire(older)
+                self._retire(older, RETIRE_SIGNAL)  # a drain whose WebSockets end with 1012, not 1001
         self._announce_if_serving()
 
     def _announce_if_serving(self) -> None:
