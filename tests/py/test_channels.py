@@ -276,7 +276,7 @@ def test_reload_closes_old_workers_sockets_with_1012_after_the_drain_timeout(sta
 
     rcvd, elapsed = asyncio.run(main())
     assert rcvd is not None and rcvd.code == 1012 and rcvd.reason == "service restart", server.output
-    assert 1.0 < elapsed < 6, elapsed
+    assert 1.0 < elapsed < 15, elapsed  # the drain timeout (1.5 s) first, then the close
     assert wait_report(server, event="disconnect", room="reload", code=1012)
     assert "Graceful timeout" not in server.output
 
