@@ -529,6 +529,8 @@ static void test_serialize(void) {
     is_int(mt_ws_close_payload(pl, 1000, "bye", 3), 5, "close payload: code and reason");
     ok(pl[0] == 0x03 && pl[1] == 0xe8 && memcmp(pl + 2, "bye", 3) == 0, "... in network order");
     is_int(mt_ws_close_payload(pl, 1005, "", 0), -EINVAL, "1005 may not be sent");
+    is_int(mt_ws_close_payload(pl, 1012, "", 0), 2, "1012 (service restart) may be sent by the server");
+    is_int(mt_ws_close_payload(pl, 1015, "", 0), -EINVAL, "1015 may not be sent");
     is_int(mt_ws_close_payload(pl, 1000, "\xff", 1), -EINVAL, "a reason that is not UTF-8 is refused");
     char long_reason[200];
     memset(long_reason, 'a', sizeof long_reason);

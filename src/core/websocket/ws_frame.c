@@ -322,7 +322,9 @@ size_t mt_ws_frame_header(uint8_t out[10], mt_ws_opcode_t opcode, bool fin, bool
 }
 
 int mt_ws_close_payload(uint8_t out[MT_WS_MAX_CONTROL], unsigned code, const char *reason, size_t n) {
-    if (!mt_ws_close_code_valid(code))
+    /* 1012-1014 (service restart, try again later, bad gateway) were registered after RFC 6455: a server
+     * sends them (1012 on a reload), while the parser keeps to the RFC's list for what a client sends. */
+    if (!mt_ws_close_code_valid(code) && !(code >= 1012 && code <= 1014))
         return -EINVAL;
     mt_ws_utf8_t u = {0};
     if (n > 0 && (!mt_ws_utf8_feed(&u, (const uint8_t *)reason, n) || !mt_ws_utf8_complete(&u)))

@@ -153,7 +153,8 @@ size_t mt_ws_frame_header(uint8_t out[10], mt_ws_opcode_t opcode, bool fin, bool
 /* Writes the payload of a close frame: the code, then as much of the
  * reason as fits in 123 bytes, cut at a character boundary. Returns its
  * length, or -EINVAL for a code that may not be sent (see
- * mt_ws_close_code_valid) or a reason that is not UTF-8. */
+ * mt_ws_close_code_valid; the server may also send 1012-1014, registered
+ * with IANA after the RFC) or a reason that is not UTF-8. */
 int mt_ws_close_payload(uint8_t out[MT_WS_MAX_CONTROL], unsigned code, const char *reason, size_t n);
 
 #endif
