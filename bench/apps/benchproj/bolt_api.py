@@ -5,6 +5,7 @@ import asyncio
 import msgspec
 from django_bolt import BoltAPI
 from django_bolt.responses import PlainText
+from django_bolt.websocket import WebSocket, WebSocketDisconnect
 
 from .models import Row
 from .payloads import MESSAGE, RECORDS, WAIT_SECONDS
@@ -52,3 +53,13 @@ async def orm_rows():
 async def wait():
     await asyncio.sleep(WAIT_SECONDS)
     return PlainText("waited")
+
+
+@api.websocket("/ws/echo")
+async def ws_echo(websocket: WebSocket):
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
