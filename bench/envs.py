@@ -23,7 +23,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
-ROOT_DIR = BUILD / "bench-root"
+# The root can be one made elsewhere (BENCH_ROOT, e.g. another checkout's build/bench-root), and the harness's
+# files inside it can live under another folder than /opt/bench (BENCH_PREFIX), so that two checkouts share one
+# root without sharing their environments. A root given by BENCH_ROOT is left mounted as it was found.
+ROOT_DIR = Path(os.environ.get("BENCH_ROOT") or BUILD / "bench-root")
+PREFIX = Path(os.environ.get("BENCH_PREFIX") or "/opt/bench")
 REQUIREMENTS = REPO / "bench" / "requirements"
 
 # Debian packages inside the root: the interpreter, what meltemi builds
@@ -125,6 +129,8 @@ def mount_proc() -> None:
 
 
 def unmount_all() -> None:
+    if os.environ.get("BENCH_ROOT"):
+        return  # another checkout's root: its other users may need /proc
     for sub in ("dev/shm", "proc"):
         path = ROOT_DIR / sub
         if os.path.ismount(path):
@@ -155,7 +161,7 @@ def ensure_root() -> Env:
     for cert in extra:
         shutil.copy(cert, ROOT_DIR / "usr/local/share/ca-certificates" / cert.name)
     mount_proc()
-    env = Env("root", ROOT_DIR, Path("/opt/bench/venvs"), Path("/opt/bench/work"))
+    env = Env("root", ROOT_DIR, PREFIX / "venvs", PREFIX / "work")
     if not stamp.exists() or stamp.read_text() != " ".join(ROOT_PACKAGES):
         log("installing Debian packages in the root: " + " ".join(ROOT_PACKAGES))
         env.sh(
