@@ -495,7 +495,12 @@ def measure_ws_scenario(current, port, path, scenario, args, progress, server, e
         progress.say(server.name, scenario.name, f"WRONG ANSWER: {error}")
         results.append({**entry, "status": "failed", "reason": f"wrong answer: {error}"[:400]})
         return None
-    entry["response"] = {"bytes": WS_MESSAGE_SIZE, "content_type": "websocket text", "content_encoding": "", "server": ""}
+    entry["response"] = {
+        "bytes": WS_MESSAGE_SIZE,
+        "content_type": "websocket text",
+        "content_encoding": "",
+        "server": "",
+    }
     progress.say(server.name, scenario.name, "warming up")
     runs = []
     try:

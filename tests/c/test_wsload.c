@@ -60,7 +60,8 @@ static void test_handshake(void) {
        "101 with the key's accept value");
     ok(ws_handshake_ok("HTTP/1.1 101 Switching Protocols\r\nsec-websocket-accept:s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
        "the header name in any case, no space");
-    ok(!ws_handshake_ok("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: AAAALMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
+    ok(!ws_handshake_ok(
+           "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: AAAALMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
        "a wrong accept value is refused");
     ok(!ws_handshake_ok("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"), "no accept value");
     ok(!ws_handshake_ok("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"), "not 101");

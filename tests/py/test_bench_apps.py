@@ -113,7 +113,9 @@ def test_ws_check_rejects_a_server_without_websockets(work, tmp_path):
     env, apps = work
     port = measure.free_port(20650)
     argv = [sys.executable, "-m", "meltemi", servers.DJANGO, "--bind", f"127.0.0.1:{port}", "--workers", "1"]
-    process = measure.ServerProcess(env, argv, {"DJANGO_SETTINGS_MODULE": "benchproj.settings"}, apps, tmp_path / "m.log")
+    process = measure.ServerProcess(
+        env, argv, {"DJANGO_SETTINGS_MODULE": "benchproj.settings"}, apps, tmp_path / "m.log"
+    )
     try:
         process.wait_ready(port, timeout=30)
         with pytest.raises((CheckError, RuntimeError)):
