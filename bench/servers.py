@@ -251,4 +251,6 @@ def ws_launch(server: str, python: Path, host: str, port: int, env: dict[str, st
         raise Unsupported("measured with the bare ASGI echo app (meltemi-asgi, uvicorn)")
     if server == "granian-fastapi":
         raise Unsupported("measured with the bare ASGI echo app (granian-asgi)")
-    raise Unsupported("no WebSockets (a WSGI server)")
+    if server.startswith("meltemi"):
+        raise Unsupported("measured as meltemi-asgi (meltemi serves WebSockets to ASGI applications)")
+    raise Unsupported("no WebSockets (a WSGI server)" if server != "nginx" else "static files only")
