@@ -42,7 +42,8 @@ typedef struct {
 typedef struct {
     int fd;
     int open;
-    int waiting; /* a message is in flight */
+    int waiting;  /* a message is in flight */
+    int want_out; /* the socket is watched for EPOLLOUT: bytes of out are still to write */
     double sent_at;
     uint8_t in[WS_BUF];
     size_t in_len;
@@ -191,17 +192,30 @@ static int ws_connect(const struct sockaddr_storage *addr, socklen_t addr_len, c
     return fd;
 }
 
-static int flush_out(ws_conn_t *c) {
+/* Writes what is left of c's output; when the socket is full, watches it for EPOLLOUT until it is written. */
+static int flush_out(int ep, ws_conn_t *c, uint32_t index) {
     while (c->out_off < c->out_len) {
         ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return 0;
-            return -1;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -1;
+            if (!c->want_out) {
+                struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = index};
+                c->want_out = 1;
+                return epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+            }
+            return 0;
         }
         c->out_off += (size_t)n;
     }
     c->out_len = c->out_off = 0;
+    if (c->want_out) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = index};
+        c->want_out = 0;
+        return epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    }
     return 0;
 }
 
@@ -264,20 +278,21 @@ int main(int argc, char **argv) {
     uint32_t seed = 0x9e3779b9u;
     double start = now_s();
     double end = start + seconds;
+    int open = connections;
     for (int i = 0; i < connections; i++) {
         ws_conn_t *c = &conns[i];
         c->out_len = ws_encode(c->out, 1, message, (size_t)size, xorshift(&seed));
         c->sent_at = now_s();
         c->waiting = 1;
-        if (flush_out(c) < 0) {
+        if (flush_out(ep, c, (uint32_t)i) < 0) {
             errors++;
             c->open = 0;
+            open--;
         }
     }
     /* After SECONDS: no new message; the echoes in flight are awaited (not counted), then every connection is
      * closed with a close handshake (code 1000), so that servers see clients leave as they normally do. */
     struct epoll_event events[256];
-    int open = connections;
     double elapsed = 0;
     int closing = 0;
     while (open > 0) {
@@ -305,9 +320,17 @@ int main(int argc, char **argv) {
         int timeout = now < end ? (int)((end - now) * 1000) + 1 : 50;
         int n = epoll_wait(ep, events, 256, timeout);
         for (int e = 0; e < n; e++) {
-            ws_conn_t *c = &conns[events[e].data.u32];
+            uint32_t index = events[e].data.u32;
+            ws_conn_t *c = &conns[index];
             if (!c->open)
                 continue;
+            if (events[e].events & EPOLLOUT && flush_out(ep, c, index) < 0) {
+                errors++;
+                c->open = 0;
+                open--;
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                continue;
+            }
             ssize_t got = recv(c->fd, c->in + c->in_len, sizeof c->in - c->in_len, MSG_DONTWAIT);
             if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
                 errors += !closing;
@@ -359,7 +382,7 @@ int main(int argc, char **argv) {
                     c->out_off = 0;
                     c->sent_at = t;
                     c->waiting = 1;
-                    if (flush_out(c) < 0)
+                    if (flush_out(ep, c, index) < 0)
                         bad = 1;
                 }
                 if (bad) {
@@ -373,10 +396,11 @@ int main(int argc, char **argv) {
                 memmove(c->in, c->in + used, c->in_len - used);
                 c->in_len -= used;
             }
-            if (c->open && c->out_off < c->out_len && flush_out(c) < 0) {
+            if (c->open && c->out_off < c->out_len && flush_out(ep, c, index) < 0) {
                 errors++;
                 c->open = 0;
                 open--;
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
             }
         }
     }
