@@ -26,7 +26,11 @@ from . import debroot
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
-ROOT_DIR = BUILD / "bench-root"
+# The root can be one made elsewhere (BENCH_ROOT, e.g. another checkout's build/bench-root), and the harness's
+# files inside it can live under another folder than /opt/bench (BENCH_PREFIX), so that two checkouts share one
+# root without sharing their environments. A root given by BENCH_ROOT is left mounted as it was found.
+ROOT_DIR = Path(os.environ.get("BENCH_ROOT") or BUILD / "bench-root")
+PREFIX = Path(os.environ.get("BENCH_PREFIX") or "/opt/bench")
 REQUIREMENTS = REPO / "bench" / "requirements"
 
 # Debian packages inside the root: the interpreter, what meltemi builds
@@ -119,6 +123,8 @@ class Env:
 
 
 def unmount_all() -> None:
+    if os.environ.get("BENCH_ROOT"):
+        return  # another checkout's root: its other users may need /proc
     debroot.unmount(ROOT_DIR)
 
 
@@ -128,7 +134,7 @@ def ensure_root() -> Env:
     debroot.make_base(ROOT_DIR, "trixie")
     copied = debroot.copy_host_trust(ROOT_DIR)
     debroot.mount(ROOT_DIR)
-    env = Env("root", ROOT_DIR, Path("/opt/bench/venvs"), Path("/opt/bench/work"))
+    env = Env("root", ROOT_DIR, PREFIX / "venvs", PREFIX / "work")
     debroot.install(ROOT_DIR, CLEAN_ENV, ROOT_PACKAGES)
     debroot.trust_host_certificates(ROOT_DIR, CLEAN_ENV, copied)
     return env

@@ -244,3 +244,48 @@ def summarize(runs: list[dict]) -> dict:
     summary["errors"] = sum(run["errors"] for run in runs)
     summary["requests"] = sum(run["requests"] for run in runs)
     return summary
+
+
+WSLOAD = "meltemi-wsload"
+
+
+def wsload_program() -> Path:
+    """meltemi-wsload (src/loadgen/wsload.c), built by meson next to meltemi-loadgen in the harness's meltemi."""
+    from importlib import resources
+
+    found = resources.files("meltemi") / WSLOAD
+    if not found.is_file():
+        raise RuntimeError(f"{WSLOAD} is not built (make bootstrap builds it with meltemi)")
+    return Path(str(found))
+
+
+def run_wsload(port: int, path: str, size: int, connections: int, seconds: float) -> dict:
+    """One closed-loop WebSocket echo run from core 1: messages per second (as "rps") and latency percentiles."""
+    cmd = ["taskset", "-c", CLIENT_CPU, str(wsload_program()), "127.0.0.1", str(port), path]
+    cmd += [str(connections), f"{seconds:g}", str(size)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 60)
+    if out.returncode != 0 or not out.stdout.strip():
+        raise RuntimeError(f"{WSLOAD} failed ({out.returncode}): {out.stderr[-300:]}")
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["rps"] = figures["mps"]
+    figures["requests"] = figures["messages"]
+    return figures
+
+
+def check_ws(port: int, path: str, size: int) -> dict:
+    """A second of echo on one connection: every echo is verified by meltemi-wsload; none may fail."""
+    figures = run_wsload(port, path, size, 1, 1)
+    if figures["messages"] == 0 or figures["errors"]:
+        raise CheckError(f"WebSocket echo: {figures['messages']} messages, {figures['errors']} errors")
+    return figures
+
+
+def measure_ws(server: ServerProcess, port: int, path: str, size: int, connections: int, seconds: float) -> dict:
+    """One measured WebSocket run: wsload figures plus the server's CPU time per message."""
+    pids = process_tree(server.pid)
+    before = cpu_seconds(pids)
+    figures = run_wsload(port, path, size, connections, seconds)
+    after = cpu_seconds(pids)
+    figures["cpu_s"] = after - before
+    figures["cpu_us_per_req"] = (after - before) / max(figures["messages"], 1) * 1e6
+    return figures

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import envs, measure, report, slo
 from .scenarios import BY_NAME as SCENARIO_BY_NAME
-from .scenarios import SCENARIOS, CheckError, static_content
+from .scenarios import SCENARIOS, WS_MESSAGE_SIZE, CheckError, static_content
 from .servers import BY_NAME as SERVER_BY_NAME
 from .servers import SERVERS, Unsupported, launch
 
@@ -352,7 +352,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         f"of warm-up, {args.connections} connections; environment: {env.mode}, Python {env.interpreter()}",
         flush=True,
     )
-    scripts = {s.name: measure.wrk_script(s, work_host) for s in scenarios}
+    scripts = {s.name: measure.wrk_script(s, work_host) for s in scenarios if s.kind == "http"}
     try:
         current, current_key = None, None
         for server, scenario, how in plan:
@@ -372,6 +372,14 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                     progress.done += 1
                     continue
             entry["command"] = " ".join(current.command)
+            if scenario.kind == "ws":
+                runs = measure_ws_scenario(current, port, how.path, scenario, args, progress, server, entry, results)
+                if runs is None:
+                    progress.done += 1
+                    continue
+                results.append({**entry, "status": "ok", "runs": runs, "summary": measure.summarize(runs)})
+                progress.done += 1
+                continue
             try:
                 answer = measure.check(port, scenario, how.path)
                 entry["response"] = {
@@ -477,6 +485,42 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if not args.no_report:
         report.write(output)
     return 0
+
+
+def measure_ws_scenario(current, port, path, scenario, args, progress, server, entry, results) -> list | None:
+    """The WebSocket echo: checked, warmed up and measured with meltemi-wsload; None when the check failed."""
+    try:
+        measure.check_ws(port, path, WS_MESSAGE_SIZE)
+    except (CheckError, RuntimeError, OSError, ValueError) as error:
+        progress.say(server.name, scenario.name, f"WRONG ANSWER: {error}")
+        results.append({**entry, "status": "failed", "reason": f"wrong answer: {error}"[:400]})
+        return None
+    entry["response"] = {
+        "bytes": WS_MESSAGE_SIZE,
+        "content_type": "websocket text",
+        "content_encoding": "",
+        "server": "",
+    }
+    progress.say(server.name, scenario.name, "warming up")
+    runs = []
+    try:
+        measure.run_wsload(port, path, WS_MESSAGE_SIZE, args.connections, args.warmup)
+        for index in range(args.runs):
+            figures = measure.measure_ws(current, port, path, WS_MESSAGE_SIZE, args.connections, args.duration)
+            runs.append(figures)
+            progress.say(
+                server.name,
+                scenario.name,
+                f"run {index + 1}/{args.runs}: {figures['rps']:>9,.0f} msg/s"
+                f"  p99 {figures['p99_us'] / 1000:6.2f} ms"
+                f"  {figures['cpu_us_per_req']:6.1f} us CPU/msg"
+                + (f"  {figures['errors']} errors" if figures["errors"] else ""),
+            )
+    except RuntimeError as error:
+        progress.say(server.name, scenario.name, f"FAILED: {error}")
+        results.append({**entry, "status": "failed", "reason": str(error)[:400]})
+        return None
+    return runs
 
 
 def http_errors():

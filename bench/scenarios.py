@@ -122,6 +122,15 @@ class Scenario:
     note: str = ""
     # Requests sent (and not checked) before the check: they spend a rate limit's budget.
     prime: int = 0
+    kind: str = "http"  # "ws": a WebSocket echo, loaded by meltemi-wsload instead of wrk
+
+
+def expect_ws_echo(status: int, headers: dict, body: bytes) -> None:
+    """Never called: a WebSocket scenario is checked by meltemi-wsload, which verifies every echo it gets."""
+
+
+# The WebSocket echo's message: a 32-byte text message, one in flight per connection.
+WS_MESSAGE_SIZE = 32
 
 
 SCENARIOS: list[Scenario] = [
@@ -197,6 +206,15 @@ SCENARIOS: list[Scenario] = [
         "/json10k",
         expect_compressed,
         headers={"Accept-Encoding": ACCEPT_ENCODING},
+    ),
+    Scenario(
+        "ws-echo",
+        "WebSocket echo, 32-byte text messages (messages/s)",
+        "/ws/echo",
+        expect_ws_echo,
+        kind="ws",
+        in_quick=False,
+        note="closed loop: each connection sends a masked message and waits for its echo (meltemi-wsload)",
     ),
 ]
 

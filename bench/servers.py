@@ -64,6 +64,9 @@ SERVERS = [
     Server("meltemi-fastapi", "meltemi", "meltemi + FastAPI", in_quick=False),
     Server("bolt", "bolt", "Django Bolt (runbolt)"),
     Server("granian", "granian", "Granian (WSGI)"),
+    # Granian's ASGI interface on the same applications as meltemi-asgi / uvicorn and meltemi-fastapi / fastapi.
+    Server("granian-asgi", "granian", "Granian + Django ASGI", in_quick=False),
+    Server("granian-fastapi", "granian", "Granian + FastAPI", in_quick=False),
     Server("gunicorn", "gunicorn", "gunicorn (sync; gthread for waits)"),
     Server("uvicorn", "uvicorn", "uvicorn + Django ASGI"),
     Server("fastapi", "fastapi", "uvicorn + FastAPI"),
@@ -95,6 +98,9 @@ DJANGO_VIEWS = MELTEMI_API - {"ceiling", "ratelimited"} - AUTH_SCENARIOS
 WAIT_THREADS = 50
 
 DJANGO = "benchproj.wsgi:application"
+DJANGO_ASGI = "benchproj.asgi:application"
+# The WebSocket echo: one bare ASGI application for meltemi, uvicorn and Granian (bench/apps/ws_echo_app.py).
+WS_ECHO = "ws_echo_app:app"
 
 
 @dataclass
@@ -117,6 +123,8 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
     path = scenario.path
     host = "127.0.0.1"
     static_dir = str(work / "static")
+    if scenario.kind == "ws":
+        return ws_launch(server, python, host, port, env, path)
 
     if server in ("meltemi", "meltemi-t1"):
         argv = [str(python), "-m", "meltemi", DJANGO, "--bind", f"{host}:{port}", "--workers", "1"]
@@ -166,7 +174,7 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
         argv = [str(python), "manage.py", "runbolt", "--host", host, "--port", str(port), "--processes", "1"]
         return Launch(argv, env, path)
 
-    if server in ("fastapi", "meltemi-fastapi"):
+    if server in ("fastapi", "meltemi-fastapi", "granian-fastapi"):
         if name.startswith("orm") or name == "django-page":
             raise Unsupported("a Django scenario (FastAPI has no Django ORM or templates)")
         if name == "wait-10ms":
@@ -176,6 +184,10 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
                 raise Unsupported("measured as meltemi (static files are answered in C before the application)")
             argv = [str(python), "-m", "meltemi", "fastapi_app:app", "--bind", f"{host}:{port}", "--workers", "1"]
             return Launch(argv, env, path)
+        if server == "granian-fastapi":
+            if name.startswith("static"):
+                raise Unsupported("measured as granian (its static route is answered before the application)")
+            return Launch(granian_asgi(bin_dir, host, port, "fastapi_app:app"), env, path)
         argv = [str(bin_dir / "uvicorn"), "fastapi_app:app", "--host", host, "--port", str(port)]
         argv += ["--no-access-log", "--log-level", "warning"]
         return Launch(argv, env, path)
@@ -199,6 +211,13 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
             "1",
         ]
         return Launch(argv, env, path)
+
+    if server == "granian-asgi":
+        if name.startswith("static"):
+            raise Unsupported("measured as granian (its static route is answered before the application)")
+        if name == "wait-10ms":
+            path = "/wait-async"
+        return Launch(granian_asgi(bin_dir, host, port, DJANGO_ASGI), env, path)
 
     if server == "uvicorn":
         if name.startswith("static"):
@@ -226,3 +245,33 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
         return Launch([*argv, DJANGO], env, path)
 
     raise Unsupported(f"unknown server {server!r}")
+
+
+def granian_asgi(bin_dir: Path, host: str, port: int, app: str) -> list[str]:
+    """Granian serving an ASGI application: one worker, its default runtime and loop, no access log."""
+    argv = [str(bin_dir / "granian"), "--interface", "asgi", "--host", host, "--port", str(port), "--workers", "1"]
+    return [*argv, "--log-level", "warning", app]
+
+
+def ws_launch(server: str, python: Path, host: str, port: int, env: dict[str, str], path: str) -> Launch:
+    """How `server` serves the WebSocket echo: the bare ASGI echo app, or Bolt's own WebSocket route."""
+    bin_dir = python.parent
+    if server == "meltemi-asgi":
+        argv = [str(python), "-m", "meltemi", WS_ECHO, "--bind", f"{host}:{port}", "--workers", "1"]
+        return Launch(argv, env, path)
+    if server == "uvicorn":
+        # uvicorn's default WebSocket implementation: the websockets library (pinned in its environment).
+        argv = [str(bin_dir / "uvicorn"), WS_ECHO, "--host", host, "--port", str(port), "--ws", "websockets"]
+        return Launch([*argv, "--no-access-log", "--log-level", "warning"], env, path)
+    if server == "granian-asgi":
+        return Launch(granian_asgi(bin_dir, host, port, WS_ECHO), env, path)
+    if server == "bolt":
+        argv = [str(python), "manage.py", "runbolt", "--host", host, "--port", str(port), "--processes", "1"]
+        return Launch(argv, env, path)
+    if server in ("meltemi-fastapi", "fastapi"):
+        raise Unsupported("measured with the bare ASGI echo app (meltemi-asgi, uvicorn)")
+    if server == "granian-fastapi":
+        raise Unsupported("measured with the bare ASGI echo app (granian-asgi)")
+    if server.startswith("meltemi"):
+        raise Unsupported("measured as meltemi-asgi (meltemi serves WebSockets to ASGI applications)")
+    raise Unsupported("no WebSockets (a WSGI server)" if server != "nginx" else "static files only")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from bench import measure, servers  # noqa: E402
 from bench.envs import Env  # noqa: E402
 from bench.run import prepare_work  # noqa: E402
-from bench.scenarios import SCENARIOS, CheckError, Scenario  # noqa: E402
+from bench.scenarios import SCENARIOS, WS_MESSAGE_SIZE, CheckError, Scenario  # noqa: E402
 
 HOST_VENVS = ROOT / "build" / "bench-host" / "venvs"
 
@@ -89,8 +89,11 @@ def test_scenario_answers(server, work, tmp_path):
             process.wait_ready(port, timeout=30)
             for scenario, how, _ in members:
                 try:
-                    measure.check(port, scenario, how.path)
-                except (CheckError, OSError) as error:
+                    if scenario.kind == "ws":  # a second of echo, every message verified by meltemi-wsload
+                        measure.check_ws(port, how.path, WS_MESSAGE_SIZE)
+                    else:
+                        measure.check(port, scenario, how.path)
+                except (CheckError, OSError, RuntimeError) as error:
                     failures.append(f"{scenario.name} ({how.path}): {error}")
         finally:
             process.stop()
@@ -103,6 +106,39 @@ def test_meltemi_serves_every_api_scenario(work):
     names = {scenario.name for scenario, _ in served("meltemi", Path(sys.executable), env.work)}
     assert servers.MELTEMI_API - {"orm-postgres"} <= names  # PostgreSQL: make bench only
     assert {"orm-sqlite", "django-page", "wait-10ms", "static-1k", "static-100k", "compress"} <= names
+
+
+def test_ws_check_rejects_a_server_without_websockets(work, tmp_path):
+    """The WebSocket echo's check fails on a server that does not upgrade (here: the WSGI Django project)."""
+    env, apps = work
+    port = measure.free_port(20650)
+    argv = [sys.executable, "-m", "meltemi", servers.DJANGO, "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    process = measure.ServerProcess(
+        env, argv, {"DJANGO_SETTINGS_MODULE": "benchproj.settings"}, apps, tmp_path / "m.log"
+    )
+    try:
+        process.wait_ready(port, timeout=30)
+        with pytest.raises((CheckError, RuntimeError)):
+            measure.check_ws(port, "/ws/echo", WS_MESSAGE_SIZE)
+    finally:
+        process.stop()
+
+
+def test_wsload_counts_echoes_and_latency(work, tmp_path):
+    """meltemi-wsload against meltemi's ASGI echo: many verified messages over several connections, ordered
+    percentiles, no errors."""
+    env, apps = work
+    port = measure.free_port(20700)
+    argv = [sys.executable, "-m", "meltemi", servers.WS_ECHO, "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    process = measure.ServerProcess(env, argv, {}, apps, tmp_path / "ws.log")
+    try:
+        process.wait_ready(port, timeout=30)
+        figures = measure.run_wsload(port, "/ws/echo", WS_MESSAGE_SIZE, 8, 1)
+    finally:
+        process.stop()
+    assert figures["connections"] == 8 and figures["errors"] == 0, figures
+    assert figures["messages"] > 100, figures
+    assert 0 < figures["p50_us"] <= figures["p99_us"] <= figures["max_us"], figures
 
 
 def test_check_rejects_a_wrong_answer(work, tmp_path):

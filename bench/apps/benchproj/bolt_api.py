@@ -6,6 +6,7 @@ import msgspec
 from django_bolt import BoltAPI
 from django_bolt.auth import IsAuthenticated, JWTAuthentication
 from django_bolt.responses import PlainText
+from django_bolt.websocket import WebSocket, WebSocketDisconnect
 
 from .models import Row
 from .payloads import MESSAGE, RECORDS, WAIT_SECONDS
@@ -59,3 +60,13 @@ async def wait():
 @api.get("/auth/json", auth=[JWTAuthentication()], guards=[IsAuthenticated()])
 async def auth_json():
     return {"message": MESSAGE}
+
+
+@api.websocket("/ws/echo")
+async def ws_echo(websocket: WebSocket):
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
