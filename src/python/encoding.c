@@ -71,9 +71,10 @@ void mt_encoding_decide(mt_exchange_t *ex, long long body_length) {
     ex->vary = false;
     ex->compressing = false;
     const WorkerObject *worker = ex->worker;
-    /* The status code, read off the status line (build_head validates it). */
+    /* The status code, read off the status line (build_head validates it, and
+     * reports a missing start_response). */
     Py_ssize_t slen;
-    const char *status = PyUnicode_Check(ex->status) ? PyUnicode_AsUTF8AndSize(ex->status, &slen) : NULL;
+    const char *status = ex->status && PyUnicode_Check(ex->status) ? PyUnicode_AsUTF8AndSize(ex->status, &slen) : NULL;
     if (status == NULL || slen < 3) {
         PyErr_Clear();
         return;

@@ -78,6 +78,26 @@ static inline PyObject *PyList_GetItemRef(PyObject *list, Py_ssize_t i) {
     return Py_XNewRef(PyList_GetItem(list, i));
 }
 #endif
+#if PY_VERSION_HEX < 0x030C0000
+/* 3.12 replaced PyErr_Fetch/PyErr_Restore/PyErr_NormalizeException (deprecated) with these. */
+static inline PyObject *PyErr_GetRaisedException(void) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL)
+        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+static inline void PyErr_SetRaisedException(PyObject *exc) {
+    if (exc)
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+}
+#endif
 #ifndef Py_BEGIN_CRITICAL_SECTION /* 3.13 defines them (no-ops with the GIL) */
 #define Py_BEGIN_CRITICAL_SECTION(op) {
 #define Py_END_CRITICAL_SECTION() }

@@ -53,10 +53,13 @@ static int start_response(StartResponseObject *self, PyObject *status, PyObject 
             PyObject *type, *value, *tb;
             if (!PyArg_ParseTuple(exc_info, "OOO:exc_info", &type, &value, &tb))
                 return -1;
-            Py_INCREF(type);
-            Py_INCREF(value);
-            Py_INCREF(tb);
-            PyErr_Restore(type, value, tb == Py_None ? NULL : tb);
+            if (!PyExceptionInstance_Check(value)) {
+                PyErr_SetObject(type, value);
+                return -1;
+            }
+            if (tb != Py_None && PyException_SetTraceback(value, tb) < 0)
+                return -1;
+            PyErr_SetRaisedException(Py_NewRef(value));
             return -1;
         }
     } else if (ex->status != NULL) {
@@ -533,26 +536,20 @@ static int finish_body(mt_exchange_t *ex) {
 }
 
 void mt_log_exception(WorkerObject *worker, const char *message) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value && tb)
-        PyException_SetTraceback(value, tb);
+    PyObject *exc = PyErr_GetRaisedException(); /* normalized, with its traceback */
     PyObject *result = NULL;
-    if (worker->error_log && value)
-        result = PyObject_CallFunction(worker->error_log, "sO", message, value);
+    if (worker->error_log && exc)
+        result = PyObject_CallFunction(worker->error_log, "sO", message, exc);
     if (result == NULL) {
         if (PyErr_Occurred())
             PyErr_Clear();
-        PyErr_Restore(type, value, tb);
+        PyErr_SetRaisedException(exc);
         PySys_WriteStderr("meltemi: %s\n", message);
         PyErr_Print();
         return;
     }
     Py_DECREF(result);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
+    Py_XDECREF(exc);
 }
 
 /* Replaces whatever response was prepared but not sent by the server's own

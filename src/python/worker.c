@@ -102,7 +102,9 @@ static int config_ms(PyObject *config, const char *name, int *out) {
     if (seconds == -1.0 && PyErr_Occurred())
         return -1;
     if (!(seconds >= 0 && seconds * 1000 <= INT_MAX)) {
-        PyErr_Format(PyExc_OverflowError, "WorkerConfig.%s: %g s does not fit the C server", name, seconds);
+        char text[32]; /* PyErr_Format has no %g (3.12 and later refuse it: SystemError) */
+        snprintf(text, sizeof text, "%g", seconds);
+        PyErr_Format(PyExc_OverflowError, "WorkerConfig.%s: %s s does not fit the C server", name, text);
         return -1;
     }
     *out = (int)ceil(seconds * 1000);
@@ -256,8 +258,8 @@ static int worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O|$OOO:Worker", keywords, &app, &PyList_Type, &listener_list, &cfg,
-                                     &access_log, &error_log, &api))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O|$OOO:Worker", keywords, &app, &PyList_Type, &listener_list,
+                                     &cfg, &access_log, &error_log, &api))
         return -1;
     self->st = mt_state_of((PyObject *)self);
     if (!PyCallable_Check(app)) {
