@@ -5,7 +5,7 @@ MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
 C_SOURCES := $(wildcard src/core/*.h src/core/*/*.c src/core/*/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c) $(wildcard src/loadgen/*.c)
 
-.PHONY: all bootstrap run test test-c test-py test-sanitized test-wheel test-deploy test-scale ws-conformance autobahn wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
+.PHONY: all bootstrap run test test-c test-py test-ft test-sanitized test-wheel test-deploy test-scale ws-conformance autobahn wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
 
 all: bootstrap
 
@@ -27,6 +27,13 @@ test-c: bootstrap
 # pytest against real server processes on free ports.
 test-py: bootstrap
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# pytest on free-threaded CPython (--disable-gil), built once from Debian's source
+# package by scripts/build-python-ft into build/python-ft, with its venv .venv-ft
+# (about 3 minutes cold on 2 cores; docs/install.md).
+test-ft:
+	@scripts/build-python-ft
+	@.venv-ft/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # pytest against a build of the extension with ASan and UBSan (build/sanitize/).
 test-sanitized: bootstrap

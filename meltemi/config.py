@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +62,15 @@ __all__ = [
 ENV_PREFIX = "MELTEMI_"
 DJANGO_SETTING = "MELTEMI"
 
+# Free-threaded CPython (3.13t/3.14t, scripts/build-python-ft) running without
+# the GIL: handler threads run Python on several cores at once, so a few
+# defaults differ (`Option.free_threaded_default`; docs/design.md,
+# "Free-threaded CPython"). With PYTHON_GIL=1 the GIL build's defaults apply.
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED")) and not sys._is_gil_enabled()
+# Handler threads per worker there: one per core, and at least the GIL build's 4
+# (a view that blocks holds a thread).
+FREE_THREADED_THREADS = max(4, os.cpu_count() or 1)
+
 
 # --- the declarations -----------------------------------------------------------
 
@@ -78,6 +89,10 @@ class Option:
     # A field of the same name in WorkerConfig, the object meltemi._core.Worker
     # takes (see worker_config).
     core: bool = False
+    # The default on free-threaded CPython without the GIL (FREE_THREADED), where
+    # it differs, and how docs/config.md states it.
+    free_threaded_default: Any = None
+    free_threaded_shown: str | None = None
     flags: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):
@@ -96,7 +111,15 @@ class Option:
     def setting(self) -> str:
         return self.name.upper()
 
+    @property
+    def default_value(self) -> Any:
+        """The default on this interpreter."""
+        if FREE_THREADED and self.free_threaded_default is not None:
+            return self.free_threaded_default
+        return self.default
+
     def show_default(self) -> str:
+        """The GIL build's default, as the docs write it."""
         if self.multiple:
             return " ".join(self.type.show(item) for item in self.default)
         return self.type.show(self.default)
@@ -173,9 +196,13 @@ OPTIONS: tuple[Option, ...] = (
         Integer(minimum=1),
         4,
         "Python threads per worker that run the application. A view that blocks (database, `time.sleep`) holds "
-        "one thread; the worker's other connections go on being served by the others.",
+        "one thread; the worker's other connections go on being served by the others. On free-threaded CPython "
+        "(3.14t) the threads run Python on as many cores at once, so one worker can use every core: the default "
+        "there is one thread per core, at least 4.",
         PROCESSES,
         core=True,
+        free_threaded_default=FREE_THREADED_THREADS,
+        free_threaded_shown="one per CPU core, at least 4",
     ),
     Option(
         "interface",
@@ -211,9 +238,12 @@ OPTIONS: tuple[Option, ...] = (
         "How the I/O thread hands requests to the handler threads. `lazy`: a queued request wakes a sleeping "
         "handler only when no handler is running; a running one takes the next request itself when it is done, so "
         "under load one handler answers a batch and the GIL is not passed around (more handlers are woken by "
-        "`stall_ms` when the running ones block). `eager`: every queued request wakes a sleeping handler. "
-        'docs/design.md ("Dispatch policy") has the measurements.',
+        "`stall_ms` when the running ones block). `eager`: every queued request wakes a sleeping handler, so "
+        "handlers run side by side; the default on free-threaded CPython, where they run on several cores. "
+        'docs/design.md ("Dispatch policy", "Free-threaded CPython") has the measurements.',
         PROCESSES,
+        free_threaded_default="eager",
+        free_threaded_shown="eager",
     ),
     Option(
         "stall_ms",
@@ -718,7 +748,7 @@ def resolve(
             values[option.name] = _from_setting(option, django[option.setting])
             sources[option.name] = f"settings.{DJANGO_SETTING}"
         else:
-            values[option.name] = option.default
+            values[option.name] = option.default_value
             sources[option.name] = "default"
     return Config(values, sources)
 

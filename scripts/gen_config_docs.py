@@ -119,8 +119,10 @@ def render() -> str:
                 f'- Django: `{config.DJANGO_SETTING} = {{"{option.setting}": ...}}`',
                 f"- value: {option.type.describe()}",
                 f"- default: `{option.show_default()}`",
-                "",
             ]
+            if option.free_threaded_shown:
+                lines.append(f"- default on free-threaded CPython: {option.free_threaded_shown}")
+            lines.append("")
     lines.append(OUTRO)
     return "\n".join(lines)
 

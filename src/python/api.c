@@ -59,16 +59,22 @@ static char *copy_text(const char *s, size_t n) {
     return c;
 }
 
-static uint64_t method_mask(PyObject *methods) {
+static uint64_t method_mask(PyObject *list) {
     uint64_t mask = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(methods); i++) {
-        const char *name = PyUnicode_AsUTF8(PyList_GET_ITEM(methods, i));
-        if (name == NULL)
+    PyObject *methods = PyList_AsTuple(list); /* a snapshot: no borrowed item of a list */
+    if (methods == NULL)
+        return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
+        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
+        if (name == NULL) {
+            Py_DECREF(methods);
             return 0;
+        }
         for (size_t k = 0; k < MT_ARRAY_SIZE(method_ids); k++)
             if (strcmp(name, method_ids[k].name) == 0)
                 mask |= 1ULL << method_ids[k].id;
     }
+    Py_DECREF(methods);
     if (mask == 0)
         PyErr_SetString(PyExc_ValueError, "a route needs at least one known method");
     return mask;
@@ -185,13 +191,17 @@ void mt_api_destroy(mt_api_t *api) {
 
 mt_api_t *mt_api_create(PyObject *spec) {
     int redirect_slash;
-    PyObject *routes, *cors = Py_None, *auth = Py_None, *table = Py_None;
-    if (!PyArg_ParseTuple(spec, "pO!|OOO:api", &redirect_slash, &PyList_Type, &routes, &cors, &auth, &table))
+    PyObject *list, *cors = Py_None, *auth = Py_None, *table = Py_None;
+    if (!PyArg_ParseTuple(spec, "pO!|OOO:api", &redirect_slash, &PyList_Type, &list, &cors, &auth, &table))
+        return NULL;
+    PyObject *routes = PyList_AsTuple(list); /* a snapshot: no borrowed item of a list */
+    if (routes == NULL)
         return NULL;
     mt_api_t *api = calloc(1, sizeof *api);
     if (api == NULL || (api->router = mt_router_create(redirect_slash)) == NULL ||
-        (api->routes = calloc((size_t)PyList_GET_SIZE(routes) + 1, sizeof(mt_api_route_t))) == NULL) {
+        (api->routes = calloc((size_t)PyTuple_GET_SIZE(routes) + 1, sizeof(mt_api_route_t))) == NULL) {
         mt_api_destroy(api);
+        Py_DECREF(routes);
         PyErr_NoMemory();
         return NULL;
     }
@@ -199,19 +209,22 @@ mt_api_t *mt_api_create(PyObject *spec) {
     if (table != Py_None) {
         if (mt_quota_store_init(&api->store, table) < 0) {
             mt_api_destroy(api);
+            Py_DECREF(routes);
             return NULL;
         }
         api->limited = true;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(routes); i++) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(routes); i++) {
         api->nroutes = (int)i + 1;
-        if (add_route(api, (int)i, PyList_GET_ITEM(routes, i)) < 0) {
+        if (add_route(api, (int)i, PyTuple_GET_ITEM(routes, i)) < 0) {
             mt_api_destroy(api);
-            return NULL;
+            api = NULL;
+            break;
         }
     }
-    if (mt_cors_from_py(cors, &api->cors) < 0 ||
-        (auth != Py_None && (api->auth = mt_auth_create(auth, api->nroutes)) == NULL)) {
+    Py_DECREF(routes);
+    if (api != NULL && (mt_cors_from_py(cors, &api->cors) < 0 ||
+                        (auth != Py_None && (api->auth = mt_auth_create(auth, api->nroutes)) == NULL))) {
         mt_api_destroy(api);
         return NULL;
     }
@@ -330,15 +343,16 @@ PyObject *mt_api_headers_dict(const WorkerObject *w, const mt_conn_t *c) {
             Py_DECREF(d);
             return NULL;
         }
-        PyObject *old = PyDict_GetItemWithError(d, key);
-        int rc;
-        if (old) {
+        PyObject *old;
+        int rc = PyDict_GetItemRef(d, key, &old);
+        if (rc > 0) {
             bool cookie = n == 6 && memcmp(lower, "cookie", 6) == 0;
             PyObject *joined = PyUnicode_FromFormat(cookie ? "%U; %U" : "%U, %U", old, value);
             rc = joined ? PyDict_SetItem(d, key, joined) : -1;
             Py_XDECREF(joined);
-        } else {
-            rc = PyErr_Occurred() ? -1 : PyDict_SetItem(d, key, value);
+            Py_DECREF(old);
+        } else if (rc == 0) {
+            rc = PyDict_SetItem(d, key, value);
         }
         Py_DECREF(key);
         Py_DECREF(value);
@@ -414,17 +428,22 @@ static PyObject *query_component(const char *s, size_t n, char *buf) {
 }
 
 static int add_pair(PyObject *d, PyObject *key, PyObject *value) {
-    PyObject *old = PyDict_GetItemWithError(d, key);
-    if (old == NULL)
-        return PyErr_Occurred() ? -1 : PyDict_SetItem(d, key, value);
-    if (PyList_CheckExact(old))
-        return PyList_Append(old, value);
+    PyObject *old;
+    int rc = PyDict_GetItemRef(d, key, &old);
+    if (rc <= 0)
+        return rc < 0 ? -1 : PyDict_SetItem(d, key, value);
+    if (PyList_CheckExact(old)) {
+        rc = PyList_Append(old, value);
+        Py_DECREF(old);
+        return rc;
+    }
     PyObject *list = PyList_New(2);
     if (list) {
         PyList_SET_ITEM(list, 0, Py_NewRef(old));
         PyList_SET_ITEM(list, 1, Py_NewRef(value));
     }
-    int rc = list ? PyDict_SetItem(d, key, list) : -1;
+    Py_DECREF(old);
+    rc = list ? PyDict_SetItem(d, key, list) : -1;
     Py_XDECREF(list);
     return rc;
 }

@@ -37,14 +37,44 @@ static bool contains(const char *s, Py_ssize_t n, const char *lower) {
     return false;
 }
 
+/* What the application's header fields say about compressing (the caller holds
+ * the list's critical section): false when they rule it out. */
+static bool scan_headers(PyObject *headers, bool *type_ok, bool *html, long long *declared) {
+    Py_ssize_t count = PyList_GET_SIZE(headers);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(item, 1)))
+            return false; /* build_head reports the malformed header */
+        Py_ssize_t nlen, vlen;
+        const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nlen);
+        const char *value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vlen);
+        if (name == NULL || value == NULL) {
+            PyErr_Clear();
+            return false;
+        }
+        if (ieq(name, nlen, "content-type")) {
+            *type_ok = mt_compress_type_ok(value, (size_t)vlen);
+            *html = vlen >= 9 && strncasecmp(value, "text/html", 9) == 0;
+        } else if (ieq(name, nlen, "content-encoding") || ieq(name, nlen, "content-range"))
+            return false; /* already encoded, or a part of one */
+        else if (ieq(name, nlen, "cache-control") && contains(value, vlen, "no-transform"))
+            return false;
+        else if (ieq(name, nlen, "content-length"))
+            *declared = atoll(value);
+    }
+    return true;
+}
+
 void mt_encoding_decide(mt_exchange_t *ex, long long body_length) {
     ex->decided = true;
     ex->vary = false;
     ex->compressing = false;
     const WorkerObject *worker = ex->worker;
-    /* The status code, read off the status line (build_head validates it). */
+    /* The status code, read off the status line (build_head validates it, and
+     * reports a missing start_response). */
     Py_ssize_t slen;
-    const char *status = PyUnicode_Check(ex->status) ? PyUnicode_AsUTF8AndSize(ex->status, &slen) : NULL;
+    const char *status = ex->status && PyUnicode_Check(ex->status) ? PyUnicode_AsUTF8AndSize(ex->status, &slen) : NULL;
     if (status == NULL || slen < 3) {
         PyErr_Clear();
         return;
@@ -53,31 +83,13 @@ void mt_encoding_decide(mt_exchange_t *ex, long long body_length) {
     /* Only whole, successful representations: not 204/206/304, not errors of the server's own. */
     if (worker->compress_mask == 0 || code < 200 || code >= 300 || code == 204 || code == 206)
         return;
-    bool type_ok = false, html = false;
+    bool type_ok = false, html = false, eligible;
     long long declared = -1;
-    Py_ssize_t count = PyList_GET_SIZE(ex->headers);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyList_GET_ITEM(ex->headers, i);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(item, 1)))
-            return; /* build_head reports the malformed header */
-        Py_ssize_t nlen, vlen;
-        const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nlen);
-        const char *value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vlen);
-        if (name == NULL || value == NULL) {
-            PyErr_Clear();
-            return;
-        }
-        if (ieq(name, nlen, "content-type")) {
-            type_ok = mt_compress_type_ok(value, (size_t)vlen);
-            html = vlen >= 9 && strncasecmp(value, "text/html", 9) == 0;
-        } else if (ieq(name, nlen, "content-encoding") || ieq(name, nlen, "content-range"))
-            return; /* already encoded, or a part of one */
-        else if (ieq(name, nlen, "cache-control") && contains(value, vlen, "no-transform"))
-            return;
-        else if (ieq(name, nlen, "content-length"))
-            declared = atoll(value);
-    }
+    Py_BEGIN_CRITICAL_SECTION(ex->headers);
+    eligible = scan_headers(ex->headers, &type_ok, &html, &declared);
+    Py_END_CRITICAL_SECTION();
+    if (!eligible)
+        return;
     long long length = body_length >= 0 ? body_length : declared;
     if (!type_ok || (length >= 0 && (unsigned long long)length < worker->compress_min_size))
         return;

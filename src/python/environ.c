@@ -185,20 +185,21 @@ static int add_field(const mt_py_strings_t *S, PyObject *env, const char *base, 
     if (key == NULL)
         return PyErr_Occurred() ? -1 : 0;
     int rc = -1;
-    PyObject *obj = latin1(value, vlen), *joined = NULL;
+    PyObject *obj = latin1(value, vlen), *joined = NULL, *earlier = NULL;
     if (obj == NULL)
         goto done;
-    PyObject *earlier = PyDict_GetItemWithError(env, key); /* borrowed */
-    if (earlier) {
+    int found = PyDict_GetItemRef(env, key, &earlier);
+    if (found > 0) {
         bool cookie = h->name.len == 6 && strncasecmp(name, "cookie", 6) == 0;
         joined = PyUnicode_FromFormat(cookie ? "%U; %U" : "%U, %U", earlier, obj);
         if (joined == NULL)
             goto done;
         rc = PyDict_SetItem(env, key, joined);
-    } else if (!PyErr_Occurred()) {
+    } else if (found == 0) {
         rc = PyDict_SetItem(env, key, obj);
     }
 done:
+    Py_XDECREF(earlier);
     Py_XDECREF(joined);
     Py_XDECREF(obj);
     Py_DECREF(key);

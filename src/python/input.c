@@ -10,8 +10,15 @@ InputObject *mt_input_create(mt_state_t *st, mt_conn_t *conn) {
     if (self) {
         self->conn = conn;
         self->error_status = 0;
+        self->lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     }
     return self;
+}
+
+void mt_input_detach(InputObject *self) {
+    mt_py_mutex_lock(&self->lock);
+    self->conn = NULL;
+    pthread_mutex_unlock(&self->lock);
 }
 
 /* Makes up to `want` body bytes available. Returns how many are available
@@ -75,10 +82,14 @@ static PyObject *Input_read(InputObject *self, PyObject *const *args, Py_ssize_t
     if (!mt_check_positional("read", nargs, 0, 1) || parse_size(nargs ? args[0] : NULL, &size) < 0)
         return NULL;
     size_t want = size < 0 ? SIZE_MAX : (size_t)size;
+    mt_py_mutex_lock(&self->lock);
     Py_ssize_t n = fill(self, want);
-    return n < 0 ? NULL : take(self, (size_t)n);
+    PyObject *data = n < 0 ? NULL : take(self, (size_t)n);
+    pthread_mutex_unlock(&self->lock);
+    return data;
 }
 
+/* The caller holds self->lock. */
 static PyObject *readline(InputObject *self, Py_ssize_t size) {
     size_t limit = size < 0 ? SIZE_MAX : (size_t)size;
     size_t scanned = 0;
@@ -105,7 +116,10 @@ static PyObject *Input_readline(InputObject *self, PyObject *const *args, Py_ssi
     Py_ssize_t size;
     if (!mt_check_positional("readline", nargs, 0, 1) || parse_size(nargs ? args[0] : NULL, &size) < 0)
         return NULL;
-    return readline(self, size);
+    mt_py_mutex_lock(&self->lock);
+    PyObject *line = readline(self, size);
+    pthread_mutex_unlock(&self->lock);
+    return line;
 }
 
 static PyObject *Input_readlines(InputObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -114,6 +128,7 @@ static PyObject *Input_readlines(InputObject *self, PyObject *const *args, Py_ss
         return NULL;
     PyObject *lines = PyList_New(0);
     Py_ssize_t total = 0;
+    mt_py_mutex_lock(&self->lock);
     while (lines) {
         PyObject *line = readline(self, -1);
         if (line == NULL || PyBytes_GET_SIZE(line) == 0 || PyList_Append(lines, line) < 0) {
@@ -127,11 +142,14 @@ static PyObject *Input_readlines(InputObject *self, PyObject *const *args, Py_ss
         if (hint > 0 && total >= hint)
             break;
     }
+    pthread_mutex_unlock(&self->lock);
     return lines;
 }
 
 static PyObject *Input_iternext(InputObject *self) {
+    mt_py_mutex_lock(&self->lock);
     PyObject *line = readline(self, -1);
+    pthread_mutex_unlock(&self->lock);
     if (line && PyBytes_GET_SIZE(line) == 0) {
         Py_DECREF(line);
         return NULL; /* StopIteration */

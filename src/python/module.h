@@ -6,6 +6,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "common.h"
@@ -49,6 +50,71 @@ static inline mt_state_t *mt_state_of(PyObject *obj) {
 #if PY_VERSION_HEX < 0x030D0000
 #define PyObject_GetOptionalAttr _PyObject_LookupAttr
 #endif
+
+/* ---- Thread rules (free-threaded CPython, Py_GIL_DISABLED; docs/design.md
+ * "Free-threaded CPython") ----
+ * The module declares Py_MOD_GIL_NOT_USED: handler threads run the glue at
+ * the same time. So the glue keeps to these rules, which cost nothing on a
+ * GIL build (the helpers below are the 3.13 API, shimmed for 3.11 and 3.12):
+ *   - no borrowed reference out of a container another thread can reach:
+ *     PyDict_GetItemRef / PyList_GetItemRef, or a snapshot (PyList_AsTuple);
+ *   - iteration of a dict or list the application handed us (response
+ *     headers, precompress levels) inside Py_BEGIN_CRITICAL_SECTION(container),
+ *     with no early return out of the section;
+ *   - C state shared by handler threads is either read-only after
+ *     Worker.__init__ (the Worker's fields, the router, the API's routes, the
+ *     static mounts) or has its own lock (the open-file cache, the compressed-
+ *     file cache, the buffer pool, a connection's output queue, the request
+ *     queue, an Input's body: mt_py_mutex_lock) or is atomic (the counters);
+ *   - state a handler thread uses per request is its own (mt_handler_t: output
+ *     buffers, compressor, router scratch; thread-locals of the core). */
+#if PY_VERSION_HEX < 0x030D0000
+static inline int PyDict_GetItemRef(PyObject *d, PyObject *key, PyObject **result) {
+    PyObject *item = PyDict_GetItemWithError(d, key);
+    *result = Py_XNewRef(item);
+    return item ? 1 : PyErr_Occurred() ? -1 : 0;
+}
+
+static inline PyObject *PyList_GetItemRef(PyObject *list, Py_ssize_t i) {
+    return Py_XNewRef(PyList_GetItem(list, i));
+}
+#endif
+#if PY_VERSION_HEX < 0x030C0000
+/* 3.12 replaced PyErr_Fetch/PyErr_Restore/PyErr_NormalizeException (deprecated) with these. */
+static inline PyObject *PyErr_GetRaisedException(void) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL)
+        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+static inline void PyErr_SetRaisedException(PyObject *exc) {
+    if (exc)
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+}
+#endif
+#ifndef Py_BEGIN_CRITICAL_SECTION /* 3.13 defines them (no-ops with the GIL) */
+#define Py_BEGIN_CRITICAL_SECTION(op) {
+#define Py_END_CRITICAL_SECTION() }
+#endif
+
+/* A lock held across a blocking call without the GIL (a critical section is
+ * suspended while its thread is detached): taken without waiting when free,
+ * else waited for with the GIL released, so a holder that needs the GIL back
+ * cannot deadlock with the waiter. */
+static inline void mt_py_mutex_lock(pthread_mutex_t *m) {
+    if (pthread_mutex_trylock(m) != 0) {
+        Py_BEGIN_ALLOW_THREADS
+            pthread_mutex_lock(m);
+        Py_END_ALLOW_THREADS
+    }
+}
 
 static inline bool mt_check_positional(const char *name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max) {
     if (nargs < min || nargs > max) {

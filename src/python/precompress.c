@@ -241,6 +241,37 @@ static int parse_codings(job_t *j, const char *s, Py_ssize_t n) {
 
 /* Reads {"gzip": 9, "br": 11, "zstd": 19} (any subset) into j->level.
  * Returns -1 with TypeError or ValueError set. */
+/* One entry of the levels dict. 0, or -1 with an exception set. */
+static int parse_level(job_t *j, PyObject *key, PyObject *value) {
+    Py_ssize_t len;
+    const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &len) : NULL;
+    if (name == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "levels keys must be coding names");
+        return -1;
+    }
+    int c = mt_compress_coding_parse(name, (size_t)len);
+    if (c <= MT_CODING_IDENTITY) {
+        PyErr_Format(PyExc_ValueError, "unknown content coding %R in levels", key);
+        return -1;
+    }
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "the level of %s must be an int", mt_compress_coding_name((mt_coding_t)c));
+        return -1;
+    }
+    int overflow;
+    long level = PyLong_AsLongAndOverflow(value, &overflow);
+    if (level == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || level < codings[c].min_level || level > codings[c].max_level) {
+        PyErr_Format(PyExc_ValueError, "level %R is out of range for %s (%d to %d)", value,
+                     mt_compress_coding_name((mt_coding_t)c), codings[c].min_level, codings[c].max_level);
+        return -1;
+    }
+    j->level[c] = (int)level;
+    return 0;
+}
+
 static int parse_levels(job_t *j, PyObject *levels) {
     for (size_t c = 0; c < NCODINGS; c++)
         j->level[c] = codings[c].level;
@@ -252,35 +283,13 @@ static int parse_levels(job_t *j, PyObject *levels) {
     }
     PyObject *key, *value;
     Py_ssize_t pos = 0;
-    while (PyDict_Next(levels, &pos, &key, &value)) {
-        Py_ssize_t len;
-        const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &len) : NULL;
-        if (name == NULL) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "levels keys must be coding names");
-            return -1;
-        }
-        int c = mt_compress_coding_parse(name, (size_t)len);
-        if (c <= MT_CODING_IDENTITY) {
-            PyErr_Format(PyExc_ValueError, "unknown content coding %R in levels", key);
-            return -1;
-        }
-        if (!PyLong_Check(value)) {
-            PyErr_Format(PyExc_TypeError, "the level of %s must be an int", mt_compress_coding_name((mt_coding_t)c));
-            return -1;
-        }
-        int overflow;
-        long level = PyLong_AsLongAndOverflow(value, &overflow);
-        if (level == -1 && PyErr_Occurred())
-            return -1;
-        if (overflow || level < codings[c].min_level || level > codings[c].max_level) {
-            PyErr_Format(PyExc_ValueError, "level %R is out of range for %s (%d to %d)", value,
-                         mt_compress_coding_name((mt_coding_t)c), codings[c].min_level, codings[c].max_level);
-            return -1;
-        }
-        j->level[c] = (int)level;
-    }
-    return 0;
+    int rc = 0;
+    /* The caller's dict: iterated in its critical section (free-threaded builds). */
+    Py_BEGIN_CRITICAL_SECTION(levels);
+    while (rc == 0 && PyDict_Next(levels, &pos, &key, &value))
+        rc = parse_level(j, key, value);
+    Py_END_CRITICAL_SECTION();
+    return rc;
 }
 
 /* Raises the OSError (or MemoryError) of a failed job, naming the file. */

@@ -26,38 +26,51 @@
 
 /* ---- start_response and write() ---- */
 
+static int start_response(StartResponseObject *self, PyObject *status, PyObject *headers, PyObject *exc_info);
+
 static PyObject *StartResponse_call(StartResponseObject *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"status", "headers", "exc_info", NULL};
     PyObject *status, *headers, *exc_info = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UO!|O:start_response", keywords, &status, &PyList_Type, &headers,
                                      &exc_info))
         return NULL;
+    mt_py_mutex_lock(&self->lock);
+    int rc = start_response(self, status, headers, exc_info);
+    pthread_mutex_unlock(&self->lock);
+    return rc < 0 ? NULL : PyObject_GetAttrString((PyObject *)self, "write");
+}
+
+/* start_response's work, under self->lock. 0, or -1 with an exception set. */
+static int start_response(StartResponseObject *self, PyObject *status, PyObject *headers, PyObject *exc_info) {
     mt_exchange_t *ex = self->exchange;
     if (ex == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "start_response() called after its request ended");
-        return NULL;
+        return -1;
     }
     if (exc_info != Py_None) {
         if (ex->head_sent) {
             /* Too late to change the response: re-raise, as PEP 3333 asks. */
             PyObject *type, *value, *tb;
             if (!PyArg_ParseTuple(exc_info, "OOO:exc_info", &type, &value, &tb))
-                return NULL;
-            Py_INCREF(type);
-            Py_INCREF(value);
-            Py_INCREF(tb);
-            PyErr_Restore(type, value, tb == Py_None ? NULL : tb);
-            return NULL;
+                return -1;
+            if (!PyExceptionInstance_Check(value)) {
+                PyErr_SetObject(type, value);
+                return -1;
+            }
+            if (tb != Py_None && PyException_SetTraceback(value, tb) < 0)
+                return -1;
+            PyErr_SetRaisedException(Py_NewRef(value));
+            return -1;
         }
     } else if (ex->status != NULL) {
         PyErr_SetString(PyExc_AssertionError, "start_response() called twice without exc_info");
-        return NULL;
+        return -1;
     }
     Py_INCREF(status);
     Py_INCREF(headers);
     Py_XSETREF(ex->status, status);
     Py_XSETREF(ex->headers, headers);
-    return PyObject_GetAttrString((PyObject *)self, "write");
+    return 0;
 }
 
 /* The latin-1 bytes of a str: its own buffer when it is ASCII, else an
@@ -79,6 +92,37 @@ static const char *latin1_bytes(PyObject *str, Py_ssize_t *len, PyObject **holde
     return PyBytes_AS_STRING(*holder);
 }
 
+/* The application's header fields into the head (the caller holds the list's
+ * critical section). 0, -ENOMEM, or -1 with an exception set. */
+static int head_fields(PyObject *headers, mt_respond_t *head, mt_buf_t *out) {
+    Py_ssize_t count = PyList_GET_SIZE(headers), nlen, vlen;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(headers, i), *holder = NULL, *holder2 = NULL;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_Format(PyExc_TypeError, "response header %zd is not a (name, value) tuple", i);
+            return -1;
+        }
+        const char *name = latin1_bytes(PyTuple_GET_ITEM(item, 0), &nlen, &holder);
+        const char *value = name ? latin1_bytes(PyTuple_GET_ITEM(item, 1), &vlen, &holder2) : NULL;
+        int rc = value ? mt_respond_field(head, out, name, (size_t)nlen, value, (size_t)vlen) : -1;
+        Py_XDECREF(holder);
+        Py_XDECREF(holder2);
+        if (value == NULL)
+            return -1;
+        if (rc == MT_RESPOND_EBADLENGTH) {
+            PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PyTuple_GET_ITEM(item, 1));
+            return -1;
+        }
+        if (rc == -EINVAL) {
+            PyErr_Format(PyExc_ValueError, "invalid response header %R (bad character in name or value)", item);
+            return -1;
+        }
+        if (rc < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 /* Serializes the status line and headers into ex->out through the response
  * writer (src/core/http1/respond.c), which decides the framing. `known_length` is
  * the body's length when the server already has all of it, or -1. Returns
@@ -86,7 +130,7 @@ static const char *latin1_bytes(PyObject *str, Py_ssize_t *len, PyObject **holde
 static int build_head(mt_exchange_t *ex, long long known_length) {
     mt_buf_t *out = ex->out;
     size_t mark = out->len;
-    PyObject *holder = NULL, *holder2 = NULL;
+    PyObject *holder = NULL;
     if (ex->status == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the application returned without calling start_response()");
         return -1;
@@ -96,7 +140,7 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
     mt_respond_init(&head, &c->req, ex->keep_alive && mt_respond_keep_alive(c, false));
     mt_respond_request_id(&head, c);
     mt_cors_respond(&head, &ex->cors);
-    Py_ssize_t slen, nlen, vlen;
+    Py_ssize_t slen;
     const char *status = latin1_bytes(ex->status, &slen, &holder);
     if (status == NULL)
         goto error;
@@ -114,31 +158,13 @@ static int build_head(mt_exchange_t *ex, long long known_length) {
         mt_encoding_decide(ex, known_length);
     head.compressing = ex->compressing;
     head.vary = ex->vary;
-    Py_ssize_t count = PyList_GET_SIZE(ex->headers);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyList_GET_ITEM(ex->headers, i);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            PyErr_Format(PyExc_TypeError, "response header %zd is not a (name, value) tuple", i);
-            goto error;
-        }
-        const char *name = latin1_bytes(PyTuple_GET_ITEM(item, 0), &nlen, &holder);
-        const char *value = name ? latin1_bytes(PyTuple_GET_ITEM(item, 1), &vlen, &holder2) : NULL;
-        if (value == NULL)
-            goto error;
-        rc = mt_respond_field(&head, out, name, (size_t)nlen, value, (size_t)vlen);
-        Py_CLEAR(holder);
-        Py_CLEAR(holder2);
-        if (rc == MT_RESPOND_EBADLENGTH) {
-            PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PyTuple_GET_ITEM(item, 1));
-            goto error;
-        }
-        if (rc == -EINVAL) {
-            PyErr_Format(PyExc_ValueError, "invalid response header %R (bad character in name or value)", item);
-            goto error;
-        }
-        if (rc < 0)
-            goto nomem;
-    }
+    Py_BEGIN_CRITICAL_SECTION(ex->headers);
+    rc = head_fields(ex->headers, &head, out);
+    Py_END_CRITICAL_SECTION();
+    if (rc == -ENOMEM)
+        goto nomem;
+    if (rc < 0)
+        goto error;
     const char *coding = ex->compressing ? mt_compress_coding_name(ex->coding) : NULL;
     if (mt_respond_end(&head, out, coding, known_length) < 0)
         goto nomem;
@@ -151,7 +177,6 @@ nomem:
     PyErr_NoMemory();
 error:
     Py_XDECREF(holder);
-    Py_XDECREF(holder2);
     out->len = mark;
     return -1;
 }
@@ -235,21 +260,23 @@ static int send_chunk(mt_exchange_t *ex, const char *data, size_t len) {
 }
 
 static PyObject *StartResponse_write(StartResponseObject *self, PyObject *arg) {
-    mt_exchange_t *ex = self->exchange;
-    if (ex == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "write() called after its request ended");
-        return NULL;
-    }
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
+    mt_py_mutex_lock(&self->lock);
+    mt_exchange_t *ex = self->exchange;
     int rc = 0;
-    if (!ex->head_built)
+    if (ex == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "write() called after its request ended");
+        rc = -1;
+    } else if (!ex->head_built) {
         rc = build_head(ex, -1);
+    }
     if (rc == 0 && !ex->head_sent && view.len == 0)
         rc = send_now(ex, NULL, 0);
     if (rc == 0)
         rc = send_chunk(ex, view.buf, (size_t)view.len);
+    pthread_mutex_unlock(&self->lock);
     PyBuffer_Release(&view);
     if (rc < 0)
         return NULL;
@@ -400,10 +427,10 @@ static int send_file(mt_exchange_t *ex, FileWrapperObject *wrapper) {
  * next one is produced: think of server-sent events). The head waits for the
  * first non-empty block. */
 /* The Content-Length the application declared, or -1 (build_head checks it). */
-static long long app_content_length(mt_exchange_t *ex) {
-    Py_ssize_t count = PyList_GET_SIZE(ex->headers);
+static long long content_length_of(PyObject *headers) {
+    Py_ssize_t count = PyList_GET_SIZE(headers);
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyList_GET_ITEM(ex->headers, i);
+        PyObject *item = PyList_GET_ITEM(headers, i);
         Py_ssize_t nlen, vlen;
         const char *name, *value;
         long long length;
@@ -417,6 +444,14 @@ static long long app_content_length(mt_exchange_t *ex) {
     }
     PyErr_Clear();
     return -1;
+}
+
+static long long app_content_length(mt_exchange_t *ex) {
+    long long length;
+    Py_BEGIN_CRITICAL_SECTION(ex->headers);
+    length = content_length_of(ex->headers);
+    Py_END_CRITICAL_SECTION();
+    return length;
 }
 
 static int send_iterable(mt_exchange_t *ex, PyObject *result) {
@@ -453,8 +488,14 @@ done:
 static int send_result(mt_exchange_t *ex, PyObject *result) {
     if (ex->head_built)
         return send_iterable(ex, result); /* write() was used: the head is out, no length to compute */
-    if (PyList_CheckExact(result))
-        return send_known(ex, PySequence_Fast_ITEMS(result), PyList_GET_SIZE(result));
+    if (PyList_CheckExact(result)) {
+        /* A snapshot: the list may be the application's own, shared by every
+         * request (a module-level [b"hello"]), and sending releases the GIL. */
+        PyObject *items = PyList_AsTuple(result);
+        int rc = items ? send_known(ex, PySequence_Fast_ITEMS(items), PyTuple_GET_SIZE(items)) : -1;
+        Py_XDECREF(items);
+        return rc;
+    }
     if (PyTuple_CheckExact(result))
         return send_known(ex, PySequence_Fast_ITEMS(result), PyTuple_GET_SIZE(result));
     if (Py_IS_TYPE(result, ex->worker->st->FileWrapper_Type)) {
@@ -496,26 +537,20 @@ static int finish_body(mt_exchange_t *ex) {
 }
 
 void mt_log_exception(WorkerObject *worker, const char *message) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value && tb)
-        PyException_SetTraceback(value, tb);
+    PyObject *exc = PyErr_GetRaisedException(); /* normalized, with its traceback */
     PyObject *result = NULL;
-    if (worker->error_log && value)
-        result = PyObject_CallFunction(worker->error_log, "sO", message, value);
+    if (worker->error_log && exc)
+        result = PyObject_CallFunction(worker->error_log, "sO", message, exc);
     if (result == NULL) {
         if (PyErr_Occurred())
             PyErr_Clear();
-        PyErr_Restore(type, value, tb);
+        PyErr_SetRaisedException(exc);
         PySys_WriteStderr("meltemi: %s\n", message);
         PyErr_Print();
         return;
     }
     Py_DECREF(result);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
+    Py_XDECREF(exc);
 }
 
 /* Replaces whatever response was prepared but not sent by the server's own
@@ -557,6 +592,7 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
         goto done;
     }
     start_response->exchange = &ex;
+    start_response->lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     if (handler->route >= 0) {
         /* A route of the typed API: its endpoint answers like an application. */
         int bad_status;
@@ -627,11 +663,13 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
     }
 done:
     if (start_response) {
+        mt_py_mutex_lock(&start_response->lock); /* a write() of another thread ends first */
         start_response->exchange = NULL;
+        pthread_mutex_unlock(&start_response->lock);
         Py_DECREF(start_response);
     }
     if (ex.input) {
-        ex.input->conn = NULL;
+        mt_input_detach(ex.input);
         Py_DECREF(ex.input);
     }
     Py_XDECREF(result);

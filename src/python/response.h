@@ -37,8 +37,12 @@ typedef struct mt_exchange {
     mt_cors_decision_t cors; /* decided before the application runs, while the head is intact */
 } mt_exchange_t;
 
+/* start_response (and its write()): may be called from a thread of the
+ * application's other than the handler's; `lock` serializes those calls with
+ * each other and with the end of the request, which clears `exchange`. */
 typedef struct StartResponseObject {
     PyObject_HEAD mt_exchange_t *exchange; /* NULL once the request is over */
+    pthread_mutex_t lock;
 } StartResponseObject;
 
 /* response.c: runs the application for the request on `conn` and sends its

@@ -21,23 +21,27 @@
 #include "static.h"
 
 /* [(url_prefix, directory), ...] into the C static file handler. */
-static int mount_statics(WorkerObject *self, PyObject *mounts, int max_age) {
+static int mount_statics(WorkerObject *self, PyObject *list, int max_age) {
     self->statics = mt_static_create();
     if (self->statics == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(mounts); i++) {
+    PyObject *mounts = PyList_AsTuple(list); /* a snapshot: no borrowed item of a list */
+    if (mounts == NULL)
+        return -1;
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(mounts); i++) {
         const char *prefix, *root;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(mounts, i), "ss:static mount", &prefix, &root))
-            return -1;
-        int rc = mt_static_mount(self->statics, prefix, root, max_age);
-        if (rc < 0) {
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(mounts, i), "ss:static mount", &prefix, &root)) {
+            rc = -1;
+        } else if ((rc = mt_static_mount(self->statics, prefix, root, max_age)) < 0) {
             PyErr_Format(PyExc_ValueError, "cannot serve %s from %s: %s", prefix, root, strerror(-rc));
-            return -1;
+            rc = -1;
         }
     }
-    return 0;
+    Py_DECREF(mounts);
+    return rc;
 }
 
 /* The I/O thread's own answers (mt_server_config_t.answer_inline): CORS
@@ -112,7 +116,9 @@ static int config_ms(PyObject *config, const char *name, int *out) {
     if (seconds == -1.0 && PyErr_Occurred())
         return -1;
     if (!(seconds >= 0 && seconds * 1000 <= INT_MAX)) {
-        PyErr_Format(PyExc_OverflowError, "WorkerConfig.%s: %g s does not fit the C server", name, seconds);
+        char text[32]; /* PyErr_Format has no %g (3.12 and later refuse it: SystemError) */
+        snprintf(text, sizeof text, "%g", seconds);
+        PyErr_Format(PyExc_OverflowError, "WorkerConfig.%s: %s s does not fit the C server", name, text);
         return -1;
     }
     *out = (int)ceil(seconds * 1000);
@@ -272,18 +278,18 @@ static int response_config(WorkerObject *self, PyObject *cfg) {
     return rc;
 }
 
-static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
+static int worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"app", "listeners", "config", "access_log", "error_log", "api", "metrics", NULL};
-    PyObject *app, *listeners, *cfg, *access_log = Py_None, *error_log = Py_None, *api = Py_None;
+    PyObject *app, *listener_list, *cfg, *access_log = Py_None, *error_log = Py_None, *api = Py_None;
     PyObject *metrics = Py_None;
-    PyObject *scheme = NULL;
+    PyObject *scheme = NULL, *listeners = NULL;
     int *fds = NULL;
     if (self->server_ready) {
         PyErr_SetString(PyExc_RuntimeError, "Worker is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O|$OOOO:Worker", keywords, &app, &PyList_Type, &listeners, &cfg,
-                                     &access_log, &error_log, &api, &metrics))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O|$OOOO:Worker", keywords, &app, &PyList_Type, &listener_list,
+                                     &cfg, &access_log, &error_log, &api, &metrics))
         return -1;
     self->st = mt_state_of((PyObject *)self);
     if (!PyCallable_Check(app)) {
@@ -336,7 +342,9 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         config.inline_ctx = self;
     }
 
-    Py_ssize_t n = PyList_GET_SIZE(listeners);
+    if ((listeners = PyList_AsTuple(listener_list)) == NULL) /* a snapshot: no borrowed item of a list */
+        goto error;
+    Py_ssize_t n = PyTuple_GET_SIZE(listeners);
     self->listeners = PyMem_Calloc((size_t)(n ? n : 1), sizeof *self->listeners);
     fds = PyMem_Calloc((size_t)(n ? n : 1), sizeof *fds);
     if (self->listeners == NULL || fds == NULL) {
@@ -345,7 +353,7 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *name, *port;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(listeners, i), "iUU:listener", &fds[i], &name, &port))
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(listeners, i), "iUU:listener", &fds[i], &name, &port))
             goto error;
         Py_INCREF(name);
         Py_INCREF(port);
@@ -369,12 +377,24 @@ static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
         self->error_log = error_log;
     }
     Py_DECREF(scheme);
+    Py_DECREF(listeners);
     PyMem_Free(fds);
     return 0;
 error:
     Py_XDECREF(scheme);
+    Py_XDECREF(listeners);
     PyMem_Free(fds);
     return -1;
+}
+
+/* Initialization and start() run in a critical section of the Worker: two threads
+ * doing either at once cannot both pass the check that it was not done. */
+static int Worker_init(WorkerObject *self, PyObject *args, PyObject *kwargs) {
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    rc = worker_init(self, args, kwargs);
+    Py_END_CRITICAL_SECTION();
+    return rc;
 }
 
 static void Worker_dealloc(WorkerObject *self) {
@@ -419,11 +439,17 @@ static int check_ready(WorkerObject *self) {
 static PyObject *Worker_start(WorkerObject *self, PyObject *unused) {
     if (check_ready(self) < 0)
         return NULL;
-    if (self->server.io_started) {
+    int rc = 0;
+    bool started;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    started = self->server.io_started;
+    if (!started)
+        rc = mt_server_start(&self->server);
+    Py_END_CRITICAL_SECTION();
+    if (started) {
         PyErr_SetString(PyExc_RuntimeError, "Worker already started");
         return NULL;
     }
-    int rc = mt_server_start(&self->server);
     if (rc < 0) {
         errno = -rc;
         return PyErr_SetFromErrno(PyExc_OSError);

@@ -448,6 +448,11 @@ def _exc_info_after_body(environ, start_response):
     return body()
 
 
+def raw_no_start_response(environ, start_response):
+    """Unvalidated (the validator would stop it first): returns a body without calling start_response."""
+    return [b"a body without a status"]
+
+
 def raw_bad_header(environ, start_response):
     """Unvalidated: the validator would reject these headers itself, and the point is the server's own check.
 
@@ -555,6 +560,7 @@ ROUTES = {
     "exc_info": exc_info,
     "exc_info_after_body": exc_info_after_body,
     "raw_bad_header": raw_bad_header,
+    "raw_no_start_response": raw_no_start_response,
 }
 
 

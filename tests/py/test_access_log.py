@@ -11,11 +11,14 @@ import time
 
 import pytest
 import requests
-from conftest import recv_all
+from conftest import needs_api, recv_all
 
 from meltemi import config
 from meltemi.cli import build_parser
 from meltemi.config import ConfigError, resolve
+
+# Every test serves logapps with its typed API (--api logapps:api).
+pytestmark = needs_api
 
 APP = ("logapps:app", "--api", "logapps:api", "--threads", "2")
 HEX32 = re.compile(r"[0-9a-f]{32}")

@@ -11,9 +11,14 @@ import uuid
 from typing import Annotated  # noqa: F401  (read by a handler's string annotations below)
 
 import pytest
-from apiclient import client as _client
+from conftest import API_NOT_APPLICABLE
 
-from meltemi import Query  # noqa: F401  (same)
+if API_NOT_APPLICABLE:
+    pytest.skip(API_NOT_APPLICABLE, allow_module_level=True)
+
+from apiclient import client as _client  # noqa: E402
+
+from meltemi import Query  # noqa: F401, E402  (same)
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,9 @@ import sys
 
 import pytest
 import requests
-from conftest import ROOT, TESTS, ResponseReader, Server
+from conftest import ROOT, TESTS, ResponseReader, Server, needs_api
+
+pytestmark = needs_api
 
 APP = "apiproject.wsgi:application"
 

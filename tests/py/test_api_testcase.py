@@ -1,7 +1,13 @@
 """meltemi.testing.TestClient inside Django's TestCase: the handler runs in
 the test's thread, on the test's database connection, inside its transaction."""
 
-from apiclient import client, django_ready
+import pytest
+from conftest import API_NOT_APPLICABLE
+
+if API_NOT_APPLICABLE:
+    pytest.skip(API_NOT_APPLICABLE, allow_module_level=True)
+
+from apiclient import client, django_ready  # noqa: E402
 
 django_ready()
 

@@ -25,7 +25,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ROOT, ResponseReader, Server, recv_all
+from conftest import ROOT, ResponseReader, Server, needs_api, recv_all
+
+# The demo project mounts the typed API (examples/demo, MELTEMI["API"]).
+pytestmark = needs_api
 
 DEMO = ROOT / "examples" / "demo"
 APP = "demo.wsgi:application"

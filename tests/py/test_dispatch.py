@@ -43,13 +43,16 @@ def wait_behind_a_blocking_view(server) -> float:
     return elapsed
 
 
+# Lazy dispatch is named: free-threaded CPython defaults to eager (config.py).
+
+
 def test_lazy_dispatch_wakes_a_second_handler_when_the_first_blocks(start_server):
-    server = start_server("procapps:app", "--threads", "2")
+    server = start_server("procapps:app", "--threads", "2", "--dispatch", "lazy")
     assert wait_behind_a_blocking_view(server) < 1.0
 
 
 def test_without_the_stall_wake_up_a_request_waits_for_the_blocking_view(start_server):
-    server = start_server("procapps:app", "--threads", "2", "--stall-ms", "0")
+    server = start_server("procapps:app", "--threads", "2", "--dispatch", "lazy", "--stall-ms", "0")
     # The other handler sleeps, and nothing wakes it: the running one is busy.
     assert wait_behind_a_blocking_view(server) > SLEEP - 0.3 - 0.2
 
@@ -68,9 +71,9 @@ def batch_threads(pid: int) -> tuple[int, int]:
 @pytest.mark.parametrize(
     "args, expected",
     [
-        ((), 5),  # auto with lazy dispatch: the I/O thread and the four handlers
-        (("--dispatch", "eager"), 0),  # auto with eager dispatch: wake-up preemption kept
-        (("--threads", "1"), 2),  # auto: the I/O thread and the one handler
+        (("--threads", "4", "--dispatch", "lazy"), 5),  # auto with lazy dispatch: the I/O thread and the four handlers
+        (("--threads", "4", "--dispatch", "eager"), 0),  # auto with eager dispatch: wake-up preemption kept
+        (("--threads", "1", "--dispatch", "lazy"), 2),  # auto: the I/O thread and the one handler
         (("--threads", "1", "--sched-batch", "off"), 0),
         (("--threads", "2", "--sched-batch", "on"), 3),
     ],
@@ -79,7 +82,7 @@ def test_sched_batch(start_server, args, expected):
     server = start_server("procapps:app", *args)
     # The main thread, the I/O thread and the handlers: the worker may still
     # be starting handlers when it answers its first request.
-    threads = 2 + (int(args[args.index("--threads") + 1]) if "--threads" in args else 4)
+    threads = 2 + int(args[args.index("--threads") + 1])
     pid = wait_for_handlers(server, threads - 2)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

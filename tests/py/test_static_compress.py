@@ -25,7 +25,7 @@ import pytest
 import requests
 import zstandard
 from compressapps import make_body
-from conftest import RawResponse, ResponseReader, Server
+from conftest import RawResponse, ResponseReader, Server, needs_api
 from test_demo import DEMO, demo_env  # noqa: F401  (demo_env: the migrated demo project, a fixture)
 
 CSS = make_body(22000)  # the size of Django admin's base.css
@@ -290,6 +290,7 @@ def test_codings_and_budget_follow_the_configuration(root):
 # -- the demo project, as `make run` serves it ---------------------------------------------------------------
 
 
+@needs_api  # the demo project mounts the typed API
 def test_demo_admin_css_is_compressed(demo_env):  # noqa: F811
     """Issue 10 as a new user saw it: `make run` (runmeltemi, STATIC_ROOT mounted in C, no `precompress`) sent
     the admin's 22 KB base.css uncompressed to a browser accepting gzip, without Vary."""

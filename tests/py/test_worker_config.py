@@ -8,6 +8,7 @@ import dataclasses
 import os
 
 import pytest
+from conftest import needs_api
 
 from meltemi import _core, config
 from meltemi.config import ConfigError, WorkerConfig, resolve, worker_config
@@ -119,12 +120,12 @@ def test_out_of_range_settings_name_the_setting():
 @pytest.mark.parametrize(
     "cli, wake_each, stall_ms, sched_batch",
     [
-        ({}, False, 2, True),  # the defaults: lazy dispatch, so SCHED_BATCH, with --threads 4
-        ({"threads": "1"}, False, 2, True),  # SCHED_BATCH with one handler thread
-        ({"threads": "1", "sched_batch": "off"}, False, 2, False),
-        ({"sched_batch": "on"}, False, 2, True),
-        ({"stall_ms": "0"}, False, 0, True),
-        ({"stall_ms": "10"}, False, 10, True),
+        ({"dispatch": "lazy"}, False, 2, True),  # lazy dispatch, so SCHED_BATCH, with --threads 4
+        ({"dispatch": "lazy", "threads": "1"}, False, 2, True),  # SCHED_BATCH with one handler thread
+        ({"dispatch": "lazy", "threads": "1", "sched_batch": "off"}, False, 2, False),
+        ({"dispatch": "lazy", "sched_batch": "on"}, False, 2, True),
+        ({"dispatch": "lazy", "stall_ms": "0"}, False, 0, True),
+        ({"dispatch": "lazy", "stall_ms": "10"}, False, 10, True),
         ({"dispatch": "eager"}, True, 0, False),  # every request wakes a handler: no stall to watch
     ],
 )
@@ -133,6 +134,22 @@ def test_dispatch_policy(cli, wake_each, stall_ms, sched_batch):
     assert policy == config.DispatchPolicy(wake_each=wake_each, stall_ms=stall_ms, sched_batch=sched_batch)
 
 
+def test_defaults_of_the_build():
+    """The GIL build: 4 threads, lazy dispatch (one handler runs at a time unless
+    one blocks) with SCHED_BATCH. Free-threaded CPython without the GIL: one
+    thread per core (at least 4), eager dispatch, so handlers run side by side."""
+    resolved = resolve({}, {}, None)
+    policy = worker_config(resolved).dispatch
+    if config.FREE_THREADED:
+        assert resolved.threads == max(4, os.cpu_count() or 1) and resolved.dispatch == "eager"
+        assert policy == config.DispatchPolicy(wake_each=True, stall_ms=0, sched_batch=False)
+    else:
+        assert resolved.threads == 4 and resolved.dispatch == "lazy"
+        assert policy == config.DispatchPolicy(wake_each=False, stall_ms=2, sched_batch=True)
+    assert resolved.source("threads") == resolved.source("dispatch") == "default"
+
+
+@needs_api
 def test_the_test_client_runs_with_production_defaults(monkeypatch):
     """The TestClient's worker is built by worker.build from the resolved
     configuration: compression is on, as in production (it was off)."""
@@ -159,6 +176,7 @@ def test_the_test_client_runs_with_production_defaults(monkeypatch):
         assert client.get("/big").json() == {"items": ["meltemi"] * 200}
 
 
+@needs_api
 def test_the_test_client_takes_a_config():
     from meltemi import API
     from meltemi.testing import TestClient
@@ -170,6 +188,7 @@ def test_the_test_client_takes_a_config():
         assert "Content-Encoding" not in r.headers
 
 
+@needs_api
 def test_the_api_takes_the_c_routers_methods_and_types():
     from meltemi.api import routing
 
@@ -180,6 +199,7 @@ def test_the_api_takes_the_c_routers_methods_and_types():
         routing.Router().add_route("/x", hello, ("TRACE",))
 
 
+@needs_api
 def test_the_c_routers_422_is_the_body_python_made():
     from meltemi import API
     from meltemi.api.errors import path_error_body

@@ -421,6 +421,15 @@ def test_app_exception_is_500_and_logged(server, app):
     assert "Traceback" in logged and "AppError" in logged, logged
 
 
+def test_body_without_start_response_is_500_and_logged(server):
+    """A list returned without start_response() (the compression decision read
+    the missing status and crashed the worker): a 500, the worker lives on."""
+    first = len(server.lines)
+    _assert_server_error(get(server, "/raw_no_start_response"))
+    assert server.wait_for("without calling start_response", timeout=5, start=first), server.output
+    assert get(server, "/hello").status == 200
+
+
 def test_connection_after_500(server):
     """A 500 sent before any body leaves the framing intact: the connection goes on, or says it closes."""
     with Conn(server) as conn:
