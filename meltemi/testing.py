@@ -199,10 +199,18 @@ class TestClient:
                 sock.close()
 
         thread = threading.Thread(target=client, name="meltemi-test-client", daemon=True)
+        from .api import aio
+
         with _django_test_mode():
-            thread.start()
-            while thread.is_alive():
-                self._core.serve_one(0.02)
+            # Async endpoints run through async_to_sync here: Django's thread-sensitive calls (the ORM) come
+            # back to this thread, inside the test's transaction (meltemi/api/aio.py).
+            aio.thread_sensitive(True)
+            try:
+                thread.start()
+                while thread.is_alive():
+                    self._core.serve_one(0.02)
+            finally:
+                aio.thread_sensitive(False)
         thread.join()
         if "error" in outcome:
             raise outcome["error"]
