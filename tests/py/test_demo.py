@@ -398,6 +398,8 @@ def test_api_errors_and_the_rest_of_the_site(demo):
     assert requests.delete(demo.url + "/api/items", timeout=10).status_code == 405
     assert requests.get(demo.url + "/api/health", timeout=10).json() == {"status": "ok"}
     assert requests.get(demo.url + "/api/hello?name=Ann", timeout=10).json() == {"message": "Hello, Ann!"}
+    count = requests.get(demo.url + "/api/items?limit=1", timeout=10).json()["count"]
+    assert requests.get(demo.url + "/api/item-count", timeout=10).json() == {"items": count}  # async def, async ORM
     assert requests.get(demo.url + "/api/me", timeout=10).json() == {"authenticated": False, "username": ""}
     statuses = [requests.get(demo.url + "/api/limited", timeout=10) for _ in range(6)]
     assert [r.status_code for r in statuses] == [200] * 5 + [429]
