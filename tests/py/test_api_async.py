@@ -12,7 +12,16 @@ import time
 
 import pytest
 import requests
+from apiclient import django_ready
 from conftest import ROOT, TESTS, Server
+
+django_ready()
+
+import asyncapi  # noqa: E402
+from apiproject.models import Item as ItemRow  # noqa: E402
+from django.test import TestCase  # noqa: E402
+
+from meltemi.testing import TestClient  # noqa: E402
 
 APP = "apiproject.wsgi:application"
 THREADS = 4
@@ -149,29 +158,38 @@ def test_concurrent_slow_requests_overlap(server):
     assert elapsed < 1.8, elapsed
 
 
-# ---- TestClient ----
+# ---- TestClient in Django's TestCase ----
 
 
-def test_test_client_calls_async_endpoints(env, monkeypatch):
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", env["DJANGO_SETTINGS_MODULE"])
-    monkeypatch.setenv("APIPROJECT_DB", env["APIPROJECT_DB"])
-    script = f"""
-import django, sys
-sys.path[:0] = [{str(TESTS)!r}, {str(ROOT)!r}]
-django.setup()
-import asyncapi
-from meltemi.testing import TestClient
-with TestClient(api=asyncapi.api) as c:
-    assert c.get("/api/hello").json() == {{"hello": "world"}}
-    assert c.get("/api/items/x").status_code == 422
-    assert c.get("/api/items/3?limit=2").json() == {{"id": 3, "detail": False, "limit": 2}}
-    r = c.post("/api/items", json={{"name": "tc", "price": 1.5}})
-    assert r.status_code == 201, r.text
-    assert c.get("/api/items/%d/row" % r.json()["id"]).json()["name"] == "tc"
-    assert c.get("/api/boom").status_code == 500
-    assert c.get("/api/secret", headers={{"X-API-Key": "key-ci-1"}}).json() == {{"key": "ci"}}
-    assert c.get("/api/whoami?user=x").json() == {{"user": "X"}}
-print("ok")
-"""
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+class AsyncEndpointsInTestCase(TestCase):
+    """The async ORM of an endpoint sees rows the test made in its transaction."""
+
+    def setUp(self):
+        self.client_ = TestClient(api=asyncapi.api)
+
+    def tearDown(self):
+        self.client_.close()
+
+    def test_sync_facade(self):
+        row = ItemRow.objects.create(name="in the transaction", price=3.0, tags=[])
+        r = self.client_.get(f"/api/items/{row.id}/row")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"id": row.id, "name": "in the transaction", "price": 3.0}
+        assert self.client_.get("/api/hello").json() == {"hello": "world"}
+        assert self.client_.get("/api/items/x").status_code == 422
+        assert self.client_.get("/api/items/3?limit=2").json() == {"id": 3, "detail": False, "limit": 2}
+        r = self.client_.post("/api/items", json={"name": "tc", "price": 1.5})
+        assert r.status_code == 201, r.text
+        assert ItemRow.objects.get(pk=r.json()["id"]).name == "tc"  # written in the test's transaction
+        assert self.client_.get("/api/boom").status_code == 500
+        assert self.client_.get("/api/secret").status_code == 401
+        assert self.client_.get("/api/secret", headers={"X-API-Key": "key-ci-1"}).json() == {"key": "ci"}
+        assert self.client_.get("/api/whoami?user=x").json() == {"user": "X"}
+
+    async def test_async_mode(self):
+        row = await ItemRow.objects.acreate(name="awaited", price=2.0, tags=[])
+        r = await self.client_.aget(f"/api/items/{row.id}/row")
+        assert r.status_code == 200 and r.json()["name"] == "awaited", r.text
+        r = await self.client_.apost("/api/items", json={"name": "", "price": 1})
+        assert r.status_code == 422
+        assert (await self.client_.aget("/api/count")).json()["count"] == await ItemRow.objects.acount()
