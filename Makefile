@@ -5,7 +5,7 @@ MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
 C_SOURCES := $(wildcard src/core/*.h src/core/*/*.c src/core/*/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c) $(wildcard src/loadgen/*.c)
 
-.PHONY: all bootstrap run test test-c test-py test-sanitized test-wheel test-deploy wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
+.PHONY: all bootstrap run test test-c test-py test-sanitized test-wheel test-deploy test-scale ws-conformance autobahn wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
 
 all: bootstrap
 
@@ -48,6 +48,21 @@ test-wheel: wheel
 # (tests/deploy; 30 to 55 s, so not part of `make test`; .ci/run calls it).
 test-deploy: bootstrap
 	@$(PY) -m pytest -q -s -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
+
+# 10,000 idle WebSockets, SSE streams and long polls on one ASGI worker (make test opens 2,000).
+SCALE_CONNECTIONS ?= 10000
+test-scale: bootstrap
+	@MELTEMI_SCALE_CONNECTIONS=$(SCALE_CONNECTIONS) $(PY) -m pytest -q -s tests/py/test_asgi_scale.py
+
+# The written WebSocket conformance suite; rewrites its table in docs/reliability.md.
+ws-conformance: bootstrap
+	@$(PY) scripts/ws_conformance.py
+
+# Autobahn|Testsuite's fuzzingclient (Python 2.7, in a Debian 11 root under build/; needs root)
+# against the ASGI echo app; rewrites its table in docs/reliability.md. Bounded by AUTOBAHN_TIMEOUT.
+AUTOBAHN_TIMEOUT ?= 1500
+autobahn: bootstrap
+	@$(PY) scripts/autobahn.py --timeout $(AUTOBAHN_TIMEOUT)
 
 # libFuzzer drivers of tests/fuzz/ under ASan and UBSan, FUZZ_SECONDS each (clang from Debian).
 FUZZ_SECONDS ?= 60

@@ -320,7 +320,9 @@ OPTIONS: tuple[Option, ...] = (
         Seconds(allow_zero=True),
         30.0,
         "On SIGTERM, SIGINT, SIGHUP or worker recycling, how long a worker may take to finish the requests it "
-        "has in flight after it stops accepting. Workers still busy after that are killed.",
+        "has in flight after it stops accepting. Workers still busy after that are killed. Open WebSockets of an "
+        "ASGI application get close 1001 at once on a stop; a worker replaced by SIGHUP or recycling keeps them "
+        "open until this timeout, then closes them with 1012 (service restart).",
         TIMEOUTS,
     ),
     Option(

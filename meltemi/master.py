@@ -20,7 +20,8 @@ accepting.
     SIGTERM, SIGINT   graceful stop: workers drain, up to graceful_timeout
     SIGINT twice      immediate stop
     SIGQUIT           immediate stop
-    SIGHUP            replace every worker (new ones first, then the old drain)
+    SIGHUP            replace every worker (new ones first, then the old drain;
+                      they are sent RETIRE_SIGNAL, see meltemi.worker)
 
 A worker that cannot load the application exits with BOOT_ERROR.  At start
 that stops the server (restarting would fail the same way forever); during a
@@ -47,7 +48,7 @@ from . import worker as worker_module
 from .config import Address, Config
 from .reloader import DEBOUNCE, SourceWatcher, source_root
 from .systemd import Notifier, listen_fds
-from .worker import BOOT_ERROR, RECYCLE, AppLoader, Listener
+from .worker import BOOT_ERROR, RECYCLE, RETIRE_SIGNAL, AppLoader, Listener
 
 # The restart reason (meltemi_worker_restarts_total) of each status byte a worker asks to be replaced with.
 RECYCLE_REASON = {ord("M"): "max-requests", ord("S"): "max-rss", ord("L"): "lifetime"}
@@ -498,7 +499,7 @@ class Master:
                 _logger.info(
                     "Worker %d: pid %d replaces pid %d, which now drains", child.slot + 1, child.pid, older.pid
                 )
-                self._retire(older)
+                self._retire(older, RETIRE_SIGNAL)  # a drain whose WebSockets end with 1012, not 1001
                 if child.replaces is not None:  # counted once the replacement is serving, not when it may fail
                     self._count_restart(child.replaces)
                     child.replaces = None

@@ -10,8 +10,12 @@ by writing one byte on its status pipe:
     b"L"  it has served for worker_lifetime seconds: likewise.
 
 Signals: SIGTERM and SIGINT drain gracefully (stop accepting, finish what is
-in flight, close idle connections, at most graceful_timeout seconds); SIGQUIT
-exits at once.  A worker whose master died drains and exits too.
+in flight, close idle connections, at most graceful_timeout seconds; open
+WebSockets of an ASGI application get close 1001 at once); SIGQUIT exits at
+once.  RETIRE_SIGNAL (SIGUSR2) is the master replacing the worker (a SIGHUP
+reload, a recycling): the same drain, but open WebSockets stay up until the
+drain timeout and then get close 1012 (service restart), so their clients
+reconnect to the new worker.  A worker whose master died drains and exits too.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ BOOT_ERROR = 3
 
 # How often the main thread wakes up to look at max-requests and at its parent.
 POLL_INTERVAL = 0.25
+# The master's signal to a worker it replaces (see the module's doc).
+RETIRE_SIGNAL = signal.SIGUSR2
+# After the drain timeout of a replaced worker, how long its WebSockets get to finish the 1012 close handshake.
+CLOSE_GRACE = 1.0
 
 _logger = logging.getLogger("meltemi.worker")
 
@@ -288,7 +296,7 @@ def reset_signals() -> None:
     is in flight yet. SIGHUP is the master's business (it reloads).
     """
     signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD, RETIRE_SIGNAL):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
@@ -327,6 +335,7 @@ def run(
         return BOOT_ERROR
 
     stopping = threading.Event()
+    replaced = threading.Event()  # RETIRE_SIGNAL came first: WebSockets get 1012 at the drain timeout
 
     def on_stop(signum: int, frame: Any) -> None:
         stopping.set()
@@ -334,18 +343,26 @@ def run(
         if asgi is not None:
             asgi.begin_shutdown()  # open WebSockets get close 1001
 
+    def on_retire(signum: int, frame: Any) -> None:
+        if stopping.is_set():
+            return
+        replaced.set()
+        stopping.set()
+        core.shutdown()
+
     def on_quit(signum: int, frame: Any) -> None:
         os._exit(0)
 
     # Once started, the I/O thread answers at once (static files need no handler thread): a stop signal from
     # then on must drain, not kill. So the signals wait, blocked, until their handlers are in place.
-    stop_signals = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+    stop_signals = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, RETIRE_SIGNAL}
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
         core.start()
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGQUIT, on_quit)
+        signal.signal(RETIRE_SIGNAL, on_retire)
     except Exception:
         _logger.exception("Cannot start the server for %s", loader.name)
         return BOOT_ERROR
@@ -364,6 +381,7 @@ def run(
         retire_at = time.monotonic() + config.worker_lifetime * (1 + random.random() / 10)
     asked_to_be_replaced = False
     deadline = None
+    restarted = False  # a replaced worker's WebSockets were sent 1012
     drained = False
     while True:
         if core.join(POLL_INTERVAL):
@@ -373,6 +391,13 @@ def run(
             if deadline is None:
                 deadline = time.monotonic() + config.graceful_timeout
             elif time.monotonic() >= deadline:
+                if asgi is not None and replaced.is_set() and not restarted:
+                    # The drain timeout of a replaced worker: what is still open is a WebSocket (or a
+                    # long request); WebSockets are told to reconnect, and get a moment to close.
+                    restarted = True
+                    asgi.begin_shutdown(1012, "service restart")
+                    deadline = time.monotonic() + CLOSE_GRACE
+                    continue
                 _logger.warning("Graceful timeout (%gs) reached; exiting with work in flight", config.graceful_timeout)
                 break
             continue

@@ -62,11 +62,12 @@ with one worker and the access log on) and `--skip-checks` (no system checks on 
 ## Signals
 
 - `SIGTERM`, `SIGINT`: graceful stop. Workers stop accepting, finish what is in flight (up to
-  `graceful-timeout`), then exit; the master exits 0.
+  `graceful-timeout`), then exit; the master exits 0. Open WebSockets get close 1001 at once.
 - `SIGINT` a second time, `SIGQUIT`: immediate stop.
 - `SIGHUP`: replace every worker. A new worker is started for each slot and, once it accepts connections, the
   old one drains: no request fails. With `preload`, the new workers keep the code the master imported. If the
-  new code cannot be loaded, the error is printed and the old workers go on serving.
+  new code cannot be loaded, the error is printed and the old workers go on serving. The old workers'
+  WebSockets stay open while they drain and get close 1012 (service restart) at `graceful-timeout`.
 
 A worker that dies is replaced (with a growing delay if it keeps dying at start). A worker that reaches
 `max-requests` is replaced the same way as on `SIGHUP`. Workers stop by themselves when the master dies.

@@ -77,6 +77,7 @@ class Runtime:
         self.tasks: set[asyncio.Task] = set()
         self.websockets: set[WebSocketCycle] = set()
         self.stopping = False
+        self.stop_close = (1001, "server shutting down")  # the close a WebSocket accepted while stopping gets
         self._lifespan: Lifespan | None = None
         self._thread = threading.Thread(target=self._run, name="meltemi-asgi-loop", daemon=True)
 
@@ -119,14 +120,16 @@ class Runtime:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
 
-    def begin_shutdown(self) -> None:
-        """A graceful stop began (any thread, a signal handler too): open WebSockets get close 1001."""
-        self.loop.call_soon_threadsafe(self._going_away)
+    def begin_shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """A graceful stop began (any thread, a signal handler too): open WebSockets get this close (1001; a
+        replaced worker sends 1012 at its drain timeout)."""
+        self.loop.call_soon_threadsafe(self._going_away, code, reason)
 
-    def _going_away(self) -> None:
+    def _going_away(self, code: int, reason: str) -> None:
         self.stopping = True
+        self.stop_close = (code, reason)
         for ws in list(self.websockets):
-            ws.going_away()
+            ws.going_away(code, reason)
 
     # --- requests ---
 
@@ -172,13 +175,16 @@ class Runtime:
                     cycle.returned()
                 if not req.complete and not req.failed:
                     failed = True
-                    what = "completing" if req.started else "starting"
-                    _logger.error(
-                        "Error handling request %s %s: the ASGI application returned without %s its response",
-                        scope.get("method", "GET"),
-                        req.uri,
-                        what,
-                    )
+                    # After http.disconnect there is nobody to answer: returning then is how a
+                    # streaming app (SSE, a long poll) ends, not an error.
+                    if req.websocket or not cycle.disconnected:
+                        what = "completing" if req.started else "starting"
+                        _logger.error(
+                            "Error handling request %s %s: the ASGI application returned without %s its response",
+                            scope.get("method", "GET"),
+                            req.uri,
+                            what,
+                        )
             cycle.close()
             req = req.end(failed)
 
@@ -380,14 +386,15 @@ class WebSocketCycle:
             self.close_reason = reason
             self.rt.websockets.discard(self)
 
-    def going_away(self) -> None:
-        """The worker stops: close 1001, and a waiting receive() gets the disconnect."""
+    def going_away(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """The worker stops: close 1001 (1012 for a replaced worker), and a waiting receive() gets the
+        disconnect."""
         if self.accepted and not self.closed and not self.req.failed:
             try:
-                self.req.ws_close(1001, "server shutting down")
+                self.req.ws_close(code, reason)
             except Exception:
                 pass
-        self._closed(1001, "server shutting down")
+        self._closed(code, reason)
         if self.waiter is not None:
             _wake(self.waiter)
 
@@ -409,7 +416,7 @@ class WebSocketCycle:
             self.accepted = True
             self.rt.websockets.add(self)
             if self.rt.stopping:
-                self.going_away()
+                self.going_away(*self.rt.stop_close)
         elif kind == "websocket.close":
             if not self.accepted:
                 req.deny()

@@ -249,6 +249,7 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
     if (api->cors && mt_cors_preflight(c, &h->out, keep_alive))
         return MT_API_ANSWERED;
     bool python = m->status == MT_ROUTE_FOUND && api->routes[m->route].endpoint;
+    h->query = query; /* an API key may be read from the query (auth.c) */
     /* Authentication and the guards on claims, before Python (auth.c); before
      * the rate limits too, so that a limit keyed on the subject counts the
      * verified one. Constant routes are public. */

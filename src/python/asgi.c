@@ -41,6 +41,14 @@ typedef struct asgi_ws {
     mt_buf_t message; /* the message being received (inflated if compressed) */
     mt_buf_t zout;    /* a compressed message being sent */
     bool close_sent, close_received;
+    /* A close (the client's, or a protocol error) parsed after messages of
+     * the same read: acted on at the next ws_read, once the application has
+     * had the messages that came before it (their echo precedes the close). */
+    bool pending;
+    uint16_t pending_send, pending_code; /* the code our close frame carries; the one the app sees */
+    bool pending_send_reason;            /* our close frame repeats the reason */
+    uint8_t pending_len;
+    char pending_reason[MT_WS_MAX_CONTROL];
 } asgi_ws_t;
 
 typedef struct AsgiRequestObject {
@@ -983,12 +991,33 @@ static int ws_close_event(AsgiRequestObject *self, PyObject *events, unsigned co
     return ws_event(events, "close", Py_BuildValue("(Is#)", code, reason ? reason : "", (Py_ssize_t)(reason ? n : 0)));
 }
 
+/* Sends our close frame (send_code, with the reason when send_reason) and
+ * reports the close (code, reason) to the application; deferred to the next
+ * ws_read when messages parsed before it are still in `events`. */
+static int ws_closing(AsgiRequestObject *self, PyObject *events, unsigned send_code, unsigned code, const char *reason,
+                      size_t n, bool send_reason) {
+    asgi_ws_t *ws = self->ws;
+    if (PyList_GET_SIZE(events) > 0) {
+        ws->pending = true;
+        ws->pending_send = (uint16_t)send_code;
+        ws->pending_code = (uint16_t)code;
+        ws->pending_send_reason = send_reason;
+        ws->pending_len = (uint8_t)(n < sizeof ws->pending_reason ? n : sizeof ws->pending_reason);
+        if (ws->pending_len)
+            memcpy(ws->pending_reason, reason, ws->pending_len);
+        return 0;
+    }
+    if (ws_send_close(self, send_code, send_reason ? reason : "", send_reason ? n : 0) < 0)
+        PyErr_Clear();
+    return ws_close_event(self, events, code, reason, n);
+}
+
 /* Parses what rbuf holds; appends events. Returns 0, or -1 with an exception. */
 static int ws_process(AsgiRequestObject *self, PyObject *events) {
     asgi_ws_t *ws = self->ws;
     mt_conn_t *c = self->conn;
     size_t consumed = 0;
-    while (!ws->close_received && consumed < c->rbuf.len) {
+    while (!ws->close_received && !ws->pending && consumed < c->rbuf.len) {
         size_t used;
         mt_ws_event_t ev;
         mt_ws_parse_result_t r =
@@ -998,9 +1027,7 @@ static int ws_process(AsgiRequestObject *self, PyObject *events) {
             break;
         if (r == MT_WS_PARSE_ERROR) {
             const char *why = ws->parser.error ? ws->parser.error : "";
-            if (ws_send_close(self, ws->parser.close_code, why, strlen(why)) < 0)
-                PyErr_Clear();
-            if (ws_close_event(self, events, ws->parser.close_code, why, strlen(why)) < 0)
+            if (ws_closing(self, events, ws->parser.close_code, ws->parser.close_code, why, strlen(why), true) < 0)
                 return -1;
             break;
         }
@@ -1010,9 +1037,7 @@ static int ws_process(AsgiRequestObject *self, PyObject *events) {
                     PyErr_Clear();
             } else if (ev.opcode == MT_WS_CLOSE) {
                 unsigned code = ev.close_code == MT_WS_CLOSE_NO_STATUS ? MT_WS_CLOSE_NORMAL : ev.close_code;
-                if (ws_send_close(self, code, "", 0) < 0)
-                    PyErr_Clear();
-                if (ws_close_event(self, events, ev.close_code, (const char *)ev.reason, ev.reason_len) < 0)
+                if (ws_closing(self, events, code, ev.close_code, (const char *)ev.reason, ev.reason_len, false) < 0)
                     return -1;
             }
             continue;
@@ -1037,9 +1062,7 @@ static int ws_process(AsgiRequestObject *self, PyObject *events) {
             }
         }
         if (code) {
-            if (ws_send_close(self, code, why, strlen(why)) < 0)
-                PyErr_Clear();
-            if (ws_close_event(self, events, code, why, strlen(why)) < 0)
+            if (ws_closing(self, events, code, code, why, strlen(why), true) < 0)
                 return -1;
             break;
         }
@@ -1065,6 +1088,12 @@ static PyObject *AsgiRequest_ws_read(AsgiRequestObject *self, PyObject *unused) 
     PyObject *events = PyList_New(0);
     if (events == NULL)
         return NULL;
+    if (ws->pending) {
+        ws->pending = false;
+        if (ws_closing(self, events, ws->pending_send, ws->pending_code, ws->pending_reason, ws->pending_len,
+                       ws->pending_send_reason) < 0)
+            goto error;
+    }
     while (!ws->close_received) {
         if (ws_process(self, events) < 0)
             goto error;

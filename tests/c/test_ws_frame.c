@@ -489,10 +489,10 @@ static void test_close(void) {
     static const struct {
         unsigned code;
         bool valid;
-    } codes[] = {{0, false},    {999, false},  {1000, true},  {1001, true},  {1002, true},  {1003, true}, {1004, false},
-                 {1005, false}, {1006, false}, {1007, true},  {1008, true},  {1009, true},  {1010, true}, {1011, true},
-                 {1012, false}, {1015, false}, {1016, false}, {2000, false}, {2999, false}, {3000, true}, {3999, true},
-                 {4000, true},  {4999, true},  {5000, false}, {65535, false}};
+    } codes[] = {{0, false},    {999, false},  {1000, true}, {1001, true},  {1002, true},  {1003, true},  {1004, false},
+                 {1005, false}, {1006, false}, {1007, true}, {1008, true},  {1009, true},  {1010, true},  {1011, true},
+                 {1012, true},  {1013, true},  {1014, true}, {1015, false}, {1016, false}, {2000, false}, {2999, false},
+                 {3000, true},  {3999, true},  {4000, true}, {4999, true},  {5000, false}, {65535, false}};
     for (size_t i = 0; i < MT_ARRAY_SIZE(codes); i++) {
         reset();
         uint8_t pl[2] = {(uint8_t)(codes[i].code >> 8), (uint8_t)codes[i].code};
@@ -529,6 +529,8 @@ static void test_serialize(void) {
     is_int(mt_ws_close_payload(pl, 1000, "bye", 3), 5, "close payload: code and reason");
     ok(pl[0] == 0x03 && pl[1] == 0xe8 && memcmp(pl + 2, "bye", 3) == 0, "... in network order");
     is_int(mt_ws_close_payload(pl, 1005, "", 0), -EINVAL, "1005 may not be sent");
+    is_int(mt_ws_close_payload(pl, 1012, "", 0), 2, "1012 (service restart) may be sent by the server");
+    is_int(mt_ws_close_payload(pl, 1015, "", 0), -EINVAL, "1015 may not be sent");
     is_int(mt_ws_close_payload(pl, 1000, "\xff", 1), -EINVAL, "a reason that is not UTF-8 is refused");
     char long_reason[200];
     memset(long_reason, 'a', sizeof long_reason);

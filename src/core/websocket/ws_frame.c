@@ -70,7 +70,9 @@ bool mt_ws_utf8_feed(mt_ws_utf8_t *u, const uint8_t *p, size_t n) {
 }
 
 bool mt_ws_close_code_valid(unsigned code) {
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+    /* 1012-1014 are registered with IANA since RFC 6455 (service restart, try again later, bad
+     * gateway): clients send them, and the server sends 1012 itself on a reload. */
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
 /* ---- parsing ---- */
@@ -320,7 +322,9 @@ size_t mt_ws_frame_header(uint8_t out[10], mt_ws_opcode_t opcode, bool fin, bool
 }
 
 int mt_ws_close_payload(uint8_t out[MT_WS_MAX_CONTROL], unsigned code, const char *reason, size_t n) {
-    if (!mt_ws_close_code_valid(code))
+    /* 1012-1014 (service restart, try again later, bad gateway) were registered after RFC 6455: a server
+     * sends them (1012 on a reload), while the parser keeps to the RFC's list for what a client sends. */
+    if (!mt_ws_close_code_valid(code) && !(code >= 1012 && code <= 1014))
         return -EINVAL;
     mt_ws_utf8_t u = {0};
     if (n > 0 && (!mt_ws_utf8_feed(&u, (const uint8_t *)reason, n) || !mt_ws_utf8_complete(&u)))

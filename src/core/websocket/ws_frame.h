@@ -78,7 +78,7 @@ static inline bool mt_ws_utf8_complete(const mt_ws_utf8_t *u) {
 }
 
 /* Whether a close code may appear in a close frame (RFC 6455 7.4): 1000-1003,
- * 1007-1011 and 3000-4999. */
+ * 1007-1014 (1012-1014 as registered with IANA) and 3000-4999. */
 bool mt_ws_close_code_valid(unsigned code);
 
 typedef struct mt_ws_parser_config {
@@ -153,7 +153,8 @@ size_t mt_ws_frame_header(uint8_t out[10], mt_ws_opcode_t opcode, bool fin, bool
 /* Writes the payload of a close frame: the code, then as much of the
  * reason as fits in 123 bytes, cut at a character boundary. Returns its
  * length, or -EINVAL for a code that may not be sent (see
- * mt_ws_close_code_valid) or a reason that is not UTF-8. */
+ * mt_ws_close_code_valid; the server may also send 1012-1014, registered
+ * with IANA after the RFC) or a reason that is not UTF-8. */
 int mt_ws_close_payload(uint8_t out[MT_WS_MAX_CONTROL], unsigned code, const char *reason, size_t n);
 
 #endif
