@@ -444,6 +444,8 @@ def test_api_pagination_viewset_health_and_docs_pages(demo):
         assert html.status_code == 200 and marker in html.text
         script = re.search(r'src="([^"]+)"', html.text).group(1)
         assert requests.get(f"{api}/{script}", timeout=30).status_code == 200
+
+
 def test_api_cors_for_a_front_end_at_localhost_3000(demo):
     front = {"Origin": "http://localhost:3000"}
     preflight = requests.options(
