@@ -5,7 +5,8 @@ the worker's CPU time (utime + stime of all its threads, /proc/PID/stat) over th
 by the requests wrk completed. Scenarios run interleaved, `--rounds` times.
 With `--uvicorn PATH` (a uvicorn executable, e.g. from a virtual environment with uvicorn, uvloop and
 httptools), uvicorn serves the bare ASGI hello and the Starlette hello too (one process, the same pinning).
-Usage: .venv/bin/python bench/asgi_cpu.py [--duration 5] [--rounds 2] [--uvicorn /tmp/peers/bin/uvicorn]
+The typed API's JSON hello, sync and `async def` (bench/api_hello.py), is measured the same way.
+Usage: .venv/bin/python bench/asgi_cpu.py [--duration 5] [--rounds 2] [--uvicorn /tmp/peers/bin/uvicorn] [--only API]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PORT = 18790
+PORT = int(os.environ.get("ASGI_CPU_PORT", "18790"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 SCENARIOS = {
@@ -29,8 +30,14 @@ SCENARIOS = {
     "ASGI hello (bare callable)": ["asgi_hello_app:app"],
     "ASGI Starlette hello": ["asgi_hello_app:starlette_app"],
     "ASGI Django hello (ASGIHandler)": ["asgidjango_app:application"],
+    "API sync JSON hello (--threads 1)": ["hello_app:app", "--api", "api_hello:api", "--threads", "1"],
+    "API async JSON hello (--threads 1)": ["hello_app:app", "--api", "api_hello:api", "--threads", "1"],
 }
-URLS = {"ASGI Django hello (ASGIHandler)": "/hello/"}
+URLS = {
+    "ASGI Django hello (ASGIHandler)": "/hello/",
+    "API sync JSON hello (--threads 1)": "/api/hello",
+    "API async JSON hello (--threads 1)": "/api/ahello",
+}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -77,6 +84,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--uvicorn", help="a uvicorn executable: measure it on the ASGI hellos too")
+    parser.add_argument("--only", help="only the scenarios whose name contains this text (e.g. API)")
     args = parser.parse_args()
     peers = {}
     if args.uvicorn:
@@ -85,6 +93,8 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     for round_ in range(args.rounds):
         for name, argv in [*SCENARIOS.items(), *peers.items()]:
+            if args.only and args.only not in name:
+                continue
             rps, us = run(name, argv, args.duration, args.uvicorn if name in peers else None)
             print(f"round {round_ + 1}  {name:34s} {rps:9.0f} req/s  {us:6.1f} us CPU/request", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -84,6 +84,7 @@ def metrics_read(region: Any, slot: int, /) -> dict[str, Any]:
 
 def metrics_reset(region: Any, slot: int, /) -> None:
     """Zeroes one slot (that no worker writes any more)."""
+
 class JWTVerifier:
     """A JWT key set (set_keys) and the checks of its tokens (src/python/auth.c)."""
 

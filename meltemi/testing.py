@@ -17,6 +17,12 @@ from the same configuration: defaults, `MELTEMI_*` variables and the Django
 setting `MELTEMI` (compression on, the same limits and timeouts), or the
 `config=` given (a meltemi.config.Config). Only `threads` is 1: the one
 thread that serves is the caller's.
+
+`async def` endpoints are called the same way (their coroutine runs through
+asgiref's async_to_sync, so the async ORM's queries run on the calling
+thread too). In an `async def` test, `await client.aget(...)` (`arequest`,
+`apost`, ...) serves in asgiref's thread-sensitive thread: the test's own in
+Django's async test methods.
 """
 
 from __future__ import annotations
@@ -176,6 +182,30 @@ class TestClient:
     def options(self, path: str, **kw: Any) -> TestResponse:
         return self.request("OPTIONS", path, **kw)
 
+    # ---- async mode: for `async def` tests (Django's async test methods) ----
+
+    async def arequest(self, method: str, path: str, **kw: Any) -> TestResponse:
+        """request(), awaitable: the server side runs in asgiref's thread-sensitive thread, which in a
+        Django async test is the test's own thread (its TestCase transaction)."""
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.request, thread_sensitive=True)(method, path, **kw)
+
+    async def aget(self, path: str, **kw: Any) -> TestResponse:
+        return await self.arequest("GET", path, **kw)
+
+    async def apost(self, path: str, **kw: Any) -> TestResponse:
+        return await self.arequest("POST", path, **kw)
+
+    async def aput(self, path: str, **kw: Any) -> TestResponse:
+        return await self.arequest("PUT", path, **kw)
+
+    async def apatch(self, path: str, **kw: Any) -> TestResponse:
+        return await self.arequest("PATCH", path, **kw)
+
+    async def adelete(self, path: str, **kw: Any) -> TestResponse:
+        return await self.arequest("DELETE", path, **kw)
+
     def _exchange(self, data: bytes, method: str) -> TestResponse:
         if self._closed:
             raise RuntimeError("the TestClient is closed")
@@ -199,10 +229,18 @@ class TestClient:
                 sock.close()
 
         thread = threading.Thread(target=client, name="meltemi-test-client", daemon=True)
+        from .api import aio
+
         with _django_test_mode():
-            thread.start()
-            while thread.is_alive():
-                self._core.serve_one(0.02)
+            # Async endpoints run through async_to_sync here: Django's thread-sensitive calls (the ORM) come
+            # back to this thread, inside the test's transaction (meltemi/api/aio.py).
+            aio.thread_sensitive(True)
+            try:
+                thread.start()
+                while thread.is_alive():
+                    self._core.serve_one(0.02)
+            finally:
+                aio.thread_sensitive(False)
         thread.join()
         if "error" in outcome:
             raise outcome["error"]

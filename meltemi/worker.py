@@ -204,6 +204,10 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None, 
         from .api import request
 
         request.request_id_field = config.request_id_header.lower()
+        if any(endpoint.is_async for endpoint in api.compile()):
+            from .api import aio
+
+            aio.start()  # the loop the API's async endpoints run on (meltemi/api/aio.py)
     shared = None
     if metrics is not None:
         # (region, slot) from the master: the slot's API routes are named after their templates.

@@ -20,6 +20,7 @@ import msgspec.structs
 
 from ..cors import CORS
 from ..django.cycle import request_cycle
+from . import aio
 from .auth import RouteAuth, as_guards, as_schemes
 from .errors import (
     HTTPException,
@@ -254,6 +255,11 @@ class Endpoint:
         self.cycle = request_cycle()
         self.auth = _route_auth(route)
 
+    @property
+    def is_async(self) -> bool:
+        """An `async def` handler: its coroutine runs on the API loop (aio.py)."""
+        return self.sig is not None and self.sig.is_async
+
     def __repr__(self) -> str:
         return f"<Endpoint {'|'.join(self.route.methods)} {self.route.path}>"
 
@@ -319,6 +325,8 @@ class Endpoint:
         kwargs = sig.bind(request, values, errors)
         if errors:
             raise ValidationError(errors)
+        if sig.is_async:
+            return self.render(aio.run(sig.func(**kwargs)))
         return self.render(sig.func(**kwargs))
 
     def _convert_path(self, values: dict[str, Any], errors: list[dict[str, Any]]) -> None:

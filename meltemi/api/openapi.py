@@ -208,6 +208,8 @@ def _constant_operation(ep: Endpoint, method: str, operation_ids: _OperationIds)
         pass
     op["responses"] = {str(route.status): {"description": _phrase(route.status), "content": {content_type: media}}}
     return op
+
+
 def _security_schemes(endpoints: list[Endpoint]) -> dict[str, Any]:
     schemes: dict[str, Any] = {}
     for ep in endpoints:

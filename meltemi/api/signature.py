@@ -21,6 +21,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import msgspec
 import msgspec.inspect
 
+from . import aio
 from .errors import HTTPException, ValidationError, error_type, split_msgspec_error
 from .params import MISSING, Body, Cookie, Depends, File, Form, Header, Param, Path, Query
 from .request import Request
@@ -112,6 +113,9 @@ class Signature:
         self.func = func
         self.name = getattr(func, "__qualname__", repr(func))
         self.is_generator = inspect.isgeneratorfunction(func)
+        self.is_async = aio.is_async(func)  # an `async def`: awaited on the API loop (aio.py)
+        if inspect.isasyncgenfunction(func):
+            raise TypeError(f"{self.name}: an async generator is not a dependency (use a generator or an async def)")
         try:
             hints = typing.get_type_hints(func, include_extras=True)
         except Exception as exc:  # an unresolvable forward reference names the handler in the error
@@ -349,6 +353,8 @@ def resolve(
         gen = sig.func(**kwargs)
         value = next(gen)
         request.add_cleanup(lambda: next(gen, None))
+    elif sig.is_async:
+        value = aio.run(sig.func(**kwargs))
     else:
         value = sig.func(**kwargs)
     if use_cache:

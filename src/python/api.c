@@ -31,8 +31,8 @@ struct mt_api {
     mt_router_t *router;
     mt_api_route_t *routes;
     int nroutes;
-    mt_cors_t *cors; /* the API's CORS policy (API(cors=...)), or NULL */
-    mt_auth_t *auth; /* the routes' authentication (auth.c); NULL when none has any */
+    mt_cors_t *cors;        /* the API's CORS policy (API(cors=...)), or NULL */
+    mt_auth_t *auth;        /* the routes' authentication (auth.c); NULL when none has any */
     bool limited;           /* some route has rate limits: they are counted in `store` */
     mt_quota_store_t store; /* (quota.h) */
 };

@@ -64,8 +64,7 @@ static int core_exec(PyObject *m) {
     if (st->ClientDisconnected == NULL || st->RequestBodyError == NULL ||
         PyModule_AddFunctions(m, mt_precompress_methods) < 0 || PyModule_AddFunctions(m, mt_api_methods) < 0 ||
         PyModule_AddFunctions(m, mt_metrics_methods) < 0 || PyModule_AddFunctions(m, mt_asgi_methods) < 0 ||
-        mt_api_add_constants(m) < 0 ||
-        PyModule_AddObjectRef(m, "ClientDisconnected", st->ClientDisconnected) < 0 ||
+        mt_api_add_constants(m) < 0 || PyModule_AddObjectRef(m, "ClientDisconnected", st->ClientDisconnected) < 0 ||
         PyModule_AddObjectRef(m, "RequestBodyError", st->RequestBodyError) < 0)
         return -1;
     PyObject *version =

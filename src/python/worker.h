@@ -40,9 +40,9 @@ typedef struct WorkerObject {
     struct mt_api *api;        /* NULL without a typed API */
     Py_buffer metrics_view;    /* the shared metrics region, held while metrics_attached */
     bool metrics_attached;
-    struct mt_cors *cors;      /* the project-wide CORS policy (WorkerConfig.cors), or NULL */
-    mt_trust_t trust;          /* the trusted proxies (config.forwarded_allow_ips) */
-    struct mt_asgi *asgi;      /* NULL unless an ASGI loop takes the requests (asgi.c) */
+    struct mt_cors *cors; /* the project-wide CORS policy (WorkerConfig.cors), or NULL */
+    mt_trust_t trust;     /* the trusted proxies (config.forwarded_allow_ips) */
+    struct mt_asgi *asgi; /* NULL unless an ASGI loop takes the requests (asgi.c) */
 } WorkerObject;
 
 /* What a handler thread keeps from one request to the next. */

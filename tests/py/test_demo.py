@@ -401,6 +401,8 @@ def test_api_errors_and_the_rest_of_the_site(demo):
     assert requests.delete(demo.url + "/api/items", timeout=10).status_code == 405
     assert requests.get(demo.url + "/api/health", timeout=10).json() == {"status": "ok"}
     assert requests.get(demo.url + "/api/hello?name=Ann", timeout=10).json() == {"message": "Hello, Ann!"}
+    count = requests.get(demo.url + "/api/items?limit=1", timeout=10).json()["count"]
+    assert requests.get(demo.url + "/api/item-count", timeout=10).json() == {"items": count}  # async def, async ORM
     assert requests.get(demo.url + "/api/me", timeout=10).json() == {"authenticated": False, "username": ""}
     statuses = [requests.get(demo.url + "/api/limited", timeout=10) for _ in range(6)]
     assert [r.status_code for r in statuses] == [200] * 5 + [429]
@@ -445,6 +447,8 @@ def test_api_pagination_viewset_health_and_docs_pages(demo):
         assert html.status_code == 200 and marker in html.text
         script = re.search(r'src="([^"]+)"', html.text).group(1)
         assert requests.get(f"{api}/{script}", timeout=30).status_code == 200
+
+
 def test_api_cors_for_a_front_end_at_localhost_3000(demo):
     front = {"Origin": "http://localhost:3000"}
     preflight = requests.options(

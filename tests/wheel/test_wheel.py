@@ -30,7 +30,14 @@ import pytest
 import zstandard
 from conftest import REPO, VENV, WORK, Root
 
-BUNDLED = ("libllhttp", "libzstd", "libbrotlienc", "libbrotlicommon", "libpcre2", "libcrypto")  # libpcre2-8: CORS regexes; libcrypto: JWT
+BUNDLED = (
+    "libllhttp",
+    "libzstd",
+    "libbrotlienc",
+    "libbrotlicommon",
+    "libpcre2",
+    "libcrypto",
+)  # libpcre2-8: CORS regexes; libcrypto: JWT
 # What the manylinux policy lets a wheel take from the system (glibc and zlib here).
 POLICY = ("linux-vdso.so.1", "libc.so.6", "libm.so.6", "libz.so.1", "libpthread.so.0", "ld-linux-x86-64.so.2")
 LDD_RE = re.compile(r"^\s*(\S+)(?: => (\S+))?")

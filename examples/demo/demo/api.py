@@ -148,6 +148,12 @@ def hello(name: str = "World") -> Greeting:
     return Greeting(message=f"Hello, {name}!")
 
 
+@api.get("/item-count", tags=["misc"])
+async def item_count() -> dict:
+    """An `async def` endpoint: it runs on the worker's event loop, with Django's async ORM."""
+    return {"items": await Item.objects.acount()}
+
+
 @api.get("/me", tags=["misc"])
 def me(request: Request) -> dict:
     """Who the session cookie says you are (log in at /admin/)."""

@@ -39,7 +39,7 @@ typedef struct mt_queue {
     int waiting;   /* threads blocked in pop (the length of idle) */
     int consumers; /* threads registered with mt_queue_consumer_enter (0: none registered) */
     bool closed;
-    _Atomic int length;               /* items queued: written under the lock, read without it (mt_queue_length) */
+    _Atomic int length; /* items queued: written under the lock, read without it (mt_queue_length) */
     /* An eventfd written when a push finds the queue empty and when the queue
      * closes, for a consumer that waits in an event loop instead of in pop
      * (the ASGI loop, which takes items with mt_queue_trypop); -1: none. */

@@ -1,0 +1,126 @@
+"""An API with `async def` endpoints (and one sync endpoint beside them),
+served with apiproject's Django settings by tests/py/test_api_async.py,
+through a real server and through TestClient."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Annotated
+
+import msgspec
+from apiproject.models import Item as ItemRow
+from asgiref.sync import sync_to_async
+
+from meltemi import API, Depends, HTTPException, JSONResponse, PlainTextResponse, Query
+from meltemi.api.auth import APIKeyAuth
+
+api = API(prefix="/api", title="Async API")
+keyed = APIKeyAuth({"ci": "key-ci-1"})
+
+
+class Item(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    price: Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ItemOut(msgspec.Struct):
+    id: int
+    name: str
+    price: float
+
+
+@api.get("/health")
+def health():
+    return {"ok": True}
+
+
+@api.get("/sync")
+def sync_hello():
+    return {"hello": "world"}
+
+
+@api.get("/hello")
+async def hello():
+    return {"hello": "world"}
+
+
+@api.get("/where")
+async def where():
+    """The thread the coroutine ran on, and whether a loop runs there."""
+    loop = asyncio.get_running_loop()
+    return {"thread": threading.current_thread().name, "running": loop.is_running()}
+
+
+@api.get("/items/{item_id}")
+async def get_item(item_id: int, detail: bool = False, limit: Annotated[int, Query(ge=1, le=10)] = 5):
+    return {"id": item_id, "detail": detail, "limit": limit}
+
+
+@api.post("/items", status=201)
+async def create_item(item: Item) -> ItemOut:
+    row = await ItemRow.objects.acreate(name=item.name, price=item.price, tags=[])
+    return ItemOut(id=row.id, name=row.name, price=row.price)
+
+
+@api.get("/items/{item_id}/row")
+async def read_item(item_id: int) -> ItemOut:
+    try:
+        row = await ItemRow.objects.aget(pk=item_id)
+    except ItemRow.DoesNotExist:
+        raise HTTPException(404, "no such item") from None
+    return ItemOut(id=row.id, name=row.name, price=row.price)
+
+
+@api.get("/count")
+async def count():
+    n = await ItemRow.objects.acount()
+    names = await sync_to_async(lambda: sorted(ItemRow.objects.values_list("name", flat=True)))()
+    return {"count": n, "names": names}
+
+
+@api.get("/boom")
+async def boom():
+    await asyncio.sleep(0)
+    raise RuntimeError("async boom")
+
+
+@api.get("/teapot")
+async def teapot():
+    raise HTTPException(418, "short and stout")
+
+
+@api.get("/text")
+async def text():
+    return PlainTextResponse("plain", headers={"X-Async": "1"})
+
+
+@api.get("/json")
+async def json_response():
+    return JSONResponse({"a": 1}, 202)
+
+
+@api.get("/sleep")
+async def sleep(seconds: float = 0.5):
+    await asyncio.sleep(seconds)
+    return {"slept": seconds}
+
+
+async def current_user(x_user: Annotated[str, Query(alias="user")] = "anonymous") -> str:
+    await asyncio.sleep(0)
+    return x_user.upper()
+
+
+@api.get("/whoami")
+async def whoami(user: Annotated[str, Depends(current_user)]):
+    return {"user": user}
+
+
+@api.get("/whoami-sync")
+def whoami_sync(user: Annotated[str, Depends(current_user)]):
+    return {"user": user}
+
+
+@api.get("/secret", auth=keyed)
+async def secret(request):
+    return {"key": request.auth_subject}
