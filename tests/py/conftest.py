@@ -51,6 +51,53 @@ def _api_not_applicable() -> str | None:
 API_NOT_APPLICABLE = _api_not_applicable()
 needs_api = pytest.mark.skipif(API_NOT_APPLICABLE is not None, reason=API_NOT_APPLICABLE or "")
 
+# On a free-threaded interpreter, the packages of requirements-dev.txt that have
+# no build for it (scripts/build-python-ft writes their names; e.g. msgspec and
+# cryptography on 3.13t): a test module that cannot be imported without one of
+# them is not collected there, and the summary lists each with the package.
+_FT_UNAVAILABLE_FILE = Path(sys.prefix) / "unavailable-packages.txt"
+_IMPORT_NAMES = {"pyjwt": "jwt", "django_cors_headers": "corsheaders"}  # where the module is not the package
+FT_UNAVAILABLE = (
+    {
+        _IMPORT_NAMES.get(name, name)
+        for name in (
+            line.split("==")[0].split("[")[0].strip().lower().replace("-", "_")
+            for line in _FT_UNAVAILABLE_FILE.read_text().split()
+        )
+    }
+    if FREE_THREADED and _FT_UNAVAILABLE_FILE.exists()
+    else set()
+)
+if API_NOT_APPLICABLE:
+    FT_UNAVAILABLE.add("msgspec")
+_NOT_COLLECTED: list[tuple[str, str]] = []
+
+
+def pytest_ignore_collect(collection_path, config):
+    if not FT_UNAVAILABLE or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    import importlib
+
+    sys.path.insert(0, str(collection_path.parent))
+    try:
+        importlib.import_module(collection_path.stem)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0].lower()
+        if top not in FT_UNAVAILABLE:
+            raise
+        _NOT_COLLECTED.append((collection_path.name, top))
+        return True
+    finally:
+        sys.path.pop(0)
+    return None
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _NOT_COLLECTED:
+        terminalreporter.section("not collected on this free-threaded interpreter")
+        for name, package in _NOT_COLLECTED:
+            terminalreporter.write_line(f"{name}: needs {package}, which has no free-threaded build here")
+
 
 class Server:
     """A meltemi master process and what it printed."""
