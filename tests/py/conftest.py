@@ -83,10 +83,12 @@ def pytest_ignore_collect(collection_path, config):
         importlib.import_module(collection_path.stem)
     except ModuleNotFoundError as exc:
         top = (exc.name or "").split(".")[0].lower()
-        if top not in FT_UNAVAILABLE:
-            raise
-        _NOT_COLLECTED.append((collection_path.name, top))
-        return True
+        if top in FT_UNAVAILABLE:
+            _NOT_COLLECTED.append((collection_path.name, top))
+            return True
+        return None  # pytest reports it when it collects the module
+    except BaseException:  # a module-level skip, or an error that pytest reports itself
+        return None
     finally:
         sys.path.pop(0)
     return None
