@@ -73,6 +73,15 @@ if API_NOT_APPLICABLE:
 _NOT_COLLECTED: list[tuple[str, str]] = []
 
 
+def ft_needs(package: str):
+    """Marks a test whose server needs `package` (its application imports it): on a
+    free-threaded interpreter without a build of it, the test cannot apply and says so;
+    anywhere else it runs (a missing package there is an error)."""
+    return pytest.mark.skipif(
+        package in FT_UNAVAILABLE, reason=f"its application needs {package}, which has no free-threaded build here"
+    )
+
+
 def pytest_ignore_collect(collection_path, config):
     if not FT_UNAVAILABLE or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None

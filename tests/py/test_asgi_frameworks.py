@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import httpx
-from conftest import Server
+from conftest import Server, ft_needs
 
 
 def test_django_asgi_handler_async_and_sync_views(start_server):
@@ -55,6 +55,7 @@ def test_runmeltemi_follows_asgi_application_setting(tmp_path):
         assert server.stop() == 0
 
 
+@ft_needs("fastapi")  # tests/py/asgiframeworks.py holds both apps
 def test_starlette_app(start_server, tmp_path, monkeypatch):
     data = b"file body " * 10000
     (tmp_path / "f.bin").write_bytes(data)
@@ -69,6 +70,7 @@ def test_starlette_app(start_server, tmp_path, monkeypatch):
         assert r.content == data and r.headers["content-length"] == str(len(data))
 
 
+@ft_needs("fastapi")
 def test_fastapi_app(start_server, tmp_path, monkeypatch):
     data = b"fastapi file " * 5000
     (tmp_path / "f.bin").write_bytes(data)

@@ -28,7 +28,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import ResponseReader
+from conftest import ResponseReader, ft_needs
 
 PROJECT = Path(__file__).resolve().parent / "corsproject"
 
@@ -142,6 +142,7 @@ def start(start_server, mode: str, settings: dict, *args: str, api_policy: dict 
     return start_server("corsproject.wsgi", "--threads", "2", *args, env=env)
 
 
+@ft_needs("msgspec")  # the test project mounts a typed API
 @pytest.mark.parametrize("case", list(CASES))
 def test_same_cors_headers_as_django_cors_headers(case, start_server):
     settings = CASES[case]
@@ -180,6 +181,7 @@ def test_same_cors_headers_as_django_cors_headers(case, start_server):
         api.close()
 
 
+@ft_needs("msgspec")  # the test project mounts a typed API
 def test_preflights_never_reach_python(start_server):
     settings = {"CORS_ALLOWED_ORIGINS": ["http://localhost:3000"]}
     reference = start(start_server, "middleware", settings)
@@ -210,6 +212,7 @@ def test_preflights_never_reach_python(start_server):
             client.close()
 
 
+@ft_needs("msgspec")  # the test project mounts a typed API
 def test_api_policy_does_not_leak_to_django_views(start_server):
     server = start(
         start_server, "meltemi", {}, "--api", "corsproject.api:api", api_policy={"CORS_ALLOW_ALL_ORIGINS": True}
@@ -272,6 +275,7 @@ def test_settings_map_onto_the_policy():
     assert regex == ("(?i)^https://x\\.example\\z",), "re.IGNORECASE and \\Z carried over to PCRE2"
 
 
+@ft_needs("msgspec")  # the test project mounts a typed API
 def test_an_api_policy_keeps_to_its_url_regex(start_server):
     policy = {"CORS_ALLOW_ALL_ORIGINS": True, "CORS_URLS_REGEX": r"^/api/const$"}
     server = start(start_server, "meltemi", {}, "--api", "corsproject.api:api", api_policy=policy)

@@ -19,7 +19,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import ROOT, TESTS
+from conftest import ROOT, TESTS, ft_needs
 from prometheus_client.parser import text_string_to_metric_families
 
 APP = ("logapps:app", "--api", "logapps:api", "--threads", "2")
@@ -135,6 +135,7 @@ EXCHANGES = [
 ]
 
 
+@ft_needs("msgspec")  # the application mounts a typed API
 def test_exact_counts_by_route_and_status_class(start_server, static_dir):
     server, url = start(start_server, static_dir)
     expected: dict[tuple[str, str], int] = {}
@@ -187,6 +188,7 @@ def test_exact_counts_by_route_and_status_class(start_server, static_dir):
         assert buckets[-1][0] == float("inf")
 
 
+@ft_needs("msgspec")  # the application mounts a typed API
 def test_exposition_format(start_server, static_dir):
     server, url = start(start_server, static_dir, workers=1)
     exchange(server, request("GET", "/s/a.txt"))
@@ -222,6 +224,7 @@ def test_label_values_are_escaped():
     assert escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
 
 
+@ft_needs("msgspec")  # the application mounts a typed API
 def test_killed_worker_is_replaced_and_nothing_goes_backwards(start_server, static_dir):
     server, url = start(start_server, static_dir)
     for _ in range(6):
@@ -252,6 +255,7 @@ def test_killed_worker_is_replaced_and_nothing_goes_backwards(start_server, stat
     assert value(later, "meltemi_requests_total", route="static", status="2xx") == 10
 
 
+@ft_needs("msgspec")  # the application mounts a typed API
 def test_reload_counts_a_restart_per_worker_and_keeps_the_counts(start_server, static_dir):
     server, url = start(start_server, static_dir)
     for _ in range(3):
@@ -266,6 +270,7 @@ def test_reload_counts_a_restart_per_worker_and_keeps_the_counts(start_server, s
     assert value(samples, "meltemi_requests_total", route="/api/health", status="2xx") == 3
 
 
+@ft_needs("msgspec")  # the application mounts a typed API
 def test_recycled_worker_counts_a_restart_and_keeps_its_counts(start_server, static_dir):
     server, url = start(start_server, static_dir, "--max-requests", "3", workers=1)
     first = int(BOOT_RE.search(server.output).group(2))
@@ -278,6 +283,7 @@ def test_recycled_worker_counts_a_restart_and_keeps_its_counts(start_server, sta
     assert value(samples, "meltemi_requests_total", route="wsgi", status="2xx") == 5
 
 
+@ft_needs("msgspec")  # the application mounts a typed API
 def test_gauges_show_requests_in_flight_and_queued(start_server):
     server = start_server("apps:main", "--threads", "1", "--metrics", "127.0.0.1:0", "--log-level", "debug", workers=1)
     url = server.wait_for(METRICS_RE).group(1)
@@ -305,6 +311,7 @@ def test_gauges_show_requests_in_flight_and_queued(start_server):
     assert value(samples, "meltemi_handler_queue_depth") == 0
 
 
+@ft_needs("msgspec")  # the application mounts a typed API
 def test_metrics_are_off_by_default(start_server):
     server = start_server("logapps:app", "--log-level", "debug", workers=2)
     wait_ready(server, 2)
@@ -312,6 +319,7 @@ def test_metrics_are_off_by_default(start_server):
     assert listening_ports(server.proc.pid) == {server.port}
 
 
+@ft_needs("msgspec")  # the application mounts a typed API
 def test_metrics_listener_is_the_masters_alone(start_server, static_dir):
     server, url = start(start_server, static_dir)
     port = int(url.rsplit(":", 1)[1].split("/")[0])
