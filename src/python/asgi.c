@@ -3,7 +3,8 @@
  * drives each exchange through an AsgiRequest: the HTTP scope (built here
  * from the parsed head), the body read without blocking (None: wait until
  * the socket is readable), and the response through the same steps as WSGI
- * (response.c: the response writer, compression, the output queue).
+ * (response.c: the response writer, compression, the output queue). The
+ * WebSocket half of AsgiRequest (after a valid handshake) is asgi_ws.c.
  *
  * Thread: everything here runs on the loop's thread with the GIL held; its
  * writes never wait (mt_conn_never_wait): what the socket does not take is
@@ -19,51 +20,13 @@
 #include <unistd.h>
 
 #include "asgi.h"
+#include "asgi_request.h"
 #include "forwarded.h"
 #include "encoding.h"
 #include "http1_write.h"
 #include "respond.h"
 #include "response.h"
-#include "ws_deflate.h"
-#include "ws_frame.h"
 #include "ws_handshake.h"
-
-/* WebSocket limits (1009 beyond) and permessage-deflate settings. */
-#define WS_MAX_MESSAGE (16u << 20)
-static const mt_ws_handshake_config_t ws_handshake_config = {
-    .deflate = true, .server_max_window_bits = 15, .client_max_window_bits = 15, .mem_level = 8};
-
-/* A WebSocket after its accept: owned by the loop, like the exchange. */
-typedef struct asgi_ws {
-    mt_ws_parser_t parser;
-    bool deflate;
-    mt_ws_deflate_t z;
-    mt_buf_t message; /* the message being received (inflated if compressed) */
-    mt_buf_t zout;    /* a compressed message being sent */
-    bool close_sent, close_received;
-    /* A close (the client's, or a protocol error) parsed after messages of
-     * the same read: acted on at the next ws_read, once the application has
-     * had the messages that came before it (their echo precedes the close). */
-    bool pending;
-    uint16_t pending_send, pending_code; /* the code our close frame carries; the one the app sees */
-    bool pending_send_reason;            /* our close frame repeats the reason */
-    uint8_t pending_len;
-    char pending_reason[MT_WS_MAX_CONTROL];
-} asgi_ws_t;
-
-typedef struct AsgiRequestObject {
-    PyObject_HEAD WorkerObject *worker;
-    mt_conn_t *conn; /* NULL once handed back */
-    mt_handler_t handler;
-    mt_exchange_t ex;
-    PyObject *scope;
-    int error_status;      /* the body could not be read: the answer the client gets if nothing was sent */
-    bool started;          /* http.response.start came */
-    bool complete;         /* the response's last message came */
-    bool websocket;        /* a valid WebSocket handshake: the scope is "websocket" */
-    mt_ws_handshake_t *hs; /* until the accept */
-    asgi_ws_t *ws;         /* after the accept */
-} AsgiRequestObject;
 
 /* ---- the loop's side of the queue ---- */
 
@@ -348,7 +311,7 @@ error:
 static int websocket_scope(AsgiRequestObject *self) {
     mt_conn_t *c = self->conn;
     mt_ws_handshake_t hs;
-    mt_ws_handshake_result_t r = mt_ws_handshake_parse(&hs, &c->req, c->rbuf.data, &ws_handshake_config);
+    mt_ws_handshake_result_t r = mt_ws_handshake_parse(&hs, &c->req, c->rbuf.data, &mt_asgi_ws_handshake_config);
     if (r == MT_WS_HANDSHAKE_NOT_WEBSOCKET)
         return 0;
     self->ex.keep_alive = false; /* a denial response, if any, ends the connection */
@@ -438,7 +401,7 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
 
 /* ---- the exchange ---- */
 
-static int check_open(AsgiRequestObject *self) {
+int mt_asgi_check_open(AsgiRequestObject *self) {
     if (self->conn == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "ASGI: the request has ended");
         return -1;
@@ -450,7 +413,7 @@ static int check_open(AsgiRequestObject *self) {
 /* read() -> (bytes, more_body), or None when no byte is there yet (wait for
  * the socket to be readable). Raises RequestBodyError/ClientDisconnected. */
 static PyObject *AsgiRequest_read(AsgiRequestObject *self, PyObject *unused) {
-    if (check_open(self) < 0)
+    if (mt_asgi_check_open(self) < 0)
         return NULL;
     mt_conn_t *c = self->conn;
     mt_state_t *st = self->worker->st;
@@ -499,7 +462,7 @@ static PyObject *AsgiRequest_body_timeout(AsgiRequestObject *self, PyObject *unu
 
 static PyObject *AsgiRequest_start(AsgiRequestObject *self, PyObject *args) {
     PyObject *status, *headers;
-    if (!PyArg_ParseTuple(args, "OO:start", &status, &headers) || check_open(self) < 0)
+    if (!PyArg_ParseTuple(args, "OO:start", &status, &headers) || mt_asgi_check_open(self) < 0)
         return NULL;
     if (self->started) {
         PyErr_SetString(PyExc_RuntimeError, "ASGI: http.response.start sent twice");
@@ -567,7 +530,7 @@ error:
 }
 
 static int check_body_message(AsgiRequestObject *self, const char *type) {
-    if (check_open(self) < 0)
+    if (mt_asgi_check_open(self) < 0)
         return -1;
     if (!self->started) {
         PyErr_Format(PyExc_RuntimeError, "ASGI: %s sent before http.response.start", type);
@@ -683,10 +646,7 @@ static PyObject *AsgiRequest_pathsend(AsgiRequestObject *self, PyObject *arg) {
 
 static void release_buffers(AsgiRequestObject *self) {
     if (self->ws) {
-        mt_ws_deflate_dispose(&self->ws->z);
-        mt_buf_dispose(&self->ws->message);
-        mt_buf_dispose(&self->ws->zout);
-        PyMem_Free(self->ws);
+        mt_asgi_ws_free(self->ws);
         self->ws = NULL;
     }
     mt_buf_dispose(&self->handler.out);
@@ -836,357 +796,6 @@ static void AsgiRequest_dealloc(AsgiRequestObject *self) {
     PyTypeObject *type = Py_TYPE(self);
     PyObject_Free(self);
     Py_DECREF(type);
-}
-
-/* ---- WebSocket (after a valid handshake; the connection stays the loop's) ---- */
-
-static int ws_check(AsgiRequestObject *self, bool accepted) {
-    if (check_open(self) < 0)
-        return -1;
-    if (!self->websocket) {
-        PyErr_SetString(PyExc_RuntimeError, "ASGI: not a WebSocket");
-        return -1;
-    }
-    if (accepted && self->ws == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "ASGI: websocket.send before websocket.accept");
-        return -1;
-    }
-    if (!accepted && (self->ws || self->started)) {
-        PyErr_SetString(PyExc_RuntimeError, self->ws ? "ASGI: websocket.accept sent twice"
-                                                     : "ASGI: websocket.accept after a denial response began");
-        return -1;
-    }
-    return 0;
-}
-
-static int ws_write(AsgiRequestObject *self, mt_ws_opcode_t opcode, bool rsv1, const void *payload, size_t n) {
-    uint8_t head[10];
-    size_t hn = mt_ws_frame_header(head, opcode, true, rsv1, n);
-    struct iovec iov[2] = {{head, hn}, {(void *)payload, n}};
-    int rc = mt_conn_writev(self->conn, iov, n ? 2 : 1);
-    if (rc < 0) {
-        self->ex.failed = true;
-        PyErr_SetString(self->worker->st->ClientDisconnected, "the client went away");
-        return -1;
-    }
-    return 0;
-}
-
-static int ws_send_close(AsgiRequestObject *self, unsigned code, const char *reason, size_t n) {
-    if (self->ws->close_sent)
-        return 0;
-    uint8_t payload[MT_WS_MAX_CONTROL];
-    int len = mt_ws_close_payload(payload, code, reason, n);
-    if (len < 0) {
-        PyErr_Format(PyExc_ValueError, "ASGI: websocket.close: invalid code %u or reason", code);
-        return -1;
-    }
-    self->ws->close_sent = true;
-    return ws_write(self, MT_WS_CLOSE, false, payload, (size_t)len);
-}
-
-/* ws_accept(subprotocol, headers): the 101, then frames. */
-static PyObject *AsgiRequest_ws_accept(AsgiRequestObject *self, PyObject *args) {
-    PyObject *protocol, *headers;
-    if (!PyArg_ParseTuple(args, "OO:ws_accept", &protocol, &headers) || ws_check(self, false) < 0)
-        return NULL;
-    mt_conn_t *c = self->conn;
-    const char *proto = NULL;
-    Py_ssize_t plen = 0;
-    if (protocol != Py_None && (proto = PyUnicode_AsUTF8AndSize(protocol, &plen)) == NULL)
-        return NULL;
-    char head[4096];
-    int n = mt_ws_handshake_accept(self->hs, c->rbuf.data, proto, (size_t)plen, head, sizeof head);
-    if (n == -EINVAL) {
-        PyErr_Format(PyExc_ValueError, "ASGI: websocket.accept subprotocol %R was not offered by the client", protocol);
-        return NULL;
-    }
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "ASGI: websocket.accept head too large");
-        return NULL;
-    }
-    mt_buf_t out;
-    mt_buf_init(&out);
-    int rc = mt_buf_append(&out, head, (size_t)n - 2); /* the blank line comes after the application's fields */
-    PyObject *iter = rc == 0 ? PyObject_GetIter(headers) : NULL, *item;
-    if (iter == NULL)
-        goto error;
-    Py_ssize_t index = 0;
-    while ((item = PyIter_Next(iter)) != NULL) {
-        PyObject *pair = PySequence_Check(item) && !PyBytes_Check(item) ? PySequence_Tuple(item) : NULL;
-        int bad = pair == NULL || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
-                  !PyBytes_Check(PyTuple_GET_ITEM(pair, 1));
-        if (!bad) {
-            PyObject *nm = PyTuple_GET_ITEM(pair, 0), *v = PyTuple_GET_ITEM(pair, 1);
-            bad = mt_http1_write_field(&out, PyBytes_AS_STRING(nm), (size_t)PyBytes_GET_SIZE(nm), PyBytes_AS_STRING(v),
-                                       (size_t)PyBytes_GET_SIZE(v)) < 0;
-        }
-        Py_XDECREF(pair);
-        if (bad) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "ASGI: websocket.accept header %zd must be a valid pair of bytes, got %R",
-                         index, item);
-            Py_DECREF(item);
-            goto error;
-        }
-        Py_DECREF(item);
-        index++;
-    }
-    if (PyErr_Occurred() || mt_buf_append(&out, "\r\n", 2) < 0)
-        goto error;
-    Py_CLEAR(iter);
-    asgi_ws_t *ws = PyMem_Calloc(1, sizeof *ws);
-    if (ws == NULL) {
-        PyErr_NoMemory();
-        goto error;
-    }
-    mt_ws_parser_config_t pc = {
-        .max_frame = WS_MAX_MESSAGE, .max_message = WS_MAX_MESSAGE, .deflate = self->hs->deflate};
-    mt_ws_parser_init(&ws->parser, &pc);
-    ws->deflate = self->hs->deflate;
-    if (ws->deflate)
-        mt_ws_deflate_init(&ws->z, &self->hs->params, 6, ws_handshake_config.mem_level,
-                           mt_ws_deflate_memory(&self->hs->params, ws_handshake_config.mem_level), WS_MAX_MESSAGE);
-    mt_buf_init(&ws->message);
-    mt_buf_init(&ws->zout);
-    self->ws = ws;
-    self->started = self->complete = true;
-    self->ex.head_sent = true;
-    struct iovec iov = {out.data, out.len};
-    rc = mt_conn_writev(c, &iov, 1);
-    mt_buf_dispose(&out);
-    /* The exchange is logged now: the head's spans are not kept. */
-    mt_accesslog_conn(self->worker->server.config.access_log, c, 101, 0, true);
-    mt_buf_consume(&c->rbuf, c->rpos); /* what follows the head is frames */
-    c->rpos = 0;
-    c->head_consumed = true;
-    PyMem_Free(self->hs);
-    self->hs = NULL;
-    if (rc < 0) {
-        self->ex.failed = true;
-        PyErr_SetString(self->worker->st->ClientDisconnected, "the client went away");
-        return NULL;
-    }
-    Py_RETURN_NONE;
-error:
-    Py_XDECREF(iter);
-    mt_buf_dispose(&out);
-    if (!PyErr_Occurred())
-        PyErr_NoMemory();
-    return NULL;
-}
-
-/* A message or a close, for the loop. */
-static int ws_event(PyObject *events, const char *kind, PyObject *value) {
-    if (value == NULL)
-        return -1;
-    PyObject *t = Py_BuildValue("(sN)", kind, value);
-    int rc = t ? PyList_Append(events, t) : -1;
-    Py_XDECREF(t);
-    return rc;
-}
-
-static int ws_close_event(AsgiRequestObject *self, PyObject *events, unsigned code, const char *reason, size_t n) {
-    self->ws->close_received = true;
-    return ws_event(events, "close", Py_BuildValue("(Is#)", code, reason ? reason : "", (Py_ssize_t)(reason ? n : 0)));
-}
-
-/* Sends our close frame (send_code, with the reason when send_reason) and
- * reports the close (code, reason) to the application; deferred to the next
- * ws_read when messages parsed before it are still in `events`. */
-static int ws_closing(AsgiRequestObject *self, PyObject *events, unsigned send_code, unsigned code, const char *reason,
-                      size_t n, bool send_reason) {
-    asgi_ws_t *ws = self->ws;
-    if (PyList_GET_SIZE(events) > 0) {
-        ws->pending = true;
-        ws->pending_send = (uint16_t)send_code;
-        ws->pending_code = (uint16_t)code;
-        ws->pending_send_reason = send_reason;
-        ws->pending_len = (uint8_t)(n < sizeof ws->pending_reason ? n : sizeof ws->pending_reason);
-        if (ws->pending_len)
-            memcpy(ws->pending_reason, reason, ws->pending_len);
-        return 0;
-    }
-    if (ws_send_close(self, send_code, send_reason ? reason : "", send_reason ? n : 0) < 0)
-        PyErr_Clear();
-    return ws_close_event(self, events, code, reason, n);
-}
-
-/* Parses what rbuf holds; appends events. Returns 0, or -1 with an exception. */
-static int ws_process(AsgiRequestObject *self, PyObject *events) {
-    asgi_ws_t *ws = self->ws;
-    mt_conn_t *c = self->conn;
-    size_t consumed = 0;
-    while (!ws->close_received && !ws->pending && consumed < c->rbuf.len) {
-        size_t used;
-        mt_ws_event_t ev;
-        mt_ws_parse_result_t r =
-            mt_ws_parse(&ws->parser, (uint8_t *)c->rbuf.data + consumed, c->rbuf.len - consumed, &used, &ev);
-        consumed += used;
-        if (r == MT_WS_PARSE_MORE)
-            break;
-        if (r == MT_WS_PARSE_ERROR) {
-            const char *why = ws->parser.error ? ws->parser.error : "";
-            if (ws_closing(self, events, ws->parser.close_code, ws->parser.close_code, why, strlen(why), true) < 0)
-                return -1;
-            break;
-        }
-        if (r == MT_WS_PARSE_CONTROL) {
-            if (ev.opcode == MT_WS_PING) {
-                if (!ws->close_sent && ws_write(self, MT_WS_PONG, false, ev.data, ev.len) < 0)
-                    PyErr_Clear();
-            } else if (ev.opcode == MT_WS_CLOSE) {
-                unsigned code = ev.close_code == MT_WS_CLOSE_NO_STATUS ? MT_WS_CLOSE_NORMAL : ev.close_code;
-                if (ws_closing(self, events, code, ev.close_code, (const char *)ev.reason, ev.reason_len, false) < 0)
-                    return -1;
-            }
-            continue;
-        }
-        int zrc = 0;
-        if (ev.compressed)
-            zrc = mt_ws_deflate_inflate(&ws->z, ev.data, ev.len, ev.message_end, &ws->message);
-        else if (mt_buf_append(&ws->message, ev.data, ev.len) < 0)
-            zrc = -ENOMEM;
-        unsigned code = 0;
-        const char *why = NULL;
-        if (zrc < 0) {
-            code = zrc == -EMSGSIZE  ? MT_WS_CLOSE_TOO_BIG
-                   : zrc == -EBADMSG ? MT_WS_CLOSE_INVALID_DATA
-                                     : MT_WS_CLOSE_INTERNAL;
-            why = "bad compressed message";
-        } else if (ev.message_end && ev.compressed && ev.opcode == MT_WS_TEXT) {
-            mt_ws_utf8_t u = {0};
-            if (!mt_ws_utf8_feed(&u, (const uint8_t *)ws->message.data, ws->message.len) || !mt_ws_utf8_complete(&u)) {
-                code = MT_WS_CLOSE_INVALID_DATA;
-                why = "text message not UTF-8";
-            }
-        }
-        if (code) {
-            if (ws_closing(self, events, code, code, why, strlen(why), true) < 0)
-                return -1;
-            break;
-        }
-        if (!ev.message_end)
-            continue;
-        const char *data = ws->message.len ? ws->message.data : "";
-        PyObject *value = ev.opcode == MT_WS_TEXT ? PyUnicode_DecodeUTF8(data, (Py_ssize_t)ws->message.len, NULL)
-                                                  : PyBytes_FromStringAndSize(data, (Py_ssize_t)ws->message.len);
-        ws->message.len = 0;
-        if (ws_event(events, ev.opcode == MT_WS_TEXT ? "text" : "bytes", value) < 0)
-            return -1;
-    }
-    mt_buf_consume(&c->rbuf, consumed);
-    return 0;
-}
-
-/* ws_read() -> a list of ("text", str), ("bytes", bytes), ("close", (code, reason)); None: wait for the socket. */
-static PyObject *AsgiRequest_ws_read(AsgiRequestObject *self, PyObject *unused) {
-    if (ws_check(self, true) < 0)
-        return NULL;
-    asgi_ws_t *ws = self->ws;
-    mt_conn_t *c = self->conn;
-    PyObject *events = PyList_New(0);
-    if (events == NULL)
-        return NULL;
-    if (ws->pending) {
-        ws->pending = false;
-        if (ws_closing(self, events, ws->pending_send, ws->pending_code, ws->pending_reason, ws->pending_len,
-                       ws->pending_send_reason) < 0)
-            goto error;
-    }
-    while (!ws->close_received) {
-        if (ws_process(self, events) < 0)
-            goto error;
-        if (PyList_GET_SIZE(events) || ws->close_received)
-            break;
-        if (mt_buf_reserve(&c->rbuf, 16384) < 0) {
-            PyErr_NoMemory();
-            goto error;
-        }
-        ssize_t n = read(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
-        if (n > 0) {
-            c->rbuf.len += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            Py_DECREF(events);
-            Py_RETURN_NONE;
-        }
-        self->ex.failed = true; /* gone without a close frame */
-        if (ws_close_event(self, events, MT_WS_CLOSE_ABNORMAL, NULL, 0) < 0)
-            goto error;
-    }
-    return events;
-error:
-    Py_DECREF(events);
-    return NULL;
-}
-
-/* ws_send(data): a str goes as a text message, bytes as binary. Returns whether the output is over its mark. */
-static PyObject *AsgiRequest_ws_send(AsgiRequestObject *self, PyObject *data) {
-    if (ws_check(self, true) < 0)
-        return NULL;
-    asgi_ws_t *ws = self->ws;
-    if (ws->close_sent || self->ex.failed) {
-        PyErr_SetString(self->worker->st->ClientDisconnected, "the WebSocket is closed");
-        return NULL;
-    }
-    const char *p;
-    Py_ssize_t n;
-    mt_ws_opcode_t opcode;
-    if (PyUnicode_Check(data)) {
-        if ((p = PyUnicode_AsUTF8AndSize(data, &n)) == NULL)
-            return NULL;
-        opcode = MT_WS_TEXT;
-    } else if (PyBytes_Check(data)) {
-        p = PyBytes_AS_STRING(data);
-        n = PyBytes_GET_SIZE(data);
-        opcode = MT_WS_BINARY;
-    } else {
-        PyErr_Format(PyExc_TypeError, "ASGI: websocket.send needs 'text' (str) or 'bytes' (bytes), got %.100s",
-                     Py_TYPE(data)->tp_name);
-        return NULL;
-    }
-    int rc;
-    if (ws->deflate && n > 0) {
-        ws->zout.len = 0;
-        if (mt_ws_deflate_compress(&ws->z, p, (size_t)n, &ws->zout) < 0)
-            return PyErr_NoMemory();
-        rc = ws_write(self, opcode, true, ws->zout.data, ws->zout.len);
-    } else {
-        rc = ws_write(self, opcode, false, p, (size_t)n);
-    }
-    if (rc < 0)
-        return NULL;
-    return PyBool_FromLong(mt_conn_output_full(self->conn));
-}
-
-/* ws_close(code, reason): the close frame (the connection closes when the exchange ends). */
-static PyObject *AsgiRequest_ws_close(AsgiRequestObject *self, PyObject *args) {
-    unsigned code;
-    const char *reason = "";
-    Py_ssize_t n = 0;
-    if (!PyArg_ParseTuple(args, "I|s#:ws_close", &code, &reason, &n) || ws_check(self, true) < 0)
-        return NULL;
-    if (self->ex.failed)
-        Py_RETURN_NONE;
-    if (ws_send_close(self, code, reason, (size_t)n) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-/* deny(): websocket.close before the accept: 403. */
-static PyObject *AsgiRequest_deny(AsgiRequestObject *self, PyObject *unused) {
-    if (ws_check(self, false) < 0)
-        return NULL;
-    mt_response_error(&self->ex, 403, "the WebSocket was refused", false);
-    self->started = self->complete = true;
-    if (mt_response_flush(&self->ex) < 0)
-        PyErr_Clear();
-    self->conn->answer_status = 403;
-    Py_RETURN_NONE;
 }
 
 static PyMethodDef AsgiRequest_methods[] = {
