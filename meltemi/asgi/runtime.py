@@ -302,10 +302,15 @@ class Cycle:
         elif kind == "http.response.start":
             if "status" not in message:
                 raise TypeError("ASGI: http.response.start without 'status'")
-            req.start(message["status"], message.get("headers", ()))
+            req.start(message["status"], message.get("headers", ()), message.get("trailers", False))
+        elif kind == "http.response.trailers":
+            req.trailers(message.get("headers", ()), message.get("more_trailers", False))
+            if req.complete:
+                self._response_done()
         elif kind == "http.response.pathsend":
             req.pathsend(message["path"])
-            self._response_done()
+            if req.complete:
+                self._response_done()
         else:
             raise RuntimeError(f"ASGI: unexpected message {kind!r} for an HTTP request")
 

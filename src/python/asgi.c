@@ -61,6 +61,7 @@ void mt_asgi_free(mt_asgi_t *a) {
         Py_XDECREF(a->servers[i]);
     PyMem_Free(a->servers);
     Py_XDECREF(a->scope_template);
+    Py_XDECREF(a->extensions_trailers);
     PyMem_Free(a);
 }
 
@@ -122,6 +123,9 @@ static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
         Py_BuildValue("{s:s,s:{s:s,s:s},s:O,s:s,s:{s:{}}}", "type", "http", "asgi", "version", "3.0", "spec_version",
                       "2.4", "scheme", scheme, "root_path", "", "extensions", "http.response.pathsend");
     if (a->scope_template == NULL)
+        return NULL;
+    a->extensions_trailers = Py_BuildValue("{s:{},s:{}}", "http.response.pathsend", "http.response.trailers");
+    if (a->extensions_trailers == NULL)
         return NULL;
     w->server.queue.notify_fd = a->efd;
     w->server.config.on_drained = on_drained;
@@ -217,7 +221,33 @@ static PyObject *header_pair(const char *name, size_t nlen, const char *value, s
     return t;
 }
 
-static PyObject *build_scope(WorkerObject *w, mt_conn_t *c, PyObject **uri) {
+/* Whether the client said it accepts trailer fields: "trailers" among the
+ * elements of TE (RFC 9110 10.1.4), over HTTP/1.1 (chunked framing). */
+static bool accepts_trailers(const mt_conn_t *c) {
+    char buf[MT_REQUEST_FIELD_MAX];
+    const char *value;
+    size_t len;
+    if (!c->req.http_minor || mt_request_header(&c->req, c->rbuf.data, "te", 2, buf, &value, &len) != 1)
+        return false;
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && value[i] != ',' && value[i] != ';')
+            i++;
+        size_t end = i;
+        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+            end--;
+        if (end - start == 8 && strncasecmp(value + start, "trailers", 8) == 0)
+            return true;
+        while (i < len && value[i] != ',')
+            i++; /* a weight or parameters of a transfer coding */
+    }
+    return false;
+}
+
+static PyObject *build_scope(WorkerObject *w, mt_conn_t *c, bool te_trailers, PyObject **uri) {
     mt_asgi_t *a = w->asgi;
     const mt_py_strings_t *S = &w->st->str;
     mt_request_t *req = &c->req;
@@ -264,6 +294,8 @@ static PyObject *build_scope(WorkerObject *w, mt_conn_t *c, PyObject **uri) {
         Py_DECREF(pair);
     }
     if (PyDict_SetItemString(scope, "headers", headers) < 0)
+        goto error;
+    if (te_trailers && PyDict_SetItemString(scope, "extensions", a->extensions_trailers) < 0)
         goto error;
     /* The target, as environ.c reads it: origin form, absolute form (whose
      * authority the Host field already carries), or "*". */
@@ -371,6 +403,7 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
     mt_buf_init(&self->handler.zbuf);
     self->error_status = 0;
     self->started = self->complete = false;
+    self->trailers_due = self->body_ended = false;
     self->scope = NULL;
     self->websocket = false;
     self->hs = NULL;
@@ -388,7 +421,8 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
         .status_code = 500,
         .method = S->methods[c->req.method_id < MT_ARRAY_SIZE(S->methods) ? c->req.method_id : 0],
     };
-    self->scope = build_scope(w, c, &self->ex.uri);
+    self->te_trailers = accepts_trailers(c);
+    self->scope = build_scope(w, c, self->te_trailers, &self->ex.uri);
     if (self->scope == NULL || websocket_scope(self) < 0) {
         c->head_consumed = true;
         Py_DECREF(self); /* hands the connection back, closing it */
@@ -460,9 +494,24 @@ static PyObject *AsgiRequest_body_timeout(AsgiRequestObject *self, PyObject *unu
     return NULL;
 }
 
+/* One item of a message's `headers`: a new tuple of two bytes, or NULL with
+ * TypeError naming the message (`what`) and the item's index. */
+static PyObject *header_item(PyObject *item, Py_ssize_t index, const char *what) {
+    PyObject *pair = PySequence_Check(item) && !PyBytes_Check(item) ? PySequence_Tuple(item) : NULL;
+    if (pair == NULL || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
+        !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
+        Py_XDECREF(pair);
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "ASGI: %s %zd must be a pair of bytes, got %R", what, index, item);
+        return NULL;
+    }
+    return pair;
+}
+
 static PyObject *AsgiRequest_start(AsgiRequestObject *self, PyObject *args) {
     PyObject *status, *headers;
-    if (!PyArg_ParseTuple(args, "OO:start", &status, &headers) || mt_asgi_check_open(self) < 0)
+    int trailers = 0;
+    if (!PyArg_ParseTuple(args, "OO|p:start", &status, &headers, &trailers) || mt_asgi_check_open(self) < 0)
         return NULL;
     if (self->started) {
         PyErr_SetString(PyExc_RuntimeError, "ASGI: http.response.start sent twice");
@@ -491,14 +540,9 @@ static PyObject *AsgiRequest_start(AsgiRequestObject *self, PyObject *args) {
     }
     Py_ssize_t index = 0;
     while ((item = PyIter_Next(iter)) != NULL) {
-        PyObject *pair = PySequence_Check(item) && !PyBytes_Check(item) ? PySequence_Tuple(item) : NULL;
-        if (pair == NULL || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
-            !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
-            Py_XDECREF(pair);
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "ASGI: response header %zd must be a pair of bytes, got %R", index, item);
+        PyObject *pair = header_item(item, index, "response header");
+        if (pair == NULL)
             goto error;
-        }
         PyObject *n = PyTuple_GET_ITEM(pair, 0), *v = PyTuple_GET_ITEM(pair, 1);
         PyObject *ns = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(n), PyBytes_GET_SIZE(n), NULL);
         PyObject *vs = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), NULL);
@@ -520,6 +564,10 @@ static PyObject *AsgiRequest_start(AsgiRequestObject *self, PyObject *args) {
     Py_XSETREF(self->ex.status, line);
     Py_XSETREF(self->ex.headers, list);
     self->started = true;
+    /* Trailers go out only where the body is chunked for a client that
+     * accepts them; otherwise they are checked and dropped. */
+    self->trailers_due = trailers;
+    self->ex.trailers = trailers && self->te_trailers && !self->ex.no_body;
     Py_RETURN_NONE;
 error:
     Py_XDECREF(item);
@@ -538,6 +586,10 @@ static int check_body_message(AsgiRequestObject *self, const char *type) {
     }
     if (self->complete) {
         PyErr_Format(PyExc_RuntimeError, "ASGI: %s sent after the response completed", type);
+        return -1;
+    }
+    if (self->body_ended) {
+        PyErr_Format(PyExc_RuntimeError, "ASGI: %s sent after the body ended (http.response.trailers is due)", type);
         return -1;
     }
     if (self->ex.failed) {
@@ -568,26 +620,94 @@ static PyObject *AsgiRequest_body(AsgiRequestObject *self, PyObject *args) {
         Py_INCREF(data);
     }
     int rc;
-    if (!ex->head_built && !more) {
+    if (!ex->head_built && !more && !ex->trailers) {
         /* The whole body in one message: Content-Length, one compressed stream, one write. */
         rc = mt_response_known(ex, &data, 1);
+    } else if (!more) {
+        /* The last part of a streamed body (or one chunked for its trailers): it ends the
+         * compressed stream and leaves with the last chunk. */
+        rc = mt_response_last(ex, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
     } else {
         rc = ex->head_built ? 0 : mt_response_head(ex, -1);
         if (rc == 0)
             rc = mt_response_chunk(ex, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
-        if (rc == 0 && more && !ex->head_sent)
+        if (rc == 0 && !ex->head_sent)
             rc = mt_response_flush(ex); /* the head goes out now (server-sent events) */
     }
     Py_DECREF(data);
     if (rc == 0 && !more) {
-        self->complete = true;
         rc = mt_response_end(ex);
-        if (rc == 0)
-            rc = mt_response_flush(ex);
+        if (self->trailers_due) {
+            self->body_ended = true; /* what is held waits for the trailers (a bad one still gets a 500) */
+        } else {
+            self->complete = true;
+            if (rc == 0)
+                rc = mt_response_flush(ex);
+        }
     }
     if (rc < 0)
         return NULL;
     return PyBool_FromLong(more && mt_conn_output_full(self->conn));
+}
+
+/* trailers(headers, more_trailers): the http.response.trailers extension.
+ * Each field is checked as a header field is, and against the fields a
+ * trailer section may not carry; they go out after the last chunk when the
+ * body is chunked for a client that sent "TE: trailers", else are dropped.
+ * The last message sends what the body left held. */
+static PyObject *AsgiRequest_trailers(AsgiRequestObject *self, PyObject *args) {
+    PyObject *headers, *iter = NULL, *item = NULL;
+    int more;
+    if (!PyArg_ParseTuple(args, "Op:trailers", &headers, &more) || mt_asgi_check_open(self) < 0)
+        return NULL;
+    mt_exchange_t *ex = &self->ex;
+    const char *broken = NULL;
+    if (!self->started)
+        broken = "http.response.trailers sent before http.response.start";
+    else if (!self->trailers_due)
+        broken = "http.response.trailers sent, but http.response.start did not announce trailers (\"trailers\": True)";
+    else if (self->complete)
+        broken = "http.response.trailers sent after the response completed";
+    else if (!self->body_ended)
+        broken = "http.response.trailers sent before the body ended (the last http.response.body has more_body False)";
+    if (broken) {
+        PyErr_Format(PyExc_RuntimeError, "ASGI: %s", broken);
+        return NULL;
+    }
+    if (ex->failed) {
+        PyErr_SetString(self->worker->st->ClientDisconnected, "the client went away");
+        return NULL;
+    }
+    if ((iter = PyObject_GetIter(headers)) == NULL) {
+        PyErr_Format(PyExc_TypeError, "ASGI: http.response.trailers 'headers' must be an iterable, got %.100s",
+                     Py_TYPE(headers)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t index = 0;
+    while ((item = PyIter_Next(iter)) != NULL) {
+        PyObject *pair = header_item(item, index++, "trailer field");
+        Py_DECREF(item);
+        if (pair == NULL)
+            goto error;
+        PyObject *n = PyTuple_GET_ITEM(pair, 0), *v = PyTuple_GET_ITEM(pair, 1);
+        int rc = mt_response_trailer(ex, PyBytes_AS_STRING(n), (size_t)PyBytes_GET_SIZE(n), PyBytes_AS_STRING(v),
+                                     (size_t)PyBytes_GET_SIZE(v));
+        Py_DECREF(pair);
+        if (rc < 0)
+            goto error;
+    }
+    if (PyErr_Occurred())
+        goto error;
+    Py_DECREF(iter);
+    if (!more) {
+        self->complete = true;
+        if (mt_response_trailers_end(ex) < 0 || (ex->out->len && mt_response_flush(ex) < 0))
+            return NULL;
+    }
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(iter);
+    return NULL;
 }
 
 /* pathsend(path): the http.response.pathsend extension, the file sent with
@@ -610,7 +730,10 @@ static PyObject *AsgiRequest_pathsend(AsgiRequestObject *self, PyObject *arg) {
     mt_exchange_t *ex = &self->ex;
     ex->decided = true; /* files go out as they are, as with wsgi.file_wrapper */
     ex->compressing = ex->vary = false;
-    self->complete = true;
+    /* A file has its Content-Length: trailers announced are checked and dropped. */
+    ex->trailers = false;
+    self->complete = !self->trailers_due;
+    self->body_ended = self->trailers_due;
     long long size = (long long)stbuf.st_size, count = size;
     int rc = mt_response_head(ex, size);
     if (rc == 0 && ex->declared_length >= 0 && ex->declared_length != size) {
@@ -812,9 +935,11 @@ static PyMethodDef AsgiRequest_methods[] = {
     {"body_timeout", (PyCFunction)AsgiRequest_body_timeout, METH_NOARGS,
      "body_timeout()\n--\n\nRecords that the body timed out (408) and raises RequestBodyError."},
     {"start", (PyCFunction)AsgiRequest_start, METH_VARARGS,
-     "start(status, headers)\n--\n\nhttp.response.start: checks and keeps the status and headers."},
+     "start(status, headers, trailers=False)\n--\n\nhttp.response.start: checks and keeps the status and headers."},
     {"body", (PyCFunction)AsgiRequest_body, METH_VARARGS,
      "body(data, more_body)\n--\n\nhttp.response.body; returns whether the output is over its high-water mark."},
+    {"trailers", (PyCFunction)AsgiRequest_trailers, METH_VARARGS,
+     "trailers(headers, more_trailers)\n--\n\nhttp.response.trailers: trailer fields after the body."},
     {"pathsend", (PyCFunction)AsgiRequest_pathsend, METH_O,
      "pathsend(path)\n--\n\nhttp.response.pathsend: the file with sendfile."},
     {"end", (PyCFunction)AsgiRequest_end, METH_O,

@@ -18,7 +18,8 @@ typedef struct mt_asgi {
     size_t ndrained, cap;
     PyObject **servers; /* the scope's "server" per listener: (host, port) or (path, None) */
     int nservers;
-    PyObject *scope_template; /* the keys every HTTP scope has alike */
+    PyObject *scope_template;      /* the keys every HTTP scope has alike */
+    PyObject *extensions_trailers; /* the scope's extensions when the client accepts trailers */
 } mt_asgi_t;
 
 /* Frees what asgi_enable set up; the I/O thread must have exited. GIL held. */

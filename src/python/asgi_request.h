@@ -40,6 +40,9 @@ typedef struct AsgiRequestObject {
     int error_status;      /* the body could not be read: the answer the client gets if nothing was sent */
     bool started;          /* http.response.start came */
     bool complete;         /* the response's last message came */
+    bool trailers_due;     /* http.response.start said "trailers": http.response.trailers ends the response */
+    bool body_ended;       /* the last http.response.body came (with trailers due: the response waits for them) */
+    bool te_trailers;      /* the client accepts trailer fields ("TE: trailers", HTTP/1.1) */
     bool websocket;        /* a valid WebSocket handshake: the scope is "websocket" */
     mt_ws_handshake_t *hs; /* until the accept */
     asgi_ws_t *ws;         /* after the accept */

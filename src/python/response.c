@@ -235,8 +235,9 @@ static int emit(mt_exchange_t *ex, const char *data, size_t len, bool hold) {
 
 /* Sends one body chunk: cut at the declared length, compressed (and flushed,
  * so the client can show it now) when compressing, not at all for
- * HEAD/204/304. Returns 0 or -1 with an exception set. */
-static int send_chunk(mt_exchange_t *ex, const char *data, size_t len) {
+ * HEAD/204/304. `last`: no body follows (the compressed stream ends here,
+ * and small bytes wait with the head). Returns 0 or -1 with an exception set. */
+static int send_part(mt_exchange_t *ex, const char *data, size_t len, bool last) {
     if (len == 0)
         return 0;
     if (ex->declared_length >= 0 && ex->body_sent + len > (unsigned long long)ex->declared_length) {
@@ -250,13 +251,17 @@ static int send_chunk(mt_exchange_t *ex, const char *data, size_t len) {
         return 0;
     /* Complete by its own Content-Length (Django's HttpResponse): nothing can
      * follow, so holding it back costs no latency. */
-    bool complete = ex->declared_length >= 0 && ex->body_sent == (unsigned long long)ex->declared_length;
+    bool complete = last || (ex->declared_length >= 0 && ex->body_sent == (unsigned long long)ex->declared_length);
     if (!ex->compressing)
         return emit(ex, data, len, complete);
     ex->handler->zbuf.len = 0;
     if (mt_encoding_compress(ex, data, len, complete ? MT_COMPRESS_END : MT_COMPRESS_FLUSH) < 0)
         return -1;
     return emit(ex, ex->handler->zbuf.data, ex->handler->zbuf.len, complete);
+}
+
+static int send_chunk(mt_exchange_t *ex, const char *data, size_t len) {
+    return send_part(ex, data, len, false);
 }
 
 static PyObject *StartResponse_write(StartResponseObject *self, PyObject *arg) {
@@ -529,7 +534,8 @@ static int finish_body(mt_exchange_t *ex) {
             emit(ex, ex->handler->zbuf.data, ex->handler->zbuf.len, true) < 0)
             return -1;
     }
-    if (ex->chunked && mt_http1_write_raw(ex->out, "0\r\n\r\n", 5) < 0) {
+    /* With trailers to come, the last chunk waits for them (mt_response_trailer). */
+    if (ex->chunked && mt_http1_last_chunk(ex->out, ex->trailers) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -692,6 +698,39 @@ int mt_response_known(mt_exchange_t *ex, PyObject *const *chunks, Py_ssize_t cou
 
 int mt_response_chunk(mt_exchange_t *ex, const char *data, size_t len) {
     return send_chunk(ex, data, len);
+}
+
+int mt_response_last(mt_exchange_t *ex, const char *data, size_t len) {
+    if (!ex->head_built && build_head(ex, -1) < 0)
+        return -1;
+    return send_part(ex, data, len, true);
+}
+
+int mt_response_trailer(mt_exchange_t *ex, const char *name, size_t nlen, const char *value, size_t vlen) {
+    bool sending = ex->trailers && ex->chunked;
+    int rc = mt_http1_write_trailer(sending ? ex->out : NULL, name, nlen, value, vlen);
+    if (rc == 0)
+        return 0;
+    if (rc == -ENOMEM)
+        return PyErr_NoMemory(), -1;
+    PyObject *shown = PyUnicode_DecodeLatin1(name, (Py_ssize_t)MT_MIN(nlen, 100), NULL);
+    if (shown == NULL)
+        return -1;
+    if (rc == MT_HTTP1_EFORBIDDEN)
+        PyErr_Format(PyExc_ValueError, "ASGI: %U is not allowed as a trailer field (%s, RFC 9110 section 6.5.1)", shown,
+                     mt_http1_trailer_rule(name, nlen));
+    else
+        PyErr_Format(PyExc_ValueError, "ASGI: invalid trailer field %R (bad character in name or value)", shown);
+    Py_DECREF(shown);
+    return -1;
+}
+
+int mt_response_trailers_end(mt_exchange_t *ex) {
+    if (ex->trailers && ex->chunked && mt_http1_write_raw(ex->out, "\r\n", 2) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
 }
 
 int mt_response_end(mt_exchange_t *ex) {

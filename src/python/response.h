@@ -30,6 +30,7 @@ typedef struct mt_exchange {
     bool failed;     /* the client went away: nothing more can be sent */
     bool keep_alive;
     bool chunked;              /* the body goes out with chunked framing */
+    bool trailers;             /* trailer fields follow the body (ASGI: the client sent "TE: trailers") */
     bool no_body;              /* HEAD, 1xx, 204, 304 */
     long long declared_length; /* the application's Content-Length, or -1 */
     unsigned long long body_sent;
@@ -58,7 +59,16 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
 int mt_response_head(mt_exchange_t *ex, long long known_length);                     /* the head into ex->out */
 int mt_response_known(mt_exchange_t *ex, PyObject *const *chunks, Py_ssize_t count); /* a whole body of bytes */
 int mt_response_chunk(mt_exchange_t *ex, const char *data, size_t len);              /* a part of a streamed body */
-int mt_response_end(mt_exchange_t *ex);   /* the end of the body, into ex->out */
+int mt_response_end(mt_exchange_t *ex); /* the end of the body, into ex->out */
+/* The last part of a streamed body (its compressed stream ends here; small
+ * bytes wait in ex->out with the head). */
+int mt_response_last(mt_exchange_t *ex, const char *data, size_t len);
+/* One trailer field after mt_response_end, validated as a header field and
+ * against the fields a trailer section may not carry (ValueError naming the
+ * rule); written into ex->out only when ex->trailers and the body is chunked,
+ * else checked and dropped. mt_response_trailers_end closes the section. */
+int mt_response_trailer(mt_exchange_t *ex, const char *name, size_t nlen, const char *value, size_t vlen);
+int mt_response_trailers_end(mt_exchange_t *ex);
 int mt_response_flush(mt_exchange_t *ex); /* sends what ex->out holds */
 /* Replaces what was prepared and not sent by the server's error answer. */
 void mt_response_error(mt_exchange_t *ex, int status, const char *detail, bool keep_alive);

@@ -149,6 +149,61 @@ static void test_date_and_lengths(void) {
     }
 }
 
+/* A chunked body's end: the last chunk, the trailer fields, the blank line
+ * (RFC 9112 7.1.2), with trailer fields checked as header fields are and
+ * the fields RFC 9110 6.5.1 keeps out of a trailer section refused. */
+static void test_trailers(void) {
+    mt_buf_t b;
+    mt_buf_init(&b);
+    is_int(mt_http1_last_chunk(&b, false), 0, "last chunk without trailers");
+    is_str(text(&b), "0\r\n\r\n", "the last chunk and the empty trailer section");
+    b.len = 0;
+    is_int(mt_http1_last_chunk(&b, true), 0, "last chunk, trailers to follow");
+    is_int(mt_http1_write_trailer(&b, "X-Checksum", 10, "abc123", 6), 0, "a trailer field");
+    is_int(mt_http1_write_trailer(&b, "grpc-status", 11, "0", 1), 0, "a second trailer field");
+    mt_http1_write_raw(&b, "\r\n", 2);
+    is_str(text(&b), "0\r\nX-Checksum: abc123\r\ngrpc-status: 0\r\n\r\n", "the trailer section on the wire");
+
+    static const struct {
+        const char *name;
+        const char *rule;
+    } forbidden[] = {
+        {"Content-Length", "message framing"},
+        {"transfer-encoding", "message framing"},
+        {"TRAILER", "message framing"},
+        {"Connection", "message framing"},
+        {"te", "message framing"},
+        {"Host", "routing"},
+        {"Authorization", "authentication"},
+        {"Set-Cookie", "authentication"},
+        {"Cache-Control", "response controls"},
+        {"Content-Encoding", "content format"},
+        {"Content-Type", "content format"},
+        {"Content-Range", "content format"},
+    };
+    for (size_t i = 0; i < MT_ARRAY_SIZE(forbidden); i++) {
+        const char *name = forbidden[i].name;
+        const char *rule = mt_http1_trailer_rule(name, strlen(name));
+        ok(rule && strcmp(rule, forbidden[i].rule) == 0, "%s is refused in trailers (%s)", name, rule ? rule : "none");
+        size_t mark = b.len;
+        is_int(mt_http1_write_trailer(&b, name, strlen(name), "1", 1), MT_HTTP1_EFORBIDDEN, "%s: EFORBIDDEN", name);
+        is_int(b.len, mark, "%s: nothing appended", name);
+    }
+    ok(mt_http1_trailer_rule("Content-Lengths", 15) == NULL, "a longer name is not a forbidden one");
+    ok(mt_http1_trailer_rule("Content-Lengt", 13) == NULL, "nor a prefix of one");
+    ok(mt_http1_trailer_rule("Server-Timing", 13) == NULL, "Server-Timing may be a trailer");
+
+    size_t mark = b.len;
+    is_int(mt_http1_write_trailer(&b, "X-Evil", 6, "1\r\nX-Injected: 1", 18), -EINVAL, "CRLF in a trailer value");
+    is_int(mt_http1_write_trailer(&b, "X Evil", 6, "1", 1), -EINVAL, "a space in a trailer name");
+    is_int(mt_http1_write_trailer(&b, "", 0, "1", 1), -EINVAL, "an empty trailer name");
+    is_int(mt_http1_write_trailer(&b, "X-Nul", 5, "a\0b", 3), -EINVAL, "NUL in a trailer value");
+    is_int(b.len, mark, "nothing appended for a bad trailer field");
+    is_int(mt_http1_write_trailer(NULL, "X-Checksum", 10, "abc", 3), 0, "checked only, with no buffer");
+    is_int(mt_http1_write_trailer(NULL, "Host", 4, "abc", 3), MT_HTTP1_EFORBIDDEN, "refused with no buffer too");
+    mt_buf_dispose(&b);
+}
+
 static void test_reasons(void) {
     is_str(mt_http1_reason(999), "Unknown", "unknown status reason");
     is_str(mt_http1_reason(100), "Continue", "100 reason");
@@ -159,6 +214,7 @@ int main(void) {
     test_fields();
     test_date_and_lengths();
     test_reasons();
+    test_trailers();
     mt_buf_pool_drain();
     is_int(atomic_load(&mt_counters.buffers_acquired), atomic_load(&mt_counters.buffers_released),
            "buffer counters balance");

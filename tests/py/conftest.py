@@ -310,6 +310,7 @@ class RawResponse:
         self.headers = headers
         self.body = body
         self.version = version
+        self.trailers: list[tuple[str, str]] = []  # the trailer section of a chunked body
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -378,8 +379,10 @@ class ResponseReader:
             while True:
                 size = int(self._read_until(b"\r\n").split(b";")[0], 16)
                 if size == 0:
-                    while self._read_until(b"\r\n"):
-                        pass
+                    while line := self._read_until(b"\r\n").decode("latin-1"):
+                        name, _, value = line.partition(":")
+                        assert name and name == name.strip(), f"bad trailer line {line!r}"
+                        response.trailers.append((name, value.strip()))
                     break
                 body.append(self._read_exact(size))
                 assert self._read_exact(2) == b"\r\n"

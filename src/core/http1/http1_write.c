@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 
@@ -190,4 +191,66 @@ size_t mt_http1_chunk_size_line(char *line, size_t size) {
     line[n] = '\r';
     line[n + 1] = '\n';
     return n + 2;
+}
+
+/* Fields a trailer section may not carry (RFC 9110 6.5.1), with the reason:
+ * what frames, routes or controls the message must be known before the
+ * content, and a recipient may drop or misuse it after (RFC 9110 6.5.2). */
+static const struct {
+    const char *name;
+    const char *rule;
+} forbidden_trailers[] = {
+    {"content-length", "message framing"},
+    {"transfer-encoding", "message framing"},
+    {"trailer", "message framing"},
+    {"connection", "message framing"},
+    {"keep-alive", "message framing"},
+    {"proxy-connection", "message framing"},
+    {"te", "message framing"},
+    {"upgrade", "message framing"},
+    {"host", "routing"},
+    {"location", "routing"},
+    {"authorization", "authentication"},
+    {"proxy-authorization", "authentication"},
+    {"www-authenticate", "authentication"},
+    {"proxy-authenticate", "authentication"},
+    {"set-cookie", "authentication"},
+    {"cookie", "authentication"},
+    {"expect", "request modifiers"},
+    {"max-forwards", "request modifiers"},
+    {"range", "request modifiers"},
+    {"if-match", "request modifiers"},
+    {"if-none-match", "request modifiers"},
+    {"if-modified-since", "request modifiers"},
+    {"if-unmodified-since", "request modifiers"},
+    {"if-range", "request modifiers"},
+    {"cache-control", "response controls"},
+    {"expires", "response controls"},
+    {"age", "response controls"},
+    {"pragma", "response controls"},
+    {"vary", "response controls"},
+    {"retry-after", "response controls"},
+    {"date", "response controls"},
+    {"content-encoding", "content format"},
+    {"content-type", "content format"},
+    {"content-range", "content format"},
+};
+
+const char *mt_http1_trailer_rule(const char *name, size_t n) {
+    for (size_t i = 0; i < sizeof forbidden_trailers / sizeof forbidden_trailers[0]; i++)
+        if (strlen(forbidden_trailers[i].name) == n && strncasecmp(name, forbidden_trailers[i].name, n) == 0)
+            return forbidden_trailers[i].rule;
+    return NULL;
+}
+
+int mt_http1_write_trailer(mt_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen) {
+    if (!mt_http1_token_valid(name, nlen) || !mt_http1_value_valid(value, vlen))
+        return -EINVAL;
+    if (mt_http1_trailer_rule(name, nlen))
+        return MT_HTTP1_EFORBIDDEN;
+    return out ? mt_http1_write_line(out, name, nlen, value, vlen, NULL, 0) : 0;
+}
+
+int mt_http1_last_chunk(mt_buf_t *out, bool trailers) {
+    return trailers ? mt_buf_append(out, "0\r\n", 3) : mt_buf_append(out, "0\r\n\r\n", 5);
 }

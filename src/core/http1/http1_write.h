@@ -5,6 +5,7 @@
 #ifndef MT_HTTP1_WRITE_H
 #define MT_HTTP1_WRITE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -43,6 +44,27 @@ int mt_http1_write_content_length(mt_buf_t *out, unsigned long long n);
 
 /* Appends a literal. Returns 0 or -ENOMEM. */
 int mt_http1_write_raw(mt_buf_t *out, const char *text, size_t n);
+
+/* The rule that keeps a field out of a trailer section (RFC 9110 6.5.1:
+ * fields needed before the content, or that frame, route or authenticate
+ * the message), as a phrase for an error message ("message framing"), or
+ * NULL if the field may be sent there. Names are compared case-insensitively. */
+const char *mt_http1_trailer_rule(const char *name, size_t n);
+
+/* A trailer field that mt_http1_trailer_rule refuses. */
+#define MT_HTTP1_EFORBIDDEN (-EPERM)
+
+/* Appends a trailer field "name: value" + CRLF after validating it as a
+ * header field and against mt_http1_trailer_rule (out NULL: only checks).
+ * The trailer section follows the last chunk ("0" CRLF, mt_http1_last_chunk)
+ * and ends with CRLF (RFC 9112 7.1.2). Returns 0, -EINVAL (a bad character),
+ * MT_HTTP1_EFORBIDDEN or -ENOMEM; on failure nothing is appended. */
+int mt_http1_write_trailer(mt_buf_t *out, const char *name, size_t nlen, const char *value, size_t vlen);
+
+/* Appends the last chunk of a chunked body ("0" CRLF) and, unless trailer
+ * fields follow (`trailers`), the empty trailer section that ends the
+ * message (CRLF). Returns 0 or -ENOMEM. */
+int mt_http1_last_chunk(mt_buf_t *out, bool trailers);
 
 /* Writes the size line of a chunk ("1a2b\r\n") into line (>= 20 bytes);
  * returns its length. */
