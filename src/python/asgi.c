@@ -62,6 +62,14 @@ void mt_asgi_free(mt_asgi_t *a) {
     PyMem_Free(a->servers);
     Py_XDECREF(a->scope_template);
     Py_XDECREF(a->extensions_trailers);
+    for (int i = 0; i < MT_ASGI_NKEYS; i++)
+        Py_XDECREF(a->keys[i]);
+    for (int i = 0; i < 2; i++) {
+        Py_XDECREF(a->http_versions[i]);
+        Py_XDECREF(a->schemes[i]);
+    }
+    for (size_t i = 0; i < MT_ARRAY_SIZE(a->status_lines); i++)
+        Py_XDECREF(a->status_lines[i]);
     PyMem_Free(a);
 }
 
@@ -126,6 +134,21 @@ static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
         return NULL;
     a->extensions_trailers = Py_BuildValue("{s:{},s:{}}", "http.response.pathsend", "http.response.trailers");
     if (a->extensions_trailers == NULL)
+        return NULL;
+    static const char *const key_names[MT_ASGI_NKEYS] = {
+        [MT_ASGI_METHOD] = "method",         [MT_ASGI_HTTP_VERSION] = "http_version",
+        [MT_ASGI_SERVER] = "server",         [MT_ASGI_CLIENT] = "client",
+        [MT_ASGI_SCHEME] = "scheme",         [MT_ASGI_HEADERS] = "headers",
+        [MT_ASGI_EXTENSIONS] = "extensions", [MT_ASGI_QUERY_STRING] = "query_string",
+        [MT_ASGI_RAW_PATH] = "raw_path",     [MT_ASGI_PATH] = "path",
+    };
+    for (int i = 0; i < MT_ASGI_NKEYS; i++)
+        if ((a->keys[i] = PyUnicode_InternFromString(key_names[i])) == NULL)
+            return NULL;
+    if ((a->http_versions[0] = PyUnicode_InternFromString("1.0")) == NULL ||
+        (a->http_versions[1] = PyUnicode_InternFromString("1.1")) == NULL ||
+        (a->schemes[0] = PyUnicode_InternFromString("http")) == NULL ||
+        (a->schemes[1] = PyUnicode_InternFromString("https")) == NULL)
         return NULL;
     w->server.queue.notify_fd = a->efd;
     w->server.config.on_drained = on_drained;
@@ -193,9 +216,16 @@ PyMethodDef mt_asgi_methods[] = {
 
 /* ---- the scope ---- */
 
-static int set_bytes(PyObject *d, const char *key, const char *s, size_t n) {
+static int set_bytes(PyObject *d, PyObject *key, const char *s, size_t n) {
     PyObject *v = PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
-    int rc = v ? PyDict_SetItemString(d, key, v) : -1;
+    int rc = v ? PyDict_SetItem(d, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+/* Sets d[key] = v and drops the reference to v (NULL: an error already set). */
+static int set_steal(PyObject *d, PyObject *key, PyObject *v) {
+    int rc = v ? PyDict_SetItem(d, key, v) : -1;
     Py_XDECREF(v);
     return rc;
 }
@@ -256,19 +286,20 @@ static PyObject *build_scope(WorkerObject *w, mt_conn_t *c, bool te_trailers, Py
     if (scope == NULL)
         return NULL;
     PyObject *method = S->methods[req->method_id < MT_ARRAY_SIZE(S->methods) ? req->method_id : 0];
-    if (PyDict_SetItemString(scope, "method", method) < 0 ||
-        set_new(scope, "http_version", PyUnicode_FromString(req->http_minor ? "1.1" : "1.0")) < 0)
+    PyObject *const *K = a->keys;
+    if (PyDict_SetItem(scope, K[MT_ASGI_METHOD], method) < 0 ||
+        PyDict_SetItem(scope, K[MT_ASGI_HTTP_VERSION], a->http_versions[req->http_minor ? 1 : 0]) < 0)
         goto error;
     if (c->listener >= 0 && c->listener < a->nservers &&
-        PyDict_SetItemString(scope, "server", a->servers[c->listener]) < 0)
+        PyDict_SetItem(scope, K[MT_ASGI_SERVER], a->servers[c->listener]) < 0)
         goto error;
     /* What trusted proxies said (forwarded.h): their client and scheme, as for WSGI. */
     char host[64];
     int port;
     mt_sock_peer_format(mt_forwarded_client(&c->fwd, &c->peer), host, sizeof host, &port);
-    if (set_new(scope, "client", host[0] ? Py_BuildValue("(si)", host, port) : Py_NewRef(Py_None)) < 0)
+    if (set_steal(scope, K[MT_ASGI_CLIENT], host[0] ? Py_BuildValue("(si)", host, port) : Py_NewRef(Py_None)) < 0)
         goto error;
-    if (c->fwd.https >= 0 && set_new(scope, "scheme", PyUnicode_FromString(c->fwd.https ? "https" : "http")) < 0)
+    if (c->fwd.https >= 0 && PyDict_SetItem(scope, K[MT_ASGI_SCHEME], a->schemes[c->fwd.https ? 1 : 0]) < 0)
         goto error;
     headers = PyList_New(0);
     if (headers == NULL)
@@ -293,9 +324,9 @@ static PyObject *build_scope(WorkerObject *w, mt_conn_t *c, bool te_trailers, Py
         }
         Py_DECREF(pair);
     }
-    if (PyDict_SetItemString(scope, "headers", headers) < 0)
+    if (PyDict_SetItem(scope, K[MT_ASGI_HEADERS], headers) < 0)
         goto error;
-    if (te_trailers && PyDict_SetItemString(scope, "extensions", a->extensions_trailers) < 0)
+    if (te_trailers && PyDict_SetItem(scope, K[MT_ASGI_EXTENSIONS], a->extensions_trailers) < 0)
         goto error;
     /* The target, as environ.c reads it: origin form, absolute form (whose
      * authority the Host field already carries), or "*". */
@@ -317,17 +348,17 @@ static PyObject *build_scope(WorkerObject *w, mt_conn_t *c, bool te_trailers, Py
         tlen = (size_t)(hash - target);
     char *query = memchr(target, '?', tlen);
     size_t plen = query ? (size_t)(query - target) : tlen;
-    if (set_bytes(scope, "query_string", query ? query + 1 : "", query ? tlen - plen - 1 : 0) < 0)
+    if (set_bytes(scope, K[MT_ASGI_QUERY_STRING], query ? query + 1 : "", query ? tlen - plen - 1 : 0) < 0)
         goto error;
     if (plen == 0) {
         target = "/";
         plen = 1;
     }
-    if (set_bytes(scope, "raw_path", target, plen) < 0)
+    if (set_bytes(scope, K[MT_ASGI_RAW_PATH], target, plen) < 0)
         goto error;
     /* Decoded in place: the raw path was copied above. */
     size_t dlen = mt_http1_percent_decode(target, target, plen);
-    if (set_new(scope, "path", PyUnicode_DecodeUTF8(target, (Py_ssize_t)dlen, "replace")) < 0)
+    if (set_steal(scope, K[MT_ASGI_PATH], PyUnicode_DecodeUTF8(target, (Py_ssize_t)dlen, "replace")) < 0)
         goto error;
     Py_DECREF(headers);
     return scope;
@@ -528,10 +559,17 @@ static PyObject *AsgiRequest_start(AsgiRequestObject *self, PyObject *args) {
             PyErr_Format(PyExc_ValueError, "ASGI: invalid status %ld", code);
         return NULL;
     }
-    const char *reason = mt_http1_reason((int)code);
-    PyObject *line = PyUnicode_FromFormat("%ld %s", code, reason ? reason : "Unknown");
+    /* The status line, made once per code (the head is built from it as for WSGI). */
+    mt_asgi_t *a = self->worker->asgi;
+    PyObject **cached = &a->status_lines[code - 100];
+    if (*cached == NULL) {
+        const char *reason = mt_http1_reason((int)code);
+        if ((*cached = PyUnicode_FromFormat("%ld %s", code, reason ? reason : "Unknown")) == NULL)
+            return NULL;
+    }
+    PyObject *line = Py_NewRef(*cached);
     PyObject *list = PyList_New(0), *iter = NULL, *item = NULL;
-    if (line == NULL || list == NULL)
+    if (list == NULL)
         goto error;
     if ((iter = PyObject_GetIter(headers)) == NULL) {
         PyErr_Format(PyExc_TypeError, "ASGI: http.response.start 'headers' must be an iterable, got %.100s",

@@ -7,6 +7,21 @@
 
 #include "worker.h"
 
+/* The keys of an HTTP scope that build_scope sets per request (interned once). */
+enum {
+    MT_ASGI_METHOD,
+    MT_ASGI_HTTP_VERSION,
+    MT_ASGI_SERVER,
+    MT_ASGI_CLIENT,
+    MT_ASGI_SCHEME,
+    MT_ASGI_HEADERS,
+    MT_ASGI_EXTENSIONS,
+    MT_ASGI_QUERY_STRING,
+    MT_ASGI_RAW_PATH,
+    MT_ASGI_PATH,
+    MT_ASGI_NKEYS
+};
+
 /* What a worker serving an ASGI application keeps (WorkerObject.asgi): the
  * eventfd its loop reads (written by the queue when a request arrives on an
  * empty queue, and when the queue closes; and by on_drained), and the
@@ -20,6 +35,11 @@ typedef struct mt_asgi {
     int nservers;
     PyObject *scope_template;      /* the keys every HTTP scope has alike */
     PyObject *extensions_trailers; /* the scope's extensions when the client accepts trailers */
+    /* Made once, so that a request's scope and head allocate no string they share with every other. */
+    PyObject *keys[MT_ASGI_NKEYS]; /* interned */
+    PyObject *http_versions[2];    /* "1.0", "1.1" */
+    PyObject *schemes[2];          /* "http", "https" (what trusted proxies said) */
+    PyObject *status_lines[500];   /* "200 OK" by status code - 100, made on first use */
 } mt_asgi_t;
 
 /* Frees what asgi_enable set up; the I/O thread must have exited. GIL held. */
