@@ -65,12 +65,22 @@ class Runtime:
         lifespan: str = "auto",
         body_timeout: float = 60.0,
         write_timeout: float = 60.0,
+        ws_ping_interval: float = 20.0,
+        ws_ping_timeout: float = 20.0,
+        ws_max_size: int = 16 << 20,
+        ws_per_message_deflate: bool = True,
     ):
         self.core = core
         self.app = app
         self.lifespan_mode = lifespan
         self.body_timeout = body_timeout
         self.write_timeout = write_timeout
+        self.ws_ping_interval = ws_ping_interval
+        self.ws_ping_timeout = ws_ping_timeout
+        self.ws_options = (ws_max_size, ws_per_message_deflate)
+        # The keepalive sweep: one timer per worker while a WebSocket is open, not one per socket.
+        self._sweep: asyncio.TimerHandle | None = None
+        self.sweep_every = max(0.02, min(ws_ping_interval, ws_ping_timeout) / 4)
         self.loop = new_loop(loop)
         self.state: dict[str, Any] = {}
         self.drain_waiters: dict[int, asyncio.Future] = {}
@@ -90,6 +100,7 @@ class Runtime:
     def start(self) -> None:
         """Starts the loop's thread and hands the worker's requests to it (before core.start())."""
         efd = _core.asgi_enable(self.core)
+        _core.asgi_ws_configure(self.core, *self.ws_options)
         self._thread.start()
         self.call(self._watch(efd))
 
@@ -130,6 +141,25 @@ class Runtime:
         self.stop_close = (code, reason)
         for ws in list(self.websockets):
             ws.going_away(code, reason)
+
+    # --- WebSockets ---
+
+    def opened(self, ws: WebSocketCycle) -> None:
+        """An accepted WebSocket: tracked for a stop and for the keepalive sweep."""
+        self.websockets.add(ws)
+        if self._sweep is None and self.ws_ping_interval > 0:
+            self._sweep = self.loop.call_later(self.sweep_every, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """The idle keepalive of every open WebSocket, one C call each (asgi_ws.c, ws_keepalive)."""
+        self._sweep = None
+        now = self.loop.time()
+        interval, timeout = self.ws_ping_interval, self.ws_ping_timeout
+        lost = [ws for ws in self.websockets if ws.req.ws_keepalive(now, interval, timeout) == 2]
+        for ws in lost:
+            ws.lost()
+        if self.websockets:
+            self._sweep = self.loop.call_later(self.sweep_every, self._keepalive)
 
     # --- requests ---
 
@@ -398,6 +428,12 @@ class WebSocketCycle:
         if self.waiter is not None:
             _wake(self.waiter)
 
+    def lost(self) -> None:
+        """The client did not answer the keepalive ping: the connection failed (1006, as if dropped)."""
+        self._closed(1006, "")
+        if self.waiter is not None:
+            _wake(self.waiter)
+
     async def send(self, message: dict[str, Any]) -> None:
         req = self.req
         kind = message.get("type")
@@ -414,7 +450,7 @@ class WebSocketCycle:
         elif kind == "websocket.accept":
             req.ws_accept(message.get("subprotocol"), message.get("headers", ()))
             self.accepted = True
-            self.rt.websockets.add(self)
+            self.rt.opened(self)
             if self.rt.stopping:
                 self.going_away(*self.rt.stop_close)
         elif kind == "websocket.close":

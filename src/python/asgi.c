@@ -123,6 +123,8 @@ static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
                       "2.4", "scheme", scheme, "root_path", "", "extensions", "http.response.pathsend");
     if (a->scope_template == NULL)
         return NULL;
+    a->ws_handshake = mt_asgi_ws_handshake_config;
+    a->ws_max_size = MT_ASGI_WS_MAX_SIZE;
     w->server.queue.notify_fd = a->efd;
     w->server.config.on_drained = on_drained;
     w->server.config.drained_ctx = a;
@@ -184,6 +186,9 @@ PyMethodDef mt_asgi_methods[] = {
      "asgi_enable(worker, /)\n--\n\nHands the worker's requests to an event loop; returns the eventfd it watches."},
     {"asgi_take", asgi_take, METH_O,
      "asgi_take(worker, /)\n--\n\n(requests, drained connection ids, closed): what woke the loop."},
+    {"asgi_ws_configure", mt_asgi_ws_configure, METH_VARARGS,
+     "asgi_ws_configure(worker, max_size, deflate, /)\n--\n\nThe WebSocket limits: the largest frame or message (1009 "
+     "beyond), whether permessage-deflate is negotiated."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -311,7 +316,7 @@ error:
 static int websocket_scope(AsgiRequestObject *self) {
     mt_conn_t *c = self->conn;
     mt_ws_handshake_t hs;
-    mt_ws_handshake_result_t r = mt_ws_handshake_parse(&hs, &c->req, c->rbuf.data, &mt_asgi_ws_handshake_config);
+    mt_ws_handshake_result_t r = mt_ws_handshake_parse(&hs, &c->req, c->rbuf.data, &self->worker->asgi->ws_handshake);
     if (r == MT_WS_HANDSHAKE_NOT_WEBSOCKET)
         return 0;
     self->ex.keep_alive = false; /* a denial response, if any, ends the connection */
@@ -806,6 +811,9 @@ static PyMethodDef AsgiRequest_methods[] = {
     {"ws_send", (PyCFunction)AsgiRequest_ws_send, METH_O,
      "ws_send(data)\n--\n\nwebsocket.send (str: text, bytes: binary); returns whether the output is over its mark."},
     {"ws_close", (PyCFunction)AsgiRequest_ws_close, METH_VARARGS, "ws_close(code, reason='')\n--\n\nwebsocket.close."},
+    {"ws_keepalive", (PyCFunction)AsgiRequest_ws_keepalive, METH_VARARGS,
+     "ws_keepalive(now, interval, timeout)\n--\n\nThe idle ping: 0 nothing to do, 1 a ping went out, 2 no answer "
+     "in time (close 1011 sent, the connection failed)."},
     {"deny", (PyCFunction)AsgiRequest_deny, METH_NOARGS, "deny()\n--\n\nwebsocket.close before the accept: 403."},
     {"read", (PyCFunction)AsgiRequest_read, METH_NOARGS,
      "read()\n--\n\n(bytes, more_body), or None: wait for the socket to be readable."},

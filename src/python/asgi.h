@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "worker.h"
+#include "ws_handshake.h"
 
 /* What a worker serving an ASGI application keeps (WorkerObject.asgi): the
  * eventfd its loop reads (written by the queue when a request arrives on an
@@ -19,13 +20,17 @@ typedef struct mt_asgi {
     PyObject **servers; /* the scope's "server" per listener: (host, port) or (path, None) */
     int nservers;
     PyObject *scope_template; /* the keys every HTTP scope has alike */
+    /* WebSocket options (asgi_ws_configure; defaults from asgi_enable): what
+     * a handshake may negotiate, and the largest frame or message (1009 beyond). */
+    mt_ws_handshake_config_t ws_handshake;
+    uint64_t ws_max_size;
 } mt_asgi_t;
 
 /* Frees what asgi_enable set up; the I/O thread must have exited. GIL held. */
 void mt_asgi_free(mt_asgi_t *asgi);
 
 extern PyType_Spec AsgiRequest_Spec;
-/* asgi_enable(worker), asgi_take(worker). */
+/* asgi_enable(worker), asgi_take(worker), asgi_ws_configure(worker, max_size, deflate). */
 extern PyMethodDef mt_asgi_methods[];
 
 #endif

@@ -29,6 +29,11 @@ typedef struct asgi_ws {
     bool pending_send_reason;            /* our close frame repeats the reason */
     uint8_t pending_len;
     char pending_reason[MT_WS_MAX_CONTROL];
+    /* The idle keepalive (ws_keepalive, called by the runtime's periodic
+     * sweep with the loop's clock): rx is set by every read that got bytes. */
+    bool rx;
+    bool pinging;              /* a ping went out at ping_at and nothing came since */
+    double idle_since, ping_at; /* the loop's clock */
 } asgi_ws_t;
 
 typedef struct AsgiRequestObject {
@@ -45,8 +50,13 @@ typedef struct AsgiRequestObject {
     asgi_ws_t *ws;         /* after the accept */
 } AsgiRequestObject;
 
-/* What a WebSocket handshake may negotiate (permessage-deflate's window bits and memory level). */
+/* What a WebSocket handshake may negotiate by default (permessage-deflate's window bits and memory level), and
+ * the default largest frame or message; asgi_ws_configure changes them per worker (mt_asgi_t). */
 extern const mt_ws_handshake_config_t mt_asgi_ws_handshake_config;
+#define MT_ASGI_WS_MAX_SIZE (16u << 20)
+
+/* asgi_ws_configure(worker, max_size, deflate): the worker's WebSocket options, before it starts. */
+PyObject *mt_asgi_ws_configure(PyObject *module, PyObject *args);
 
 /* Raises RuntimeError if the exchange has ended; otherwise marks this thread's writes as never waiting. */
 int mt_asgi_check_open(AsgiRequestObject *self);
@@ -59,6 +69,7 @@ PyObject *AsgiRequest_ws_accept(AsgiRequestObject *self, PyObject *args);
 PyObject *AsgiRequest_ws_read(AsgiRequestObject *self, PyObject *unused);
 PyObject *AsgiRequest_ws_send(AsgiRequestObject *self, PyObject *data);
 PyObject *AsgiRequest_ws_close(AsgiRequestObject *self, PyObject *args);
+PyObject *AsgiRequest_ws_keepalive(AsgiRequestObject *self, PyObject *args);
 PyObject *AsgiRequest_deny(AsgiRequestObject *self, PyObject *unused);
 
 #endif

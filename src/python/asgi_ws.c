@@ -7,16 +7,41 @@
  * Thread: the loop's, with the GIL held, as the rest of AsgiRequest; writes
  * never wait (the output queue takes what the socket does not). */
 #include <string.h>
+#include <sys/socket.h>
 
 #include "asgi_request.h"
 #include "http1_write.h"
 #include "respond.h"
 #include "response.h"
 
-/* WebSocket limits (1009 beyond) and permessage-deflate settings. */
-#define WS_MAX_MESSAGE (16u << 20)
+/* permessage-deflate settings (the offer is accepted unless asgi_ws_configure turned it off). */
 const mt_ws_handshake_config_t mt_asgi_ws_handshake_config = {
     .deflate = true, .server_max_window_bits = 15, .client_max_window_bits = 15, .mem_level = 8};
+
+PyObject *mt_asgi_ws_configure(PyObject *module, PyObject *args) {
+    PyObject *worker;
+    unsigned long long max_size;
+    int deflate;
+    if (!PyArg_ParseTuple(args, "OKp:asgi_ws_configure", &worker, &max_size, &deflate))
+        return NULL;
+    mt_state_t *st = PyModule_GetState(module);
+    if (!Py_IS_TYPE(worker, st->Worker_Type)) {
+        PyErr_SetString(PyExc_TypeError, "expected a meltemi._core.Worker");
+        return NULL;
+    }
+    mt_asgi_t *a = ((WorkerObject *)worker)->asgi;
+    if (a == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "asgi_ws_configure: asgi_enable first");
+        return NULL;
+    }
+    if (max_size == 0 || max_size > SIZE_MAX) {
+        PyErr_SetString(PyExc_ValueError, "asgi_ws_configure: max_size out of range");
+        return NULL;
+    }
+    a->ws_max_size = max_size;
+    a->ws_handshake.deflate = deflate;
+    Py_RETURN_NONE;
+}
 
 void mt_asgi_ws_free(asgi_ws_t *ws) {
     mt_ws_deflate_dispose(&ws->z);
@@ -125,15 +150,16 @@ PyObject *AsgiRequest_ws_accept(AsgiRequestObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto error;
     }
-    mt_ws_parser_config_t pc = {
-        .max_frame = WS_MAX_MESSAGE, .max_message = WS_MAX_MESSAGE, .deflate = self->hs->deflate};
+    uint64_t max_size = self->worker->asgi->ws_max_size;
+    mt_ws_parser_config_t pc = {.max_frame = max_size, .max_message = max_size, .deflate = self->hs->deflate};
     mt_ws_parser_init(&ws->parser, &pc);
     ws->deflate = self->hs->deflate;
     if (ws->deflate)
         mt_ws_deflate_init(&ws->z, &self->hs->params, 6, mt_asgi_ws_handshake_config.mem_level,
                            mt_ws_deflate_memory(&self->hs->params, mt_asgi_ws_handshake_config.mem_level),
-                           WS_MAX_MESSAGE);
+                           (size_t)max_size);
     mt_buf_init(&ws->message);
+    ws->rx = true; /* the keepalive's idle time starts at its next sweep */
     mt_buf_init(&ws->zout);
     self->ws = ws;
     self->started = self->complete = true;
@@ -292,6 +318,7 @@ PyObject *AsgiRequest_ws_read(AsgiRequestObject *self, PyObject *unused) {
         ssize_t n = read(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
         if (n > 0) {
             c->rbuf.len += (size_t)n;
+            ws->rx = true;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -361,6 +388,55 @@ PyObject *AsgiRequest_ws_close(AsgiRequestObject *self, PyObject *args) {
     if (ws_send_close(self, code, reason, (size_t)n) < 0)
         return NULL;
     Py_RETURN_NONE;
+}
+
+/* ws_keepalive(now, interval, timeout) -> 0, 1 or 2: the idle keepalive, one
+ * step (the runtime's sweep calls it for every open WebSocket, with the
+ * loop's clock). After `interval` seconds without a byte from the client a
+ * ping goes out; if nothing comes within `timeout` of it, close 1011 is sent
+ * and the connection is failed without waiting for the client's close (RFC
+ * 6455 7.1.7; as the websockets library does): 2, the application is to get
+ * websocket.disconnect 1006. Bytes still in the socket that the application
+ * has not read count as an answer: the client is there, the application is
+ * behind. Returns 1 when a ping went out, 0 otherwise. */
+PyObject *AsgiRequest_ws_keepalive(AsgiRequestObject *self, PyObject *args) {
+    double now, interval, timeout;
+    if (!PyArg_ParseTuple(args, "ddd:ws_keepalive", &now, &interval, &timeout))
+        return NULL;
+    asgi_ws_t *ws = self->ws;
+    if (self->conn == NULL || ws == NULL || ws->close_sent || ws->close_received || self->ex.failed)
+        return PyLong_FromLong(0);
+    if (ws->rx) {
+        ws->rx = ws->pinging = false;
+        ws->idle_since = now;
+        return PyLong_FromLong(0);
+    }
+    if (!ws->pinging) {
+        if (now - ws->idle_since < interval)
+            return PyLong_FromLong(0);
+        mt_conn_never_wait = true;
+        ws->pinging = true;
+        ws->ping_at = now;
+        if (ws_write(self, MT_WS_PING, false, NULL, 0) < 0) {
+            PyErr_Clear();
+            return PyLong_FromLong(2);
+        }
+        return PyLong_FromLong(1);
+    }
+    if (now - ws->ping_at < timeout)
+        return PyLong_FromLong(0);
+    char byte;
+    if (recv(self->conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        ws->pinging = false;
+        ws->idle_since = now;
+        return PyLong_FromLong(0);
+    }
+    mt_conn_never_wait = true;
+    static const char why[] = "keepalive ping timeout";
+    if (ws_send_close(self, MT_WS_CLOSE_INTERNAL, why, sizeof why - 1) < 0)
+        PyErr_Clear();
+    self->ex.failed = true;
+    return PyLong_FromLong(2);
 }
 
 /* deny(): websocket.close before the accept: 403. */
