@@ -32,7 +32,7 @@ typedef struct asgi_ws {
     /* The idle keepalive (ws_keepalive, called by the runtime's periodic
      * sweep with the loop's clock): rx is set by every read that got bytes. */
     bool rx;
-    bool pinging;              /* a ping went out at ping_at and nothing came since */
+    bool pinging;               /* a ping went out at ping_at and nothing came since */
     double idle_since, ping_at; /* the loop's clock */
 } asgi_ws_t;
 
