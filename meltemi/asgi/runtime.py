@@ -363,6 +363,19 @@ class Cycle:
 class WebSocketCycle:
     """receive() and send() of one WebSocket (the websocket scope, with the denial-response extension)."""
 
+    __slots__ = (
+        "rt",
+        "req",
+        "connected",
+        "accepted",
+        "closed",
+        "close_code",
+        "close_reason",
+        "waiter",
+        "reading",
+        "on_readable",
+    )
+
     def __init__(self, rt: Runtime, req: Any):
         self.rt = rt
         self.req = req
@@ -371,43 +384,50 @@ class WebSocketCycle:
         self.closed = False  # a close went out or came in: receive() gives websocket.disconnect
         self.close_code = 1000
         self.close_reason = ""
-        self.events: list[tuple[str, Any]] = []
-        self.waiter: asyncio.Future | None = None
-        self.reading = -1
+        self.waiter: asyncio.Future | None = None  # a receive() waiting for the socket
+        self.reading = -1  # the fd watched with add_reader, or -1
+        self.on_readable = self._on_readable
 
     async def receive(self) -> dict[str, Any]:
         if not self.connected:
             self.connected = True
             return {"type": "websocket.connect"}
         req = self.req
-        while True:
-            if self.events:
-                kind, value = self.events.pop(0)
-                if kind == "text":
-                    return {"type": "websocket.receive", "text": value}
-                if kind == "bytes":
-                    return {"type": "websocket.receive", "bytes": value}
-                self._closed(*value)
-            if self.closed or not self.accepted or req.failed:
-                return {"type": "websocket.disconnect", "code": self.close_code, "reason": self.close_reason}
-            got = req.ws_read()
-            if got:
-                self.events.extend(got)
-                continue
+        may_read = False  # the buffer first; the socket once the loop saw it readable
+        while not (self.closed or not self.accepted or req.failed):
+            got = req.ws_receive(may_read)
             if got is None:
                 await self._wait_readable()
+                may_read = True
+            elif type(got) is dict:
+                return got
+            else:
+                self._closed(*got)
+        return {"type": "websocket.disconnect", "code": self.close_code, "reason": self.close_reason}
 
     async def _wait_readable(self) -> None:
-        loop = self.rt.loop
-        self.waiter = fut = loop.create_future()
-        self.reading = self.req.fileno()
-        loop.add_reader(self.reading, _wake, fut)
+        # The reader stays registered between messages (an echo costs no epoll_ctl); it is removed when the
+        # socket becomes readable with nobody waiting (_on_readable), and when the WebSocket ends (close()).
+        if self.reading < 0:
+            self.reading = self.req.fileno()
+            self.rt.loop.add_reader(self.reading, self.on_readable)
+        self.waiter = fut = self.rt.loop.create_future()
         try:
             await fut
         finally:
-            loop.remove_reader(self.reading)
-            self.reading = -1
             self.waiter = None
+
+    def _on_readable(self) -> None:
+        fut = self.waiter
+        if fut is None:
+            self._unwatch()
+        elif not fut.done():
+            fut.set_result(None)
+
+    def _unwatch(self) -> None:
+        if self.reading >= 0:
+            self.rt.loop.remove_reader(self.reading)
+            self.reading = -1
 
     def _closed(self, code: int, reason: str) -> None:
         if not self.closed:
@@ -480,6 +500,7 @@ class WebSocketCycle:
         self._closed(1000, "")
 
     def close(self) -> None:
+        self._unwatch()
         self.rt.websockets.discard(self)
         if self.accepted and not self.closed and not self.req.failed:
             try:

@@ -61,6 +61,7 @@ void mt_asgi_free(mt_asgi_t *a) {
         Py_XDECREF(a->servers[i]);
     PyMem_Free(a->servers);
     Py_XDECREF(a->scope_template);
+    mt_asgi_ws_dispose(a);
     PyMem_Free(a);
 }
 
@@ -123,8 +124,8 @@ static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
                       "2.4", "scheme", scheme, "root_path", "", "extensions", "http.response.pathsend");
     if (a->scope_template == NULL)
         return NULL;
-    a->ws_handshake = mt_asgi_ws_handshake_config;
-    a->ws_max_size = MT_ASGI_WS_MAX_SIZE;
+    if (mt_asgi_ws_init(a) < 0)
+        return NULL;
     w->server.queue.notify_fd = a->efd;
     w->server.config.on_drained = on_drained;
     w->server.config.drained_ctx = a;
@@ -806,8 +807,9 @@ static void AsgiRequest_dealloc(AsgiRequestObject *self) {
 static PyMethodDef AsgiRequest_methods[] = {
     {"ws_accept", (PyCFunction)AsgiRequest_ws_accept, METH_VARARGS,
      "ws_accept(subprotocol, headers)\n--\n\nwebsocket.accept: the 101 answer."},
-    {"ws_read", (PyCFunction)AsgiRequest_ws_read, METH_NOARGS,
-     "ws_read()\n--\n\nThe messages and close that arrived, or None: wait for the socket."},
+    {"ws_receive", (PyCFunction)AsgiRequest_ws_receive, METH_O,
+     "ws_receive(may_read)\n--\n\nThe next message dict, or a close (code, reason), or None: wait for the "
+     "socket."},
     {"ws_send", (PyCFunction)AsgiRequest_ws_send, METH_O,
      "ws_send(data)\n--\n\nwebsocket.send (str: text, bytes: binary); returns whether the output is over its mark."},
     {"ws_close", (PyCFunction)AsgiRequest_ws_close, METH_VARARGS, "ws_close(code, reason='')\n--\n\nwebsocket.close."},

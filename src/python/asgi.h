@@ -24,6 +24,9 @@ typedef struct mt_asgi {
      * a handshake may negotiate, and the largest frame or message (1009 beyond). */
     mt_ws_handshake_config_t ws_handshake;
     uint64_t ws_max_size;
+    struct {
+        PyObject *type, *receive, *text, *bytes; /* interned keys and values of a websocket.receive message */
+    } ws_keys;
 } mt_asgi_t;
 
 /* Frees what asgi_enable set up; the I/O thread must have exited. GIL held. */
