@@ -397,25 +397,23 @@ class WebSocketCycle:
         while not (self.closed or not self.accepted or req.failed):
             got = req.ws_receive(may_read)
             if got is None:
-                await self._wait_readable()
+                # Wait for the socket. The reader stays registered between messages (an echo costs no
+                # epoll_ctl); it is removed when the socket is readable with nobody waiting (_on_readable)
+                # and when the WebSocket ends (close()).
+                if self.reading < 0:
+                    self.reading = req.fileno()
+                    self.rt.loop.add_reader(self.reading, self.on_readable)
+                self.waiter = fut = self.rt.loop.create_future()
+                try:
+                    await fut
+                finally:
+                    self.waiter = None
                 may_read = True
             elif type(got) is dict:
                 return got
             else:
                 self._closed(*got)
         return {"type": "websocket.disconnect", "code": self.close_code, "reason": self.close_reason}
-
-    async def _wait_readable(self) -> None:
-        # The reader stays registered between messages (an echo costs no epoll_ctl); it is removed when the
-        # socket becomes readable with nobody waiting (_on_readable), and when the WebSocket ends (close()).
-        if self.reading < 0:
-            self.reading = self.req.fileno()
-            self.rt.loop.add_reader(self.reading, self.on_readable)
-        self.waiter = fut = self.rt.loop.create_future()
-        try:
-            await fut
-        finally:
-            self.waiter = None
 
     def _on_readable(self) -> None:
         fut = self.waiter
@@ -455,6 +453,16 @@ class WebSocketCycle:
             _wake(self.waiter)
 
     async def send(self, message: dict[str, Any]) -> None:
+        full = self.req.ws_send_message(message) if self.accepted else NotImplemented
+        if full is False:
+            return
+        if full is True:
+            await Cycle._drained(self)  # type: ignore[arg-type]
+            return
+        await self._send(message)
+
+    async def _send(self, message: Any) -> None:
+        """Any message but a websocket.send dict after the accept (ws_send_message takes those)."""
         req = self.req
         kind = message.get("type")
         if kind == "websocket.send":

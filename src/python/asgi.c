@@ -812,6 +812,9 @@ static PyMethodDef AsgiRequest_methods[] = {
      "socket."},
     {"ws_send", (PyCFunction)AsgiRequest_ws_send, METH_O,
      "ws_send(data)\n--\n\nwebsocket.send (str: text, bytes: binary); returns whether the output is over its mark."},
+    {"ws_send_message", (PyCFunction)AsgiRequest_ws_send_message, METH_O,
+     "ws_send_message(message)\n--\n\nwebsocket.send given as a dict: whether the output is over its mark; "
+     "NotImplemented for another message."},
     {"ws_close", (PyCFunction)AsgiRequest_ws_close, METH_VARARGS, "ws_close(code, reason='')\n--\n\nwebsocket.close."},
     {"ws_keepalive", (PyCFunction)AsgiRequest_ws_keepalive, METH_VARARGS,
      "ws_keepalive(now, interval, timeout)\n--\n\nThe idle ping: 0 nothing to do, 1 a ping went out, 2 no answer "

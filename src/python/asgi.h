@@ -25,7 +25,7 @@ typedef struct mt_asgi {
     mt_ws_handshake_config_t ws_handshake;
     uint64_t ws_max_size;
     struct {
-        PyObject *type, *receive, *text, *bytes; /* interned keys and values of a websocket.receive message */
+        PyObject *type, *receive, *send, *text, *bytes; /* interned keys and values of websocket messages */
     } ws_keys;
 } mt_asgi_t;
 

@@ -66,6 +66,7 @@ void mt_asgi_ws_free(asgi_ws_t *ws);
 PyObject *AsgiRequest_ws_accept(AsgiRequestObject *self, PyObject *args);
 PyObject *AsgiRequest_ws_receive(AsgiRequestObject *self, PyObject *may_read);
 PyObject *AsgiRequest_ws_send(AsgiRequestObject *self, PyObject *data);
+PyObject *AsgiRequest_ws_send_message(AsgiRequestObject *self, PyObject *message);
 PyObject *AsgiRequest_ws_close(AsgiRequestObject *self, PyObject *args);
 PyObject *AsgiRequest_ws_keepalive(AsgiRequestObject *self, PyObject *args);
 PyObject *AsgiRequest_deny(AsgiRequestObject *self, PyObject *unused);

@@ -23,6 +23,7 @@ int mt_asgi_ws_init(mt_asgi_t *a) {
     a->ws_max_size = MT_ASGI_WS_MAX_SIZE;
     if ((a->ws_keys.type = PyUnicode_InternFromString("type")) == NULL ||
         (a->ws_keys.receive = PyUnicode_InternFromString("websocket.receive")) == NULL ||
+        (a->ws_keys.send = PyUnicode_InternFromString("websocket.send")) == NULL ||
         (a->ws_keys.text = PyUnicode_InternFromString("text")) == NULL ||
         (a->ws_keys.bytes = PyUnicode_InternFromString("bytes")) == NULL)
         return -1;
@@ -32,6 +33,7 @@ int mt_asgi_ws_init(mt_asgi_t *a) {
 void mt_asgi_ws_dispose(mt_asgi_t *a) {
     Py_CLEAR(a->ws_keys.type);
     Py_CLEAR(a->ws_keys.receive);
+    Py_CLEAR(a->ws_keys.send);
     Py_CLEAR(a->ws_keys.text);
     Py_CLEAR(a->ws_keys.bytes);
 }
@@ -390,6 +392,41 @@ PyObject *AsgiRequest_ws_send(AsgiRequestObject *self, PyObject *data) {
     if (rc < 0)
         return NULL;
     return PyBool_FromLong(mt_conn_output_full(self->conn));
+}
+
+/* ws_send_message(message): websocket.send as the application gave it, for a dict; NotImplemented for any
+ * other message (or a mapping that is not a dict), which the runtime handles. */
+PyObject *AsgiRequest_ws_send_message(AsgiRequestObject *self, PyObject *message) {
+    if (!PyDict_CheckExact(message))
+        Py_RETURN_NOTIMPLEMENTED;
+    mt_asgi_t *a = self->worker->asgi;
+    PyObject *type = NULL, *data = NULL, *result = NULL;
+    if (PyDict_GetItemRef(message, a->ws_keys.type, &type) < 0)
+        return NULL;
+    int same = type == a->ws_keys.send;
+    if (!same && type != NULL && PyUnicode_Check(type) && (same = PyUnicode_Compare(type, a->ws_keys.send) == 0) == 0 &&
+        PyErr_Occurred())
+        goto done;
+    if (!same) {
+        result = Py_NewRef(Py_NotImplemented);
+        goto done;
+    }
+    if (PyDict_GetItemRef(message, a->ws_keys.text, &data) < 0)
+        goto done;
+    if (data == NULL || data == Py_None) {
+        Py_XDECREF(data);
+        if (PyDict_GetItemRef(message, a->ws_keys.bytes, &data) < 0)
+            goto done;
+    }
+    if (data == NULL || data == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "ASGI: websocket.send needs 'text' or 'bytes'");
+        goto done;
+    }
+    result = AsgiRequest_ws_send(self, data);
+done:
+    Py_XDECREF(type);
+    Py_XDECREF(data);
+    return result;
 }
 
 /* ws_close(code, reason): the close frame (the connection closes when the exchange ends). */
