@@ -130,3 +130,7 @@ def asgi_enable(worker: Worker, /) -> int:
 
 def asgi_take(worker: Worker, /) -> tuple[list[Any], list[int], bool]:
     """What woke the loop: new exchanges (AsgiRequest, internal), drained connection ids, whether the queue closed."""
+
+def asgi_ws_configure(worker: Worker, max_size: int, deflate: bool, /) -> None:
+    """The worker's WebSocket options (after asgi_enable): the largest frame or message (1009 beyond), and
+    whether permessage-deflate offers are accepted."""

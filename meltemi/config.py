@@ -388,6 +388,23 @@ OPTIONS: tuple[Option, ...] = (
         core=True,
     ),
     Option(
+        "ws_ping_interval",
+        Seconds(allow_zero=True, maximum=MAX_TIMEOUT),
+        20.0,
+        "WebSockets of an ASGI application: after this many seconds without a frame from the client, the server "
+        "sends a ping; `0` sends none. Checked by one sweep per worker (a quarter of the shorter of this and "
+        "`ws_ping_timeout`), so a ping may go out that much later.",
+        TIMEOUTS,
+    ),
+    Option(
+        "ws_ping_timeout",
+        Seconds(maximum=MAX_TIMEOUT),
+        20.0,
+        "How long a WebSocket client has to answer the idle ping (any frame will do) before the server sends "
+        "close 1011 and drops the connection; the application gets `websocket.disconnect` with code 1006.",
+        TIMEOUTS,
+    ),
+    Option(
         "write_buffer",
         Size(minimum=4096, maximum=1 << 40),
         256 << 10,
@@ -432,6 +449,14 @@ OPTIONS: tuple[Option, ...] = (
         core=True,
     ),
     Option(
+        "ws_max_size",
+        Size(minimum=1, maximum=1 << 40),
+        16 << 20,
+        "Largest WebSocket frame and message (after inflating) from a client, in bytes; a larger one closes the "
+        "connection with 1009 (message too big), decided from the frame header before its payload is read.",
+        LIMITS,
+    ),
+    Option(
         "max_connections",
         Integer(minimum=1, maximum=1 << 24),
         10000,
@@ -450,6 +475,14 @@ OPTIONS: tuple[Option, ...] = (
         "`off` turns compression off.",
         COMPRESSION,
         core=True,
+    ),
+    Option(
+        "ws_per_message_deflate",
+        Flag(),
+        True,
+        "Accept a WebSocket client's offer of permessage-deflate (RFC 7692). `off`: messages go uncompressed, "
+        "which saves the compression's CPU and its memory per connection (about 300 KiB with 15-bit windows).",
+        COMPRESSION,
     ),
     Option(
         "compress_min_size",

@@ -255,6 +255,10 @@ def start_asgi(core: Any, app: Any, config: Config) -> Any:
             lifespan=config.lifespan,
             body_timeout=config.body_timeout,
             write_timeout=config.write_timeout,
+            ws_ping_interval=config.ws_ping_interval,
+            ws_ping_timeout=config.ws_ping_timeout,
+            ws_max_size=config.ws_max_size,
+            ws_per_message_deflate=config.ws_per_message_deflate,
         )
     except ImportError as exc:
         raise BootError(f"--loop {config.loop}: {exc}") from None

@@ -65,12 +65,22 @@ class Runtime:
         lifespan: str = "auto",
         body_timeout: float = 60.0,
         write_timeout: float = 60.0,
+        ws_ping_interval: float = 20.0,
+        ws_ping_timeout: float = 20.0,
+        ws_max_size: int = 16 << 20,
+        ws_per_message_deflate: bool = True,
     ):
         self.core = core
         self.app = app
         self.lifespan_mode = lifespan
         self.body_timeout = body_timeout
         self.write_timeout = write_timeout
+        self.ws_ping_interval = ws_ping_interval
+        self.ws_ping_timeout = ws_ping_timeout
+        self.ws_options = (ws_max_size, ws_per_message_deflate)
+        # The keepalive sweep: one timer per worker while a WebSocket is open, not one per socket.
+        self._sweep: asyncio.TimerHandle | None = None
+        self.sweep_every = max(0.02, min(ws_ping_interval, ws_ping_timeout) / 4)
         self.loop = new_loop(loop)
         self.state: dict[str, Any] = {}
         self.drain_waiters: dict[int, asyncio.Future] = {}
@@ -90,6 +100,7 @@ class Runtime:
     def start(self) -> None:
         """Starts the loop's thread and hands the worker's requests to it (before core.start())."""
         efd = _core.asgi_enable(self.core)
+        _core.asgi_ws_configure(self.core, *self.ws_options)
         self._thread.start()
         self.call(self._watch(efd))
 
@@ -130,6 +141,25 @@ class Runtime:
         self.stop_close = (code, reason)
         for ws in list(self.websockets):
             ws.going_away(code, reason)
+
+    # --- WebSockets ---
+
+    def opened(self, ws: WebSocketCycle) -> None:
+        """An accepted WebSocket: tracked for a stop and for the keepalive sweep."""
+        self.websockets.add(ws)
+        if self._sweep is None and self.ws_ping_interval > 0:
+            self._sweep = self.loop.call_later(self.sweep_every, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """The idle keepalive of every open WebSocket, one C call each (asgi_ws.c, ws_keepalive)."""
+        self._sweep = None
+        now = self.loop.time()
+        interval, timeout = self.ws_ping_interval, self.ws_ping_timeout
+        lost = [ws for ws in self.websockets if ws.req.ws_keepalive(now, interval, timeout) == 2]
+        for ws in lost:
+            ws.lost()
+        if self.websockets:
+            self._sweep = self.loop.call_later(self.sweep_every, self._keepalive)
 
     # --- requests ---
 
@@ -338,6 +368,19 @@ class Cycle:
 class WebSocketCycle:
     """receive() and send() of one WebSocket (the websocket scope, with the denial-response extension)."""
 
+    __slots__ = (
+        "rt",
+        "req",
+        "connected",
+        "accepted",
+        "closed",
+        "close_code",
+        "close_reason",
+        "waiter",
+        "reading",
+        "on_readable",
+    )
+
     def __init__(self, rt: Runtime, req: Any):
         self.rt = rt
         self.req = req
@@ -346,43 +389,48 @@ class WebSocketCycle:
         self.closed = False  # a close went out or came in: receive() gives websocket.disconnect
         self.close_code = 1000
         self.close_reason = ""
-        self.events: list[tuple[str, Any]] = []
-        self.waiter: asyncio.Future | None = None
-        self.reading = -1
+        self.waiter: asyncio.Future | None = None  # a receive() waiting for the socket
+        self.reading = -1  # the fd watched with add_reader, or -1
+        self.on_readable = self._on_readable
 
     async def receive(self) -> dict[str, Any]:
         if not self.connected:
             self.connected = True
             return {"type": "websocket.connect"}
         req = self.req
-        while True:
-            if self.events:
-                kind, value = self.events.pop(0)
-                if kind == "text":
-                    return {"type": "websocket.receive", "text": value}
-                if kind == "bytes":
-                    return {"type": "websocket.receive", "bytes": value}
-                self._closed(*value)
-            if self.closed or not self.accepted or req.failed:
-                return {"type": "websocket.disconnect", "code": self.close_code, "reason": self.close_reason}
-            got = req.ws_read()
-            if got:
-                self.events.extend(got)
-                continue
+        may_read = False  # the buffer first; the socket once the loop saw it readable
+        while not (self.closed or not self.accepted or req.failed):
+            got = req.ws_receive(may_read)
             if got is None:
-                await self._wait_readable()
+                # Wait for the socket. The reader stays registered between messages (an echo costs no
+                # epoll_ctl); it is removed when the socket is readable with nobody waiting (_on_readable)
+                # and when the WebSocket ends (close()).
+                if self.reading < 0:
+                    self.reading = req.fileno()
+                    self.rt.loop.add_reader(self.reading, self.on_readable)
+                self.waiter = fut = self.rt.loop.create_future()
+                try:
+                    await fut
+                finally:
+                    self.waiter = None
+                may_read = True
+            elif type(got) is dict:
+                return got
+            else:
+                self._closed(*got)
+        return {"type": "websocket.disconnect", "code": self.close_code, "reason": self.close_reason}
 
-    async def _wait_readable(self) -> None:
-        loop = self.rt.loop
-        self.waiter = fut = loop.create_future()
-        self.reading = self.req.fileno()
-        loop.add_reader(self.reading, _wake, fut)
-        try:
-            await fut
-        finally:
-            loop.remove_reader(self.reading)
+    def _on_readable(self) -> None:
+        fut = self.waiter
+        if fut is None:
+            self._unwatch()
+        elif not fut.done():
+            fut.set_result(None)
+
+    def _unwatch(self) -> None:
+        if self.reading >= 0:
+            self.rt.loop.remove_reader(self.reading)
             self.reading = -1
-            self.waiter = None
 
     def _closed(self, code: int, reason: str) -> None:
         if not self.closed:
@@ -403,7 +451,23 @@ class WebSocketCycle:
         if self.waiter is not None:
             _wake(self.waiter)
 
+    def lost(self) -> None:
+        """The client did not answer the keepalive ping: the connection failed (1006, as if dropped)."""
+        self._closed(1006, "")
+        if self.waiter is not None:
+            _wake(self.waiter)
+
     async def send(self, message: dict[str, Any]) -> None:
+        full = self.req.ws_send_message(message) if self.accepted else NotImplemented
+        if full is False:
+            return
+        if full is True:
+            await Cycle._drained(self)  # type: ignore[arg-type]
+            return
+        await self._send(message)
+
+    async def _send(self, message: Any) -> None:
+        """Any message but a websocket.send dict after the accept (ws_send_message takes those)."""
         req = self.req
         kind = message.get("type")
         if kind == "websocket.send":
@@ -419,7 +483,7 @@ class WebSocketCycle:
         elif kind == "websocket.accept":
             req.ws_accept(message.get("subprotocol"), message.get("headers", ()))
             self.accepted = True
-            self.rt.websockets.add(self)
+            self.rt.opened(self)
             if self.rt.stopping:
                 self.going_away(*self.rt.stop_close)
         elif kind == "websocket.close":
@@ -449,6 +513,7 @@ class WebSocketCycle:
         self._closed(1000, "")
 
     def close(self) -> None:
+        self._unwatch()
         self.rt.websockets.discard(self)
         if self.accepted and not self.closed and not self.req.failed:
             try:

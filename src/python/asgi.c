@@ -70,6 +70,7 @@ void mt_asgi_free(mt_asgi_t *a) {
     }
     for (size_t i = 0; i < MT_ARRAY_SIZE(a->status_lines); i++)
         Py_XDECREF(a->status_lines[i]);
+    mt_asgi_ws_dispose(a);
     PyMem_Free(a);
 }
 
@@ -150,6 +151,8 @@ static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
         (a->schemes[0] = PyUnicode_InternFromString("http")) == NULL ||
         (a->schemes[1] = PyUnicode_InternFromString("https")) == NULL)
         return NULL;
+    if (mt_asgi_ws_init(a) < 0)
+        return NULL;
     w->server.queue.notify_fd = a->efd;
     w->server.config.on_drained = on_drained;
     w->server.config.drained_ctx = a;
@@ -211,6 +214,9 @@ PyMethodDef mt_asgi_methods[] = {
      "asgi_enable(worker, /)\n--\n\nHands the worker's requests to an event loop; returns the eventfd it watches."},
     {"asgi_take", asgi_take, METH_O,
      "asgi_take(worker, /)\n--\n\n(requests, drained connection ids, closed): what woke the loop."},
+    {"asgi_ws_configure", mt_asgi_ws_configure, METH_VARARGS,
+     "asgi_ws_configure(worker, max_size, deflate, /)\n--\n\nThe WebSocket limits: the largest frame or message (1009 "
+     "beyond), whether permessage-deflate is negotiated."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -374,7 +380,7 @@ error:
 static int websocket_scope(AsgiRequestObject *self) {
     mt_conn_t *c = self->conn;
     mt_ws_handshake_t hs;
-    mt_ws_handshake_result_t r = mt_ws_handshake_parse(&hs, &c->req, c->rbuf.data, &mt_asgi_ws_handshake_config);
+    mt_ws_handshake_result_t r = mt_ws_handshake_parse(&hs, &c->req, c->rbuf.data, &self->worker->asgi->ws_handshake);
     if (r == MT_WS_HANDSHAKE_NOT_WEBSOCKET)
         return 0;
     self->ex.keep_alive = false; /* a denial response, if any, ends the connection */
@@ -962,11 +968,18 @@ static void AsgiRequest_dealloc(AsgiRequestObject *self) {
 static PyMethodDef AsgiRequest_methods[] = {
     {"ws_accept", (PyCFunction)AsgiRequest_ws_accept, METH_VARARGS,
      "ws_accept(subprotocol, headers)\n--\n\nwebsocket.accept: the 101 answer."},
-    {"ws_read", (PyCFunction)AsgiRequest_ws_read, METH_NOARGS,
-     "ws_read()\n--\n\nThe messages and close that arrived, or None: wait for the socket."},
+    {"ws_receive", (PyCFunction)AsgiRequest_ws_receive, METH_O,
+     "ws_receive(may_read)\n--\n\nThe next message dict, or a close (code, reason), or None: wait for the "
+     "socket."},
     {"ws_send", (PyCFunction)AsgiRequest_ws_send, METH_O,
      "ws_send(data)\n--\n\nwebsocket.send (str: text, bytes: binary); returns whether the output is over its mark."},
+    {"ws_send_message", (PyCFunction)AsgiRequest_ws_send_message, METH_O,
+     "ws_send_message(message)\n--\n\nwebsocket.send given as a dict: whether the output is over its mark; "
+     "NotImplemented for another message."},
     {"ws_close", (PyCFunction)AsgiRequest_ws_close, METH_VARARGS, "ws_close(code, reason='')\n--\n\nwebsocket.close."},
+    {"ws_keepalive", (PyCFunction)AsgiRequest_ws_keepalive, METH_VARARGS,
+     "ws_keepalive(now, interval, timeout)\n--\n\nThe idle ping: 0 nothing to do, 1 a ping went out, 2 no answer "
+     "in time (close 1011 sent, the connection failed)."},
     {"deny", (PyCFunction)AsgiRequest_deny, METH_NOARGS, "deny()\n--\n\nwebsocket.close before the accept: 403."},
     {"read", (PyCFunction)AsgiRequest_read, METH_NOARGS,
      "read()\n--\n\n(bytes, more_body), or None: wait for the socket to be readable."},

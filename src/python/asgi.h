@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "worker.h"
+#include "ws_handshake.h"
 
 /* The keys of an HTTP scope that build_scope sets per request (interned once). */
 enum {
@@ -40,13 +41,20 @@ typedef struct mt_asgi {
     PyObject *http_versions[2];    /* "1.0", "1.1" */
     PyObject *schemes[2];          /* "http", "https" (what trusted proxies said) */
     PyObject *status_lines[500];   /* "200 OK" by status code - 100, made on first use */
+    /* WebSocket options (asgi_ws_configure; defaults from asgi_enable): what
+     * a handshake may negotiate, and the largest frame or message (1009 beyond). */
+    mt_ws_handshake_config_t ws_handshake;
+    uint64_t ws_max_size;
+    struct {
+        PyObject *type, *receive, *send, *text, *bytes; /* interned keys and values of websocket messages */
+    } ws_keys;
 } mt_asgi_t;
 
 /* Frees what asgi_enable set up; the I/O thread must have exited. GIL held. */
 void mt_asgi_free(mt_asgi_t *asgi);
 
 extern PyType_Spec AsgiRequest_Spec;
-/* asgi_enable(worker), asgi_take(worker). */
+/* asgi_enable(worker), asgi_take(worker), asgi_ws_configure(worker, max_size, deflate). */
 extern PyMethodDef mt_asgi_methods[];
 
 #endif

@@ -21,14 +21,12 @@ typedef struct asgi_ws {
     mt_buf_t message; /* the message being received (inflated if compressed) */
     mt_buf_t zout;    /* a compressed message being sent */
     bool close_sent, close_received;
-    /* A close (the client's, or a protocol error) parsed after messages of
-     * the same read: acted on at the next ws_read, once the application has
-     * had the messages that came before it (their echo precedes the close). */
-    bool pending;
-    uint16_t pending_send, pending_code; /* the code our close frame carries; the one the app sees */
-    bool pending_send_reason;            /* our close frame repeats the reason */
-    uint8_t pending_len;
-    char pending_reason[MT_WS_MAX_CONTROL];
+    size_t rpos; /* how much of the connection's rbuf is parsed (ws_receive) */
+    /* The idle keepalive (ws_keepalive, called by the runtime's periodic
+     * sweep with the loop's clock): rx is set by every read that got bytes. */
+    bool rx;
+    bool pinging;               /* a ping went out at ping_at and nothing came since */
+    double idle_since, ping_at; /* the loop's clock */
 } asgi_ws_t;
 
 typedef struct AsgiRequestObject {
@@ -48,8 +46,18 @@ typedef struct AsgiRequestObject {
     asgi_ws_t *ws;         /* after the accept */
 } AsgiRequestObject;
 
-/* What a WebSocket handshake may negotiate (permessage-deflate's window bits and memory level). */
+/* What a WebSocket handshake may negotiate by default (permessage-deflate's window bits and memory level), and
+ * the default largest frame or message; asgi_ws_configure changes them per worker (mt_asgi_t). */
 extern const mt_ws_handshake_config_t mt_asgi_ws_handshake_config;
+#define MT_ASGI_WS_MAX_SIZE (16u << 20)
+
+/* Sets a worker's WebSocket defaults and interned keys (asgi_enable); 0, or -1 with an exception. */
+int mt_asgi_ws_init(mt_asgi_t *a);
+/* Releases what mt_asgi_ws_init made. */
+void mt_asgi_ws_dispose(mt_asgi_t *a);
+
+/* asgi_ws_configure(worker, max_size, deflate): the worker's WebSocket options, before it starts. */
+PyObject *mt_asgi_ws_configure(PyObject *module, PyObject *args);
 
 /* Raises RuntimeError if the exchange has ended; otherwise marks this thread's writes as never waiting. */
 int mt_asgi_check_open(AsgiRequestObject *self);
@@ -59,9 +67,11 @@ void mt_asgi_ws_free(asgi_ws_t *ws);
 
 /* The WebSocket methods of AsgiRequest (asgi_ws.c). */
 PyObject *AsgiRequest_ws_accept(AsgiRequestObject *self, PyObject *args);
-PyObject *AsgiRequest_ws_read(AsgiRequestObject *self, PyObject *unused);
+PyObject *AsgiRequest_ws_receive(AsgiRequestObject *self, PyObject *may_read);
 PyObject *AsgiRequest_ws_send(AsgiRequestObject *self, PyObject *data);
+PyObject *AsgiRequest_ws_send_message(AsgiRequestObject *self, PyObject *message);
 PyObject *AsgiRequest_ws_close(AsgiRequestObject *self, PyObject *args);
+PyObject *AsgiRequest_ws_keepalive(AsgiRequestObject *self, PyObject *args);
 PyObject *AsgiRequest_deny(AsgiRequestObject *self, PyObject *unused);
 
 #endif

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import time
+import types
 from urllib.parse import parse_qs
 
 # Where the apps report what they saw (a directory given by the test in the environment).
@@ -228,6 +229,14 @@ async def ws_app(scope, receive, send):
             report("ws-progress", {"sent": i + 1})
         await send({"type": "websocket.close", "code": 1000})
         return
+    if path == "/mapping":
+        # websocket.send as a read-only mapping (not a dict), and with "text": None next to "bytes".
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send(types.MappingProxyType({"type": "websocket.send", "text": message.get("text")}))
+            await send({"type": "websocket.send", "text": None, "bytes": b"bytes too"})
     if path == "/scope":
         shown = {k: v for k, v in scope.items() if k not in ("headers", "state", "raw_path", "query_string")}
         await send({"type": "websocket.send", "text": json.dumps(shown)})

@@ -209,3 +209,31 @@ def test_send_pauses_for_a_client_that_does_not_read(start_server, reports):  # 
     assert sent < 500, sent  # 2,000 messages of 64 KiB were not all queued
     assert still == sent  # paused
     assert count == 2000
+
+
+def test_send_accepts_any_mapping_and_text_none_with_bytes(start_server):
+    server = start_server(APP)
+
+    async def main():
+        async with connect(ws_url(server, "/mapping"), compression=None) as ws:
+            got = []
+            for text in ["one", "two"]:
+                await ws.send(text)
+                got += [await ws.recv(), await ws.recv()]
+            return got
+
+    assert asyncio.run(main()) == ["one", b"bytes too", "two", b"bytes too"]
+
+
+def test_pipelined_messages_and_close_in_one_write(start_server, reports):  # noqa: F811
+    """Many messages and the close in one TCP write: every echo, in order, before the close 1000."""
+    from wsclient import CLOSE, TEXT, WS, frame
+
+    server = start_server(APP)
+    ws = WS(server.host, server.port)
+    count = 2000
+    ws.send(b"".join(frame(TEXT, b"m%d" % i) for i in range(count)) + frame(CLOSE, b"\x03\xe8"))
+    for i in range(count):
+        assert ws.recv_message() == (TEXT, b"m%d" % i)
+    ws.expect_close((1000,))
+    assert read_report(reports, "ws-disconnect")["code"] == 1000
