@@ -260,6 +260,19 @@ class Endpoint:
         """An `async def` handler: its coroutine runs on the API loop (aio.py)."""
         return self.sig is not None and self.sig.is_async
 
+    @property
+    def on_loop(self) -> bool:
+        """Served on the worker's loop without a handler thread (aio.py): an `async def` handler with no
+        dependency and no authentication decided in Python (a dependency or a session lookup is sync code,
+        which must not block the loop; those routes await their coroutine from a handler thread)."""
+        sig = self.sig
+        if sig is None or not sig.is_async or sig.extra_dependencies:
+            return False
+        if any(p.kind == "depends" for p in sig.params):
+            return False
+        auth = self.auth
+        return auth is None or not (auth.python_schemes or auth.py_guards)
+
     def __repr__(self) -> str:
         return f"<Endpoint {'|'.join(self.route.methods)} {self.route.path}>"
 
@@ -311,6 +324,47 @@ class Endpoint:
         finally:
             if not streaming:
                 _finish(request, cycle)
+
+    async def serve_loop(self, body, method, path, query, headers, params, auth=None):
+        """An `on_loop` route on the worker's loop (aio.py): as __call__, with the body read already and the
+        coroutine awaited here. Returns (status, headers, body): body a list of bytes, or an iterable to stream."""
+        request = Request(method, path, query, headers, None)
+        request._body = body
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.started(API)
+        streaming = False
+        try:
+            try:
+                if self.auth is not None:
+                    self.auth.authorize(request, auth)
+                response = await self.arun(request, params)
+            except Exception as exc:
+                response = self.api.error_response(request, exc)
+            if isinstance(response, tuple):
+                return response
+            status, headers_out, body, streaming = _wsgi_parts(response)
+            if streaming:
+                return status, headers_out, _Finisher(body, request, cycle)
+            return status, headers_out, body if isinstance(body, list) else list(body)
+        finally:
+            if not streaming:
+                _finish(request, cycle)
+
+    async def arun(self, request: Request, params: tuple) -> Any:
+        sig = self.sig
+        errors: list[dict[str, Any]] = []
+        if params:
+            values: dict[str, Any] = dict(zip(self.path_names, params, strict=True))
+            if self.convert_path:
+                self._convert_path(values, errors)
+            request.path_params = values
+        else:
+            values = request.path_params
+        kwargs = sig.bind(request, values, errors)
+        if errors:
+            raise ValidationError(errors)
+        return self.render(await sig.func(**kwargs))
 
     def run(self, request: Request, params: tuple) -> Any:
         sig = self.sig

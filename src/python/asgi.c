@@ -21,6 +21,7 @@
 
 #include "asgi.h"
 #include "asgi_request.h"
+#include "auth.h"
 #include "forwarded.h"
 #include "encoding.h"
 #include "http1_write.h"
@@ -57,6 +58,7 @@ void mt_asgi_free(mt_asgi_t *a) {
         close(a->efd);
     pthread_mutex_destroy(&a->lock);
     free(a->drained);
+    free(a->pending); /* empty: the I/O thread exited, so every connection was handed back */
     for (int i = 0; i < a->nservers; i++)
         Py_XDECREF(a->servers[i]);
     PyMem_Free(a->servers);
@@ -129,6 +131,33 @@ static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
     return PyLong_FromLong(a->efd);
 }
 
+/* api_loop_enable(worker): the typed API's async routes go to an event loop
+ * (asgi_api.c); everything else stays the handler threads'. Before start().
+ * Returns the eventfd the loop watches. */
+static PyObject *api_loop_enable(PyObject *module, PyObject *arg) {
+    if (check_worker(module, arg) < 0)
+        return NULL;
+    WorkerObject *w = as_worker(arg);
+    if (!w->server_ready || w->asgi || w->api == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "api_loop_enable: a new Worker with an API, once");
+        return NULL;
+    }
+    mt_asgi_t *a = PyMem_Calloc(1, sizeof *a);
+    if (a == NULL)
+        return PyErr_NoMemory();
+    pthread_mutex_init(&a->lock, NULL);
+    a->api_only = true;
+    a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (a->efd < 0) {
+        mt_asgi_free(a);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    w->asgi = a;
+    w->server.config.on_drained = on_drained;
+    w->server.config.drained_ctx = a;
+    return PyLong_FromLong(a->efd);
+}
+
 static PyObject *request_new(WorkerObject *w, mt_conn_t *c);
 
 /* asgi_take(worker) -> (requests, drained connection ids, closed): what
@@ -151,7 +180,9 @@ static PyObject *asgi_take(PyObject *module, PyObject *arg) {
         return NULL;
     bool closed = false;
     mt_queue_item_t *item;
-    while ((item = mt_queue_trypop(&w->server.queue, &closed)) != NULL) {
+    if (a->api_only && mt_asgi_api_take(w, requests) < 0)
+        goto done;
+    while (!a->api_only && (item = mt_queue_trypop(&w->server.queue, &closed)) != NULL) {
         PyObject *r = request_new(w, mt_conn_from_item(item));
         if (r == NULL || PyList_Append(requests, r) < 0) {
             Py_XDECREF(r);
@@ -182,6 +213,9 @@ done:
 PyMethodDef mt_asgi_methods[] = {
     {"asgi_enable", asgi_enable, METH_O,
      "asgi_enable(worker, /)\n--\n\nHands the worker's requests to an event loop; returns the eventfd it watches."},
+    {"api_loop_enable", api_loop_enable, METH_O,
+     "api_loop_enable(worker, /)\n--\n\nHands the typed API's async routes to an event loop; returns the eventfd it "
+     "watches."},
     {"asgi_take", asgi_take, METH_O,
      "asgi_take(worker, /)\n--\n\n(requests, drained connection ids, closed): what woke the loop."},
     {NULL, NULL, 0, NULL},
@@ -357,7 +391,7 @@ static int websocket_scope(AsgiRequestObject *self) {
     return 0;
 }
 
-static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
+AsgiRequestObject *mt_asgi_request_create(WorkerObject *w, mt_conn_t *c) {
     mt_state_t *st = w->st;
     AsgiRequestObject *self = PyObject_New(AsgiRequestObject, st->AsgiRequest_Type);
     if (self == NULL) {
@@ -372,7 +406,7 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
     self->error_status = 0;
     self->started = self->complete = false;
     self->scope = NULL;
-    self->websocket = false;
+    self->websocket = self->api = false;
     self->hs = NULL;
     self->ws = NULL;
     const mt_py_strings_t *S = &st->str;
@@ -388,6 +422,13 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
         .status_code = 500,
         .method = S->methods[c->req.method_id < MT_ARRAY_SIZE(S->methods) ? c->req.method_id : 0],
     };
+    return self;
+}
+
+static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
+    AsgiRequestObject *self = mt_asgi_request_create(w, c);
+    if (self == NULL)
+        return NULL;
     self->scope = build_scope(w, c, &self->ex.uri);
     if (self->scope == NULL || websocket_scope(self) < 0) {
         c->head_consumed = true;
@@ -655,6 +696,9 @@ static void release_buffers(AsgiRequestObject *self) {
         mt_compressor_destroy(self->handler.z);
         self->handler.z = NULL;
     }
+    free(self->handler.scratch); /* an API route's match (asgi_api.c) */
+    self->handler.scratch = NULL;
+    mt_auth_handler_dispose(&self->handler);
 }
 
 /* Hands the connection back (to the I/O thread, or to the caller when the
@@ -667,7 +711,10 @@ static PyObject *hand_back(AsgiRequestObject *self, bool keep_alive) {
      * application may keep receive/send, and with them this object). */
     release_buffers(self);
     if (c->answer_status) {
-        mt_accesslog_conn(w->server.config.access_log, c, c->answer_status, c->answer_bytes, true);
+        if (self->api) /* the access log and the route's metrics, as on a handler thread */
+            mt_server_record(&w->server, c, c->answer_status, c->answer_bytes, true);
+        else
+            mt_accesslog_conn(w->server.config.access_log, c, c->answer_status, c->answer_bytes, true);
         c->answer_status = 0;
     }
     if (!c->req.message_complete)
@@ -675,6 +722,11 @@ static PyObject *hand_back(AsgiRequestObject *self, bool keep_alive) {
     mt_conn_t *next = mt_server_finish(&w->server, c, keep_alive);
     if (next == NULL)
         Py_RETURN_NONE;
+    if (w->asgi->api_only) {
+        /* A pipelined request: routed again by a handler thread (it may be any route). */
+        mt_queue_push(&w->server.queue, &next->qitem);
+        Py_RETURN_NONE;
+    }
     return request_new(w, next);
 }
 
@@ -807,6 +859,11 @@ static PyMethodDef AsgiRequest_methods[] = {
      "ws_send(data)\n--\n\nwebsocket.send (str: text, bytes: binary); returns whether the output is over its mark."},
     {"ws_close", (PyCFunction)AsgiRequest_ws_close, METH_VARARGS, "ws_close(code, reason='')\n--\n\nwebsocket.close."},
     {"deny", (PyCFunction)AsgiRequest_deny, METH_NOARGS, "deny()\n--\n\nwebsocket.close before the accept: 403."},
+    {"api_args", (PyCFunction)AsgiRequest_api_args, METH_NOARGS,
+     "api_args()\n--\n\nAn API route's (endpoint, method, path, query, headers, params[, auth])."},
+    {"respond", (PyCFunction)AsgiRequest_respond, METH_VARARGS,
+     "respond(status, headers, body=None)\n--\n\nAn API route's response: status line, (str, str) headers, and a "
+     "list of bytes (the whole body), or None (the body follows through body())."},
     {"read", (PyCFunction)AsgiRequest_read, METH_NOARGS,
      "read()\n--\n\n(bytes, more_body), or None: wait for the socket to be readable."},
     {"body_timeout", (PyCFunction)AsgiRequest_body_timeout, METH_NOARGS,

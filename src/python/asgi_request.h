@@ -41,12 +41,25 @@ typedef struct AsgiRequestObject {
     bool started;          /* http.response.start came */
     bool complete;         /* the response's last message came */
     bool websocket;        /* a valid WebSocket handshake: the scope is "websocket" */
+    bool api;              /* a typed API async route (asgi_api.c): no scope; handler holds the route match */
     mt_ws_handshake_t *hs; /* until the accept */
     asgi_ws_t *ws;         /* after the accept */
 } AsgiRequestObject;
 
 /* What a WebSocket handshake may negotiate (permessage-deflate's window bits and memory level). */
 extern const mt_ws_handshake_config_t mt_asgi_ws_handshake_config;
+
+/* A new exchange for c (its scope not built), or NULL with an exception
+ * (c then handed back, closed). GIL held. */
+AsgiRequestObject *mt_asgi_request_create(WorkerObject *w, mt_conn_t *c);
+
+/* Takes the API requests handed over by mt_asgi_api_push and appends their
+ * AsgiRequests to `requests`. 0, or -1 with an exception. */
+int mt_asgi_api_take(WorkerObject *w, PyObject *requests);
+
+/* The typed API's methods of AsgiRequest (asgi_api.c). */
+PyObject *AsgiRequest_api_args(AsgiRequestObject *self, PyObject *unused);
+PyObject *AsgiRequest_respond(AsgiRequestObject *self, PyObject *args);
 
 /* Raises RuntimeError if the exchange has ended; otherwise marks this thread's writes as never waiting. */
 int mt_asgi_check_open(AsgiRequestObject *self);

@@ -140,8 +140,7 @@ def test_openapi_lists_async_routes(server):
 
 
 def test_concurrent_slow_requests_overlap(server):
-    """`threads` slow requests at once end in about one sleep: each waits on the
-    loop, with the GIL released (a handler thread per request in flight)."""
+    """`threads` slow requests at once end in about one sleep: each waits on the loop."""
     results = []
 
     def one():
@@ -156,6 +155,127 @@ def test_concurrent_slow_requests_overlap(server):
     elapsed = time.monotonic() - start
     assert results == [200] * THREADS
     assert elapsed < 1.8, elapsed
+
+
+# ---- one handler thread, many async requests (meltemi/api/aio.py, src/python/asgi_api.c) ----
+
+
+@pytest.fixture
+def one_thread(env):
+    s = Server(
+        [APP, "--bind", "127.0.0.1:0", "--workers", "1", "--threads", "1", "--api", "asyncapi:api"],
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(s.url + "/api/health", timeout=5).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, s.output
+        time.sleep(0.1)
+    yield s
+    if s.proc.poll() is None:
+        assert s.stop() == 0, s.output
+    s.assert_balanced()
+
+
+def test_many_async_requests_in_flight_with_one_thread(one_thread):
+    """50 requests that each await 0.2 s, with --threads 1: the handler thread hands each to the loop and
+    is free at once, so they overlap (one after the other would take 10 s)."""
+    results = []
+
+    def one():
+        results.append(get(one_thread, "/api/sleep?seconds=0.2").json())
+
+    start = time.monotonic()
+    clients = [threading.Thread(target=one) for _ in range(50)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    elapsed = time.monotonic() - start
+    assert results == [{"slept": 0.2}] * 50
+    assert elapsed < 3.0, elapsed
+    # A sync route still answers beside them, and on the same connection as an async one (keep-alive).
+    with requests.Session() as session:
+        assert session.get(one_thread.url + "/api/hello", timeout=10).json() == {"hello": "world"}
+        assert session.get(one_thread.url + "/api/sync", timeout=10).json() == {"hello": "world"}
+        assert session.get(one_thread.url + "/api/hello", timeout=10).json() == {"hello": "world"}
+
+
+def test_pipelined_requests_after_an_async_one(one_thread):
+    """A request pipelined behind an async one goes back to the router (sync route, async route, WSGI 404)."""
+    sock = one_thread.connect()
+    head = "GET {} HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.sendall("".join(head.format(p) for p in ("/api/hello", "/api/sync", "/api/items/3", "/api/hello")).encode())
+    data = b""
+    sock.settimeout(10)
+    while data.count(b"HTTP/1.1 200") < 4:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    sock.close()
+    assert data.count(b'{"hello":"world"}') == 3 and b'"id":3' in data
+
+
+def test_client_gone_while_the_coroutine_awaits(one_thread):
+    """The client closes while its coroutine sleeps: the response finds nobody, nothing breaks."""
+    for _ in range(5):
+        sock = one_thread.connect()
+        sock.sendall(b"GET /api/sleep?seconds=0.3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.close()
+    time.sleep(0.6)
+    assert get(one_thread, "/api/hello").json() == {"hello": "world"}
+    r = get(one_thread, "/api/items/x")
+    assert r.status_code == 422
+    r = requests.post(one_thread.url + "/api/items", json={"name": "", "price": 1}, timeout=10)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"]
+    assert get(one_thread, "/api/boom").status_code == 500
+    one_thread.wait_for("async boom")
+
+
+def test_request_body_arriving_late(one_thread):
+    """The body is read on the loop without blocking: a slow client does not hold the handler thread."""
+    sock = one_thread.connect()
+    body = b'{"name": "late", "price": 4.5}'
+    sock.sendall(b"POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+    sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+    time.sleep(0.3)
+    assert get(one_thread, "/api/sync").json() == {"hello": "world"}  # meanwhile, the one thread is free
+    sock.sendall(body[10:])
+    sock.settimeout(10)
+    data = b""
+    while b'"late"' not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    sock.close()
+    assert data.startswith(b"HTTP/1.1 201")
+
+
+def test_graceful_stop_completes_async_requests(one_thread):
+    results = []
+
+    def one():
+        results.append(get(one_thread, "/api/sleep?seconds=0.8").json())
+
+    clients = [threading.Thread(target=one) for _ in range(5)]
+    for t in clients:
+        t.start()
+    time.sleep(0.3)
+    assert one_thread.stop() == 0, one_thread.output
+    for t in clients:
+        t.join()
+    assert results == [{"slept": 0.8}] * 5
+
+
+def test_head_and_compression_on_the_loop(one_thread):
+    r = requests.head(one_thread.url + "/api/items/4", timeout=10)
+    assert r.status_code == 405 or (r.status_code == 200 and r.content == b"")
+    r = get(one_thread, "/api/hello", headers={"Accept-Encoding": "gzip"})
+    assert r.json() == {"hello": "world"}
 
 
 # ---- TestClient in Django's TestCase ----
