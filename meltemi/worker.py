@@ -353,6 +353,9 @@ def run(
         core.shutdown()
         if asgi is not None:
             asgi.begin_shutdown()  # open WebSockets get close 1001
+        aio = sys.modules.get("meltemi.api.aio")
+        if aio is not None:
+            aio.begin_shutdown()  # the API's open WebSockets too
 
     def on_retire(signum: int, frame: Any) -> None:
         if stopping.is_set():

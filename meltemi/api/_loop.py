@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from .. import _core, log
-from ..asgi.runtime import Cycle, Runtime
+from ..asgi.runtime import Cycle, Runtime, WebSocketCycle
 
 
 class ApiRuntime(Runtime):
@@ -35,6 +35,9 @@ class ApiRuntime(Runtime):
         failed = False
         try:
             args = req.api_args()
+            if args[0].websocket:
+                await self._serve_websocket(req, args)
+                return
             got = req.read()
             if got is None or got[1]:
                 body = await self._body(req, got)
@@ -83,3 +86,47 @@ class ApiRuntime(Runtime):
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
+
+    async def _serve_websocket(self, req: Any, args: tuple) -> None:
+        """A WebSocket route: its handshake checked in C (a refusal answered, scope None), its parameters
+        here (an HTTP answer instead of the upgrade), then the handler over a WebSocketCycle, as an ASGI
+        application's WebSocket (close 1001 when the worker stops)."""
+        from .websocket import WebSocket, WebSocketDisconnect
+
+        scope = req.scope
+        if scope is None:  # a handshake C refused (400/426)
+            req.end(False)
+            return
+        endpoint = args[0]
+        if not req.websocket:
+            req.respond(
+                "426 Upgrade Required",
+                [("Content-Type", "application/json"), ("Upgrade", "websocket")],
+                [b'{"detail":"a WebSocket route: upgrade to websocket"}'],
+            )
+            req.end(False)
+            return
+        cycle = WebSocketCycle(self, req)
+        ws = WebSocket(scope, cycle.receive, cycle.send)
+        kwargs, refusal = endpoint.websocket_call(ws, *args[1:])
+        if refusal is not None:
+            req.respond(*refusal)  # before any 101: the client sees the HTTP answer
+            req.end(False)
+            return
+        failed = False
+        try:
+            await endpoint.sig.func(**kwargs)
+        except WebSocketDisconnect:
+            pass  # the client went away: the handler had nothing more to do
+        except BaseException as exc:
+            failed = True
+            if not req.failed:
+                log.application_error(f"Error handling WebSocket {req.uri}", exc)
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                cycle.close()
+                req.end(True)
+                raise
+        else:
+            cycle.returned()
+        cycle.close()
+        req.end(failed)

@@ -81,6 +81,13 @@ def attach(core: Any, kind: str = "auto", body_timeout: float = 60.0, write_time
     return _runtime
 
 
+def begin_shutdown(code: int = 1001, reason: str = "server shutting down") -> None:
+    """A graceful stop began (any thread, a signal handler too): the WebSockets of the API's routes get
+    this close."""
+    if _runtime is not None:
+        _runtime.begin_shutdown(code, reason)
+
+
 def thread_sensitive(on: bool) -> None:
     """In this thread, run coroutines with asgiref's async_to_sync (see the module's doc)."""
     _local.thread_sensitive = on

@@ -23,6 +23,7 @@
 typedef struct mt_api_route {
     PyObject *endpoint; /* NULL for a constant route */
     bool on_loop;       /* an `async def` endpoint served on the worker's loop (endpoint.on_loop) */
+    bool websocket;     /* a WebSocket route (endpoint.websocket): its upgrade is checked on the loop */
     int nparams;
     mt_answer_route_t answer; /* what C answers for it (422 bodies; a constant route's response) */
     mt_route_limits_t limits; /* its rate limits (quota.h) */
@@ -142,6 +143,11 @@ static int add_route(mt_api_t *api, int id, PyObject *spec) {
             PyErr_Clear(); /* a plain callable: served on a handler thread */
         route->on_loop = on_loop && PyObject_IsTrue(on_loop) > 0;
         Py_XDECREF(on_loop);
+        PyObject *websocket = route->on_loop ? PyObject_GetAttrString(target, "websocket") : NULL;
+        if (websocket == NULL)
+            PyErr_Clear();
+        route->websocket = websocket && PyObject_IsTrue(websocket) > 0;
+        Py_XDECREF(websocket);
     } else {
         PyErr_Format(PyExc_TypeError, "route %s: the target is not callable", tmpl);
         return -1;
@@ -428,6 +434,10 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
     for (int i = 3; i < 8; i++)
         Py_XDECREF(args[i]);
     return result;
+}
+
+bool mt_api_route_websocket(const mt_api_t *api, int route) {
+    return route >= 0 && route < api->nroutes && api->routes[route].websocket;
 }
 
 PyObject *mt_api_loop_args(mt_exchange_t *ex, mt_handler_t *h, int *bad_status) {

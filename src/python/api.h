@@ -30,6 +30,9 @@ PyObject *mt_api_headers_dict(const WorkerObject *w, const mt_conn_t *c);
  * request itself is at fault. */
 PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t *handler, int *bad_status);
 
+/* Whether route is a WebSocket route (API.websocket()). */
+bool mt_api_route_websocket(const mt_api_t *api, int route);
+
 /* For an async route on the loop: the tuple (endpoint, method, path, query,
  * headers, path parameters[, auth]) that Endpoint.serve_loop() takes (GIL
  * held). NULL as mt_api_call. */

@@ -90,6 +90,31 @@ static PyObject *server_tuple(mt_py_listener_t *l) {
     return t;
 }
 
+/* What every scope of the worker shares: the "server" per listener, the template. */
+static int scope_setup(WorkerObject *w, mt_asgi_t *a) {
+    a->servers = PyMem_Calloc((size_t)(w->nlisteners ? w->nlisteners : 1), sizeof *a->servers);
+    if (a->servers == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int i = 0; i < w->nlisteners; i++) {
+        if ((a->servers[i] = server_tuple(&w->listeners[i])) == NULL)
+            return -1;
+        a->nservers = i + 1;
+    }
+    const mt_py_strings_t *S = &w->st->str;
+    PyObject *scheme = PyDict_GetItemWithError(w->environ_template, S->wsgi_url_scheme);
+    if (scheme == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_RuntimeError, "no url scheme");
+        return -1;
+    }
+    a->scope_template =
+        Py_BuildValue("{s:s,s:{s:s,s:s},s:O,s:s,s:{s:{}}}", "type", "http", "asgi", "version", "3.0", "spec_version",
+                      "2.4", "scheme", scheme, "root_path", "", "extensions", "http.response.pathsend");
+    return a->scope_template ? 0 : -1;
+}
+
 /* asgi_enable(worker): the worker's requests go to an event loop instead of
  * handler threads. Before start(). Returns the eventfd the loop watches. */
 static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
@@ -108,22 +133,7 @@ static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
     w->asgi = a;
     if (a->efd < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
-    a->servers = PyMem_Calloc((size_t)(w->nlisteners ? w->nlisteners : 1), sizeof *a->servers);
-    if (a->servers == NULL)
-        return PyErr_NoMemory();
-    for (int i = 0; i < w->nlisteners; i++) {
-        if ((a->servers[i] = server_tuple(&w->listeners[i])) == NULL)
-            return NULL;
-        a->nservers = i + 1;
-    }
-    const mt_py_strings_t *S = &w->st->str;
-    PyObject *scheme = PyDict_GetItemWithError(w->environ_template, S->wsgi_url_scheme);
-    if (scheme == NULL)
-        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_RuntimeError, "no url scheme");
-    a->scope_template =
-        Py_BuildValue("{s:s,s:{s:s,s:s},s:O,s:s,s:{s:{}}}", "type", "http", "asgi", "version", "3.0", "spec_version",
-                      "2.4", "scheme", scheme, "root_path", "", "extensions", "http.response.pathsend");
-    if (a->scope_template == NULL)
+    if (scope_setup(w, a) < 0)
         return NULL;
     w->server.queue.notify_fd = a->efd;
     w->server.config.on_drained = on_drained;
@@ -153,6 +163,8 @@ static PyObject *api_loop_enable(PyObject *module, PyObject *arg) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     w->asgi = a;
+    if (scope_setup(w, a) < 0) /* a WebSocket route's scope */
+        return NULL;
     w->server.config.on_drained = on_drained;
     w->server.config.drained_ctx = a;
     return PyLong_FromLong(a->efd);
@@ -429,15 +441,23 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
     AsgiRequestObject *self = mt_asgi_request_create(w, c);
     if (self == NULL)
         return NULL;
-    self->scope = build_scope(w, c, &self->ex.uri);
-    if (self->scope == NULL || websocket_scope(self) < 0) {
-        c->head_consumed = true;
+    if (mt_asgi_request_scope(self) < 0) {
         Py_DECREF(self); /* hands the connection back, closing it */
         return NULL;
     }
+    return (PyObject *)self;
+}
+
+int mt_asgi_request_scope(AsgiRequestObject *self) {
+    mt_conn_t *c = self->conn;
+    self->scope = build_scope(self->worker, c, &self->ex.uri);
+    if (self->scope == NULL || websocket_scope(self) < 0) {
+        c->head_consumed = true;
+        return -1;
+    }
     if (!self->websocket)
         c->head_consumed = true; /* a handshake's spans are read again by the accept */
-    return (PyObject *)self;
+    return 0;
 }
 
 /* ---- the exchange ---- */

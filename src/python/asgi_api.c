@@ -123,6 +123,12 @@ static PyObject *api_request_new(WorkerObject *w, mt_asgi_pending_t *p) {
     p->scratch = p->auth_buf = NULL; /* the handler's now (freed by release_buffers) */
     pending_free(p);
     mt_cors_decide(&self->ex.cors, self->conn); /* while the head is intact, as on a handler thread */
+    /* A WebSocket route: the handshake checked (a refusal answered, scope None)
+     * and its websocket scope built, for meltemi.api.websocket.WebSocket. */
+    if (mt_api_route_websocket(w->api, h->route) && mt_asgi_request_scope(self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -156,6 +162,8 @@ PyObject *AsgiRequest_api_args(AsgiRequestObject *self, PyObject *unused) {
     }
     int bad_status = 0;
     PyObject *r = mt_api_loop_args(&self->ex, &self->handler, &bad_status);
+    if (self->websocket)
+        self->conn->head_consumed = false; /* the accept reads the handshake's fields again */
     if (r == NULL && bad_status) {
         self->error_status = bad_status;
         PyErr_SetString(self->worker->st->RequestBodyError, "the request path is not valid UTF-8");

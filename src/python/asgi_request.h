@@ -53,6 +53,10 @@ extern const mt_ws_handshake_config_t mt_asgi_ws_handshake_config;
  * (c then handed back, closed). GIL held. */
 AsgiRequestObject *mt_asgi_request_create(WorkerObject *w, mt_conn_t *c);
 
+/* Builds self->scope (http, or websocket after a valid handshake; None when
+ * C refused the handshake with 400/426). 0, or -1 with an exception. */
+int mt_asgi_request_scope(AsgiRequestObject *self);
+
 /* Takes the API requests handed over by mt_asgi_api_push and appends their
  * AsgiRequests to `requests`. 0, or -1 with an exception. */
 int mt_asgi_api_take(WorkerObject *w, PyObject *requests);

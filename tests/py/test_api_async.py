@@ -4,6 +4,7 @@ same C checks, validation, errors and responses as sync endpoints."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -276,6 +277,109 @@ def test_head_and_compression_on_the_loop(one_thread):
     assert r.status_code == 405 or (r.status_code == 200 and r.content == b"")
     r = get(one_thread, "/api/hello", headers={"Accept-Encoding": "gzip"})
     assert r.json() == {"hello": "world"}
+
+
+# ---- WebSocket routes (API.websocket) ----
+
+
+def ws_url(server, path):
+    return server.url.replace("http://", "ws://") + path
+
+
+def refused(server, path, **kw):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as info:
+        connect(ws_url(server, path), open_timeout=10, **kw)
+    return info.value.response
+
+
+def test_websocket_echo(server):
+    from websockets.sync.client import connect
+
+    with connect(ws_url(server, "/api/ws/echo"), open_timeout=10) as ws:
+        for i in range(20):
+            ws.send(f"message {i}")
+            assert ws.recv(timeout=10) == f"message {i}"
+        ws.send(b"\x00\x01binary")
+        assert ws.recv(timeout=10) == b"\x00\x01binary"
+        ws.send("x" * 100_000)
+        assert ws.recv(timeout=10) == "x" * 100_000
+
+
+def test_websocket_typed_parameters_and_close_code(server):
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(ws_url(server, "/api/ws/rooms/lobby?n=3"), open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10)) == {"room": "lobby", "n": 3, "thread": "meltemi-api-loop"}
+        ws.send("bye")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
+        assert ws.close_code == 4003 and ws.close_reason == "bye"
+    with connect(ws_url(server, "/api/ws/items/42"), open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10)) == {"id": 42}
+
+
+def test_websocket_refusals_are_http_before_the_upgrade(server):
+    r = refused(server, "/api/ws/items/x")  # a path parameter of the wrong type: 422 in C
+    assert r.status_code == 422 and b'"item_id"' in r.body
+    r = refused(server, "/api/ws/rooms/lobby?n=9")  # a query parameter out of range: 422 before the 101
+    assert r.status_code == 422 and b'"query"' in r.body and b'"n"' in r.body
+    assert refused(server, "/api/ws/nowhere").status_code == 404
+    r = refused(server, "/api/ws/secret")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'APIKey header="X-API-Key"'
+    assert refused(server, "/api/ws/secret", additional_headers={"X-API-Key": "nope"}).status_code == 401
+    assert refused(server, "/api/ws/refuse").status_code == 403
+    # A plain GET to a WebSocket route: 426, and an invalid handshake: 400 (checked in C).
+    r = get(server, "/api/ws/echo")
+    assert r.status_code == 426 and r.headers["Upgrade"] == "websocket"
+    bad = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+    assert get(server, "/api/ws/echo", headers=bad).status_code == 400  # no Sec-WebSocket-Key
+    assert requests.post(server.url + "/api/ws/echo", timeout=10).status_code == 405
+
+
+def test_websocket_auth_checked_in_c(server):
+    from websockets.sync.client import connect
+
+    with connect(ws_url(server, "/api/ws/secret"), additional_headers={"X-API-Key": "key-ci-1"}) as ws:
+        assert ws.recv(timeout=10) == "ci"
+
+
+def test_websocket_handler_error_closes_1011(server):
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.sync.client import connect
+
+    with connect(ws_url(server, "/api/ws/boom"), open_timeout=10) as ws:
+        with pytest.raises(ConnectionClosedError):
+            ws.recv(timeout=10)
+        assert ws.close_code == 1011
+    server.wait_for("websocket boom")
+
+
+def test_websocket_routes_are_not_openapi_operations(server):
+    doc = get(server, "/api/openapi.json").json()
+    assert not any("/ws/" in path for path in doc["paths"])
+
+
+def test_websockets_closed_1001_on_stop(one_thread):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(connect(ws_url(one_thread, "/api/ws/wait"), open_timeout=10)) for _ in range(3)]
+        for ws in sockets:
+            assert ws.recv(timeout=10) == "ready"
+        assert get(one_thread, "/api/hello").json() == {"hello": "world"}  # beside them, with one thread
+        one_thread.signal(15)
+        for ws in sockets:
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+            assert ws.close_code == 1001
+    assert one_thread.stop() == 0, one_thread.output
 
 
 # ---- TestClient in Django's TestCase ----
