@@ -253,6 +253,7 @@ class Endpoint:
         self.response_type = self._response_type()
         self.status = status_line(route.status)
         self.cycle = request_cycle()
+        self.loop_cycle = self.cycle.on_loop() if self.cycle is not None else None  # for serve_loop
         self.auth = _route_auth(route)
         if route.websocket:
             self._check_websocket()
@@ -352,7 +353,7 @@ class Endpoint:
         coroutine awaited here. Returns (status, headers, body): body a list of bytes, or an iterable to stream."""
         request = Request(method, path, query, headers, None)
         request._body = body
-        cycle = self.cycle
+        cycle = self.loop_cycle
         if cycle is not None:
             cycle.started(API)
         streaming = False
