@@ -238,4 +238,15 @@ SCENARIOS += [
     ),
 ]
 
+SCENARIOS += [
+    Scenario(
+        "json-async",
+        "async JSON hello (`async def` endpoint)",
+        "/async/json",
+        expect_json({"message": MESSAGE}),
+        note="meltemi's `async def` endpoint (handed to the worker's loop after the C router) against Bolt's "
+        "async handler (its /json)",
+    ),
+]
+
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}

@@ -90,9 +90,11 @@ MELTEMI_API = {
 }
 # Typed-API authentication: meltemi and Django Bolt only.
 AUTH_SCENARIOS = {"jwt", "jwt-401"}
-MELTEMI_API |= AUTH_SCENARIOS
+# The typed API's `async def` endpoints: meltemi and Django Bolt (whose handlers are all async).
+ASYNC_SCENARIOS = {"json-async"}
+MELTEMI_API |= AUTH_SCENARIOS | ASYNC_SCENARIOS
 # What meltemi-wsgi is measured on: the API scenarios, as Django views.
-DJANGO_VIEWS = MELTEMI_API - {"ceiling", "ratelimited"} - AUTH_SCENARIOS
+DJANGO_VIEWS = MELTEMI_API - {"ceiling", "ratelimited"} - AUTH_SCENARIOS - ASYNC_SCENARIOS
 # Threads given to servers that run sync views on a thread pool, for the 10 ms wait:
 # as many as the load generator's connections.
 WAIT_THREADS = 50
@@ -157,6 +159,8 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
         raise Unsupported("meltemi only for now: measured against meltemi's own ceiling")
     if name in AUTH_SCENARIOS and server != "bolt":
         raise Unsupported("typed-API authentication: meltemi and Django Bolt")
+    if name in ASYNC_SCENARIOS and server != "bolt":
+        raise Unsupported("typed-API `async def` endpoints: meltemi and Django Bolt")
 
     if server == "nginx":
         if not name.startswith("static"):
@@ -171,6 +175,8 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
             raise Unsupported("not a Django Bolt feature (its handlers are API endpoints)")
         if name == "wait-10ms":
             path = "/wait-async"
+        if name == "json-async":
+            path = "/json"  # Bolt's handlers are async already
         argv = [str(python), "manage.py", "runbolt", "--host", host, "--port", str(port), "--processes", "1"]
         return Launch(argv, env, path)
 

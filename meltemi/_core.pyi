@@ -128,6 +128,10 @@ def precompress_file(
 def asgi_enable(worker: Worker, /) -> int:
     """Hands the worker's requests to an event loop (meltemi.asgi); returns the eventfd it watches."""
 
+def api_loop_enable(worker: Worker, /) -> int:
+    """Hands the typed API's async routes (Endpoint.on_loop) to an event loop (meltemi.api.aio); returns the
+    eventfd it watches."""
+
 def asgi_take(worker: Worker, /) -> tuple[list[Any], list[int], bool]:
     """What woke the loop: new exchanges (AsgiRequest, internal), drained connection ids, whether the queue closed."""
 

@@ -94,7 +94,7 @@ class TestClient:
             config = _production_config()
         listener = Listener(self._listener, "testserver", "80", f"unix:{self._path}")
         self.config = config.replace(threads=1)
-        self._core = build(app, [listener], self.config, api=api)
+        self._core = build(app, [listener], self.config, api=api, api_loop=False)
         self._core.start()
         self._closed = False
 

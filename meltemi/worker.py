@@ -189,11 +189,14 @@ def load_api(spec: str) -> Any:
     return obj
 
 
-def build(app: Any, listeners: list[Listener], config: Config, api: Any = None, metrics: Any = None) -> Any:
+def build(
+    app: Any, listeners: list[Listener], config: Config, api: Any = None, metrics: Any = None, api_loop: bool = True
+) -> Any:
     """A new, not yet started _core.Worker serving `app` on `listeners`, and
     `api` (a meltemi.API) or else the typed API of config.api, loaded now:
     after the application, so Django is set up. meltemi.testing builds its
-    worker here too, so tests run with the production configuration."""
+    worker here too, so tests run with the production configuration (but with
+    `api_loop` False: its async endpoints are awaited on the test's thread)."""
     from . import _core  # imported here: the CLI and the master work without it loaded
 
     if api is None and config.api:
@@ -204,10 +207,6 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None, 
         from .api import request
 
         request.request_id_field = config.request_id_header.lower()
-        if any(endpoint.is_async for endpoint in api.compile()):
-            from .api import aio
-
-            aio.start()  # the loop the API's async endpoints run on (meltemi/api/aio.py)
     shared = None
     if metrics is not None:
         # (region, slot) from the master: the slot's API routes are named after their templates.
@@ -215,7 +214,7 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None, 
         shared = (metrics[0], metrics[1], names)
     access_fd = log.open_access_log(config.access_log)
     try:
-        return _core.Worker(
+        core = _core.Worker(
             app,
             [listener.core_tuple() for listener in listeners],
             worker_config(config),
@@ -227,6 +226,30 @@ def build(app: Any, listeners: list[Listener], config: Config, api: Any = None, 
     finally:
         if access_fd is not None:
             os.close(access_fd)  # the worker keeps its own duplicate
+    if api is not None and api_loop and any(endpoint.is_async for endpoint in api.compile()):
+        from .api import aio
+
+        # The loop the API's async endpoints run on (meltemi/api/aio.py); `on_loop` routes are handed to it.
+        try:
+            if any(endpoint.on_loop for endpoint in api.compile()):
+                aio.attach(core, config.loop, **runtime_options(config))
+            else:
+                aio.start(config.loop)
+        except ImportError as exc:
+            raise BootError(f"--loop {config.loop}: {exc}") from None
+    return core
+
+
+def runtime_options(config: Config) -> dict[str, Any]:
+    """What an event loop's runtime takes from the configuration (the ASGI application's, the API's)."""
+    return {
+        "body_timeout": config.body_timeout,
+        "write_timeout": config.write_timeout,
+        "ws_ping_interval": config.ws_ping_interval,
+        "ws_ping_timeout": config.ws_ping_timeout,
+        "ws_max_size": config.ws_max_size,
+        "ws_per_message_deflate": config.ws_per_message_deflate,
+    }
 
 
 def serves_asgi(app: Any, config: Config) -> bool:
@@ -253,12 +276,7 @@ def start_asgi(core: Any, app: Any, config: Config) -> Any:
             app,
             loop=config.loop,
             lifespan=config.lifespan,
-            body_timeout=config.body_timeout,
-            write_timeout=config.write_timeout,
-            ws_ping_interval=config.ws_ping_interval,
-            ws_ping_timeout=config.ws_ping_timeout,
-            ws_max_size=config.ws_max_size,
-            ws_per_message_deflate=config.ws_per_message_deflate,
+            **runtime_options(config),
         )
     except ImportError as exc:
         raise BootError(f"--loop {config.loop}: {exc}") from None
@@ -346,6 +364,9 @@ def run(
         core.shutdown()
         if asgi is not None:
             asgi.begin_shutdown()  # open WebSockets get close 1001
+        aio = sys.modules.get("meltemi.api.aio")
+        if aio is not None:
+            aio.begin_shutdown()  # the API's open WebSockets too
 
     def on_retire(signum: int, frame: Any) -> None:
         if stopping.is_set():

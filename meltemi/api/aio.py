@@ -1,22 +1,27 @@
-"""Where the API's `async def` endpoints and dependencies run.
+"""Where the API's `async def` endpoints and dependencies run: one event loop per worker.
 
-A worker whose API has async endpoints starts one event loop on a thread of
-its own (`start()`, at boot). The C router, the C checks (authentication,
-CORS, rate limits, path parameters) and the reading and validation of the
-parameters are the same as for a sync endpoint and happen on the handler
-thread; the coroutine is then handed to the loop and the handler thread
-waits for its result with the GIL released (`run()`), and writes the
-response as for a sync endpoint.
+A worker whose API has async endpoints runs one loop on a thread of its own
+(`attach()`, at boot: uvloop when installed, per `--loop`). The C router and
+the C checks (authentication, CORS, rate limits, path parameters) run on a
+handler thread, as for any route. Then:
 
-This first version keeps a handler thread per async request in flight: the
-number of async requests a worker serves at once is `--threads`, as for
-sync ones. What it gives is the loop: `await` on asyncio libraries, Django's
-async ORM (`aget`, `acount`, ...) and sync_to_async inside the handler.
+- A route `on_loop` (an `async def` handler without dependencies or Python
+  authentication, see Endpoint.on_loop) is handed to the loop with its
+  connection (src/python/asgi_api.c): the handler thread is free at once.
+  On the loop (`ApiRuntime`), the body is read without blocking, the
+  parameters are bound and validated as for a sync handler, the coroutine is
+  awaited, and the response goes out through the ASGI runtime's exchange
+  (`_core.AsgiRequest`: the response writer, compression, back-pressure, the
+  access log). A worker serves any number of such requests at once, whatever
+  `--threads` is.
+- Any other async handler or dependency is awaited from its handler thread
+  (`run()`): the coroutine goes to the same loop and the handler thread waits
+  for it with the GIL released.
 
-meltemi.testing.TestClient serves on the test's thread; there a coroutine
-runs through asgiref's async_to_sync instead, so that Django's
-thread-sensitive calls (the ORM under a TestCase's transaction) run on the
-test's thread (`thread_sensitive(True)`).
+meltemi.testing.TestClient serves on the test's thread and attaches no loop;
+there a coroutine runs through asgiref's async_to_sync instead, so that
+Django's thread-sensitive calls (the ORM under a TestCase's transaction) run
+on the test's thread (`thread_sensitive(True)`).
 """
 
 from __future__ import annotations
@@ -41,12 +46,17 @@ def is_async(func: Any) -> bool:
     return call is not None and not inspect.isfunction(func) and inspect.iscoroutinefunction(call)
 
 
-def start() -> asyncio.AbstractEventLoop:
-    """The process's API loop, started on a daemon thread the first time."""
+_runtime: Any = None  # the ApiRuntime (_loop.py) of this process's worker
+
+
+def start(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """The process's API loop, started on a daemon thread the first time (`kind`: as --loop)."""
     global _loop
     with _lock:
         if _loop is None:
-            loop = asyncio.new_event_loop()
+            from ..asgi.runtime import new_loop
+
+            loop = new_loop(kind)
             ready = threading.Event()
 
             def main() -> None:
@@ -58,6 +68,25 @@ def start() -> asyncio.AbstractEventLoop:
             ready.wait()
             _loop = loop
         return _loop
+
+
+def attach(core: Any, kind: str = "auto", **options: Any) -> Any:
+    """Hands the `on_loop` routes of a new worker (`core`, before its start()) to the API loop (_loop.py).
+    `options`: the ASGI runtime's timeouts and WebSocket options (meltemi.asgi.runtime.Runtime)."""
+    from ._loop import ApiRuntime
+
+    global _runtime
+    loop = start(kind)
+    _runtime = ApiRuntime(core, loop, **options)
+    _runtime.enable()
+    return _runtime
+
+
+def begin_shutdown(code: int = 1001, reason: str = "server shutting down") -> None:
+    """A graceful stop began (any thread, a signal handler too): the WebSockets of the API's routes get
+    this close."""
+    if _runtime is not None:
+        _runtime.begin_shutdown(code, reason)
 
 
 def thread_sensitive(on: bool) -> None:

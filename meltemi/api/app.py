@@ -253,12 +253,45 @@ class Endpoint:
         self.response_type = self._response_type()
         self.status = status_line(route.status)
         self.cycle = request_cycle()
+        self.loop_cycle = self.cycle.on_loop() if self.cycle is not None else None  # for serve_loop
         self.auth = _route_auth(route)
+        if route.websocket:
+            self._check_websocket()
 
     @property
     def is_async(self) -> bool:
         """An `async def` handler: its coroutine runs on the API loop (aio.py)."""
         return self.sig is not None and self.sig.is_async
+
+    @property
+    def websocket(self) -> bool:
+        """A WebSocket route (Router.websocket): served on the loop after its upgrade was checked."""
+        return self.route.websocket
+
+    def _check_websocket(self) -> None:
+        sig = self.sig
+        if sig.pass_websocket is None:
+            raise TypeError(f"WebSocket route {self.route.path!r}: {sig.name} has no parameter annotated WebSocket")
+        if not self.on_loop:
+            raise TypeError(
+                f"WebSocket route {self.route.path!r}: dependencies and Python authentication or guards are not "
+                "supported (authentication checked in C is: API keys, JWTs)"
+            )
+        if sig.bodies or sig.files or sig.has_form:
+            raise TypeError(f"WebSocket route {self.route.path!r}: a handshake has no body to read parameters from")
+
+    @property
+    def on_loop(self) -> bool:
+        """Served on the worker's loop without a handler thread (aio.py): an `async def` handler with no
+        dependency and no authentication decided in Python (a dependency or a session lookup is sync code,
+        which must not block the loop; those routes await their coroutine from a handler thread)."""
+        sig = self.sig
+        if sig is None or not sig.is_async or sig.extra_dependencies:
+            return False
+        if any(p.kind == "depends" for p in sig.params):
+            return False
+        auth = self.auth
+        return auth is None or not (auth.python_schemes or auth.py_guards)
 
     def __repr__(self) -> str:
         return f"<Endpoint {'|'.join(self.route.methods)} {self.route.path}>"
@@ -286,6 +319,9 @@ class Endpoint:
 
     # The C router calls this with the request's parts (see src/python/api.c).
     def __call__(self, start_response, input, method, path, query, headers, params, auth=None):
+        if self.route.websocket:  # served on the worker's loop only (not by TestClient)
+            start_response("501 Not Implemented", list(_JSON_HEADERS))
+            return [b'{"detail":"WebSocket routes are served by the server, not here"}']
         request = Request(method, path, query, headers, input)
         cycle = self.cycle
         if cycle is not None:
@@ -311,6 +347,74 @@ class Endpoint:
         finally:
             if not streaming:
                 _finish(request, cycle)
+
+    async def serve_loop(self, body, method, path, query, headers, params, auth=None):
+        """An `on_loop` route on the worker's loop (aio.py): as __call__, with the body read already and the
+        coroutine awaited here. Returns (status, headers, body): body a list of bytes, or an iterable to stream."""
+        request = Request(method, path, query, headers, None)
+        request._body = body
+        cycle = self.loop_cycle
+        if cycle is not None:
+            cycle.started(API)
+        streaming = False
+        try:
+            try:
+                if self.auth is not None:
+                    self.auth.authorize(request, auth)
+                response = await self.arun(request, params)
+            except Exception as exc:
+                response = self.api.error_response(request, exc)
+            if isinstance(response, tuple):
+                return response
+            status, headers_out, body, streaming = _wsgi_parts(response)
+            if streaming:
+                return status, headers_out, _Finisher(body, request, cycle)
+            return status, headers_out, body if isinstance(body, list) else list(body)
+        finally:
+            if not streaming:
+                _finish(request, cycle)
+
+    def websocket_call(self, ws, method, path, query, headers, params, auth=None):
+        """A WebSocket route's handshake on the loop: (kwargs, None) to run the handler with, or (None,
+        (status, headers, body)), the HTTP answer (422, 401/403 of a guard) given instead of the upgrade."""
+        request = Request(method, path, query, headers, None)
+        request._body = b""
+        try:
+            if self.auth is not None:
+                self.auth.authorize(request, auth)
+            sig = self.sig
+            errors: list[dict[str, Any]] = []
+            if params:
+                values: dict[str, Any] = dict(zip(self.path_names, params, strict=True))
+                if self.convert_path:
+                    self._convert_path(values, errors)
+                request.path_params = values
+            else:
+                values = request.path_params
+            kwargs = sig.bind(request, values, errors)
+            if errors:
+                raise ValidationError(errors)
+        except Exception as exc:
+            response = self.api.error_response(request, exc)
+            status, headers_out, body, _ = _wsgi_parts(response)
+            return None, (status, headers_out, body if isinstance(body, list) else list(body))
+        kwargs[sig.pass_websocket] = ws
+        return kwargs, None
+
+    async def arun(self, request: Request, params: tuple) -> Any:
+        sig = self.sig
+        errors: list[dict[str, Any]] = []
+        if params:
+            values: dict[str, Any] = dict(zip(self.path_names, params, strict=True))
+            if self.convert_path:
+                self._convert_path(values, errors)
+            request.path_params = values
+        else:
+            values = request.path_params
+        kwargs = sig.bind(request, values, errors)
+        if errors:
+            raise ValidationError(errors)
+        return self.render(await sig.func(**kwargs))
 
     def run(self, request: Request, params: tuple) -> Any:
         sig = self.sig

@@ -61,6 +61,7 @@ class Route:
     auth: Any = INHERIT  # auth=: a scheme, a list (any of), None (none); INHERIT: the router's
     guards: list[Any] = field(default_factory=list)
     rate_limit: list[Any] = field(default_factory=list)  # RateLimit objects (meltemi/api/ratelimit.py)
+    websocket: bool = False  # a WebSocket route (Router.websocket): GET with an upgrade, no OpenAPI operation
 
     @property
     def path_names(self) -> list[str]:
@@ -169,6 +170,40 @@ class Router(RouterShortcuts):
 
     def options(self, path: str, **options: Any):
         return self.route(path, ("OPTIONS",), **options)
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        auth: Any = INHERIT,
+        guards: Sequence[Any] = (),
+        rate_limit: Any = None,
+    ):
+        """A WebSocket route: `async def handler(ws: WebSocket, <path and query parameters>)`. The path, the
+        authentication and the rate limits are checked in C and the query parameters validated before the
+        upgrade (404/422/401/403/429 are HTTP answers); the handler then runs on the worker's loop
+        (docs/websockets.md). It is not an OpenAPI operation."""
+
+        def decorator(func):
+            from .aio import is_async
+
+            if not is_async(func):
+                raise TypeError(f"WebSocket route {path!r}: the handler must be an `async def`")
+            route = self.add_route(
+                path,
+                func,
+                ("GET",),
+                name=name,
+                include_in_schema=False,
+                auth=auth,
+                guards=guards,
+                rate_limit=rate_limit,
+            )
+            route.websocket = True
+            return func
+
+        return decorator
 
     def constant(
         self,

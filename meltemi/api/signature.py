@@ -123,6 +123,7 @@ class Signature:
         self.return_annotation = hints.get("return", inspect.Signature.empty)
         self.params: list[Parameter] = []
         self.pass_request: str | None = None
+        self.pass_websocket: str | None = None  # the parameter annotated WebSocket (a WebSocket route's)
         self.extra_dependencies = [Signature(d.dependency, path_names) for d in dependencies]
         self._extra_markers = list(dependencies)
         for i, p in enumerate(inspect.signature(func).parameters.values()):
@@ -177,6 +178,9 @@ class Signature:
         ):
             self.pass_request = p.name
             return Parameter(p.name, "request", p.name, annotation, MISSING)
+        if marker is None and _is_websocket(base):
+            self.pass_websocket = p.name
+            return Parameter(p.name, "websocket", p.name, annotation, MISSING)
         if marker is not None:
             kind = marker.kind
         elif p.name in path_names:
@@ -385,3 +389,9 @@ def request_form(request: Request) -> FormData:
 
 
 _ = (Query, Header, Cookie, Form, File, Path)  # the markers' kinds are read above
+
+
+def _is_websocket(tp: Any) -> bool:
+    from .websocket import WebSocket
+
+    return isinstance(tp, type) and issubclass(tp, WebSocket)

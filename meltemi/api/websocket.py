@@ -10,8 +10,8 @@ messages:
             await ws.send_json({"got": message})
 
 JSON goes through msgspec (`receive_json(type=...)` validates against a type). It is the object the typed API's
-WebSocket routes are to hand their handlers (docs/websockets.md); today it wraps any ASGI application's
-(scope, receive, send) on meltemi's loop or another server's.
+WebSocket routes (`@api.websocket`) hand their handlers (docs/websockets.md); it wraps any ASGI application's
+(scope, receive, send) too, on meltemi's loop or another server's.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@
 
 typedef struct mt_api_route {
     PyObject *endpoint; /* NULL for a constant route */
+    bool on_loop;       /* an `async def` endpoint served on the worker's loop (endpoint.on_loop) */
+    bool websocket;     /* a WebSocket route (endpoint.websocket): its upgrade is checked on the loop */
     int nparams;
     mt_answer_route_t answer; /* what C answers for it (422 bodies; a constant route's response) */
     mt_route_limits_t limits; /* its rate limits (quota.h) */
@@ -136,6 +138,16 @@ static int add_route(mt_api_t *api, int id, PyObject *spec) {
         }
     } else if (PyCallable_Check(target)) {
         route->endpoint = Py_NewRef(target);
+        PyObject *on_loop = PyObject_GetAttrString(target, "on_loop");
+        if (on_loop == NULL)
+            PyErr_Clear(); /* a plain callable: served on a handler thread */
+        route->on_loop = on_loop && PyObject_IsTrue(on_loop) > 0;
+        Py_XDECREF(on_loop);
+        PyObject *websocket = route->on_loop ? PyObject_GetAttrString(target, "websocket") : NULL;
+        if (websocket == NULL)
+            PyErr_Clear();
+        route->websocket = websocket && PyObject_IsTrue(websocket) > 0;
+        Py_XDECREF(websocket);
     } else {
         PyErr_Format(PyExc_TypeError, "route %s: the target is not callable", tmpl);
         return -1;
@@ -285,7 +297,8 @@ mt_api_result_t mt_api_route_request(WorkerObject *worker, mt_conn_t *c, mt_hand
         h->path = path;
         h->path_len = plen;
         h->query = query;
-        return MT_API_PYTHON;
+        /* An async endpoint goes to the worker's loop when one takes them (asgi_api.c). */
+        return api->routes[m->route].on_loop && worker->asgi ? MT_API_LOOP : MT_API_PYTHON;
     }
     /* Answered in C (src/core/api/answer.c). */
     bool known = m->status == MT_ROUTE_FOUND || m->status == MT_ROUTE_INVALID;
@@ -374,17 +387,16 @@ PyObject *mt_api_headers_dict(const WorkerObject *w, const mt_conn_t *c) {
     return d;
 }
 
-PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t *h, int *bad_status) {
+/* Fills args[3..nargs-1] of an endpoint's call (path, query, headers, path
+ * parameters, auth); args[0..2] are the caller's. 0, or -1 (with an
+ * exception, or *bad_status set without one); the caller frees args[3..]. */
+static int call_args(mt_exchange_t *ex, mt_handler_t *h, PyObject **args, size_t nargs, int *bad_status) {
     mt_conn_t *c = ex->conn;
-    const mt_api_route_t *route = &ex->worker->api->routes[h->route];
     const mt_route_match_t *m = &h->match;
-    PyObject *args[8] = {start_response, (PyObject *)ex->input, ex->method, NULL, NULL, NULL, NULL, NULL};
-    size_t nargs = mt_auth_route_has(ex->worker->api->auth, h->route) ? 8 : 7; /* + auth */
-    PyObject *result = NULL;
     *bad_status = 0;
-    ex->uri = PyUnicode_DecodeLatin1(c->rbuf.data + c->req.target.off, c->req.target.len, NULL);
-    if (ex->uri == NULL)
-        return NULL;
+    if (ex->uri == NULL &&
+        (ex->uri = PyUnicode_DecodeLatin1(c->rbuf.data + c->req.target.off, c->req.target.len, NULL)) == NULL)
+        return -1;
     /* The path, percent-decoded as UTF-8 (into scratch, behind the values). */
     char *decoded = h->scratch + 3 * h->path_len + 4;
     size_t dlen = mt_http1_percent_decode(decoded, h->path, h->path_len);
@@ -396,7 +408,7 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
     if (nargs == 8)
         args[7] = mt_auth_value(h);
     if (args[3] == NULL || args[4] == NULL || args[5] == NULL || args[6] == NULL || (nargs == 8 && args[7] == NULL))
-        goto done;
+        return -1;
     for (int i = 0; i < m->nparams; i++) {
         PyObject *v = param_value(h->scratch, &m->params[i]);
         if (v == NULL) {
@@ -404,13 +416,41 @@ PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t 
                 PyErr_Clear();
                 *bad_status = 400; /* a path segment that is not UTF-8 */
             }
-            goto done;
+            return -1;
         }
         PyTuple_SET_ITEM(args[6], i, v);
     }
     c->head_consumed = true;
-    result = PyObject_Vectorcall(route->endpoint, args, nargs, NULL);
-done:
+    return 0;
+}
+
+PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t *h, int *bad_status) {
+    const mt_api_route_t *route = &ex->worker->api->routes[h->route];
+    PyObject *args[8] = {start_response, (PyObject *)ex->input, ex->method, NULL, NULL, NULL, NULL, NULL};
+    size_t nargs = mt_auth_route_has(ex->worker->api->auth, h->route) ? 8 : 7; /* + auth */
+    PyObject *result = NULL;
+    if (call_args(ex, h, args, nargs, bad_status) == 0)
+        result = PyObject_Vectorcall(route->endpoint, args, nargs, NULL);
+    for (int i = 3; i < 8; i++)
+        Py_XDECREF(args[i]);
+    return result;
+}
+
+bool mt_api_route_websocket(const mt_api_t *api, int route) {
+    return route >= 0 && route < api->nroutes && api->routes[route].websocket;
+}
+
+PyObject *mt_api_loop_args(mt_exchange_t *ex, mt_handler_t *h, int *bad_status) {
+    const mt_api_route_t *route = &ex->worker->api->routes[h->route];
+    PyObject *args[8] = {NULL, NULL, ex->method, NULL, NULL, NULL, NULL, NULL};
+    size_t nargs = mt_auth_route_has(ex->worker->api->auth, h->route) ? 8 : 7;
+    PyObject *result = NULL;
+    if (call_args(ex, h, args, nargs, bad_status) == 0) {
+        args[1] = route->endpoint; /* (endpoint, method, path, query, headers, params[, auth]) */
+        result = PyTuple_New((Py_ssize_t)nargs - 1);
+        for (size_t i = 1; result && i < nargs; i++)
+            PyTuple_SET_ITEM(result, (Py_ssize_t)i - 1, Py_NewRef(args[i]));
+    }
     for (int i = 3; i < 8; i++)
         Py_XDECREF(args[i]);
     return result;

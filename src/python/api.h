@@ -9,6 +9,7 @@ typedef struct mt_api mt_api_t;
 typedef enum mt_api_result {
     MT_API_NONE,     /* no route: the WSGI application answers */
     MT_API_PYTHON,   /* a Python route: handler->route and ->match say which */
+    MT_API_LOOP,     /* an async Python route for the worker's loop (asgi_api.c), same fields */
     MT_API_ANSWERED, /* answered in C (405, OPTIONS, 422, 308, a constant route) */
 } mt_api_result_t;
 /* From API.c_routes() (GIL held). NULL with an exception. */
@@ -28,5 +29,13 @@ PyObject *mt_api_headers_dict(const WorkerObject *w, const mt_conn_t *c);
  * NULL with an exception, or with *bad_status set and no exception when the
  * request itself is at fault. */
 PyObject *mt_api_call(mt_exchange_t *ex, PyObject *start_response, mt_handler_t *handler, int *bad_status);
+
+/* Whether route is a WebSocket route (API.websocket()). */
+bool mt_api_route_websocket(const mt_api_t *api, int route);
+
+/* For an async route on the loop: the tuple (endpoint, method, path, query,
+ * headers, path parameters[, auth]) that Endpoint.serve_loop() takes (GIL
+ * held). NULL as mt_api_call. */
+PyObject *mt_api_loop_args(mt_exchange_t *ex, mt_handler_t *handler, int *bad_status);
 
 #endif

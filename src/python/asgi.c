@@ -21,6 +21,7 @@
 
 #include "asgi.h"
 #include "asgi_request.h"
+#include "auth.h"
 #include "forwarded.h"
 #include "encoding.h"
 #include "http1_write.h"
@@ -57,6 +58,7 @@ void mt_asgi_free(mt_asgi_t *a) {
         close(a->efd);
     pthread_mutex_destroy(&a->lock);
     free(a->drained);
+    free(a->pending); /* empty: the I/O thread exited, so every connection was handed back */
     for (int i = 0; i < a->nservers; i++)
         Py_XDECREF(a->servers[i]);
     PyMem_Free(a->servers);
@@ -98,6 +100,53 @@ static PyObject *server_tuple(mt_py_listener_t *l) {
     return t;
 }
 
+/* What every scope of the worker shares: the "server" per listener, the template. */
+static int scope_setup(WorkerObject *w, mt_asgi_t *a) {
+    a->servers = PyMem_Calloc((size_t)(w->nlisteners ? w->nlisteners : 1), sizeof *a->servers);
+    if (a->servers == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int i = 0; i < w->nlisteners; i++) {
+        if ((a->servers[i] = server_tuple(&w->listeners[i])) == NULL)
+            return -1;
+        a->nservers = i + 1;
+    }
+    const mt_py_strings_t *S = &w->st->str;
+    PyObject *scheme = PyDict_GetItemWithError(w->environ_template, S->wsgi_url_scheme);
+    if (scheme == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_RuntimeError, "no url scheme");
+        return -1;
+    }
+    a->scope_template =
+        Py_BuildValue("{s:s,s:{s:s,s:s},s:O,s:s,s:{s:{}}}", "type", "http", "asgi", "version", "3.0", "spec_version",
+                      "2.4", "scheme", scheme, "root_path", "", "extensions", "http.response.pathsend");
+    if (a->scope_template == NULL)
+        return -1;
+    a->extensions_trailers = Py_BuildValue("{s:{},s:{}}", "http.response.pathsend", "http.response.trailers");
+    if (a->extensions_trailers == NULL)
+        return -1;
+    static const char *const key_names[MT_ASGI_NKEYS] = {
+        [MT_ASGI_METHOD] = "method",         [MT_ASGI_HTTP_VERSION] = "http_version",
+        [MT_ASGI_SERVER] = "server",         [MT_ASGI_CLIENT] = "client",
+        [MT_ASGI_SCHEME] = "scheme",         [MT_ASGI_HEADERS] = "headers",
+        [MT_ASGI_EXTENSIONS] = "extensions", [MT_ASGI_QUERY_STRING] = "query_string",
+        [MT_ASGI_RAW_PATH] = "raw_path",     [MT_ASGI_PATH] = "path",
+    };
+    for (int i = 0; i < MT_ASGI_NKEYS; i++)
+        if ((a->keys[i] = PyUnicode_InternFromString(key_names[i])) == NULL)
+            return -1;
+    if ((a->http_versions[0] = PyUnicode_InternFromString("1.0")) == NULL ||
+        (a->http_versions[1] = PyUnicode_InternFromString("1.1")) == NULL ||
+        (a->schemes[0] = PyUnicode_InternFromString("http")) == NULL ||
+        (a->schemes[1] = PyUnicode_InternFromString("https")) == NULL)
+        return -1;
+    if (mt_asgi_ws_init(a) < 0)
+        return -1;
+    return 0;
+}
+
 /* asgi_enable(worker): the worker's requests go to an event loop instead of
  * handler threads. Before start(). Returns the eventfd the loop watches. */
 static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
@@ -116,44 +165,38 @@ static PyObject *asgi_enable(PyObject *module, PyObject *arg) {
     w->asgi = a;
     if (a->efd < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
-    a->servers = PyMem_Calloc((size_t)(w->nlisteners ? w->nlisteners : 1), sizeof *a->servers);
-    if (a->servers == NULL)
-        return PyErr_NoMemory();
-    for (int i = 0; i < w->nlisteners; i++) {
-        if ((a->servers[i] = server_tuple(&w->listeners[i])) == NULL)
-            return NULL;
-        a->nservers = i + 1;
-    }
-    const mt_py_strings_t *S = &w->st->str;
-    PyObject *scheme = PyDict_GetItemWithError(w->environ_template, S->wsgi_url_scheme);
-    if (scheme == NULL)
-        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_RuntimeError, "no url scheme");
-    a->scope_template =
-        Py_BuildValue("{s:s,s:{s:s,s:s},s:O,s:s,s:{s:{}}}", "type", "http", "asgi", "version", "3.0", "spec_version",
-                      "2.4", "scheme", scheme, "root_path", "", "extensions", "http.response.pathsend");
-    if (a->scope_template == NULL)
-        return NULL;
-    a->extensions_trailers = Py_BuildValue("{s:{},s:{}}", "http.response.pathsend", "http.response.trailers");
-    if (a->extensions_trailers == NULL)
-        return NULL;
-    static const char *const key_names[MT_ASGI_NKEYS] = {
-        [MT_ASGI_METHOD] = "method",         [MT_ASGI_HTTP_VERSION] = "http_version",
-        [MT_ASGI_SERVER] = "server",         [MT_ASGI_CLIENT] = "client",
-        [MT_ASGI_SCHEME] = "scheme",         [MT_ASGI_HEADERS] = "headers",
-        [MT_ASGI_EXTENSIONS] = "extensions", [MT_ASGI_QUERY_STRING] = "query_string",
-        [MT_ASGI_RAW_PATH] = "raw_path",     [MT_ASGI_PATH] = "path",
-    };
-    for (int i = 0; i < MT_ASGI_NKEYS; i++)
-        if ((a->keys[i] = PyUnicode_InternFromString(key_names[i])) == NULL)
-            return NULL;
-    if ((a->http_versions[0] = PyUnicode_InternFromString("1.0")) == NULL ||
-        (a->http_versions[1] = PyUnicode_InternFromString("1.1")) == NULL ||
-        (a->schemes[0] = PyUnicode_InternFromString("http")) == NULL ||
-        (a->schemes[1] = PyUnicode_InternFromString("https")) == NULL)
-        return NULL;
-    if (mt_asgi_ws_init(a) < 0)
+    if (scope_setup(w, a) < 0)
         return NULL;
     w->server.queue.notify_fd = a->efd;
+    w->server.config.on_drained = on_drained;
+    w->server.config.drained_ctx = a;
+    return PyLong_FromLong(a->efd);
+}
+
+/* api_loop_enable(worker): the typed API's async routes go to an event loop
+ * (asgi_api.c); everything else stays the handler threads'. Before start().
+ * Returns the eventfd the loop watches. */
+static PyObject *api_loop_enable(PyObject *module, PyObject *arg) {
+    if (check_worker(module, arg) < 0)
+        return NULL;
+    WorkerObject *w = as_worker(arg);
+    if (!w->server_ready || w->asgi || w->api == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "api_loop_enable: a new Worker with an API, once");
+        return NULL;
+    }
+    mt_asgi_t *a = PyMem_Calloc(1, sizeof *a);
+    if (a == NULL)
+        return PyErr_NoMemory();
+    pthread_mutex_init(&a->lock, NULL);
+    a->api_only = true;
+    a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (a->efd < 0) {
+        mt_asgi_free(a);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    w->asgi = a;
+    if (scope_setup(w, a) < 0) /* a WebSocket route's scope */
+        return NULL;
     w->server.config.on_drained = on_drained;
     w->server.config.drained_ctx = a;
     return PyLong_FromLong(a->efd);
@@ -181,7 +224,9 @@ static PyObject *asgi_take(PyObject *module, PyObject *arg) {
         return NULL;
     bool closed = false;
     mt_queue_item_t *item;
-    while ((item = mt_queue_trypop(&w->server.queue, &closed)) != NULL) {
+    if (a->api_only && mt_asgi_api_take(w, requests) < 0)
+        goto done;
+    while (!a->api_only && (item = mt_queue_trypop(&w->server.queue, &closed)) != NULL) {
         PyObject *r = request_new(w, mt_conn_from_item(item));
         if (r == NULL || PyList_Append(requests, r) < 0) {
             Py_XDECREF(r);
@@ -212,6 +257,9 @@ done:
 PyMethodDef mt_asgi_methods[] = {
     {"asgi_enable", asgi_enable, METH_O,
      "asgi_enable(worker, /)\n--\n\nHands the worker's requests to an event loop; returns the eventfd it watches."},
+    {"api_loop_enable", api_loop_enable, METH_O,
+     "api_loop_enable(worker, /)\n--\n\nHands the typed API's async routes to an event loop; returns the eventfd it "
+     "watches."},
     {"asgi_take", asgi_take, METH_O,
      "asgi_take(worker, /)\n--\n\n(requests, drained connection ids, closed): what woke the loop."},
     {"asgi_ws_configure", mt_asgi_ws_configure, METH_VARARGS,
@@ -426,7 +474,7 @@ static int websocket_scope(AsgiRequestObject *self) {
     return 0;
 }
 
-static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
+AsgiRequestObject *mt_asgi_request_create(WorkerObject *w, mt_conn_t *c) {
     mt_state_t *st = w->st;
     AsgiRequestObject *self = PyObject_New(AsgiRequestObject, st->AsgiRequest_Type);
     if (self == NULL) {
@@ -442,7 +490,7 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
     self->started = self->complete = false;
     self->trailers_due = self->body_ended = false;
     self->scope = NULL;
-    self->websocket = false;
+    self->websocket = self->api = false;
     self->hs = NULL;
     self->ws = NULL;
     const mt_py_strings_t *S = &st->str;
@@ -459,15 +507,30 @@ static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
         .method = S->methods[c->req.method_id < MT_ARRAY_SIZE(S->methods) ? c->req.method_id : 0],
     };
     self->te_trailers = accepts_trailers(c);
-    self->scope = build_scope(w, c, self->te_trailers, &self->ex.uri);
-    if (self->scope == NULL || websocket_scope(self) < 0) {
-        c->head_consumed = true;
+    return self;
+}
+
+static PyObject *request_new(WorkerObject *w, mt_conn_t *c) {
+    AsgiRequestObject *self = mt_asgi_request_create(w, c);
+    if (self == NULL)
+        return NULL;
+    if (mt_asgi_request_scope(self) < 0) {
         Py_DECREF(self); /* hands the connection back, closing it */
         return NULL;
     }
+    return (PyObject *)self;
+}
+
+int mt_asgi_request_scope(AsgiRequestObject *self) {
+    mt_conn_t *c = self->conn;
+    self->scope = build_scope(self->worker, c, self->te_trailers, &self->ex.uri);
+    if (self->scope == NULL || websocket_scope(self) < 0) {
+        c->head_consumed = true;
+        return -1;
+    }
     if (!self->websocket)
         c->head_consumed = true; /* a handshake's spans are read again by the accept */
-    return (PyObject *)self;
+    return 0;
 }
 
 /* ---- the exchange ---- */
@@ -822,6 +885,9 @@ static void release_buffers(AsgiRequestObject *self) {
         mt_compressor_destroy(self->handler.z);
         self->handler.z = NULL;
     }
+    free(self->handler.scratch); /* an API route's match (asgi_api.c) */
+    self->handler.scratch = NULL;
+    mt_auth_handler_dispose(&self->handler);
 }
 
 /* Hands the connection back (to the I/O thread, or to the caller when the
@@ -834,7 +900,10 @@ static PyObject *hand_back(AsgiRequestObject *self, bool keep_alive) {
      * application may keep receive/send, and with them this object). */
     release_buffers(self);
     if (c->answer_status) {
-        mt_accesslog_conn(w->server.config.access_log, c, c->answer_status, c->answer_bytes, true);
+        if (self->api) /* the access log and the route's metrics, as on a handler thread */
+            mt_server_record(&w->server, c, c->answer_status, c->answer_bytes, true);
+        else
+            mt_accesslog_conn(w->server.config.access_log, c, c->answer_status, c->answer_bytes, true);
         c->answer_status = 0;
     }
     if (!c->req.message_complete)
@@ -842,6 +911,11 @@ static PyObject *hand_back(AsgiRequestObject *self, bool keep_alive) {
     mt_conn_t *next = mt_server_finish(&w->server, c, keep_alive);
     if (next == NULL)
         Py_RETURN_NONE;
+    if (w->asgi->api_only) {
+        /* A pipelined request: routed again by a handler thread (it may be any route). */
+        mt_queue_push(&w->server.queue, &next->qitem);
+        Py_RETURN_NONE;
+    }
     return request_new(w, next);
 }
 
@@ -981,6 +1055,11 @@ static PyMethodDef AsgiRequest_methods[] = {
      "ws_keepalive(now, interval, timeout)\n--\n\nThe idle ping: 0 nothing to do, 1 a ping went out, 2 no answer "
      "in time (close 1011 sent, the connection failed)."},
     {"deny", (PyCFunction)AsgiRequest_deny, METH_NOARGS, "deny()\n--\n\nwebsocket.close before the accept: 403."},
+    {"api_args", (PyCFunction)AsgiRequest_api_args, METH_NOARGS,
+     "api_args()\n--\n\nAn API route's (endpoint, method, path, query, headers, params[, auth])."},
+    {"respond", (PyCFunction)AsgiRequest_respond, METH_VARARGS,
+     "respond(status, headers, body=None)\n--\n\nAn API route's response: status line, (str, str) headers, and a "
+     "list of bytes (the whole body), or None (the body follows through body())."},
     {"read", (PyCFunction)AsgiRequest_read, METH_NOARGS,
      "read()\n--\n\n(bytes, more_body), or None: wait for the socket to be readable."},
     {"body_timeout", (PyCFunction)AsgiRequest_body_timeout, METH_NOARGS,

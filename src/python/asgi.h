@@ -48,13 +48,24 @@ typedef struct mt_asgi {
     struct {
         PyObject *type, *receive, *send, *text, *bytes; /* interned keys and values of websocket messages */
     } ws_keys;
+    /* api_only: the loop serves only the typed API's async routes (api_loop_enable); the
+     * server's queue stays the handler threads'. Those routes come through `pending`
+     * (asgi_api.c), guarded by `lock`. */
+    bool api_only;
+    struct mt_asgi_pending **pending;
+    size_t npending, pending_cap;
 } mt_asgi_t;
 
 /* Frees what asgi_enable set up; the I/O thread must have exited. GIL held. */
 void mt_asgi_free(mt_asgi_t *asgi);
 
+/* Handler thread, no GIL: hands the request on c, routed to an async API route
+ * (handler->route, ->match), to the loop; the handler is free at once. 0, or
+ * -ENOMEM (c is still the caller's). */
+int mt_asgi_api_push(WorkerObject *w, mt_conn_t *c, const mt_handler_t *handler);
+
 extern PyType_Spec AsgiRequest_Spec;
-/* asgi_enable(worker), asgi_take(worker), asgi_ws_configure(worker, max_size, deflate). */
+/* asgi_enable(worker), api_loop_enable(worker), asgi_take(worker), asgi_ws_configure(worker, max_size, deflate). */
 extern PyMethodDef mt_asgi_methods[];
 
 #endif

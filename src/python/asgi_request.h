@@ -42,6 +42,7 @@ typedef struct AsgiRequestObject {
     bool body_ended;       /* the last http.response.body came (with trailers due: the response waits for them) */
     bool te_trailers;      /* the client accepts trailer fields ("TE: trailers", HTTP/1.1) */
     bool websocket;        /* a valid WebSocket handshake: the scope is "websocket" */
+    bool api;              /* a typed API async route (asgi_api.c): no scope; handler holds the route match */
     mt_ws_handshake_t *hs; /* until the accept */
     asgi_ws_t *ws;         /* after the accept */
 } AsgiRequestObject;
@@ -58,6 +59,22 @@ void mt_asgi_ws_dispose(mt_asgi_t *a);
 
 /* asgi_ws_configure(worker, max_size, deflate): the worker's WebSocket options, before it starts. */
 PyObject *mt_asgi_ws_configure(PyObject *module, PyObject *args);
+
+/* A new exchange for c (its scope not built), or NULL with an exception
+ * (c then handed back, closed). GIL held. */
+AsgiRequestObject *mt_asgi_request_create(WorkerObject *w, mt_conn_t *c);
+
+/* Builds self->scope (http, or websocket after a valid handshake; None when
+ * C refused the handshake with 400/426). 0, or -1 with an exception. */
+int mt_asgi_request_scope(AsgiRequestObject *self);
+
+/* Takes the API requests handed over by mt_asgi_api_push and appends their
+ * AsgiRequests to `requests`. 0, or -1 with an exception. */
+int mt_asgi_api_take(WorkerObject *w, PyObject *requests);
+
+/* The typed API's methods of AsgiRequest (asgi_api.c). */
+PyObject *AsgiRequest_api_args(AsgiRequestObject *self, PyObject *unused);
+PyObject *AsgiRequest_respond(AsgiRequestObject *self, PyObject *args);
 
 /* Raises RuntimeError if the exchange has ended; otherwise marks this thread's writes as never waiting. */
 int mt_asgi_check_open(AsgiRequestObject *self);

@@ -509,6 +509,12 @@ static mt_conn_t *serve_in_c(WorkerObject *self, mt_conn_t *c, mt_handler_t *han
                 keep_alive = false;
         } else if (self->api) {
             mt_api_result_t r = mt_api_route_request(self, c, handler, &keep_alive);
+            if (r == MT_API_LOOP && mt_asgi_api_push(self, c, handler) == 0) {
+                /* An async route: the loop has the connection now (asgi_api.c). */
+                handler->route = -1;
+                c = wait ? mt_server_next(&self->server) : NULL;
+                continue;
+            }
             if (r != MT_API_ANSWERED)
                 return c;
         } else {

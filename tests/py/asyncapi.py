@@ -12,8 +12,9 @@ import msgspec
 from apiproject.models import Item as ItemRow
 from asgiref.sync import sync_to_async
 
-from meltemi import API, Depends, HTTPException, JSONResponse, PlainTextResponse, Query
+from meltemi import API, Depends, HTTPException, JSONResponse, PlainTextResponse, Query, Request
 from meltemi.api.auth import APIKeyAuth
+from meltemi.api.websocket import WebSocket
 
 api = API(prefix="/api", title="Async API")
 keyed = APIKeyAuth({"ci": "key-ci-1"})
@@ -124,3 +125,55 @@ def whoami_sync(user: Annotated[str, Depends(current_user)]):
 @api.get("/secret", auth=keyed)
 async def secret(request):
     return {"key": request.auth_subject}
+
+
+# ---- WebSocket routes (tests/py/test_api_async.py) ----
+
+
+@api.websocket("/ws/echo")
+async def ws_echo(ws: WebSocket):
+    await ws.accept()
+    async for message in ws:
+        if isinstance(message, str):
+            await ws.send_text(message)
+        else:
+            await ws.send_bytes(message)
+
+
+@api.websocket("/ws/rooms/{room}")
+async def ws_room(ws: WebSocket, room: str, n: Annotated[int, Query(ge=1, le=5)] = 1):
+    await ws.accept()
+    await ws.send_json({"room": room, "n": n, "thread": threading.current_thread().name})
+    said = await ws.receive_text()
+    await ws.close(4000 + n, said)
+
+
+@api.websocket("/ws/items/{item_id}")
+async def ws_item(ws: WebSocket, item_id: int):
+    await ws.accept()
+    await ws.send_json({"id": item_id})
+
+
+@api.websocket("/ws/secret", auth=keyed)
+async def ws_secret(ws: WebSocket, request: Request):
+    await ws.accept()
+    await ws.send_text(request.auth_subject)
+
+
+@api.websocket("/ws/wait")
+async def ws_wait(ws: WebSocket):
+    await ws.accept()
+    await ws.send_text("ready")
+    async for _ in ws:
+        pass
+
+
+@api.websocket("/ws/boom")
+async def ws_boom(ws: WebSocket):
+    await ws.accept()
+    raise RuntimeError("websocket boom")
+
+
+@api.websocket("/ws/refuse")
+async def ws_refuse(ws: WebSocket):
+    await ws.close()  # before accept(): the handshake is refused with 403

@@ -105,6 +105,33 @@ def test_a_urlconf_set_for_the_thread_is_reset(cycle):
     assert get_urlconf() is None
 
 
+def test_on_the_api_loop_a_urlconf_set_in_the_request_is_reset(cycle):
+    """On the API's loop (LoopCycle) the receivers run only where they would change something, as on a
+    handler thread: a URLconf the request set in its task's context is reset; the loop's own is untouched."""
+    import asyncio
+
+    from django.urls import get_urlconf, set_urlconf
+
+    from meltemi.django.cycle import LoopCycle
+
+    loop_cycle = cycle.on_loop()
+    assert isinstance(loop_cycle, LoopCycle)
+    calls = []
+
+    async def request():
+        loop_cycle.started(None)
+        set_urlconf("apiproject.urls")
+        loop_cycle.finished(None)
+        calls.append(get_urlconf())
+
+    async def main():
+        await asyncio.get_running_loop().create_task(request())
+        return get_urlconf()
+
+    assert asyncio.run(main()) is None
+    assert calls == [None]
+
+
 # ---- a real server ----
 
 

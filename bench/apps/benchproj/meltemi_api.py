@@ -35,6 +35,12 @@ def json_hello(request):
     return {"message": MESSAGE}
 
 
+# The async scenario: an `async def` endpoint, served on the worker's loop (meltemi/api/aio.py).
+@api.get("/async/json")
+async def json_hello_async(request):
+    return {"message": MESSAGE}
+
+
 @api.get("/json10k")
 def json_10k(request):
     return RECORDS
