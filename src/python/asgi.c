@@ -892,6 +892,12 @@ static void release_buffers(AsgiRequestObject *self) {
 
 /* Hands the connection back (to the I/O thread, or to the caller when the
  * client pipelined another request: its AsgiRequest is returned). */
+void mt_asgi_record(AsgiRequestObject *self, mt_conn_t *c, int status, unsigned long long bytes) {
+    if (!self->api && c->metric_route == MT_METRICS_ROUTE_SERVER)
+        c->metric_route = MT_METRICS_ROUTE_ASGI; /* an API route has its own label */
+    mt_server_record(&self->worker->server, c, status, bytes, true);
+}
+
 static PyObject *hand_back(AsgiRequestObject *self, bool keep_alive) {
     mt_conn_t *c = self->conn;
     WorkerObject *w = self->worker;
@@ -900,10 +906,7 @@ static PyObject *hand_back(AsgiRequestObject *self, bool keep_alive) {
      * application may keep receive/send, and with them this object). */
     release_buffers(self);
     if (c->answer_status) {
-        if (self->api) /* the access log and the route's metrics, as on a handler thread */
-            mt_server_record(&w->server, c, c->answer_status, c->answer_bytes, true);
-        else
-            mt_accesslog_conn(w->server.config.access_log, c, c->answer_status, c->answer_bytes, true);
+        mt_asgi_record(self, c, c->answer_status, c->answer_bytes);
         c->answer_status = 0;
     }
     if (!c->req.message_complete)

@@ -79,6 +79,10 @@ PyObject *AsgiRequest_respond(AsgiRequestObject *self, PyObject *args);
 /* Raises RuntimeError if the exchange has ended; otherwise marks this thread's writes as never waiting. */
 int mt_asgi_check_open(AsgiRequestObject *self);
 
+/* Records an answer on the exchange's connection c: its access log line and its metrics, under the API route's label or
+ * the ASGI application's. */
+void mt_asgi_record(AsgiRequestObject *self, mt_conn_t *c, int status, unsigned long long bytes);
+
 /* Frees an accepted WebSocket's buffers and compression state. */
 void mt_asgi_ws_free(asgi_ws_t *ws);
 

@@ -188,7 +188,7 @@ PyObject *AsgiRequest_ws_accept(AsgiRequestObject *self, PyObject *args) {
     rc = mt_conn_writev(c, &iov, 1);
     mt_buf_dispose(&out);
     /* The exchange is logged now: the head's spans are not kept. */
-    mt_accesslog_conn(self->worker->server.config.access_log, c, 101, 0, true);
+    mt_asgi_record(self, c, 101, 0);
     mt_buf_consume(&c->rbuf, c->rpos); /* what follows the head is frames */
     c->rpos = 0;
     c->head_consumed = true;

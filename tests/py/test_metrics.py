@@ -311,6 +311,31 @@ def test_gauges_show_requests_in_flight_and_queued(start_server):
     assert value(samples, "meltemi_handler_queue_depth") == 0
 
 
+def test_asgi_application_is_counted_under_its_own_label(start_server):
+    """An ASGI application's answers (HTTP, a WebSocket's 101) are counted as route="asgi", as WSGI's are "wsgi"."""
+    from websockets.sync.client import connect
+
+    server = start_server("asgiapps:ws_app", "--metrics", "127.0.0.1:0", "--log-level", "debug", workers=1)
+    url = server.wait_for(METRICS_RE).group(1)
+    wait_ready(server, 1)
+    for _ in range(3):
+        assert exchange(server, request("GET", "/any"))[0] == 200
+    with connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=10) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "hi"
+    assert exchange(server, b"GET / HTTP/1.1\r\nHost: test\r\nContent-Length: x\r\n\r\n")[0] == 400
+    deadline = time.monotonic() + 10
+    while True:
+        _, samples = scrape(url)
+        if value(samples, "meltemi_requests_total", route="asgi", status="1xx") == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert value(samples, "meltemi_requests_total", route="asgi", status="2xx") == 3
+    assert value(samples, "meltemi_requests_total", route="asgi", status="1xx") == 1
+    assert value(samples, "meltemi_requests_total", route="server", status="4xx") == 1  # the parser's own 400
+    assert value(samples, "meltemi_requests_total", route="wsgi", status="2xx") == 0
+
+
 @ft_needs("msgspec")  # the application mounts a typed API
 def test_metrics_are_off_by_default(start_server):
     server = start_server("logapps:app", "--log-level", "debug", workers=2)

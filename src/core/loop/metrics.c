@@ -11,7 +11,7 @@ const int64_t mt_metrics_bounds_us[MT_METRICS_BUCKETS] = {
     500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 2500000, 10000000,
 };
 
-static const char *const fixed_names[MT_METRICS_ROUTE_API] = {"server", "static", "wsgi"};
+static const char *const fixed_names[MT_METRICS_ROUTE_API] = {"server", "static", "wsgi", "asgi"};
 
 void mt_metrics_slot_reset(mt_metrics_slot_t *m) {
     memset(m, 0, sizeof *m);

@@ -12,7 +12,8 @@
  * count (release); the master reads only that many (acquire).
  *
  * Routes are indexes: MT_METRICS_ROUTE_SERVER (the server's own answers:
- * protocol errors, 408), _STATIC, _WSGI, then the typed API's route i at
+ * protocol errors, 408), _STATIC, _WSGI (the WSGI application), _ASGI (the
+ * ASGI application), then the typed API's route i at
  * MT_METRICS_ROUTE_API + i; API routes past the table share its last entry. */
 #ifndef MT_METRICS_H
 #define MT_METRICS_H
@@ -25,7 +26,8 @@ enum {
     MT_METRICS_ROUTE_SERVER = 0,
     MT_METRICS_ROUTE_STATIC = 1,
     MT_METRICS_ROUTE_WSGI = 2,
-    MT_METRICS_ROUTE_API = 3,
+    MT_METRICS_ROUTE_ASGI = 3,
+    MT_METRICS_ROUTE_API = 4,
 };
 
 #define MT_METRICS_ROUTES 128 /* route indexes per slot, the fixed kinds included */
