@@ -1,4 +1,4 @@
-/* libFuzzer driver for the JWT verifier (jwt.c): base64url, the JSON
+/* libFuzzer driver for the JWT verifier (jwt.c, jwt_json.c, jwt_keys.c): base64url, the JSON
  * reader, the header and claims checks, JWK import and claim requirements,
  * on any bytes.
  *

@@ -17,6 +17,10 @@
  * aud is refused when no audience is configured, RFC 7519 4.1.3) and sub (a
  * string when present).
  *
+ * The implementation is in three files: jwt.c (algorithms, verification,
+ * claim requirements), jwt_keys.c (key sets) and jwt_json.c (base64url and
+ * the JSON reader).
+ *
  * Threads: a key set is immutable once built and shared by reference count
  * (mt_jwt_keyset_ref / _unref, atomic); verification allocates only
  * libcrypto's transient contexts and writes to the caller's buffer. */
