@@ -215,7 +215,8 @@ def markdown(data: dict, json_name: str, plots: list[str]) -> str:
         "- CPU µs/req: utime + stime of the server's process tree (from /proc) over a run, divided by the requests "
         "it answered",
         f"- meltemi commit {m['meltemi_commit']}; typed API available: {data['features'].get('api')}",
-        f"- Load average before the run: {' '.join(m['load_before'])}",
+        f"- Load average before the run: {' '.join(m['load_before'])}"
+        + (f"; after: {' '.join(m['load_after'])}" if m.get("load_after") else ""),
         f"- Command: `python -m bench {method['argv']}`",
         "",
         "## Summary",

@@ -217,7 +217,14 @@ class Postgres:
 # --- facts about the run ------------------------------------------------------------------
 
 
-def machine_facts(env: envs.Env) -> dict:
+def load_average() -> list[str]:
+    try:
+        return Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        return []
+
+
+def machine_facts(env: envs.Env, load_before: list[str]) -> dict:
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -226,10 +233,6 @@ def machine_facts(env: envs.Env) -> dict:
                 break
     except OSError:
         pass
-    try:
-        load = Path("/proc/loadavg").read_text().split()[:3]
-    except OSError:
-        load = []
     os_release = {}
     for line in Path("/etc/os-release").read_text().splitlines():
         if "=" in line:
@@ -246,7 +249,8 @@ def machine_facts(env: envs.Env) -> dict:
         "env_os": "Debian GNU/Linux 13 (trixie), debootstrap --variant=minbase" if env.mode == "root" else "host",
         "python": env.interpreter(),
         "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if (wrk.stdout + wrk.stderr) else "",
-        "load_before": load,
+        "load_before": load_before,
+        "load_after": load_average(),
         "meltemi_commit": git.stdout.strip(),
     }
 
@@ -297,6 +301,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if not shutil.which("wrk"):
         raise SystemExit("bench: wrk is missing (Debian package wrk; make bootstrap installs it)")
     started = dt.datetime.now(dt.UTC)
+    load_before = load_average()  # before the servers' environments are built and the runs start
     env, missing = envs.prepare(args.env, sorted({server.venv for server in servers}))
     work_host = envs.BUILD / "bench-work"
     work_host.mkdir(parents=True, exist_ok=True)
@@ -449,7 +454,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         else:
             pg_version = ""
 
-    facts = machine_facts(env)
+    facts = machine_facts(env, load_before)
     facts["postgresql"] = pg_version
     data = {
         "started": started.isoformat(timespec="seconds"),

@@ -101,6 +101,10 @@ WAIT_THREADS = 50
 
 DJANGO = "benchproj.wsgi:application"
 DJANGO_ASGI = "benchproj.asgi:application"
+# The paths of the Django project's `async def` views, which the ASGI servers (meltemi-asgi, uvicorn,
+# granian-asgi) get instead of the sync views the WSGI servers get: Django's ASGI handler runs a sync
+# view on a thread (sync_to_async), an async one on the event loop.
+ASYNC_VIEWS = {"plaintext": "/async/plaintext", "json": "/async/json", "wait-10ms": "/wait-async"}
 # The WebSocket echo: one bare ASGI application for meltemi, uvicorn and Granian (bench/apps/ws_echo_app.py).
 WS_ECHO = "ws_echo_app:app"
 
@@ -204,8 +208,7 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
     if server == "meltemi-asgi":
         if name.startswith("static"):
             raise Unsupported("measured as meltemi (static files are answered in C before the application)")
-        if name == "wait-10ms":
-            path = "/wait-async"
+        path = ASYNC_VIEWS.get(name, path)
         argv = [
             str(python),
             "-m",
@@ -221,15 +224,13 @@ def launch(server: str, scenario: Scenario, python: Path, port: int, work: Path,
     if server == "granian-asgi":
         if name.startswith("static"):
             raise Unsupported("measured as granian (its static route is answered before the application)")
-        if name == "wait-10ms":
-            path = "/wait-async"
+        path = ASYNC_VIEWS.get(name, path)
         return Launch(granian_asgi(bin_dir, host, port, DJANGO_ASGI), env, path)
 
     if server == "uvicorn":
         if name.startswith("static"):
             raise Unsupported("no production static file handler for Django under ASGI (WhiteNoise is WSGI)")
-        if name == "wait-10ms":
-            path = "/wait-async"
+        path = ASYNC_VIEWS.get(name, path)
         argv = [str(bin_dir / "uvicorn"), "benchproj.asgi:application", "--host", host, "--port", str(port)]
         argv += ["--no-access-log", "--log-level", "warning"]
         return Launch(argv, env, path)

@@ -11,6 +11,7 @@ are covered by `make bench`, which checks every answer before measuring.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -157,3 +158,32 @@ def test_check_rejects_a_wrong_answer(work, tmp_path):
             measure.check(port, scenario, scenario.path)
     finally:
         process.stop()
+
+
+def test_asgi_servers_get_the_async_django_views(work):
+    """Under Django's ASGI handler the hellos are `async def` views; the WSGI servers keep the sync ones."""
+    env, apps = work
+    by_name = {scenario.name: scenario for scenario in SCENARIOS}
+    paths = {}
+    for server in ("meltemi-asgi", "uvicorn", "granian-asgi", "meltemi-wsgi", "gunicorn", "granian"):
+        for name in ("plaintext", "json", "wait-10ms"):
+            try:
+                paths[server, name] = servers.launch(server, by_name[name], Path(sys.executable), 0, env.work, {}).path
+            except servers.Unsupported:
+                continue
+    script = (
+        "import asyncio, json, sys, django; django.setup(); from django.urls import resolve; "
+        "print(json.dumps({p: asyncio.iscoroutinefunction(resolve(p).func) for p in sys.argv[1:]}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, *sorted(set(paths.values()))],
+        cwd=apps,
+        env={"PATH": "/usr/bin:/bin", "BENCH_WORK": str(env.work), "DJANGO_SETTINGS_MODULE": "benchproj.settings"},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    is_async = json.loads(out.stdout)
+    for (server, name), path in paths.items():
+        wanted = server in ("meltemi-asgi", "uvicorn", "granian-asgi")
+        assert is_async[path] is wanted, (server, name, path)

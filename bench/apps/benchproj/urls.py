@@ -5,6 +5,8 @@ from . import views
 urlpatterns = [
     path("plaintext", views.plaintext),
     path("json", views.json_hello),
+    path("async/plaintext", views.plaintext_async),
+    path("async/json", views.json_hello_async),
     path("json10k", views.json_10k),
     path("json10k-gzip", views.json_10k_gzip),
     path("items/<int:item_id>", views.get_item),

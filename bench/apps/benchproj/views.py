@@ -1,4 +1,8 @@
-"""The scenarios as plain Django views (served by meltemi's WSGI bridge, gunicorn, Granian and uvicorn)."""
+"""The scenarios as plain Django views (served by meltemi's WSGI bridge, gunicorn, Granian and uvicorn).
+
+The ASGI servers (meltemi-asgi, uvicorn, granian-asgi) get the `async def` hellos below for the
+plaintext and JSON scenarios (bench/servers.py): under Django's ASGI handler a sync view is one more
+trip to a thread (sync_to_async) per request."""
 
 import asyncio
 import time
@@ -25,6 +29,14 @@ def plaintext(request):
 
 
 def json_hello(request):
+    return JsonResponse({"message": MESSAGE})
+
+
+async def plaintext_async(request):
+    return HttpResponse(MESSAGE, content_type="text/plain")
+
+
+async def json_hello_async(request):
     return JsonResponse({"message": MESSAGE})
 
 
