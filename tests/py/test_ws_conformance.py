@@ -24,12 +24,14 @@ from conftest import ROOT, Server
 from wsclient import BINARY, CLOSE, CONT, PING, PONG, TEXT, WS, Closed, Deflate
 from wsclient import frame as _frame
 
-MAX_MESSAGE = 16 << 20  # src/python/asgi.c WS_MAX_MESSAGE
+MAX_MESSAGE = 16 << 20  # --ws-max-size's default (meltemi/config.py)
 
 
 @pytest.fixture(scope="module")
-def server():
-    srv = Server(["asgiapps:ws_app", "--bind", "127.0.0.1:0", "--workers", "1"])
+def server(tmp_path_factory):
+    # The app's reports (asgiapps.REPORT_DIR) in this run's own folder, not one shared with other runs.
+    reports = tmp_path_factory.mktemp("ws-reports")
+    srv = Server(["asgiapps:ws_app", "--bind", "127.0.0.1:0", "--workers", "1"], env={"ASGI_REPORT_DIR": str(reports)})
     yield srv
     code = srv.stop()
     assert code == 0, srv.output
