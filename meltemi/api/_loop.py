@@ -4,6 +4,7 @@ wake-up, task set and drain waiters serving API routes handed over by src/python
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from typing import Any
 
@@ -11,14 +12,26 @@ from .. import _core, log
 from ..asgi.runtime import Cycle, Runtime, WebSocketCycle
 
 
+# How long after a request the async ORM's connections are looked at (ApiRuntime._sweep_database).
+DATABASE_SWEEP_SECONDS = 1.0
+
+
 class ApiRuntime(Runtime):
     """The API's side of the ASGI runtime: the same wake-up, task set and drain waiters, on the API loop;
-    a request is an API route's (AsgiRequest.api_args), not an ASGI scope."""
+    a request is an API route's (AsgiRequest.api_args), not an ASGI scope.
+
+    The async ORM (`aget`, `sync_to_async`) runs its queries on asgiref's one sync thread, whose database
+    connections no request's end reaches (Django's own ASGI handler sends request_finished through that
+    thread, a hop per request). So at most once a second after requests ran, Django's
+    close_old_connections runs there: a connection that failed, or that is past CONN_MAX_AGE, is closed
+    within a second instead of never; with CONN_MAX_AGE 0 the thread reconnects at most once a second."""
 
     def __init__(self, core: Any, loop: asyncio.AbstractEventLoop, **options: Any):
         super().__init__(core, None, **options)
         self.loop.close()  # Runtime made one: the API loop is the process's
         self.loop = loop
+        self._database_sweep: asyncio.TimerHandle | None = None
+        self._database_task: asyncio.Task | None = None
 
     def enable(self) -> None:
         efd = _core.api_loop_enable(self.core)
@@ -59,6 +72,23 @@ class ApiRuntime(Runtime):
                 req.end(True)
                 raise
         req.end(failed)
+        if self._database_sweep is None and "django.db" in sys.modules:
+            self._database_sweep = self.loop.call_later(DATABASE_SWEEP_SECONDS, self._sweep_database)
+
+    def _sweep_database(self) -> None:
+        self._database_sweep = None
+        if self._database_task is None or self._database_task.done():
+            self._database_task = self.loop.create_task(self._close_old_connections())
+
+    @staticmethod
+    async def _close_old_connections() -> None:
+        from asgiref.sync import sync_to_async
+        from django.db import close_old_connections
+
+        try:
+            await sync_to_async(close_old_connections, thread_sensitive=True)()
+        except Exception as exc:  # noqa: BLE001 (logged; the next sweep tries again)
+            log.application_error("Error closing the async ORM's database connections", exc)
 
     async def _body(self, req: Any, got: Any) -> bytes:
         """The whole request body, read as it arrives (the loop waits for the socket, up to --body-timeout)."""

@@ -53,6 +53,17 @@ async def where():
     return {"thread": threading.current_thread().name, "running": loop.is_running()}
 
 
+@api.get("/orm-connection")
+async def orm_connection(query: bool = False):
+    """Whether the async ORM's thread (asgiref's sync thread) holds an open database connection (after a
+    query there, with `query`)."""
+    from django.db import connection
+
+    if query:
+        await ItemRow.objects.acount()
+    return {"open": await sync_to_async(lambda: connection.connection is not None)()}
+
+
 @api.get("/items/{item_id}")
 async def get_item(item_id: int, detail: bool = False, limit: Annotated[int, Query(ge=1, le=10)] = 5):
     return {"id": item_id, "detail": detail, "limit": limit}

@@ -103,6 +103,16 @@ def test_body_validation_and_async_orm(server):
     assert counted["count"] >= 1 and "async" in counted["names"]
 
 
+def test_async_orm_connections_are_closed_after_requests(server):
+    """The async ORM's thread gets Django's close_old_connections within a second of a request (CONN_MAX_AGE 0
+    here: the connection is closed), as each request's end would do on a handler thread."""
+    assert get(server, "/api/orm-connection?query=true").json() == {"open": True}  # a query opened it
+    deadline = time.monotonic() + 10
+    while get(server, "/api/orm-connection").json()["open"]:
+        assert time.monotonic() < deadline, "the async ORM's connection stayed open"
+        time.sleep(0.3)
+
+
 def test_exceptions(server):
     r = get(server, "/api/boom")
     assert r.status_code == 500 and r.json() == {"detail": "Internal Server Error"}
