@@ -11,7 +11,6 @@ from typing import Any
 from .. import _core, log
 from ..asgi.runtime import Cycle, Runtime, WebSocketCycle
 
-
 # How long after a request the async ORM's connections are looked at (ApiRuntime._sweep_database).
 DATABASE_SWEEP_SECONDS = 1.0
 
