@@ -382,27 +382,17 @@ class Endpoint:
         try:
             if self.auth is not None:
                 self.auth.authorize(request, auth)
-            sig = self.sig
-            errors: list[dict[str, Any]] = []
-            if params:
-                values: dict[str, Any] = dict(zip(self.path_names, params, strict=True))
-                if self.convert_path:
-                    self._convert_path(values, errors)
-                request.path_params = values
-            else:
-                values = request.path_params
-            kwargs = sig.bind(request, values, errors)
-            if errors:
-                raise ValidationError(errors)
+            kwargs = self.arguments(request, params)
         except Exception as exc:
             response = self.api.error_response(request, exc)
             status, headers_out, body, _ = _wsgi_parts(response)
             return None, (status, headers_out, body if isinstance(body, list) else list(body))
-        kwargs[sig.pass_websocket] = ws
+        kwargs[self.sig.pass_websocket] = ws
         return kwargs, None
 
-    async def arun(self, request: Request, params: tuple) -> Any:
-        sig = self.sig
+    def arguments(self, request: Request, params: tuple) -> dict[str, Any]:
+        """The handler's keyword arguments: the path values the C router matched (`params`, converted here
+        when the route asked for it), then every other source bound and validated (ValidationError: 422)."""
         errors: list[dict[str, Any]] = []
         if params:
             values: dict[str, Any] = dict(zip(self.path_names, params, strict=True))
@@ -411,24 +401,17 @@ class Endpoint:
             request.path_params = values
         else:
             values = request.path_params
-        kwargs = sig.bind(request, values, errors)
+        kwargs = self.sig.bind(request, values, errors)
         if errors:
             raise ValidationError(errors)
-        return self.render(await sig.func(**kwargs))
+        return kwargs
+
+    async def arun(self, request: Request, params: tuple) -> Any:
+        return self.render(await self.sig.func(**self.arguments(request, params)))
 
     def run(self, request: Request, params: tuple) -> Any:
         sig = self.sig
-        errors: list[dict[str, Any]] = []
-        if params:
-            values: dict[str, Any] = dict(zip(self.path_names, params, strict=True))
-            if self.convert_path:
-                self._convert_path(values, errors)
-            request.path_params = values
-        else:
-            values = request.path_params
-        kwargs = sig.bind(request, values, errors)
-        if errors:
-            raise ValidationError(errors)
+        kwargs = self.arguments(request, params)
         if sig.is_async:
             return self.render(aio.run(sig.func(**kwargs)))
         return self.render(sig.func(**kwargs))

@@ -215,6 +215,20 @@ class Server:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def wait_answering(self, path: str, timeout: float = 60.0) -> Server:
+        """Until GET `path` answers 200 (a worker is serving, the API compiled); returns the server."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(self.url + path, timeout=5).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, self.output
+            time.sleep(0.1)
+
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 

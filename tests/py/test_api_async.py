@@ -50,15 +50,7 @@ def server(env):
     s = Server(
         [APP, "--bind", "127.0.0.1:0", "--workers", "1", "--threads", str(THREADS), "--api", "asyncapi:api"], env=env
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(s.url + "/api/health", timeout=5).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, s.output
-        time.sleep(0.1)
+    s.wait_answering("/api/health")
     yield s
     code = s.stop()
     assert code == 0, s.output
@@ -177,15 +169,7 @@ def one_thread(env):
         [APP, "--bind", "127.0.0.1:0", "--workers", "1", "--threads", "1", "--api", "asyncapi:api"],
         env=env,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(s.url + "/api/health", timeout=5).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, s.output
-        time.sleep(0.1)
+    s.wait_answering("/api/health")
     yield s
     if s.proc.poll() is None:
         assert s.stop() == 0, s.output
@@ -400,15 +384,7 @@ def test_websocket_options_reach_the_api_loop(env):
     argv = [APP, "--bind", "127.0.0.1:0", "--workers", "1", "--api", "asyncapi:api"]
     s = Server([*argv, "--ws-max-size", "1024", "--no-ws-per-message-deflate"], env=env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(s.url + "/api/health", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, s.output
-            time.sleep(0.1)
+        s.wait_answering("/api/health")
         with connect(ws_url(s, "/api/ws/echo"), open_timeout=10) as ws:
             assert ws.response.headers.get("Sec-WebSocket-Extensions") is None  # deflate off
             ws.send("x" * 1000)

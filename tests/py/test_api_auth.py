@@ -161,15 +161,7 @@ def server(auth_env):
 
     env, _, _ = auth_env
     s = Server([APP, "--bind", "127.0.0.1:0", "--workers", "1", "--threads", "2", "--api", "authapi:api"], env=env)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(s.url + "/api/health", timeout=5).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, s.output
-        time.sleep(0.1)
+    s.wait_answering("/api/health")
     yield s
     code = s.stop()
     assert code == 0, s.output
