@@ -39,6 +39,7 @@ PLACEHOLDER = re.compile(r"\{\{ ([A-Z0-9_]+) \}\}")
 
 CLIENTS = 8  # concurrent logged-in users, one keep-alive connection to nginx each
 MIN_REQUESTS = 3000
+NGINX_FAIL_TIMEOUT = 2.0  # examples/deployment/nginx.conf: max_fails=1 fail_timeout=2s
 LOAD_LIMIT = 60.0  # seconds: the load stops here even if MIN_REQUESTS were not reached
 
 
@@ -478,6 +479,15 @@ def test_reload_and_kill_behind_nginx_fail_no_request(nginx, instances, procs, w
         one.expect("READY=1")
         events.append(f"one reloaded at {served()} requests")
         wait_served(500)
+        # As a rolling deploy does, two goes down only once one's old workers have drained and exited, and
+        # nginx's fail_timeout has passed since: a drain can cost a request a keep-alive connection closed as
+        # nginx reused it, which nginx retries on two but counts against one for fail_timeout; two down
+        # inside that window would leave nginx no live instance (502s).
+        deadline = time.monotonic() + 30
+        while len(re.findall(r"Worker \d+ \(pid \d+\) exited with code 0", Path(one.log.name).read_text())) < 2:
+            assert time.monotonic() < deadline, f"one's old workers did not exit; its log: {one.log.name}"
+            time.sleep(0.05)
+        time.sleep(NGINX_FAIL_TIMEOUT + 0.5)
         # Instance two: killed outright; requests in flight on it are retried by nginx on instance one,
         # new connections wait in the socket systemd (here, the test) keeps until two serves again.
         two.kill()
@@ -527,10 +537,10 @@ def test_reload_and_kill_behind_nginx_fail_no_request(nginx, instances, procs, w
         assert user.instances == {"one", "two"}, (user.index, user.instances)
         assert user.hits >= user.ok, (user.index, user.hits, user.ok)
     # The session made before the reload and the kill still works on the restarted instance: ask until
-    # both instances answered (nginx alternates, but skips an instance for fail_timeout, 2 s, after an
-    # error: the kill's can be that recent when the load ends quickly).
+    # both instances answered (nginx alternates, but skips an instance for fail_timeout after an error:
+    # the kill's can be that recent when the load ends quickly).
     seen = set()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + NGINX_FAIL_TIMEOUT + 8
     while seen != {"one", "two"} and time.monotonic() < deadline:
         status, body = users[0].get_me()
         assert status == 200, body
