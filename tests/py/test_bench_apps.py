@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import API_NOT_APPLICABLE
+from conftest import API_NOT_APPLICABLE, ft_needs
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -160,6 +160,7 @@ def test_check_rejects_a_wrong_answer(work, tmp_path):
         process.stop()
 
 
+@ft_needs("msgspec")  # the bench project's views import it
 def test_asgi_servers_get_the_async_django_views(work):
     """Under Django's ASGI handler the hellos are `async def` views; the WSGI servers keep the sync ones."""
     env, apps = work
