@@ -33,6 +33,8 @@ def get(server, path: str, *fields: str) -> tuple[int, dict[str, str], bytes]:
             data += chunk
     finally:
         sock.close()
+    if not data:  # a killed worker read the request and its socket closed with no answer
+        raise ConnectionResetError(f"GET {path}: the connection closed without a response")
     head_text, _, body = data.partition(b"\r\n\r\n")
     lines = head_text.decode("latin-1").split("\r\n")
     headers = {}
