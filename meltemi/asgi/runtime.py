@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -29,6 +30,7 @@ _logger = logging.getLogger("meltemi.asgi")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 DISCONNECT = {"type": "http.disconnect"}
+EAGER = sys.version_info >= (3, 12)  # asyncio.Task(eager_start=...) is 3.12's
 
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -174,7 +176,14 @@ class Runtime:
             self._spawn(req)
 
     def _spawn(self, req: Any) -> None:
-        task = self.loop.create_task(self._serve(req))
+        if EAGER:
+            # The request runs at once, up to its first await that suspends; an app that answers without
+            # one (most) never is scheduled as a task: no call_soon, no loop turn per request.
+            task = asyncio.Task(self._serve(req), loop=self.loop, eager_start=True)
+            if task.done():
+                return
+        else:
+            task = self.loop.create_task(self._serve(req))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
