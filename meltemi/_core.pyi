@@ -133,7 +133,11 @@ def api_loop_enable(worker: Worker, /) -> int:
     eventfd it watches."""
 
 def asgi_take(worker: Worker, /) -> tuple[list[Any], list[int], bool]:
-    """What woke the loop: new exchanges (AsgiRequest, internal), drained connection ids, whether the queue closed."""
+    """What woke the loop: new exchanges (AsgiRequest, internal), drained connection ids, whether the queue closed.
+    Two or more exchanges begin a batch: their complete responses are held until asgi_flush."""
+
+def asgi_flush(worker: Worker, /) -> list[Any]:
+    """Ends the batch: writes the held responses; returns the pipelined exchanges found while ending them."""
 
 def asgi_ws_configure(worker: Worker, max_size: int, deflate: bool, /) -> None:
     """The worker's WebSocket options (after asgi_enable): the largest frame or message (1009 beyond), and

@@ -174,6 +174,18 @@ class Runtime:
                 _wake(fut)
         for req in requests:
             self._spawn(req)
+        if requests:
+            # Two or more requests began a batch: the responses they completed wait for this flush, to be
+            # written back to back (src/python/asgi.c, held responses). An eager task has run by now; a
+            # scheduled one runs before this callback (call_soon keeps its order).
+            if EAGER:
+                self._flush()
+            else:
+                self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        for req in _core.asgi_flush(self.core):
+            self._spawn(req)  # a pipelined request, found when a held response's exchange ended
 
     def _spawn(self, req: Any) -> None:
         if EAGER:

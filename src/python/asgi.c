@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "asgi.h"
@@ -73,6 +74,10 @@ void mt_asgi_free(mt_asgi_t *a) {
     for (size_t i = 0; i < MT_ARRAY_SIZE(a->status_lines); i++)
         Py_XDECREF(a->status_lines[i]);
     mt_asgi_ws_dispose(a);
+    for (size_t i = 0; i < a->nheld; i++)
+        Py_DECREF(a->held[i]);
+    PyMem_Free(a->held);
+    Py_XDECREF(a->ready);
     PyMem_Free(a);
 }
 
@@ -144,6 +149,8 @@ static int scope_setup(WorkerObject *w, mt_asgi_t *a) {
         return -1;
     if (mt_asgi_ws_init(a) < 0)
         return -1;
+    if ((a->ready = PyList_New(0)) == NULL)
+        return -1;
     return 0;
 }
 
@@ -203,6 +210,124 @@ static PyObject *api_loop_enable(PyObject *module, PyObject *arg) {
 }
 
 static PyObject *request_new(WorkerObject *w, mt_conn_t *c);
+static PyObject *end_exchange(AsgiRequestObject *self, int failed);
+
+/* ---- held responses (write batching) ----
+ *
+ * One wake-up of the loop brings every request queued since the last, and the
+ * loop runs them one after another. Written one by one, each response would
+ * reach a client that went back to waiting after the previous one: on a
+ * loopback peer (nginx in front, a load generator) every write then pays the
+ * peer's wake-up, on this worker's CPU. So while the loop runs a batch (from an
+ * asgi_take that brought two or more requests until asgi_flush, which the
+ * runtime calls once the batch's requests ran or suspended), a complete response
+ * that is still all in its exchange's buffer (a head and a body of at most
+ * response.c's SMALL_BODY) waits there, and the flush writes the held responses
+ * back to back. What a response waits is bounded: past HOLD_MAX_NS after the
+ * batch began, the held ones are written at once and nothing more is held.
+ * Streamed responses, files, WebSockets and answers after the batch are never
+ * held. The deadline is checked at each hold and as each exchange of the batch
+ * begins (mt_asgi_batch_checkpoint), so a held response waits at most
+ * HOLD_MAX_NS and the run of one request. An exchange whose end() came while held is ended by the flush (its
+ * access log line, the connection handed back; a pipelined request found then
+ * is returned by asgi_flush). */
+#define HOLD_MAX_NS 500000ULL /* 0.5 ms */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Writes every held response; ends those whose end() came. */
+static void flush_held(mt_asgi_t *a) {
+    /* Taken out first: a finalizer run by a Py_DECREF below may start another exchange. */
+    AsgiRequestObject **held = a->held;
+    size_t n = a->nheld;
+    a->held = NULL;
+    a->nheld = a->held_cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        AsgiRequestObject *r = held[i];
+        r->held = false;
+        if (r->conn && r->ex.out->len && !r->ex.failed && mt_response_flush(&r->ex) < 0)
+            PyErr_Clear(); /* the client went away: the exchange has failed, end() closes */
+    }
+    for (size_t i = 0; i < n; i++) {
+        AsgiRequestObject *r = held[i];
+        if (r->end_due) {
+            r->end_due = false;
+            PyObject *next = end_exchange(r, r->end_failed);
+            if (next == NULL || (next != Py_None && PyList_Append(a->ready, next) < 0))
+                PyErr_WriteUnraisable((PyObject *)r);
+            Py_XDECREF(next);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        Py_DECREF(held[i]);
+    if (a->held == NULL) {
+        a->held = held; /* keep the array for the next batch */
+        a->held_cap = n;
+    } else {
+        PyMem_Free(held);
+    }
+}
+
+/* Past the batch's deadline: writes what is held, and holds nothing more. */
+static bool batch_expired(mt_asgi_t *a) {
+    if (now_ns() <= a->batch_deadline_ns)
+        return false;
+    a->batching = false;
+    if (a->nheld)
+        flush_held(a);
+    return true;
+}
+
+void mt_asgi_batch_checkpoint(mt_asgi_t *a) {
+    if (a->batching && a->nheld)
+        batch_expired(a);
+}
+
+bool mt_asgi_hold(AsgiRequestObject *self) {
+    mt_asgi_t *a = self->worker->asgi;
+    mt_exchange_t *ex = &self->ex;
+    if (!a->batching || self->websocket || ex->head_sent || ex->failed || ex->out->len == 0 || batch_expired(a))
+        return false;
+    if (a->nheld == a->held_cap) {
+        size_t cap = a->held_cap ? a->held_cap * 2 : 64;
+        AsgiRequestObject **grown = PyMem_Realloc(a->held, cap * sizeof *grown);
+        if (grown == NULL)
+            return false; /* written now */
+        a->held = grown;
+        a->held_cap = cap;
+    }
+    a->held[a->nheld++] = (AsgiRequestObject *)Py_NewRef(self);
+    self->held = true;
+    return true;
+}
+
+/* asgi_flush(worker) -> [AsgiRequest]: ends the batch: writes the held
+ * responses; returns the pipelined requests found while ending them. */
+static PyObject *asgi_flush(PyObject *module, PyObject *arg) {
+    if (check_worker(module, arg) < 0)
+        return NULL;
+    mt_asgi_t *a = as_worker(arg)->asgi;
+    if (a == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "asgi_flush: asgi_enable first");
+        return NULL;
+    }
+    mt_conn_never_wait = true;
+    a->batching = false;
+    if (a->nheld)
+        flush_held(a);
+    if (PyList_GET_SIZE(a->ready) == 0)
+        return Py_NewRef(a->ready); /* empty; the caller only iterates it */
+    PyObject *ready = a->ready;
+    if ((a->ready = PyList_New(0)) == NULL) {
+        a->ready = ready;
+        return NULL;
+    }
+    return ready;
+}
 
 /* asgi_take(worker) -> (requests, drained connection ids, closed): what
  * woke the loop. */
@@ -234,6 +359,10 @@ static PyObject *asgi_take(PyObject *module, PyObject *arg) {
         }
         Py_DECREF(r);
     }
+    if (PyList_GET_SIZE(requests) >= 2 && !a->batching) {
+        a->batching = true;
+        a->batch_deadline_ns = now_ns() + HOLD_MAX_NS;
+    }
     pthread_mutex_lock(&a->lock);
     drained = PyList_New((Py_ssize_t)a->ndrained);
     for (size_t i = 0; drained && i < a->ndrained; i++) {
@@ -261,7 +390,11 @@ PyMethodDef mt_asgi_methods[] = {
      "api_loop_enable(worker, /)\n--\n\nHands the typed API's async routes to an event loop; returns the eventfd it "
      "watches."},
     {"asgi_take", asgi_take, METH_O,
-     "asgi_take(worker, /)\n--\n\n(requests, drained connection ids, closed): what woke the loop."},
+     "asgi_take(worker, /)\n--\n\n(requests, drained connection ids, closed): what woke the loop; two or more "
+     "requests begin a batch (held responses)."},
+    {"asgi_flush", asgi_flush, METH_O,
+     "asgi_flush(worker, /)\n--\n\nEnds the batch: writes the held responses; returns the pipelined requests found "
+     "while ending them."},
     {"asgi_ws_configure", mt_asgi_ws_configure, METH_VARARGS,
      "asgi_ws_configure(worker, max_size, deflate, /)\n--\n\nThe WebSocket limits: the largest frame or message (1009 "
      "beyond), whether permessage-deflate is negotiated."},
@@ -491,6 +624,7 @@ AsgiRequestObject *mt_asgi_request_create(WorkerObject *w, mt_conn_t *c) {
     self->trailers_due = self->body_ended = false;
     self->scope = NULL;
     self->websocket = self->api = false;
+    self->held = self->end_due = self->end_failed = false;
     self->hs = NULL;
     self->ws = NULL;
     const mt_py_strings_t *S = &st->str;
@@ -748,7 +882,7 @@ static PyObject *AsgiRequest_body(AsgiRequestObject *self, PyObject *args) {
             self->body_ended = true; /* what is held waits for the trailers (a bad one still gets a 500) */
         } else {
             self->complete = true;
-            if (rc == 0)
+            if (rc == 0 && !mt_asgi_hold(self))
                 rc = mt_response_flush(ex);
         }
     }
@@ -931,6 +1065,15 @@ static PyObject *AsgiRequest_end(AsgiRequestObject *self, PyObject *arg) {
     int failed = PyObject_IsTrue(arg);
     if (failed < 0)
         return NULL;
+    if (self->held) { /* the batch's flush writes the response, then ends the exchange */
+        self->end_due = true;
+        self->end_failed = failed;
+        Py_RETURN_NONE;
+    }
+    return end_exchange(self, failed);
+}
+
+static PyObject *end_exchange(AsgiRequestObject *self, int failed) {
     if (self->conn == NULL)
         Py_RETURN_NONE;
     mt_conn_never_wait = true;
@@ -993,6 +1136,8 @@ static PyObject *AsgiRequest_fileno(AsgiRequestObject *self, PyObject *unused) {
 }
 
 static PyObject *AsgiRequest_get_scope(AsgiRequestObject *self, void *closure) {
+    /* Read as the application's call begins: a checkpoint of the batch's deadline. */
+    mt_asgi_batch_checkpoint(self->worker->asgi);
     return Py_NewRef(self->scope ? self->scope : Py_None);
 }
 
@@ -1076,7 +1221,8 @@ static PyMethodDef AsgiRequest_methods[] = {
     {"pathsend", (PyCFunction)AsgiRequest_pathsend, METH_O,
      "pathsend(path)\n--\n\nhttp.response.pathsend: the file with sendfile."},
     {"end", (PyCFunction)AsgiRequest_end, METH_O,
-     "end(failed)\n--\n\nEnds the exchange; returns the next pipelined request, or None."},
+     "end(failed)\n--\n\nEnds the exchange; returns the next pipelined request, or None (also when the response is "
+     "held: the batch's flush ends it)."},
     {"peek", (PyCFunction)AsgiRequest_peek, METH_NOARGS,
      "peek()\n--\n\nTrue if the client closed, False if it sent more, None if nothing happened."},
     {"output_full", (PyCFunction)AsgiRequest_output_full, METH_NOARGS,

@@ -160,6 +160,7 @@ PyObject *AsgiRequest_api_args(AsgiRequestObject *self, PyObject *unused) {
         PyErr_SetString(PyExc_RuntimeError, "api_args: not an API request");
         return NULL;
     }
+    mt_asgi_batch_checkpoint(self->worker->asgi); /* the route's call begins */
     int bad_status = 0;
     PyObject *r = mt_api_loop_args(&self->ex, &self->handler, &bad_status);
     if (self->websocket)
@@ -197,7 +198,7 @@ PyObject *AsgiRequest_respond(AsgiRequestObject *self, PyObject *args) {
     int rc = mt_response_known(ex, PySequence_Fast_ITEMS(body), PyList_GET_SIZE(body));
     if (rc == 0)
         rc = mt_response_end(ex);
-    if (rc == 0)
+    if (rc == 0 && !mt_asgi_hold(self))
         rc = mt_response_flush(ex);
     if (rc < 0)
         return NULL;

@@ -43,6 +43,9 @@ typedef struct AsgiRequestObject {
     bool te_trailers;      /* the client accepts trailer fields ("TE: trailers", HTTP/1.1) */
     bool websocket;        /* a valid WebSocket handshake: the scope is "websocket" */
     bool api;              /* a typed API async route (asgi_api.c): no scope; handler holds the route match */
+    bool held;             /* the complete response waits in ex.out for the batch's flush (mt_asgi_hold) */
+    bool end_due;          /* end() came while held: the flush ends the exchange, with end_failed */
+    bool end_failed;       /* end()'s argument, kept for the flush */
     mt_ws_handshake_t *hs; /* until the accept */
     asgi_ws_t *ws;         /* after the accept */
 } AsgiRequestObject;
@@ -75,6 +78,12 @@ int mt_asgi_api_take(WorkerObject *w, PyObject *requests);
 /* The typed API's methods of AsgiRequest (asgi_api.c). */
 PyObject *AsgiRequest_api_args(AsgiRequestObject *self, PyObject *unused);
 PyObject *AsgiRequest_respond(AsgiRequestObject *self, PyObject *args);
+
+/* A complete response: holds it for the batch's flush (true) when the loop is running a batch and the
+ * whole response is still in ex.out; else (false) the caller writes it now. */
+bool mt_asgi_hold(AsgiRequestObject *self);
+/* As an exchange of the batch begins: past the batch's deadline, writes what is held. */
+void mt_asgi_batch_checkpoint(mt_asgi_t *a);
 
 /* Raises RuntimeError if the exchange has ended; otherwise marks this thread's writes as never waiting. */
 int mt_asgi_check_open(AsgiRequestObject *self);

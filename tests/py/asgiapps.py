@@ -148,6 +148,16 @@ async def app(scope, receive, send):
         except OSError as exc:
             error = type(exc).__name__
         report("late-send", {"message": message["type"], "error": error})
+    elif path == "/echo":
+        await respond(send, body=scope["query_string"])
+    elif path == "/block":
+        time.sleep(float(q.get("s", "0.3")))  # blocks the loop: the requests behind it queue up, one batch
+        await respond(send, body=b"blocked")
+    elif path == "/spin":
+        end = time.perf_counter() + float(q.get("ms", "100")) / 1000
+        while time.perf_counter() < end:  # the loop's CPU, as a slow handler takes it
+            pass
+        await respond(send, body=b"spun")
     elif path == "/slow":
         await asyncio.sleep(float(q.get("s", "1")))
         await respond(send, body=b"slept")

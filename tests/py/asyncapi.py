@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Annotated
 
 import msgspec
@@ -116,6 +117,12 @@ async def json_response():
 async def sleep(seconds: float = 0.5):
     await asyncio.sleep(seconds)
     return {"slept": seconds}
+
+
+@api.get("/block")
+async def block(seconds: float = 0.3):
+    time.sleep(seconds)  # blocks the loop: the requests behind it queue up and come in one batch
+    return {"blocked": seconds}
 
 
 async def current_user(x_user: Annotated[str, Query(alias="user")] = "anonymous") -> str:

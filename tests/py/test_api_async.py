@@ -5,6 +5,7 @@ same C checks, validation, errors and responses as sync endpoints."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import pytest
 import requests
 from apiclient import django_ready
 from conftest import ROOT, TESTS, Server
+from test_asgi_batching import block_the_loop, read_responses, send
+from test_asgi_batching import get as raw_get
 
 django_ready()
 
@@ -433,3 +436,17 @@ class AsyncEndpointsInTestCase(TestCase):
         r = await self.client_.apost("/api/items", json={"name": "", "price": 1})
         assert r.status_code == 422
         assert (await self.client_.aget("/api/count")).json()["count"] == await ItemRow.objects.acount()
+
+
+def test_routes_in_one_batch_with_pipelined_requests(server):
+    """The loop takes the requests that queued while a route blocked it in one batch; their responses are
+    held and written together (src/python/asgi.c), the pipelined second request of each connection is
+    found as the first's exchange ends and served after the batch."""
+    blocker = block_the_loop(server, "/api/block?seconds=0.3")
+    clients = [send(server, raw_get(f"/api/items/{i}") + raw_get(f"/api/items/{i}?limit=2")) for i in range(6)]
+    assert json.loads(read_responses(blocker, 1)[0][1]) == {"blocked": 0.3}
+    for i, sock in enumerate(clients):
+        got = [json.loads(body) for _, body, _ in read_responses(sock, 2)]
+        assert got == [{"id": i, "detail": False, "limit": 5}, {"id": i, "detail": False, "limit": 2}]
+        sock.close()
+    blocker.close()
