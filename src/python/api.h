@@ -4,6 +4,10 @@
 
 #include "response.h"
 
+/* The detail of the 400 a request gets when a path segment it binds to a parameter is not UTF-8
+ * (*bad_status from mt_api_call or mt_api_loop_args). */
+#define MT_API_PATH_NOT_UTF8 "the request path is not valid UTF-8"
+
 /* api.c: the typed API (meltemi.api). */
 typedef struct mt_api mt_api_t;
 typedef enum mt_api_result {

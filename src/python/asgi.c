@@ -620,6 +620,7 @@ AsgiRequestObject *mt_asgi_request_create(WorkerObject *w, mt_conn_t *c) {
     mt_buf_init(&self->handler.out);
     mt_buf_init(&self->handler.zbuf);
     self->error_status = 0;
+    self->error_detail = NULL;
     self->started = self->complete = false;
     self->trailers_due = self->body_ended = false;
     self->scope = NULL;
@@ -1080,7 +1081,8 @@ static PyObject *end_exchange(AsgiRequestObject *self, int failed) {
     mt_exchange_t *ex = &self->ex;
     if (!ex->failed) {
         if (self->error_status && !ex->head_sent) {
-            mt_response_error(ex, self->error_status, "the request body could not be read", false);
+            mt_response_error(ex, self->error_status,
+                              self->error_detail ? self->error_detail : "the request body could not be read", false);
             self->complete = true;
         } else if (failed || !self->complete) {
             if (ex->head_sent) {

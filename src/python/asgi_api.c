@@ -167,7 +167,8 @@ PyObject *AsgiRequest_api_args(AsgiRequestObject *self, PyObject *unused) {
         self->conn->head_consumed = false; /* the accept reads the handshake's fields again */
     if (r == NULL && bad_status) {
         self->error_status = bad_status;
-        PyErr_SetString(self->worker->st->RequestBodyError, "the request path is not valid UTF-8");
+        self->error_detail = MT_API_PATH_NOT_UTF8;
+        PyErr_SetString(self->worker->st->RequestBodyError, MT_API_PATH_NOT_UTF8);
     }
     return r;
 }

@@ -35,19 +35,20 @@ typedef struct AsgiRequestObject {
     mt_handler_t handler;
     mt_exchange_t ex;
     PyObject *scope;
-    int error_status;      /* the body could not be read: the answer the client gets if nothing was sent */
-    bool started;          /* http.response.start came */
-    bool complete;         /* the response's last message came */
-    bool trailers_due;     /* http.response.start said "trailers": http.response.trailers ends the response */
-    bool body_ended;       /* the last http.response.body came (with trailers due: the response waits for them) */
-    bool te_trailers;      /* the client accepts trailer fields ("TE: trailers", HTTP/1.1) */
-    bool websocket;        /* a valid WebSocket handshake: the scope is "websocket" */
-    bool api;              /* a typed API async route (asgi_api.c): no scope; handler holds the route match */
-    bool held;             /* the complete response waits in ex.out for the batch's flush (mt_asgi_hold) */
-    bool end_due;          /* end() came while held: the flush ends the exchange, with end_failed */
-    bool end_failed;       /* end()'s argument, kept for the flush */
-    mt_ws_handshake_t *hs; /* until the accept */
-    asgi_ws_t *ws;         /* after the accept */
+    int error_status;         /* the request could not be read: the answer the client gets if nothing was sent */
+    const char *error_detail; /* its detail (static), or NULL: the body could not be read */
+    bool started;             /* http.response.start came */
+    bool complete;            /* the response's last message came */
+    bool trailers_due;        /* http.response.start said "trailers": http.response.trailers ends the response */
+    bool body_ended;          /* the last http.response.body came (with trailers due: the response waits for them) */
+    bool te_trailers;         /* the client accepts trailer fields ("TE: trailers", HTTP/1.1) */
+    bool websocket;           /* a valid WebSocket handshake: the scope is "websocket" */
+    bool api;                 /* a typed API async route (asgi_api.c): no scope; handler holds the route match */
+    bool held;                /* the complete response waits in ex.out for the batch's flush (mt_asgi_hold) */
+    bool end_due;             /* end() came while held: the flush ends the exchange, with end_failed */
+    bool end_failed;          /* end()'s argument, kept for the flush */
+    mt_ws_handshake_t *hs;    /* until the accept */
+    asgi_ws_t *ws;            /* after the accept */
 } AsgiRequestObject;
 
 /* What a WebSocket handshake may negotiate by default (permessage-deflate's window bits and memory level), and

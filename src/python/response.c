@@ -605,7 +605,7 @@ bool mt_response_run(WorkerObject *worker, mt_conn_t *conn, mt_handler_t *handle
         result = mt_api_call(&ex, (PyObject *)start_response, handler, &bad_status);
         conn->head_consumed = true;
         if (result == NULL && bad_status) {
-            answer_error(&ex, bad_status, "the request path is not valid UTF-8", ex.keep_alive);
+            answer_error(&ex, bad_status, MT_API_PATH_NOT_UTF8, ex.keep_alive);
             goto done;
         }
     } else {

@@ -119,6 +119,11 @@ async def sleep(seconds: float = 0.5):
     return {"slept": seconds}
 
 
+@api.get("/words/{word}")
+async def word(word: str):
+    return {"word": word}
+
+
 @api.get("/block")
 async def block(seconds: float = 0.3):
     time.sleep(seconds)  # blocks the loop: the requests behind it queue up and come in one batch

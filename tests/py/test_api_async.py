@@ -450,3 +450,9 @@ def test_routes_in_one_batch_with_pipelined_requests(server):
         assert got == [{"id": i, "detail": False, "limit": 5}, {"id": i, "detail": False, "limit": 2}]
         sock.close()
     blocker.close()
+
+
+def test_a_path_that_is_not_utf8(server):
+    assert get(server, "/api/words/caf%C3%A9").json() == {"word": "café"}
+    r = get(server, "/api/words/caf%E9")  # latin-1, not UTF-8
+    assert r.status_code == 400 and "the request path is not valid UTF-8" in r.text, r.text
