@@ -14,6 +14,7 @@ check Django's technical 500 page and static files served by the finders.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -277,6 +278,22 @@ def test_hello_views(demo):
     assert page.status_code == 200
     assert "<h1>Hello, World!</h1>" in page.text
     assert "Session visits: 0." in page.text
+
+
+def test_websocket_route(demo):
+    """The demo API's WebSocket route: the note count from the async ORM, then an echo; a bad query is
+    refused with 422 before the upgrade."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    url = demo.url.replace("http://", "ws://") + "/api/ws/notes"
+    with connect(url + "?upper=true", open_timeout=10) as ws:
+        assert set(json.loads(ws.recv(timeout=10))) == {"notes"}
+        ws.send("hello")
+        assert ws.recv(timeout=10) == "HELLO"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url + "?upper=maybe", open_timeout=10)
+    assert refused.value.response.status_code == 422
 
 
 def test_not_found_page(demo):

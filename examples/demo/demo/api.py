@@ -14,11 +14,12 @@ from typing import Annotated
 
 import msgspec
 from django.db.models import Q
-from notes.models import Item
+from notes.models import Item, Note
 
 from meltemi import API, CORS, HTTPException, Query, Request, Response, Router, ValidationError
 from meltemi.api import LimitOffsetPagination, paginate
 from meltemi.api.ratelimit import RateLimit
+from meltemi.api.websocket import WebSocket
 
 from . import catalog
 
@@ -152,6 +153,17 @@ def hello(name: str = "World") -> Greeting:
 async def item_count() -> dict:
     """An `async def` endpoint: it runs on the worker's event loop, with Django's async ORM."""
     return {"items": await Item.objects.acount()}
+
+
+@api.websocket("/ws/notes")
+async def notes_feed(ws: WebSocket, upper: bool = False) -> None:
+    """A WebSocket route (ws://127.0.0.1:8000/api/ws/notes): the number of notes first, then each text
+    message back (upper-cased with ?upper=true). The query is validated before the 101, as an HTTP
+    endpoint's; the frames are the C WebSocket code's."""
+    await ws.accept()
+    await ws.send_json({"notes": await Note.objects.acount()})
+    async for message in ws:
+        await ws.send_text(message.upper() if upper else message)
 
 
 @api.get("/me", tags=["misc"])
