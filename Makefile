@@ -37,8 +37,9 @@ test-ft:
 
 # The async suites on CPython 3.12+ with the GIL, what most users run (the host's
 # is 3.11; the ASGI runtime starts requests as eager tasks from 3.12 on): the same
-# source and short build as test-ft, without --disable-gil (scripts/build-python
-# gil: build/python-gil, venv .venv-gil; docs/install.md).
+# source and short build as test-ft without --disable-gil, by scripts/build-python
+# into build/python-gil, with its venv .venv-gil (about 5 minutes cold on 2 cores,
+# tests included; docs/install.md). GIL_TESTS=tests/py runs the whole suite.
 GIL_TESTS ?= $(addprefix tests/py/,test_asgi.py test_asgi_frameworks.py test_asgi_trailers.py \
 	test_asgi_websocket.py test_websocket_object.py test_ws_options.py test_ws_conformance.py \
 	test_channels.py test_api.py test_api_async.py test_api_server.py)
