@@ -5,7 +5,7 @@ MESON  := $(VENV)/bin/meson
 CTEST_BUILD := build/ctest
 C_SOURCES := $(wildcard src/core/*.h src/core/*/*.c src/core/*/*.h src/python/*.c src/python/*.h tests/c/*.c tests/c/*.h tests/fuzz/*.c) $(wildcard src/loadgen/*.c)
 
-.PHONY: all bootstrap run test test-c test-py test-ft test-sanitized test-wheel test-deploy test-scale ws-conformance autobahn wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
+.PHONY: all bootstrap run test test-c test-py test-ft test-gil test-sanitized test-wheel test-deploy test-scale ws-conformance autobahn wheel fuzz soak soak-sanitized bench bench-quick lint format docs clean
 
 all: bootstrap
 
@@ -29,11 +29,24 @@ test-py: bootstrap
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # pytest on free-threaded CPython (--disable-gil), built once from Debian's source
-# package by scripts/build-python-ft into build/python-ft, with its venv .venv-ft
+# package by scripts/build-python into build/python-ft, with its venv .venv-ft
 # (about 3 minutes cold on 2 cores; docs/install.md).
 test-ft:
-	@scripts/build-python-ft
+	@scripts/build-python ft
 	@.venv-ft/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The async suites on CPython 3.12+ with the GIL, what most users run (the host's
+# is 3.11; the ASGI runtime starts requests as eager tasks from 3.12 on): the same
+# source and short build as test-ft without --disable-gil, by scripts/build-python
+# into build/python-gil, with its venv .venv-gil (about 5 minutes cold on 2 cores,
+# tests included; docs/install.md). GIL_TESTS=tests/py runs the whole suite.
+GIL_TESTS ?= $(addprefix tests/py/,test_asgi.py test_asgi_frameworks.py test_asgi_trailers.py \
+	test_asgi_websocket.py test_websocket_object.py test_ws_options.py test_ws_conformance.py \
+	test_channels.py test_api.py test_api_async.py test_api_server.py)
+test-gil: bootstrap
+	@scripts/build-python gil
+	@.venv-gil/bin/python -VV
+	@.venv-gil/bin/python -m pytest -q -p no:cacheprovider $(GIL_TESTS) $(PYTEST_ARGS)
 
 # pytest against a build of the extension with ASan and UBSan (build/sanitize/).
 test-sanitized: bootstrap

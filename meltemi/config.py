@@ -62,7 +62,7 @@ __all__ = [
 ENV_PREFIX = "MELTEMI_"
 DJANGO_SETTING = "MELTEMI"
 
-# Free-threaded CPython (3.13t/3.14t, scripts/build-python-ft) running without
+# Free-threaded CPython (3.13t/3.14t, scripts/build-python ft) running without
 # the GIL: handler threads run Python on several cores at once, so a few
 # defaults differ (`Option.free_threaded_default`; docs/design.md,
 # "Free-threaded CPython"). With PYTHON_GIL=1 the GIL build's defaults apply.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 import types
 from urllib.parse import parse_qs
@@ -55,6 +56,17 @@ async def respond(send, status=200, body=b"", headers=None, content_type=b"text/
     await send({"type": "http.response.body", "body": body})
 
 
+def _runtime_frames() -> list[str]:
+    """The functions of meltemi's ASGI runtime (meltemi/asgi/runtime.py) on the caller's stack, innermost first."""
+    names = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(os.path.join("asgi", "runtime.py")):
+            names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return names
+
+
 def _query(scope) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
 
@@ -77,6 +89,14 @@ async def app(scope, receive, send):
         await respond(send, body=json.dumps(shown).encode(), content_type=b"application/json")
     elif path == "/hello":
         await respond(send, body=b"Hello, world!")
+    elif path == "/driver":
+        # What runs the request: before its first suspending await (an eager task runs inside the
+        # runtime's call that spawned it) and after it (the loop steps the task).
+        before = _runtime_frames()
+        await asyncio.sleep(0)
+        after = _runtime_frames()
+        shown = {"python": list(sys.version_info[:2]), "before_await": before, "after_await": after}
+        await respond(send, body=json.dumps(shown).encode(), content_type=b"application/json")
     elif path == "/stream":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         for i in range(int(q.get("n", "5"))):

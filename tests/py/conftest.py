@@ -28,7 +28,7 @@ TESTS = Path(__file__).resolve().parent
 LISTEN_RE = re.compile(r"Listening at (?:http://(\[[^\]]+\]|[^:\s]+):(\d+)|unix:(\S+))")
 COUNTERS_RE = re.compile(r"meltemi-counters pid=(\d+) (.*)")
 
-# Free-threaded CPython (scripts/build-python-ft; `make test-ft`).
+# Free-threaded CPython (scripts/build-python ft; `make test-ft`).
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
@@ -36,7 +36,7 @@ def _api_not_applicable() -> str | None:
     """Why the typed API's tests cannot run on this interpreter, or None.
 
     The API needs msgspec, whose free-threading support begins with CPython
-    3.14t: on a free-threaded 3.13 (what scripts/build-python-ft builds where
+    3.14t: on a free-threaded 3.13 (what scripts/build-python ft builds where
     the mirror serves only 3.13's source) there is no msgspec to install. On
     any other interpreter a missing msgspec is an error, not a skip."""
     try:
@@ -52,7 +52,7 @@ API_NOT_APPLICABLE = _api_not_applicable()
 needs_api = pytest.mark.skipif(API_NOT_APPLICABLE is not None, reason=API_NOT_APPLICABLE or "")
 
 # On a free-threaded interpreter, the packages of requirements-dev.txt that have
-# no build for it (scripts/build-python-ft writes their names; e.g. msgspec and
+# no build for it (scripts/build-python ft writes their names; e.g. msgspec and
 # cryptography on 3.13t): a test module that cannot be imported without one of
 # them is not collected there, and the summary lists each with the package.
 _FT_UNAVAILABLE_FILE = Path(sys.prefix) / "unavailable-packages.txt"

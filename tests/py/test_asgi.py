@@ -8,6 +8,7 @@ import gzip
 import json
 import signal
 import socket
+import sys
 import time
 
 import httpx
@@ -72,6 +73,21 @@ def test_scope_and_body(start_server, reports, loop):
     assert names.index("host") < names.index("x-custom")
     assert scope["body"] == "payload"
     assert server.wait_for(f"ASGI application on the {loop} event loop", 5)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_request_starts_as_an_eager_task_on_python_312(start_server, loop):
+    """On Python 3.12+ the runtime starts each request as an eager task (meltemi/asgi/runtime.py): the
+    application runs inside the call that spawned it, with no loop turn first, up to its first await that
+    suspends; then the loop steps it. On 3.11 the task is scheduled and each step is the loop's.
+    `make test-gil` runs this on a 3.12+ interpreter (the host's is 3.11)."""
+    server = start_server(APP, "--loop", loop)
+    seen = httpx.get(server.url + "/driver", timeout=30).json()
+    assert seen["python"] == list(sys.version_info[:2])  # the worker runs the tests' interpreter
+    eager = sys.version_info >= (3, 12)
+    assert seen["before_await"][0] == "_serve"
+    assert ("_spawn" in seen["before_await"]) is eager, seen
+    assert seen["after_await"][0] == "_serve" and "_spawn" not in seen["after_await"], seen
 
 
 def test_async_client_concurrent_requests(start_server):

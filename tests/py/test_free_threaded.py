@@ -4,7 +4,7 @@ free-threaded CPython (docs/design.md, "Free-threaded CPython").
 These run on every build: with the GIL they check the same rules (a list the
 server iterates while another thread changes it, a wsgi.input read by two
 threads); `make test-ft` runs them on the free-threaded interpreter of
-scripts/build-python-ft, where the handler threads really run at once."""
+scripts/build-python ft, where the handler threads really run at once."""
 
 from __future__ import annotations
 
