@@ -31,7 +31,7 @@ test-py: bootstrap
 # pytest on free-threaded CPython (--disable-gil), built once from Debian's source
 # package by scripts/build-python into build/python-ft, with its venv .venv-ft
 # (about 3 minutes cold on 2 cores; docs/install.md).
-test-ft:
+test-ft: bootstrap
 	@scripts/build-python ft
 	@.venv-ft/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
