@@ -243,7 +243,7 @@ static uint64_t now_ns(void) {
 static void flush_held(mt_asgi_t *a) {
     /* Taken out first: a finalizer run by a Py_DECREF below may start another exchange. */
     AsgiRequestObject **held = a->held;
-    size_t n = a->nheld;
+    size_t n = a->nheld, cap = a->held_cap;
     a->held = NULL;
     a->nheld = a->held_cap = 0;
     for (size_t i = 0; i < n; i++) {
@@ -266,7 +266,7 @@ static void flush_held(mt_asgi_t *a) {
         Py_DECREF(held[i]);
     if (a->held == NULL) {
         a->held = held; /* keep the array for the next batch */
-        a->held_cap = n;
+        a->held_cap = cap;
     } else {
         PyMem_Free(held);
     }
