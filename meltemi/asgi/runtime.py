@@ -176,7 +176,7 @@ class Runtime:
             self._spawn(req)
         if requests:
             # Two or more requests began a batch: the responses they completed wait for this flush, to be
-            # written back to back (src/python/asgi.c, held responses). An eager task has run by now; a
+            # written back to back (src/python/asgi_loop.c, held responses). An eager task has run by now; a
             # scheduled one runs before this callback (call_soon keeps its order).
             if EAGER:
                 self._flush()

@@ -1,6 +1,8 @@
-/* Inside the ASGI bridge: the AsgiRequest object shared by its HTTP half
- * (asgi.c: the queue, the scope, the HTTP exchange) and its WebSocket half
- * (asgi_ws.c: accept, frames in and out, close). Not for other files.
+/* Inside the ASGI bridge: the AsgiRequest object shared by its files: the
+ * loop's side of the queue and the held responses (asgi_loop.c), the scope
+ * (asgi_scope.c), the HTTP exchange (asgi.c), the WebSocket half (asgi_ws.c:
+ * accept, frames in and out, close) and the API's async routes (asgi_api.c).
+ * Not for other files.
  *
  * Thread: an AsgiRequest and everything it points to are the loop thread's,
  * used with the GIL held (see asgi.c). */
@@ -63,6 +65,19 @@ void mt_asgi_ws_dispose(mt_asgi_t *a);
 
 /* asgi_ws_configure(worker, max_size, deflate): the worker's WebSocket options, before it starts. */
 PyObject *mt_asgi_ws_configure(PyObject *module, PyObject *args);
+
+/* What every scope of the worker shares (asgi_scope.c), made when its loop is
+ * enabled. 0, or -1 with an exception. */
+int mt_asgi_scope_setup(WorkerObject *w, mt_asgi_t *a);
+
+/* A new exchange for c with its scope (asgi_scope.c), or NULL with an exception
+ * (c then handed back, closed). GIL held. */
+PyObject *mt_asgi_request_new(WorkerObject *w, mt_conn_t *c);
+
+/* Ends the exchange (asgi.c): sends what is due and hands the connection back;
+ * the next pipelined request's AsgiRequest, or None. AsgiRequest.end() calls
+ * it, or the batch's flush when the response was held. */
+PyObject *mt_asgi_end_exchange(AsgiRequestObject *self, int failed);
 
 /* A new exchange for c (its scope not built), or NULL with an exception
  * (c then handed back, closed). GIL held. */

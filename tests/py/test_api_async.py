@@ -440,7 +440,7 @@ class AsyncEndpointsInTestCase(TestCase):
 
 def test_routes_in_one_batch_with_pipelined_requests(server):
     """The loop takes the requests that queued while a route blocked it in one batch; their responses are
-    held and written together (src/python/asgi.c), the pipelined second request of each connection is
+    held and written together (src/python/asgi_loop.c), the pipelined second request of each connection is
     found as the first's exchange ends and served after the batch."""
     blocker = block_the_loop(server, "/api/block?seconds=0.3")
     clients = [send(server, raw_get(f"/api/items/{i}") + raw_get(f"/api/items/{i}?limit=2")) for i in range(6)]

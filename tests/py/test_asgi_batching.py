@@ -1,4 +1,4 @@
-"""Held responses (write batching, src/python/asgi.c): the requests one wake-up of the loop brings run
+"""Held responses (write batching, src/python/asgi_loop.c): the requests one wake-up of the loop brings run
 one after another, and their complete small responses are written back to back when the batch ends.
 
 Each test makes a batch: a first request blocks the loop (time.sleep in the handler), the others arrive
