@@ -174,10 +174,11 @@ class Runtime:
                 _wake(fut)
         for req in requests:
             self._spawn(req)
-        if requests:
-            # Two or more requests began a batch: the responses they completed wait for this flush, to be
-            # written back to back (src/python/asgi_loop.c, held responses). An eager task has run by now; a
-            # scheduled one runs before this callback (call_soon keeps its order).
+        if len(requests) > 1:
+            # asgi_take began a batch (it does for two or more): the responses they completed wait for this
+            # flush, to be written back to back (src/python/asgi_loop.c, held responses). An eager task has run
+            # by now; a scheduled one runs before this callback (call_soon keeps its order). A lone request
+            # is written at once, with no flush to call.
             if EAGER:
                 self._flush()
             else:

@@ -54,7 +54,7 @@ typedef struct mt_asgi {
     bool api_only;
     struct mt_asgi_pending **pending;
     size_t npending, pending_cap;
-    /* Write batching (asgi.c, "held responses"): from an asgi_take that brought two or more requests
+    /* Write batching (asgi_loop.c, "held responses"): from an asgi_take that brought two or more requests
      * until asgi_flush (or batch_deadline_ns), a complete response that is still all in its exchange's
      * buffer is held there instead of written; the flush writes the held ones back to back. Loop
      * thread only, GIL held. `ready`: next pipelined requests found while flushing, for asgi_flush. */
